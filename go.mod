@@ -1,0 +1,13 @@
+module github.com/kivuli-go/kivuli
+
+go 1.26
+
+require (
+	github.com/aws/aws-sdk-go-v2 v1.48.0
+	github.com/hashicorp/go-retryablehttp v0.7.8
+)
+
+require (
+	github.com/aws/smithy-go v1.28.9 // indirect
+	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
+)

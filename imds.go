@@ -1,0 +1,483 @@
+package kivuli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// DefaultTokenTTL is the lifetime asked for an IMDSv2 session token: six
+// hours, the longest IMDS grants.
+const DefaultTokenTTL = 6 * time.Hour
+
+// DefaultBudget bounds one [IMDS.Retrieve] call whose context has no
+// deadline: all its requests, retries and backoff included. A deadline on the
+// caller's context replaces it.
+const DefaultBudget = 5 * time.Second
+
+const (
+	// IPv4Endpoint is the instance metadata service's IPv4 address.
+	IPv4Endpoint = "http://169.254.169.254"
+	// IPv6Endpoint is the instance metadata service's IPv6 address.
+	IPv6Endpoint = "http://[fd00:ec2::254]"
+
+	tokenPath    = "/latest/api/token"
+	rolesPath    = "/latest/meta-data/iam/security-credentials/"
+	ttlHeader    = "X-Aws-Ec2-Metadata-Token-Ttl-Seconds"
+	tokenHeader  = "X-Aws-Ec2-Metadata-Token"
+	maxBody      = 64 << 10
+	dialTimeout  = 250 * time.Millisecond
+	headerTimout = 500 * time.Millisecond
+
+	defaultMaxAttempts = 4
+	retryWaitMin       = 100 * time.Millisecond
+	retryWaitMax       = time.Second
+)
+
+// IMDS is an [aws.CredentialsProvider] that reads the instance role's
+// credentials from the EC2 Instance Metadata Service on every call to
+// Retrieve, without caching them: wrap it with [New] (the default source of
+// [New]) or [aws.NewCredentialsCache]. It caches only the IMDSv2 session
+// token.
+//
+// It asks for an IMDSv2 session token first, and falls back to IMDSv1 for
+// the current call only when the token request answers 403, 404 or 405 or
+// times out; AWS_EC2_METADATA_V1_DISABLED=true forbids the fallback. A 401
+// drops the token and the request is made once more with a new one. Requests
+// that fail with a 5xx or 429 status or a broken connection are retried with
+// jittered, capped backoff; requests that find nothing listening are not, so
+// that off EC2 Retrieve fails with [ErrNotOnEC2] in about a second.
+//
+// An IMDS is safe for concurrent use.
+type IMDS struct {
+	endpoint   string
+	role       string
+	noToken    bool
+	v1Disabled bool
+	disabled   bool
+	tokenTTL   time.Duration
+	client     *retryablehttp.Client
+
+	mu           sync.Mutex // guards token and tokenExpiry
+	token        string
+	tokenExpires time.Time
+}
+
+var _ aws.CredentialsProvider = (*IMDS)(nil)
+
+// ConfigError reports an option or environment variable that cannot be used.
+type ConfigError struct {
+	Setting string // the option or environment variable
+	Reason  string
+}
+
+// Error implements the error interface.
+func (e *ConfigError) Error() string {
+	return "kivuli: invalid " + e.Setting + ": " + e.Reason
+}
+
+// NewIMDS returns an IMDS credential provider configured by opts
+// ([WithRoleName], [WithEndpoint], [WithoutAPIToken], [WithTokenTTL],
+// [WithMaxAttempts], [WithHTTPClient]) and the environment variables
+// AWS_EC2_METADATA_DISABLED, AWS_EC2_METADATA_V1_DISABLED,
+// AWS_EC2_METADATA_SERVICE_ENDPOINT and AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE,
+// read once, here. It makes no request.
+func NewIMDS(opts ...Option) (*IMDS, error) {
+	return newIMDS(newConfig(opts))
+}
+
+func newIMDS(c config) (*IMDS, error) {
+	endpoint, err := resolveEndpoint(c.endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if c.tokenTTL < time.Second || c.tokenTTL > DefaultTokenTTL {
+		return nil, &ConfigError{"token TTL", fmt.Sprintf("%v is outside 1s..6h", c.tokenTTL)}
+	}
+	if c.maxAttempts < 1 {
+		return nil, &ConfigError{"max attempts", fmt.Sprintf("%d is less than 1", c.maxAttempts)}
+	}
+	p := &IMDS{
+		endpoint:   endpoint,
+		role:       c.role,
+		noToken:    c.noToken,
+		v1Disabled: envTrue("AWS_EC2_METADATA_V1_DISABLED"),
+		disabled:   envTrue("AWS_EC2_METADATA_DISABLED"),
+		tokenTTL:   c.tokenTTL.Truncate(time.Second),
+	}
+	p.client = &retryablehttp.Client{
+		HTTPClient:   imdsHTTPClient(c.httpClient),
+		RetryWaitMin: retryWaitMin,
+		RetryWaitMax: retryWaitMax,
+		RetryMax:     c.maxAttempts - 1,
+		CheckRetry:   checkIMDSRetry,
+		Backoff:      jitteredBackoff,
+		ErrorHandler: retryablehttp.PassthroughErrorHandler,
+	}
+	return p, nil
+}
+
+func envTrue(name string) bool { return strings.EqualFold(os.Getenv(name), "true") }
+
+func resolveEndpoint(explicit string) (string, error) {
+	setting, endpoint := "endpoint", explicit
+	if endpoint == "" {
+		setting, endpoint = "AWS_EC2_METADATA_SERVICE_ENDPOINT", os.Getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+	}
+	if endpoint == "" {
+		switch mode := os.Getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE"); {
+		case mode == "" || strings.EqualFold(mode, "IPv4"):
+			return IPv4Endpoint, nil
+		case strings.EqualFold(mode, "IPv6"):
+			return IPv6Endpoint, nil
+		default:
+			return "", &ConfigError{"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", fmt.Sprintf("%q is neither IPv4 nor IPv6", mode)}
+		}
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+		return "", &ConfigError{setting, fmt.Sprintf("%q is not an http(s)://host[:port] URL", endpoint)}
+	}
+	return strings.TrimSuffix(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), nil
+}
+
+// imdsHTTPClient returns the client for IMDS requests: never through a proxy,
+// never following a redirect (which would carry the session token along).
+func imdsHTTPClient(hc *http.Client) *http.Client {
+	var c http.Client
+	if hc != nil {
+		c = *hc
+	}
+	switch t := c.Transport.(type) {
+	case nil:
+		if hc != nil {
+			c.Transport = noProxy(http.DefaultTransport.(*http.Transport))
+			break
+		}
+		c.Transport = &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			ResponseHeaderTimeout: headerTimout,
+			MaxIdleConns:          2,
+			IdleConnTimeout:       90 * time.Second,
+		}
+	case *http.Transport:
+		c.Transport = noProxy(t)
+	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
+func noProxy(t *http.Transport) *http.Transport {
+	t = t.Clone()
+	t.Proxy = nil
+	return t
+}
+
+// String describes the provider without its session token.
+func (p *IMDS) String() string {
+	role := p.role
+	if role == "" {
+		role = "(discovered)"
+	}
+	return fmt.Sprintf("kivuli.IMDS{endpoint: %s, role: %s, IMDSv2: %t}", p.endpoint, role, !p.noToken)
+}
+
+// GoString is like String, so that %#v prints no session token.
+func (p *IMDS) GoString() string { return p.String() }
+
+// operation is the state of one Retrieve call, shared with the retry policy
+// through the request context.
+type operation struct {
+	answered bool // some response arrived: something is listening
+	v1       bool // this call fell back to IMDSv1
+	put      bool // the request in flight is the token PUT
+}
+
+type operationKey struct{}
+
+// Retrieve fetches the role's credentials: a session token (cached), the role
+// name (unless given with [WithRoleName]), then the credential document. The
+// context bounds everything; without a deadline [DefaultBudget] applies.
+func (p *IMDS) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	if p.disabled {
+		return aws.Credentials{}, ErrIMDSDisabled
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultBudget)
+		defer cancel()
+	}
+	op := &operation{}
+	ctx = context.WithValue(ctx, operationKey{}, op)
+
+	role := p.role
+	if role == "" {
+		body, err := p.get(ctx, op, "role", rolesPath)
+		if err != nil {
+			return aws.Credentials{}, err
+		}
+		role, _, _ = strings.Cut(string(body), "\n")
+		if role = strings.TrimSpace(role); role == "" {
+			return aws.Credentials{}, fmt.Errorf("%w: the role list is empty", ErrNoRole)
+		}
+	}
+	body, err := p.get(ctx, op, "credentials", rolesPath+url.PathEscape(role))
+	if err != nil {
+		return aws.Credentials{}, err
+	}
+	return parseDocument(role, body)
+}
+
+// get makes one GET request (with the retries of the client) and returns the
+// body of a 200 answer. A 401 drops the session token and the request is
+// made once more with a new one.
+func (p *IMDS) get(ctx context.Context, op *operation, what, path string) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		token, err := p.sessionToken(ctx, op)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := p.do(ctx, op, http.MethodGet, path, tokenHeader, token)
+		if err != nil {
+			return nil, p.transportError(ctx, op, what, err)
+		}
+		body, err := readBody(resp)
+		switch {
+		case resp.StatusCode == http.StatusUnauthorized && attempt == 0:
+			p.dropToken(token)
+			op.v1 = false // IMDSv2 is required after all: ask for a token again
+			continue
+		case resp.StatusCode == http.StatusOK && err != nil:
+			return nil, p.transportError(ctx, op, what, err)
+		case resp.StatusCode == http.StatusOK:
+			return body, nil
+		}
+		ierr := &IMDSError{Op: what, Path: path, StatusCode: resp.StatusCode, Body: truncate(body)}
+		if resp.StatusCode == http.StatusNotFound {
+			return nil, fmt.Errorf("%w: %w", ErrNoRole, ierr)
+		}
+		return nil, ierr
+	}
+}
+
+// sessionToken returns the IMDSv2 token to send, or "" to make an IMDSv1
+// request.
+func (p *IMDS) sessionToken(ctx context.Context, op *operation) (string, error) {
+	if p.noToken || op.v1 {
+		return "", nil
+	}
+	p.mu.Lock()
+	token, valid := p.token, time.Now().Before(p.tokenExpires)
+	p.mu.Unlock()
+	if token != "" && valid {
+		return token, nil
+	}
+
+	start := time.Now()
+	op.put = true
+	resp, err := p.do(ctx, op, http.MethodPut, tokenPath, ttlHeader, strconv.Itoa(int(p.tokenTTL/time.Second)))
+	op.put = false
+	if err != nil {
+		if ctx.Err() == nil && isTimeout(err) {
+			// A container with hop limit 1 drops the answer to the PUT.
+			return p.fallback(op, err)
+		}
+		return "", p.transportError(ctx, op, "token", err)
+	}
+	body, err := readBody(resp)
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if err != nil {
+			return "", p.transportError(ctx, op, "token", err)
+		}
+		token = strings.TrimSpace(string(body))
+		if token == "" {
+			return "", &IMDSError{Op: "token", Path: tokenPath, StatusCode: resp.StatusCode, Body: "(empty token)"}
+		}
+		// Keep a margin so that a token is never sent in its last moments.
+		margin := min(p.tokenTTL/10, time.Minute)
+		p.mu.Lock()
+		p.token, p.tokenExpires = token, start.Add(p.tokenTTL-margin)
+		p.mu.Unlock()
+		return token, nil
+	case http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed:
+		return p.fallback(op, &IMDSError{Op: "token", Path: tokenPath, StatusCode: resp.StatusCode, Body: truncate(body)})
+	}
+	return "", &IMDSError{Op: "token", Path: tokenPath, StatusCode: resp.StatusCode, Body: truncate(body)}
+}
+
+// fallback switches this call, and only this call, to IMDSv1.
+func (p *IMDS) fallback(op *operation, cause error) (string, error) {
+	if p.v1Disabled {
+		return "", fmt.Errorf("%w: %w", ErrIMDSv1Disabled, cause)
+	}
+	op.v1 = true
+	return "", nil
+}
+
+func (p *IMDS) dropToken(token string) {
+	p.mu.Lock()
+	if p.token == token {
+		p.token = ""
+	}
+	p.mu.Unlock()
+}
+
+func (p *IMDS) do(ctx context.Context, op *operation, method, path, header, value string) (*http.Response, error) {
+	req, err := retryablehttp.NewRequestWithContext(ctx, method, p.endpoint+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if value != "" {
+		req.Header.Set(header, value)
+	}
+	resp, err := p.client.Do(req)
+	if resp != nil {
+		op.answered = true
+	}
+	return resp, err
+}
+
+// transportError wraps a failed request: ErrNotOnEC2 when nothing has
+// answered during this call.
+func (p *IMDS) transportError(ctx context.Context, op *operation, what string, err error) error {
+	if ctx.Err() != nil && !op.answered {
+		return fmt.Errorf("%w (%s at %s): %w", ErrNotOnEC2, what, p.endpoint, ctx.Err())
+	}
+	if !op.answered {
+		return fmt.Errorf("%w (%s at %s): %w", ErrNotOnEC2, what, p.endpoint, err)
+	}
+	return fmt.Errorf("kivuli: IMDS %s request: %w", what, err)
+}
+
+// checkIMDSRetry retries 5xx (but 501), 429 and broken connections. It does
+// not retry a refused or timed-out dial, nor a timeout before anything has
+// answered, nor a timed-out token PUT: those mean IMDS is not there (or
+// drops the PUT's answer), and waiting longer only delays the answer.
+func checkIMDSRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	op, _ := ctx.Value(operationKey{}).(*operation)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			return false, nil
+		}
+		if isTimeout(err) && (op == nil || !op.answered || op.put) {
+			return false, nil
+		}
+		return true, nil
+	}
+	if op != nil {
+		op.answered = true
+	}
+	return resp.StatusCode == http.StatusTooManyRequests ||
+		resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented, nil
+}
+
+// jitteredBackoff waits a random time between half and all of
+// min(max, min·2^attempt), or what a 429 or 503 answer's Retry-After asks,
+// capped at max.
+func jitteredBackoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+			return min(time.Duration(s)*time.Second, maxWait)
+		}
+	}
+	d := maxWait
+	if attempt < 30 {
+		d = min(maxWait, minWait<<attempt)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func readBody(resp *http.Response) ([]byte, error) {
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return b, err
+	}
+	if len(b) > maxBody {
+		return b[:maxBody], &DocumentError{Reason: "response larger than 64 KiB"}
+	}
+	return b, nil
+}
+
+func truncate(b []byte) string {
+	if len(b) > maxErrorBody {
+		b = b[:maxErrorBody]
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// document is the JSON credential document served by IMDS.
+type document struct {
+	Code            string
+	Message         string
+	AccessKeyID     string `json:"AccessKeyId"`
+	SecretAccessKey string
+	Token           string
+	Expiration      string
+}
+
+// parseDocument validates a credential document. Its errors never quote the
+// document.
+func parseDocument(role string, body []byte) (aws.Credentials, error) {
+	var d document
+	if err := json.Unmarshal(body, &d); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return aws.Credentials{}, &DocumentError{Reason: fmt.Sprintf("not JSON (syntax error at offset %d)", se.Offset)}
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return aws.Credentials{}, &DocumentError{Reason: fmt.Sprintf("field %s is a JSON %s, not a %s", te.Field, te.Value, te.Type)}
+		}
+		return aws.Credentials{}, &DocumentError{Reason: "not a JSON object"}
+	}
+	if d.Code != "Success" {
+		if d.Code == "" {
+			return aws.Credentials{}, &DocumentError{Reason: "missing Code"}
+		}
+		return aws.Credentials{}, &CredentialsError{Role: role, Code: d.Code, Message: d.Message}
+	}
+	for _, f := range [...]struct{ name, value string }{
+		{"AccessKeyId", d.AccessKeyID}, {"SecretAccessKey", d.SecretAccessKey}, {"Token", d.Token}, {"Expiration", d.Expiration},
+	} {
+		if f.value == "" {
+			return aws.Credentials{}, &DocumentError{Reason: "missing " + f.name}
+		}
+	}
+	exp, err := time.Parse(time.RFC3339, d.Expiration)
+	if err != nil {
+		return aws.Credentials{}, &DocumentError{Reason: "Expiration is not an RFC 3339 time"}
+	}
+	return aws.Credentials{
+		AccessKeyID:     d.AccessKeyID,
+		SecretAccessKey: d.SecretAccessKey,
+		SessionToken:    d.Token,
+		Source:          "kivuli.IMDS",
+		CanExpire:       true,
+		Expires:         exp,
+	}, nil
+}

@@ -1,0 +1,152 @@
+package kivuli
+
+import (
+	"maps"
+	"time"
+)
+
+// TokenPlacement says where the session token goes on a signed request.
+type TokenPlacement int
+
+const (
+	// TokenHeader sends the token as the X-Amz-Security-Token header,
+	// included in the signature. Most services want this.
+	TokenHeader TokenPlacement = iota
+	// TokenHeaderUnsigned sends the X-Amz-Security-Token header, added
+	// after signing.
+	TokenHeaderUnsigned
+	// TokenQuery sends the token as the X-Amz-Security-Token query
+	// parameter, included in the signature (presigned WebSocket URLs of
+	// Transcribe, MSK IAM authentication).
+	TokenQuery
+	// TokenQueryUnsigned appends the X-Amz-Security-Token query parameter
+	// after X-Amz-Signature, outside the signature (IoT Core MQTT over
+	// WebSocket).
+	TokenQueryUnsigned
+)
+
+// String returns the placement's name, e.g. "header (signed)".
+func (p TokenPlacement) String() string {
+	switch p {
+	case TokenHeader:
+		return "header (signed)"
+	case TokenHeaderUnsigned:
+		return "header (unsigned)"
+	case TokenQuery:
+		return "query (signed)"
+	case TokenQueryUnsigned:
+		return "query (unsigned)"
+	}
+	return "TokenPlacement(?)"
+}
+
+// PayloadMode says how the request body enters the signature.
+type PayloadMode int
+
+const (
+	// PayloadHash signs the hex SHA-256 of the body.
+	PayloadHash PayloadMode = iota
+	// PayloadHashHeader signs the hex SHA-256 of the body and also sends it
+	// as the X-Amz-Content-Sha256 header (S3, OpenSearch Service; required by
+	// OpenSearch Serverless).
+	PayloadHashHeader
+	// PayloadUnsigned signs UNSIGNED-PAYLOAD instead of a hash, and sends it
+	// as the X-Amz-Content-Sha256 header: the body is never read to sign it.
+	// Only S3 accepts it.
+	PayloadUnsigned
+)
+
+// SignMode says where the signature goes.
+type SignMode int
+
+const (
+	// SignHeader puts the signature in the Authorization header.
+	SignHeader SignMode = iota
+	// SignQuery presigns: the signature goes in the query
+	// (X-Amz-Signature), as WebSocket handshakes need.
+	SignQuery
+	// SignQueryWebSocket presigns WebSocket handshakes (ws:// and wss://
+	// URLs, or an Upgrade: websocket header) and signs other requests in
+	// the Authorization header.
+	SignQueryWebSocket
+)
+
+// A Policy says how requests to one service are signed.
+// The zero Policy is the default: token in a signed header, body hashed,
+// path normalised and escaped twice, signature in the Authorization header.
+type Policy struct {
+	Token   TokenPlacement
+	Payload PayloadMode
+	// UnsignedStreaming sends a body that can be read only once (it has no
+	// GetBody and is not an io.Seeker) as UNSIGNED-PAYLOAD rather than
+	// buffering it to hash it. Only for services that accept
+	// UNSIGNED-PAYLOAD (S3).
+	UnsignedStreaming bool
+	// EscapePathOnce signs the path escaped once rather than twice, as S3
+	// wants; the path sent is rewritten to its strict escaped form so that
+	// both agree.
+	EscapePathOnce bool
+	// KeepDotSegments signs the path as sent, without removing "." and ".."
+	// segments and repeated slashes, as S3 wants.
+	KeepDotSegments bool
+	Sign            SignMode
+	// Expires is how long a presigned request stays valid; zero means
+	// [DefaultPresignExpiry].
+	Expires time.Duration
+}
+
+// DefaultPresignExpiry is how long a presigned request stays valid unless
+// the policy or the caller says otherwise.
+const DefaultPresignExpiry = 5 * time.Minute
+
+// DefaultService is the key of the row used for services that have none.
+const DefaultService = "default"
+
+// Policies maps signing service names (such as "s3" or "es") to the policy
+// of their requests. The row [DefaultService] applies to services that have
+// no row.
+type Policies map[string]Policy
+
+var builtinPolicies = Policies{
+	DefaultService:     {},
+	"es":               {Payload: PayloadHashHeader},
+	"aoss":             {Payload: PayloadHashHeader},
+	"s3":               {Payload: PayloadHashHeader, UnsignedStreaming: true, EscapePathOnce: true, KeepDotSegments: true},
+	"s3-object-lambda": {Payload: PayloadHashHeader, UnsignedStreaming: true, EscapePathOnce: true, KeepDotSegments: true},
+	"iotdevicegateway": {Token: TokenQueryUnsigned, Sign: SignQuery},
+	"transcribe":       {Token: TokenQuery, Sign: SignQueryWebSocket},
+	"kafka-cluster":    {Token: TokenQuery, Sign: SignQuery, Expires: 15 * time.Minute},
+	"neptune-db":       {},
+	"execute-api":      {},
+}
+
+// DefaultPolicies returns a copy of the built-in table, to change or extend
+// and set as [Transport.Policies]:
+//
+//	service           token              payload                       path          signature
+//	default           header, signed     SHA-256                       normalised,   header
+//	                                                                   escaped twice
+//	es, aoss          header, signed     SHA-256 + X-Amz-Content-Sha256
+//	s3                header, signed     SHA-256 + X-Amz-Content-Sha256 as sent,      header
+//	                                     (UNSIGNED-PAYLOAD for one-     escaped once
+//	                                     shot bodies)
+//	iotdevicegateway  query, unsigned    SHA-256 ("")                                 query
+//	transcribe        query, signed      SHA-256 ("")                                 query for WebSockets
+//	kafka-cluster     query, signed      SHA-256 ("")                                 query, 15 min
+//	neptune-db, execute-api: default
+func DefaultPolicies() Policies { return maps.Clone(builtinPolicies) }
+
+// lookup returns the row for service: the table's own, else the built-in
+// one, else the table's default row, else the built-in default.
+func (p Policies) lookup(service string) Policy {
+	if pol, ok := p[service]; ok {
+		return pol
+	}
+	if pol, ok := builtinPolicies[service]; ok {
+		return pol
+	}
+	if pol, ok := p[DefaultService]; ok {
+		return pol
+	}
+	return builtinPolicies[DefaultService]
+}

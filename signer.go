@@ -1,0 +1,355 @@
+package kivuli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/smithy-go/logging"
+)
+
+const (
+	// EmptyPayloadHash is the hex SHA-256 of an empty body.
+	EmptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	// UnsignedPayload stands for the body hash where a service accepts an
+	// unsigned body.
+	UnsignedPayload = "UNSIGNED-PAYLOAD"
+
+	headerAuthorization = "Authorization"
+	headerDate          = "X-Amz-Date"
+	headerToken         = "X-Amz-Security-Token"
+	headerContentSHA256 = "X-Amz-Content-Sha256"
+	queryToken          = "X-Amz-Security-Token"
+)
+
+// sdkSigner is shared by every Transport: it caches derived signing keys by
+// access key, date, region and service.
+var sdkSigner = v4.NewSigner()
+
+// The token is always placed by this package, never by the SDK signer.
+// These are plain functions so that passing them allocates nothing.
+func signerOptions(o *v4.SignerOptions)     { o.DisableSessionToken = true }
+func signerOptionsOnce(o *v4.SignerOptions) { o.DisableSessionToken = true; o.DisableURIPathEscaping = true }
+
+// signing is what one signature needs besides the request.
+type signing struct {
+	creds       aws.Credentials
+	service     string
+	region      string
+	policy      Policy
+	payloadHash string
+	time        time.Time
+	presign     bool
+	expires     time.Duration // of a presigned request
+	logger      *slog.Logger  // nil: no debug log
+}
+
+// sign signs r in place per s: it removes stale signing headers and query
+// parameters, places the token and the payload hash header as the policy
+// says, and adds the Authorization header, or for presigning the signature
+// query parameters.
+func sign(ctx context.Context, r *http.Request, s *signing) error {
+	h := r.Header
+	h.Del(headerAuthorization)
+	h.Del(headerDate)
+	h.Del(headerToken)
+	h.Del(headerContentSHA256)
+	if strings.Contains(r.URL.RawQuery, "X-Amz-") {
+		r.URL.RawQuery = stripAuthQuery(r.URL.RawQuery)
+	}
+	if !validQuery(r.URL.RawQuery) {
+		return &RequestError{Reason: "the query is not valid percent-encoding (or uses ';' as a separator), so it cannot be signed as the service will read it"}
+	}
+
+	pol := s.policy
+	if pol.EscapePathOnce {
+		s3CanonicalisePath(r.URL)
+	}
+	path := uriPath(r.URL)
+	signPath := path
+	if !pol.KeepDotSegments {
+		signPath = normalizePath(path)
+	}
+
+	token := s.creds.SessionToken
+	place := pol.Token
+	if s.presign {
+		// A URL carries no headers: the header placements mean the query.
+		switch place {
+		case TokenHeader:
+			place = TokenQuery
+		case TokenHeaderUnsigned:
+			place = TokenQueryUnsigned
+		}
+	}
+	if token != "" {
+		switch place {
+		case TokenHeader:
+			h[headerToken] = []string{token}
+		case TokenQuery:
+			r.URL.RawQuery = appendQuery(r.URL.RawQuery, queryToken, token)
+		}
+	}
+	if !s.presign && (pol.Payload != PayloadHash || s.payloadHash == UnsignedPayload) {
+		h[headerContentSHA256] = []string{s.payloadHash}
+	}
+	if s.presign {
+		expires := s.expires
+		if expires <= 0 {
+			expires = DefaultPresignExpiry
+		}
+		r.URL.RawQuery = appendQuery(r.URL.RawQuery, "X-Amz-Expires", strconv.FormatInt(int64(expires/time.Second), 10))
+	}
+
+	// The SDK signer reads the path from the request's URL: when the signed
+	// path differs from the one sent (normalised), sign a copy.
+	sr := r
+	if signPath != path {
+		u := *r.URL
+		u.Opaque, u.RawPath = signPath, ""
+		c := *r
+		c.URL = &u
+		sr = &c
+	}
+	opt := signerOptions
+	if pol.EscapePathOnce {
+		opt = signerOptionsOnce
+	}
+	var capture *captureLogger
+	optFns := []func(*v4.SignerOptions){opt}
+	if s.logger != nil && s.logger.Enabled(ctx, slog.LevelDebug) {
+		capture = &captureLogger{}
+		optFns = append(optFns, func(o *v4.SignerOptions) { o.LogSigning, o.Logger = true, capture })
+	}
+
+	creds := s.creds
+	if s.presign {
+		signed, _, err := sdkSigner.PresignHTTP(ctx, creds, sr, s.payloadHash, s.service, s.region, s.time, optFns...)
+		if err != nil {
+			return fmt.Errorf("kivuli: presigning: %w", err)
+		}
+		_, q, _ := strings.Cut(signed, "?")
+		r.URL.RawQuery = q
+	} else {
+		if err := sdkSigner.SignHTTP(ctx, creds, sr, s.payloadHash, s.service, s.region, s.time, optFns...); err != nil {
+			return fmt.Errorf("kivuli: signing: %w", err)
+		}
+		if sr != r {
+			r.URL.RawQuery, r.Host = sr.URL.RawQuery, sr.Host
+		}
+	}
+
+	if token != "" {
+		switch place {
+		case TokenHeaderUnsigned:
+			h[headerToken] = []string{token}
+		case TokenQueryUnsigned:
+			r.URL.RawQuery = appendQuery(r.URL.RawQuery, queryToken, token)
+		}
+	}
+	if capture != nil {
+		capture.log(ctx, s, r, token)
+	}
+	return nil
+}
+
+// RequestError reports a request that cannot be signed as it is.
+type RequestError struct {
+	Reason string
+}
+
+// Error implements the error interface.
+func (e *RequestError) Error() string { return "kivuli: cannot sign request: " + e.Reason }
+
+// uriPath returns the escaped path the SDK signer signs and net/http sends:
+// from URL.Opaque when set, else URL.EscapedPath.
+func uriPath(u *url.URL) string {
+	p := u.EscapedPath()
+	if u.Opaque != "" {
+		p, _, _ = strings.Cut(u.Opaque, "?")
+		p = strings.TrimPrefix(p, "//")
+		if i := strings.IndexByte(p, '/'); i >= 0 {
+			p = p[i:]
+		} else {
+			p = ""
+		}
+	}
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+// normalizePath removes "." and ".." segments and empty segments (repeated
+// slashes) from an escaped path, as AWS services other than S3 do before
+// computing the signature. A trailing slash is kept.
+func normalizePath(p string) string {
+	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return p
+	}
+	segs := strings.Split(p, "/")
+	out := make([]string, 0, len(segs))
+	for _, s := range segs {
+		switch s {
+		case "", ".":
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, s)
+		}
+	}
+	n := "/" + strings.Join(out, "/")
+	last := segs[len(segs)-1]
+	if len(out) > 0 && (last == "" || last == "." || last == "..") {
+		n += "/"
+	}
+	return n
+}
+
+// s3CanonicalisePath rewrites the path of u to its strict escaped form:
+// every byte but the unreserved ones escaped, '/' kept as a separator (and
+// an escaped "%2F" kept escaped). S3 signs the path escaped exactly once;
+// sending the strict form makes the path sent and the path signed agree
+// whatever S3 does with it.
+func s3CanonicalisePath(u *url.URL) {
+	p := uriPath(u)
+	strict := strictEscapePath(p)
+	if strict == p {
+		return
+	}
+	u.RawPath = strict
+	if u.Opaque != "" || u.EscapedPath() != strict {
+		u.Opaque = strict
+	}
+}
+
+func strictEscapePath(p string) string {
+	clean := true
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c != '/' && !unreserved(c) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return p
+	}
+	var b strings.Builder
+	b.Grow(len(p) + 16)
+	for i, seg := range strings.Split(p, "/") {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		dec, err := url.PathUnescape(seg)
+		if err != nil {
+			dec = seg
+		}
+		for j := 0; j < len(dec); j++ {
+			if c := dec[j]; unreserved(c) {
+				b.WriteByte(c)
+			} else {
+				b.WriteByte('%')
+				b.WriteByte(upperhex[c>>4])
+				b.WriteByte(upperhex[c&15])
+			}
+		}
+	}
+	return b.String()
+}
+
+const upperhex = "0123456789ABCDEF"
+
+func unreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '_' || c == '.' || c == '~'
+}
+
+// validQuery reports whether raw parses as net/url and AWS parse it: every
+// '%' starts a valid escape, and no ';' separates parameters.
+func validQuery(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
+		case ';':
+			return false
+		case '%':
+			if i+2 >= len(raw) || !ishex(raw[i+1]) || !ishex(raw[i+2]) {
+				return false
+			}
+			i += 2
+		}
+	}
+	return true
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// stripAuthQuery removes the parameters of an earlier presignature.
+func stripAuthQuery(raw string) string {
+	var kept []string
+	for kv := range strings.SplitSeq(raw, "&") {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+			"X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token":
+			continue
+		}
+		kept = append(kept, kv)
+	}
+	return strings.Join(kept, "&")
+}
+
+func appendQuery(raw, key, value string) string {
+	kv := key + "=" + queryEscape(value)
+	if raw == "" {
+		return kv
+	}
+	return raw + "&" + kv
+}
+
+// queryEscape escapes as SigV4 wants: a space is %20, not '+'.
+func queryEscape(s string) string {
+	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
+}
+
+// captureLogger receives the SDK signer's debug message.
+type captureLogger struct{ msg string }
+
+func (c *captureLogger) Logf(_ logging.Classification, format string, v ...any) {
+	c.msg = fmt.Sprintf(format, v...)
+}
+
+// log writes the canonical request and the string to sign at debug level,
+// with the session token replaced by REDACTED. The signed URL of a
+// presignature, which carries the signature, is left out.
+func (c *captureLogger) log(ctx context.Context, s *signing, r *http.Request, token string) {
+	const (
+		canonMark = "---[ CANONICAL STRING  ]-----------------------------\n"
+		stsMark   = "\n---[ STRING TO SIGN ]--------------------------------\n"
+	)
+	_, rest, _ := strings.Cut(c.msg, canonMark)
+	canon, rest, _ := strings.Cut(rest, stsMark)
+	sts, _, _ := strings.Cut(rest, "\n---")
+	if token != "" {
+		canon = strings.ReplaceAll(canon, token, "REDACTED")
+		canon = strings.ReplaceAll(canon, queryEscape(token), "REDACTED")
+	}
+	s.logger.LogAttrs(ctx, slog.LevelDebug, "kivuli: signed request",
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("service", s.service),
+		slog.String("region", s.region),
+		slog.Bool("presigned", s.presign),
+		slog.String("canonical_request", canon),
+		slog.String("string_to_sign", sts))
+}

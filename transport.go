@@ -1,0 +1,434 @@
+package kivuli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// DefaultMaxBufferedBody is how much of a body that can be read only once
+// is buffered to hash it, unless [Transport.MaxBufferedBody] says otherwise.
+const DefaultMaxBufferedBody = 16 << 20
+
+// Transport is an [http.RoundTripper] that signs each request with AWS
+// Signature Version 4, using the credentials of Credentials, before passing
+// it to Base. Where the session token and the body hash go, and how the
+// path is escaped, is decided per service by Policies.
+//
+//	client := &http.Client{Transport: &kivuli.Transport{Credentials: creds}}
+//
+// It never modifies the caller's request; it signs a clone, afresh on every
+// attempt. A body is hashed without being held in memory when the request
+// has GetBody (as [http.NewRequest] sets for bytes, strings and buffers) or
+// its body is an [io.Seeker]; another body is buffered once, up to
+// MaxBufferedBody, unless the service accepts UNSIGNED-PAYLOAD.
+//
+// Requests go only to AWS endpoints and to AllowedHosts: the credentials
+// never follow a redirect elsewhere.
+//
+// When a service answers that the token has expired, Transport invalidates
+// the credentials (if they have an Invalidate method, as [*Credentials] and
+// [aws.CredentialsCache] do) so that the next request gets new ones; when
+// it answers that the clock is skewed, Transport corrects its clock from the
+// answer's Date header. [NewRetryingClient] also retries such requests.
+//
+// A Transport is safe for concurrent use, and must not be copied after
+// first use.
+type Transport struct {
+	// Credentials signs the requests. Required.
+	Credentials aws.CredentialsProvider
+	// Service is the signing name, e.g. "es", "s3", "execute-api". If
+	// empty, it is inferred from the host (search-x.eu-west-2.es.amazonaws.com
+	// is "es").
+	Service string
+	// Region is the signing region, e.g. "eu-west-2". If empty, it is
+	// inferred from the host.
+	Region string
+	// Base sends the signed requests. If nil, http.DefaultTransport is used.
+	Base http.RoundTripper
+	// Policies overrides and extends the built-in per-service policies
+	// ([DefaultPolicies]). If nil, the built-in ones are used.
+	Policies Policies
+	// AllowedHosts lists the hosts, besides AWS endpoints, to which signed
+	// requests may go: a host name ("search.example.com"), a host and port
+	// ("127.0.0.1:9200"), or a wildcard for subdomains ("*.example.com").
+	AllowedHosts []string
+	// MaxBufferedBody bounds the bytes buffered to hash a body that can be
+	// read only once. If zero, [DefaultMaxBufferedBody] is used; if
+	// negative, such bodies are refused unless the service accepts
+	// UNSIGNED-PAYLOAD.
+	MaxBufferedBody int64
+	// Logger, if set and enabled at debug level, receives the canonical
+	// request and the string to sign of every request, with the session
+	// token redacted, as awscurl -v shows them.
+	Logger *slog.Logger
+
+	skew  atomic.Int64                // nanoseconds to add to the local clock
+	scope atomic.Pointer[cachedScope] // the last host's inferred scope
+}
+
+type cachedScope struct{ host, service, region string }
+
+var (
+	// ErrHostNotAllowed is returned (wrapped) for a request to a host that
+	// is neither an AWS endpoint nor in [Transport.AllowedHosts].
+	ErrHostNotAllowed = errors.New("kivuli: host not allowed to receive signed requests")
+	// ErrUnknownScope is returned (wrapped) when the signing service or
+	// region is not set and the host does not tell it.
+	ErrUnknownScope = errors.New("kivuli: cannot tell the signing service or region")
+	// ErrBodyTooLarge is returned (wrapped) when a body that can be read
+	// only once is larger than [Transport.MaxBufferedBody].
+	ErrBodyTooLarge = errors.New("kivuli: request body too large to buffer for signing")
+	// ErrNoCredentials is returned by a Transport whose Credentials is nil.
+	ErrNoCredentials = errors.New("kivuli: Transport.Credentials is nil")
+)
+
+// RoundTrip signs a clone of req and sends it with Base.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	out, creds, err := t.prepare(req, false, 0)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := t.base().RoundTrip(out)
+	if err == nil && (resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+		t.inspect(req.Context(), resp, creds)
+	}
+	return resp, err
+}
+
+// Presign returns req's URL signed in its query, as WebSocket handshakes
+// (IoT Core, Transcribe streaming, Neptune) and shared links need. The
+// token goes where the service's policy says (a header placement means the
+// query). expires is how long the URL stays valid; zero means the policy's
+// Expires, else [DefaultPresignExpiry]. Presign does not send anything and
+// does not close req.Body.
+func (t *Transport) Presign(req *http.Request, expires time.Duration) (string, error) {
+	r := req.Clone(req.Context())
+	r.Body, r.GetBody, r.ContentLength = nil, nil, 0
+	out, _, err := t.prepare(r, true, expires)
+	if err != nil {
+		return "", err
+	}
+	return out.URL.String(), nil
+}
+
+// prepare returns the signed clone of req. On error it has closed req.Body.
+func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.Duration) (out *http.Request, creds aws.Credentials, err error) {
+	bodyOwned := true // req.Body is still ours to close on error
+	defer func() {
+		if err != nil && bodyOwned && req.Body != nil {
+			req.Body.Close()
+		}
+	}()
+	if req.URL == nil {
+		return nil, creds, &RequestError{Reason: "nil URL"}
+	}
+	if t.Credentials == nil {
+		return nil, creds, ErrNoCredentials
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	hn := hostname(host)
+	if !t.allowed(hn, host) {
+		return nil, creds, fmt.Errorf("%w: %q (add it to Transport.AllowedHosts)", ErrHostNotAllowed, host)
+	}
+	service, region, err := t.resolveScope(hn, req.URL.Path)
+	if err != nil {
+		return nil, creds, err
+	}
+	pol := t.Policies.lookup(service)
+	presign := forcePresign || pol.Sign == SignQuery || pol.Sign == SignQueryWebSocket && isWebSocket(req)
+	if expires == 0 {
+		expires = pol.Expires
+	}
+
+	creds, err = t.Credentials.Retrieve(req.Context())
+	if err != nil {
+		return nil, creds, fmt.Errorf("kivuli: retrieving credentials: %w", err)
+	}
+
+	out = req.Clone(req.Context())
+	hash, consumed, err := t.payload(out, pol, presign)
+	bodyOwned = !consumed
+	if err != nil {
+		return nil, creds, err
+	}
+	err = sign(req.Context(), out, &signing{
+		creds:       creds,
+		service:     service,
+		region:      region,
+		policy:      pol,
+		payloadHash: hash,
+		time:        t.now(),
+		presign:     presign,
+		expires:     expires,
+		logger:      t.Logger,
+	})
+	if err != nil {
+		return nil, creds, err
+	}
+	return out, creds, nil
+}
+
+func (t *Transport) base() http.RoundTripper {
+	if t.Base != nil {
+		return t.Base
+	}
+	return http.DefaultTransport
+}
+
+func (t *Transport) now() time.Time {
+	return time.Now().Add(time.Duration(t.skew.Load()))
+}
+
+// allowed reports whether signed requests may go to host (hn is its lower
+// case name without port).
+func (t *Transport) allowed(hn, host string) bool {
+	if splitAWSHostOK(hn) {
+		return true
+	}
+	for _, a := range t.AllowedHosts {
+		if w, ok := strings.CutPrefix(a, "*."); ok {
+			if strings.HasSuffix(hn, "."+strings.ToLower(w)) {
+				return true
+			}
+		} else if strings.EqualFold(a, hn) || strings.EqualFold(a, host) {
+			return true
+		}
+	}
+	return false
+}
+
+func splitAWSHostOK(hn string) bool {
+	for _, d := range awsDomains {
+		if len(hn) > len(d) && strings.HasSuffix(hn, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveScope returns the signing service and region: the fields when
+// set, else inferred from the host.
+func (t *Transport) resolveScope(hn, path string) (service, region string, err error) {
+	service, region = t.Service, t.Region
+	if service != "" && region != "" {
+		return service, region, nil
+	}
+	var isvc, iregion string
+	if c := t.scope.Load(); c != nil && c.host == hn {
+		isvc, iregion = c.service, c.region
+	} else {
+		isvc, iregion = inferScope(hn, path)
+		if !strings.HasPrefix(isvc, "iot") { // iot's depends on the path
+			t.scope.Store(&cachedScope{hn, isvc, iregion})
+		}
+	}
+	if service == "" {
+		service = isvc
+	}
+	if region == "" {
+		region = iregion
+	}
+	switch {
+	case service == "":
+		return "", "", fmt.Errorf("%w: host %q does not name the service: set Transport.Service", ErrUnknownScope, hn)
+	case region == "":
+		return "", "", fmt.Errorf("%w: host %q does not name the region: set Transport.Region", ErrUnknownScope, hn)
+	}
+	return service, region, nil
+}
+
+func isWebSocket(r *http.Request) bool {
+	return r.URL.Scheme == "ws" || r.URL.Scheme == "wss" || strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}
+
+// payload returns the payload hash of r (a clone the caller owns) and, when
+// the body had to be buffered, replaces r's body with the buffer; consumed
+// reports that it then closed the original body.
+func (t *Transport) payload(r *http.Request, pol Policy, presign bool) (hash string, consumed bool, err error) {
+	unsignedOK := pol.Payload == PayloadUnsigned || pol.UnsignedStreaming
+	switch {
+	case pol.Payload == PayloadUnsigned, presign && unsignedOK:
+		return UnsignedPayload, false, nil
+	case r.Body == nil || r.Body == http.NoBody:
+		if r.ContentLength > 0 {
+			return "", false, &RequestError{Reason: fmt.Sprintf("ContentLength is %d but Body is nil", r.ContentLength)}
+		}
+		return EmptyPayloadHash, false, nil
+	case r.GetBody != nil:
+		body, err := r.GetBody()
+		if err != nil {
+			return "", false, fmt.Errorf("kivuli: GetBody: %w", err)
+		}
+		n, hash, err := hashReader(body)
+		body.Close()
+		if err != nil {
+			return "", false, fmt.Errorf("kivuli: reading the body from GetBody: %w", err)
+		}
+		return hash, false, checkLength(r, n)
+	}
+	if s, ok := r.Body.(io.Seeker); ok {
+		start, err := s.Seek(0, io.SeekCurrent)
+		if err == nil {
+			n, hash, err := hashReader(r.Body)
+			if err == nil {
+				_, err = s.Seek(start, io.SeekStart)
+			}
+			if err != nil {
+				return "", false, fmt.Errorf("kivuli: hashing a seekable body: %w", err)
+			}
+			return hash, false, checkLength(r, n)
+		}
+	}
+	if pol.UnsignedStreaming {
+		return UnsignedPayload, false, nil
+	}
+	limit := t.MaxBufferedBody
+	if limit == 0 {
+		limit = DefaultMaxBufferedBody
+	}
+	if limit < 0 || r.ContentLength > limit {
+		return "", false, fmt.Errorf("%w: it can be read only once (no GetBody, not an io.Seeker) and is over the limit of %d bytes (Transport.MaxBufferedBody)", ErrBodyTooLarge, max(limit, 0))
+	}
+	orig := r.Body
+	buf, err := io.ReadAll(io.LimitReader(orig, limit+1))
+	orig.Close()
+	if err != nil {
+		return "", true, fmt.Errorf("kivuli: reading the body: %w", err)
+	}
+	if int64(len(buf)) > limit {
+		return "", true, fmt.Errorf("%w: it can be read only once (no GetBody, not an io.Seeker) and is over the limit of %d bytes (Transport.MaxBufferedBody)", ErrBodyTooLarge, limit)
+	}
+	if r.ContentLength > 0 && int64(len(buf)) != r.ContentLength {
+		return "", true, &RequestError{Reason: fmt.Sprintf("ContentLength is %d but the body has %d bytes", r.ContentLength, len(buf))}
+	}
+	// The buffer becomes the body and is never reused: net/http may read it
+	// after RoundTrip returns (golang/go#51907).
+	r.ContentLength = int64(len(buf))
+	r.Body = http.NoBody
+	r.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+	if len(buf) > 0 {
+		r.Body = io.NopCloser(bytes.NewReader(buf))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	}
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:]), true, nil
+}
+
+// checkLength reconciles ContentLength with the n bytes hashed: a known
+// length must match, an unknown one becomes n, so that a body of known
+// length is never sent chunked.
+func checkLength(r *http.Request, n int64) error {
+	switch {
+	case r.ContentLength > 0 && r.ContentLength != n:
+		return &RequestError{Reason: fmt.Sprintf("ContentLength is %d but the body has %d bytes", r.ContentLength, n)}
+	case r.ContentLength <= 0 && n > 0:
+		r.ContentLength = n
+	case n == 0:
+		r.ContentLength = 0
+	}
+	return nil
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// hashReader returns the length and hex SHA-256 of what r yields. The copy
+// buffer it may use is scratch space that never leaves this function, so it
+// is pooled; body buffers never are.
+func hashReader(r io.Reader) (int64, string, error) {
+	h := sha256.New()
+	bp := copyBufs.Get().(*[]byte)
+	n, err := io.CopyBuffer(h, r, *bp)
+	copyBufs.Put(bp)
+	if err != nil {
+		return n, "", err
+	}
+	var sum [sha256.Size]byte
+	return n, hex.EncodeToString(h.Sum(sum[:0])), nil
+}
+
+// inspect looks at an error answer: an expired token invalidates the
+// credentials used (unless they were replaced meanwhile); a skewed clock
+// corrects the transport's clock from the answer's Date. The body is read
+// in part and put back.
+func (t *Transport) inspect(ctx context.Context, resp *http.Response, used aws.Credentials) {
+	const peekMax = 16 << 10
+	peek, err := io.ReadAll(io.LimitReader(resp.Body, peekMax))
+	rest := resp.Body
+	resp.Body = readCloser{io.MultiReader(bytes.NewReader(peek), rest), rest}
+	if err != nil {
+		return
+	}
+	text := resp.Header.Get("X-Amzn-Errortype") + " " + string(peek)
+	st, _ := ctx.Value(attemptKey{}).(*attemptState)
+	switch {
+	case containsAny(text, expiredTokenCodes):
+		if inv, ok := t.Credentials.(interface{ Invalidate() }); ok {
+			cur, err := t.Credentials.Retrieve(ctx)
+			if err == nil && cur.AccessKeyID == used.AccessKeyID && cur.SessionToken == used.SessionToken {
+				inv.Invalidate()
+			}
+		}
+		if st != nil {
+			st.expiredToken = true
+		}
+	case containsAny(text, throttleCodes):
+		if st != nil {
+			st.throttled = true
+		}
+	case containsAny(text, skewCodes):
+		if date, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+			t.skew.Store(int64(time.Until(date)))
+			if st != nil {
+				st.skewed = true
+			}
+		}
+	}
+}
+
+var (
+	expiredTokenCodes = []string{"ExpiredToken", "TokenRefreshRequired", "security token included in the request is expired"}
+	skewCodes         = []string{"RequestTimeTooSkewed", "RequestExpired", "RequestInTheFuture", "Signature expired", "Signature not yet current"}
+)
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// attemptState is shared, through the request context, between the
+// retrying client and Transport: what the answer to one attempt was.
+type attemptState struct {
+	expiredToken bool // the answer said the token has expired
+	skewed       bool // the answer said the clock is skewed
+	throttled    bool // the answer was a throttling error
+	retriedToken bool
+	retriedSkew  bool
+	immediate    bool // retry without waiting
+}
+
+type attemptKey struct{}
