@@ -326,8 +326,7 @@ func (t *Transport) payload(r *http.Request, pol Policy, presign bool) (hash str
 		r.Body = io.NopCloser(bytes.NewReader(buf))
 		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 	}
-	sum := sha256.Sum256(buf)
-	return hex.EncodeToString(sum[:]), true, nil
+	return sha256Hex(buf), true, nil
 }
 
 // checkLength reconciles ContentLength with the n bytes hashed: a known
@@ -432,3 +431,8 @@ type attemptState struct {
 }
 
 type attemptKey struct{}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
