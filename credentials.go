@@ -139,9 +139,14 @@ func (c *Credentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
 
 func (c *Credentials) retrieveSlow(ctx context.Context) (aws.Credentials, error) {
 	c.mu.Lock()
+	if s := c.fresh.Load(); s != nil {
+		// A refresh ended while this caller waited for the lock.
+		c.mu.Unlock()
+		return s.creds, nil
+	}
 	now := time.Now()
 	s := c.last
-	if s != nil && !c.refresh && !c.invalid {
+	if s != nil && !c.refresh && !c.invalid && !c.closed {
 		c.mu.Unlock()
 		return s.creds, nil // invalidated without refresh: nothing better to serve
 	}
@@ -212,6 +217,7 @@ func (c *Credentials) Close() error {
 	c.closed = true
 	stop(c.timer)
 	stop(c.deadline)
+	c.fresh.Store(nil) // with no timer left, readers look at the clock
 	c.cancel()
 	c.mu.Unlock()
 	c.wg.Wait()
