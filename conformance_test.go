@@ -230,4 +230,3 @@ func TestConformanceAWS4TestSuite(t *testing.T) {
 	}
 	t.Logf("testdata/sigv4/aws4_testsuite: %d/%d", passed, len(cases))
 }
-

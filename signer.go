@@ -35,8 +35,11 @@ var sdkSigner = v4.NewSigner()
 
 // The token is always placed by this package, never by the SDK signer.
 // These are plain functions so that passing them allocates nothing.
-func signerOptions(o *v4.SignerOptions)     { o.DisableSessionToken = true }
-func signerOptionsOnce(o *v4.SignerOptions) { o.DisableSessionToken = true; o.DisableURIPathEscaping = true }
+func signerOptions(o *v4.SignerOptions) { o.DisableSessionToken = true }
+func signerOptionsOnce(o *v4.SignerOptions) {
+	o.DisableSessionToken = true
+	o.DisableURIPathEscaping = true
+}
 
 // signing is what one signature needs besides the request.
 type signing struct {
