@@ -218,11 +218,11 @@ func normalizePath(p string) string {
 	return n
 }
 
-// s3CanonicalisePath rewrites the path of u to its strict escaped form:
-// every byte but the unreserved ones escaped, '/' kept as a separator (and
-// an escaped "%2F" kept escaped). S3 signs the path escaped exactly once;
-// sending the strict form makes the path sent and the path signed agree
-// whatever S3 does with it.
+// s3CanonicalisePath rewrites the path of u to the form S3 signs: the path
+// decoded, then every byte but the unreserved ones and '/' escaped (an
+// escaped "%2F" becomes '/', the same key to S3). S3 signs the path
+// escaped exactly once; sending that same form makes the path sent and the
+// path signed agree.
 func s3CanonicalisePath(u *url.URL) {
 	p := uriPath(u)
 	strict := strictEscapePath(p)
@@ -246,24 +246,19 @@ func strictEscapePath(p string) string {
 	if clean {
 		return p
 	}
+	dec, err := url.PathUnescape(p)
+	if err != nil {
+		dec = p
+	}
 	var b strings.Builder
-	b.Grow(len(p) + 16)
-	for i, seg := range strings.Split(p, "/") {
-		if i > 0 {
-			b.WriteByte('/')
-		}
-		dec, err := url.PathUnescape(seg)
-		if err != nil {
-			dec = seg
-		}
-		for j := 0; j < len(dec); j++ {
-			if c := dec[j]; unreserved(c) {
-				b.WriteByte(c)
-			} else {
-				b.WriteByte('%')
-				b.WriteByte(upperhex[c>>4])
-				b.WriteByte(upperhex[c&15])
-			}
+	b.Grow(len(dec) + 16)
+	for i := 0; i < len(dec); i++ {
+		if c := dec[i]; c == '/' || unreserved(c) {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('%')
+			b.WriteByte(upperhex[c>>4])
+			b.WriteByte(upperhex[c&15])
 		}
 	}
 	return b.String()

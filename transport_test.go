@@ -1,0 +1,668 @@
+package kivuli_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/kivuli-go/kivuli"
+	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/sigv4test"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// rig is the offline world of a transport test: the IMDS emulator hands out
+// credentials, and a local endpoint checks every signature independently.
+type rig struct {
+	imds     *imdstest.Server
+	creds    *kivuli.Credentials
+	verifier *sigv4test.Verifier
+	endpoint *sigv4test.Server
+	clock    atomic.Pointer[time.Time] // the verifier's (and IMDS's) clock offset
+}
+
+func secretsOf(srv *imdstest.Server) sigv4test.Secrets {
+	return func(id string) (sigv4test.Credentials, bool) {
+		c, ok := srv.Lookup(id)
+		return sigv4test.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration}, ok
+	}
+}
+
+func newRig(t *testing.T, next http.Handler) *rig {
+	t.Helper()
+	r := &rig{}
+	now := func() time.Time {
+		if p := r.clock.Load(); p != nil {
+			return *p
+		}
+		return time.Now()
+	}
+	r.imds = imdstest.NewServer(imdstest.Config{Clock: now})
+	t.Cleanup(r.imds.Close)
+	r.creds = newCredentials(t, r.imds)
+	r.verifier = &sigv4test.Verifier{Secrets: secretsOf(r.imds), Now: now}
+	r.endpoint = sigv4test.NewServer(r.verifier, next)
+	t.Cleanup(r.endpoint.Close)
+	return r
+}
+
+func (r *rig) host() string { return strings.TrimPrefix(r.endpoint.URL, "http://") }
+
+func (r *rig) transport(service string) *kivuli.Transport {
+	return &kivuli.Transport{Credentials: r.creds, Service: service, Region: "eu-west-2", AllowedHosts: []string{r.host()}}
+}
+
+// lastRecord returns the endpoint's newest record.
+func (r *rig) lastRecord(t *testing.T) sigv4test.Record {
+	t.Helper()
+	recs := r.endpoint.Records()
+	require.NotEmpty(t, recs)
+	return recs[len(recs)-1]
+}
+
+// closeCounter counts Close calls on a body.
+type closeCounter struct {
+	io.Reader
+	closes atomic.Int32
+}
+
+func (c *closeCounter) Close() error { c.closes.Add(1); return nil }
+
+// oneShot is a body that can be read once: no GetBody, no Seek.
+func oneShot(b []byte) io.ReadCloser { return &closeCounter{Reader: bytes.NewReader(b)} }
+
+type bodyKind struct {
+	name string
+	make func(t *testing.T, method, url string) (*http.Request, int)
+}
+
+// bigBody is a 64 MiB body, made once.
+var bigBody = sync.OnceValue(func() []byte { return bytes.Repeat([]byte("kivuli-"), (64<<20)/7+1)[:64<<20] })
+
+func bodyKinds() []bodyKind {
+	small := []byte(`{"query":{"match_all":{}}}`)
+	big := bigBody()
+	newReq := func(t *testing.T, method, url string, body io.Reader) *http.Request {
+		r, err := http.NewRequest(method, url, body)
+		require.NoError(t, err)
+		return r
+	}
+	return []bodyKind{
+		{"nil", func(t *testing.T, m, u string) (*http.Request, int) { return newReq(t, m, u, nil), 0 }},
+		{"empty", func(t *testing.T, m, u string) (*http.Request, int) { return newReq(t, m, u, bytes.NewReader(nil)), 0 }},
+		{"bytes", func(t *testing.T, m, u string) (*http.Request, int) { return newReq(t, m, u, bytes.NewReader(small)), len(small) }},
+		{"strings.Reader", func(t *testing.T, m, u string) (*http.Request, int) {
+			return newReq(t, m, u, strings.NewReader(string(small))), len(small)
+		}},
+		{"GetBody", func(t *testing.T, m, u string) (*http.Request, int) {
+			r := newReq(t, m, u, nil)
+			r.Body = oneShot(small)
+			r.GetBody = func() (io.ReadCloser, error) { return oneShot(small), nil }
+			r.ContentLength = int64(len(small))
+			return r, len(small)
+		}},
+		{"one-shot", func(t *testing.T, m, u string) (*http.Request, int) {
+			r := newReq(t, m, u, nil)
+			r.Body = oneShot(small) // length unknown, cannot rewind
+			return r, len(small)
+		}},
+		{"one-shot with length", func(t *testing.T, m, u string) (*http.Request, int) {
+			r := newReq(t, m, u, nil)
+			r.Body = oneShot(small)
+			r.ContentLength = int64(len(small))
+			return r, len(small)
+		}},
+		{"file", func(t *testing.T, m, u string) (*http.Request, int) {
+			path := filepath.Join(t.TempDir(), "body")
+			require.NoError(t, os.WriteFile(path, small, 0o600))
+			f, err := os.Open(path)
+			require.NoError(t, err)
+			return newReq(t, m, u, f), len(small) // an io.Seeker of unknown length
+		}},
+		{"64MiB", func(t *testing.T, m, u string) (*http.Request, int) { return newReq(t, m, u, bytes.NewReader(big)), len(big) }},
+	}
+}
+
+// TestTransportPolicies sends every body kind under every built-in policy
+// row, and a user-defined one, to the checking endpoint.
+func TestTransportPolicies(t *testing.T) {
+	r := newRig(t, nil)
+	token := func() string { return r.creds.Token() }
+	policies := kivuli.DefaultPolicies()
+	policies["myservice"] = kivuli.Policy{Token: kivuli.TokenHeaderUnsigned}
+	for _, tc := range []struct {
+		service string
+		token   sigv4test.TokenPlacement
+		sha256  bool
+	}{
+		{"sts", sigv4test.HeaderSigned, false},
+		{"es", sigv4test.HeaderSigned, true},
+		{"aoss", sigv4test.HeaderSigned, true},
+		{"s3", sigv4test.HeaderSigned, true},
+		{"neptune-db", sigv4test.HeaderSigned, false},
+		{"execute-api", sigv4test.HeaderSigned, false},
+		{"myservice", sigv4test.HeaderUnsigned, false},
+	} {
+		for _, kind := range bodyKinds() {
+			t.Run(tc.service+"/"+kind.name, func(t *testing.T) {
+				tr := r.transport(tc.service)
+				tr.Policies = policies
+				req, n := kind.make(t, http.MethodPost, r.endpoint.URL+"/index/_doc")
+				resp, err := tr.RoundTrip(req)
+				require.NoError(t, err)
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				rec := r.lastRecord(t)
+				require.NoError(t, rec.Err, string(body))
+				assert.Equal(t, http.StatusOK, resp.StatusCode)
+				assert.Equal(t, tc.service, rec.Service)
+				assert.Equal(t, tc.token, rec.Token)
+				assert.Equal(t, tc.sha256, rec.ContentSHA256)
+				assert.Equal(t, int64(n), rec.BodyLen)
+				streamed := tc.service == "s3" && strings.HasPrefix(kind.name, "one-shot")
+				// A one-shot body of unknown length that is not buffered is
+				// the one case where the length is not known.
+				assert.Equal(t, streamed && kind.name == "one-shot", rec.Chunked, "a body of known length is never sent chunked")
+				if streamed {
+					assert.Equal(t, kivuli.UnsignedPayload, rec.PayloadHash, "S3 streams one-shot bodies")
+				} else if n > 0 {
+					assert.NotEqual(t, kivuli.EmptyPayloadHash, rec.PayloadHash, "a non-empty body is never signed as empty")
+				}
+				assert.NotEmpty(t, token())
+			})
+		}
+	}
+}
+
+// TestTransportPresignedPolicies: the rows that sign in the query.
+func TestTransportPresignedPolicies(t *testing.T) {
+	r := newRig(t, nil)
+	for _, tc := range []struct {
+		service string
+		header  http.Header
+		token   sigv4test.TokenPlacement
+	}{
+		{"iotdevicegateway", nil, sigv4test.QueryUnsigned},
+		{"kafka-cluster", nil, sigv4test.QuerySigned},
+		{"transcribe", http.Header{"Upgrade": {"websocket"}, "Connection": {"Upgrade"}}, sigv4test.QuerySigned},
+	} {
+		t.Run(tc.service, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, r.endpoint.URL+"/mqtt", nil)
+			require.NoError(t, err)
+			for k, v := range tc.header {
+				req.Header[k] = v
+			}
+			resp, err := r.transport(tc.service).RoundTrip(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			rec := r.lastRecord(t)
+			require.NoError(t, rec.Err)
+			assert.True(t, rec.Presigned)
+			assert.Equal(t, tc.token, rec.Token)
+		})
+	}
+	t.Run("transcribe without WebSocket signs the header", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, r.endpoint.URL+"/", strings.NewReader("{}"))
+		resp, err := r.transport("transcribe").RoundTrip(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		rec := r.lastRecord(t)
+		require.NoError(t, rec.Err)
+		assert.False(t, rec.Presigned)
+	})
+}
+
+func TestPresign(t *testing.T) {
+	r := newRig(t, nil)
+	tr := &kivuli.Transport{Credentials: r.creds}
+	req, err := http.NewRequest(http.MethodGet, "wss://abc123-ats.iot.eu-west-2.amazonaws.com/mqtt", nil)
+	require.NoError(t, err)
+	signed, err := tr.Presign(req, 0)
+	require.NoError(t, err)
+	u, err := url.Parse(signed)
+	require.NoError(t, err)
+	assert.Equal(t, "wss", u.Scheme)
+	q := u.Query()
+	assert.Contains(t, q.Get("X-Amz-Credential"), "/eu-west-2/iotdevicegateway/aws4_request")
+	assert.Equal(t, "300", q.Get("X-Amz-Expires"))
+	assert.True(t, strings.HasSuffix(u.RawQuery, "&X-Amz-Security-Token="+url.QueryEscape(r.creds.Token())), "IoT: the token after the signature")
+	assert.NotContains(t, req.URL.RawQuery, "X-Amz", "the caller's request is not modified")
+
+	// The endpoint checks it as IoT would, with the host the URL names.
+	check, err := http.NewRequest(http.MethodGet, r.endpoint.URL+"/mqtt?"+u.RawQuery, nil)
+	require.NoError(t, err)
+	check.Host = u.Host
+	resp, err := http.DefaultClient.Do(check)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.NoError(t, r.lastRecord(t).Err)
+	assert.Equal(t, sigv4test.QueryUnsigned, r.lastRecord(t).Token)
+
+	s3req, _ := http.NewRequest(http.MethodGet, "https://bucket.s3.eu-west-2.amazonaws.com/photos/cat%20(1).jpg", nil)
+	signed, err = tr.Presign(s3req, time.Hour)
+	require.NoError(t, err)
+	u, _ = url.Parse(signed)
+	assert.Equal(t, "3600", u.Query().Get("X-Amz-Expires"))
+	assert.Equal(t, r.creds.Token(), u.Query().Get("X-Amz-Security-Token"))
+	assert.Equal(t, "/photos/cat%20%281%29.jpg", u.EscapedPath())
+}
+
+// TestRoundTripperContract: the caller's request is never modified, and its
+// body is closed exactly once on every path.
+func TestRoundTripperContract(t *testing.T) {
+	r := newRig(t, nil)
+	failing := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{}, errors.New("no credentials today")
+	})
+	baseErr := errors.New("network down")
+	for _, tc := range []struct {
+		name   string
+		tr     func() *kivuli.Transport
+		url    string
+		body   func() (io.ReadCloser, int64, func() (io.ReadCloser, error))
+		expect func(t *testing.T, resp *http.Response, err error)
+	}{
+		{name: "success", tr: func() *kivuli.Transport { return r.transport("es") },
+			expect: func(t *testing.T, resp *http.Response, err error) { require.NoError(t, err); resp.Body.Close() }},
+		{name: "base fails", tr: func() *kivuli.Transport {
+			tr := r.transport("es")
+			tr.Base = roundTripFunc(func(req *http.Request) (*http.Response, error) { req.Body.Close(); return nil, baseErr })
+			return tr
+		}, expect: func(t *testing.T, _ *http.Response, err error) { require.ErrorIs(t, err, baseErr) }},
+		{name: "host not allowed", url: "http://evil.example.com/", tr: func() *kivuli.Transport { return r.transport("es") },
+			expect: func(t *testing.T, _ *http.Response, err error) { require.ErrorIs(t, err, kivuli.ErrHostNotAllowed) }},
+		{name: "unknown scope", tr: func() *kivuli.Transport { tr := r.transport(""); return tr },
+			expect: func(t *testing.T, _ *http.Response, err error) { require.ErrorIs(t, err, kivuli.ErrUnknownScope) }},
+		{name: "no credentials", tr: func() *kivuli.Transport { tr := r.transport("es"); tr.Credentials = nil; return tr },
+			expect: func(t *testing.T, _ *http.Response, err error) { require.ErrorIs(t, err, kivuli.ErrNoCredentials) }},
+		{name: "credentials fail", tr: func() *kivuli.Transport { tr := r.transport("es"); tr.Credentials = failing; return tr },
+			expect: func(t *testing.T, _ *http.Response, err error) { require.ErrorContains(t, err, "no credentials today") }},
+		{name: "one-shot body too large", tr: func() *kivuli.Transport { tr := r.transport("es"); tr.MaxBufferedBody = 4; return tr },
+			body: func() (io.ReadCloser, int64, func() (io.ReadCloser, error)) { return nil, 0, nil },
+			expect: func(t *testing.T, _ *http.Response, err error) { require.ErrorIs(t, err, kivuli.ErrBodyTooLarge) }},
+		{name: "GetBody fails", tr: func() *kivuli.Transport { return r.transport("es") },
+			body: func() (io.ReadCloser, int64, func() (io.ReadCloser, error)) {
+				return nil, 5, func() (io.ReadCloser, error) { return nil, errors.New("cannot rewind") }
+			},
+			expect: func(t *testing.T, _ *http.Response, err error) { require.ErrorContains(t, err, "cannot rewind") }},
+		{name: "length mismatch", tr: func() *kivuli.Transport { return r.transport("es") },
+			body: func() (io.ReadCloser, int64, func() (io.ReadCloser, error)) {
+				return nil, 99, func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("hello")), nil }
+			},
+			expect: func(t *testing.T, _ *http.Response, err error) {
+				var re *kivuli.RequestError
+				require.ErrorAs(t, err, &re)
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := r.endpoint.URL + "/a/b?x=1"
+			if tc.url != "" {
+				u = tc.url
+			}
+			body := &closeCounter{Reader: strings.NewReader("hello")}
+			req, err := http.NewRequest(http.MethodPut, u, nil)
+			require.NoError(t, err)
+			req.Body = body
+			req.Header.Set("Content-Type", "text/plain")
+			if tc.body != nil {
+				_, n, gb := tc.body()
+				req.ContentLength, req.GetBody = n, gb
+			}
+			before := snapshotRequest(req)
+			resp, err := tc.tr().RoundTrip(req)
+			tc.expect(t, resp, err)
+			assert.Equal(t, int32(1), body.closes.Load(), "the body is closed exactly once")
+			assert.Equal(t, before, snapshotRequest(req), "the caller's request is not modified")
+		})
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// snapshotRequest copies what a RoundTripper must not change.
+func snapshotRequest(r *http.Request) string {
+	return fmt.Sprintf("%s %s %q %v %d %v", r.Method, r.URL.String(), r.Host, r.Header, r.ContentLength, r.TransferEncoding)
+}
+
+func TestTransportStaleSigningRemoved(t *testing.T) {
+	r := newRig(t, nil)
+	req, _ := http.NewRequest(http.MethodGet, r.endpoint.URL+"/?X-Amz-Signature=deadbeef&X-Amz-Date=20000101T000000Z&q=1", nil)
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=OLD/20000101/us-east-1/es/aws4_request, SignedHeaders=host, Signature=00")
+	req.Header.Set("X-Amz-Date", "20000101T000000Z")
+	req.Header.Set("X-Amz-Security-Token", "stale-token")
+	req.Header.Set("X-Amz-Content-Sha256", kivuli.EmptyPayloadHash+"0")
+	resp, err := r.transport("es").RoundTrip(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.NoError(t, r.lastRecord(t).Err)
+	assert.Equal(t, "q=1", r.lastRecord(t).RawQuery)
+}
+
+// TestTransportPaths: paths and queries that users send sign correctly.
+func TestTransportPaths(t *testing.T) {
+	r := newRig(t, nil)
+	for _, tc := range []struct{ service, path string }{
+		{"s3", "/bucket/a%2Fb"},
+		{"s3", "/bucket/2026-11-28T17:36:35Z.json"},
+		{"s3", "/bucket/report (final).pdf"},
+		{"s3", "/bucket/photos/caf%C3%A9 %E2%82%AC.jpg"},
+		{"s3", "/bucket/a+b=c&d;e,f@g$h!i'j*k"},
+		{"s3", "/bucket/dir//./x/../y"},
+		{"es", "/logs-2026.*/_search"},
+		{"es", "/index1,index2/_count"},
+		{"es", "/_cat/indices/my%20index"},
+		{"execute-api", "/prod/users/a%2Fb/../c"},
+		{"sts", "/"},
+		{"sts", ""},
+	} {
+		t.Run(tc.service+tc.path, func(t *testing.T) {
+			u, err := url.Parse(r.endpoint.URL + tc.path)
+			require.NoError(t, err)
+			req := &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}, Host: u.Host}
+			resp, err := r.transport(tc.service).RoundTrip(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.NoError(t, r.lastRecord(t).Err, "path %s", r.lastRecord(t).Path)
+		})
+	}
+	for _, q := range []string{
+		"q=a+b", "q=a%2Bb", "time=12:30", "fields=a,b,c", "filter={\"a\":1}", "filter=%7B%22a%22%3A1%7D",
+		"k=1&k=2&k=0", "empty=&flag", "utf8=caf%C3%A9", "sort=name:asc&size=10", "x=%2F%2f",
+	} {
+		t.Run("query "+q, func(t *testing.T) {
+			u, err := url.Parse(r.endpoint.URL + "/index/_search")
+			require.NoError(t, err)
+			u.RawQuery = q
+			req := &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}, Host: u.Host}
+			resp, err := r.transport("es").RoundTrip(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.NoError(t, r.lastRecord(t).Err)
+		})
+	}
+	t.Run("invalid query", func(t *testing.T) {
+		u, _ := url.Parse(r.endpoint.URL + "/")
+		u.RawQuery = "a=%zz"
+		_, err := r.transport("es").RoundTrip(&http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}})
+		var re *kivuli.RequestError
+		require.ErrorAs(t, err, &re)
+	})
+}
+
+func TestTransportHosts(t *testing.T) {
+	r := newRig(t, nil)
+	var foreign atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		foreign.Add(1)
+	}))
+	defer elsewhere.Close()
+	redirector := sigv4test.NewServer(r.verifier, http.RedirectHandler(elsewhere.URL+"/steal", http.StatusFound))
+	defer redirector.Close()
+
+	tr := r.transport("es")
+	tr.AllowedHosts = []string{strings.TrimPrefix(redirector.URL, "http://")}
+	client := &http.Client{Transport: tr}
+	_, err := client.Get(redirector.URL + "/")
+	require.ErrorIs(t, err, kivuli.ErrHostNotAllowed)
+	assert.Zero(t, foreign.Load(), "credentials never follow a redirect to a foreign host")
+
+	for _, tc := range []struct {
+		allowed []string
+		host    string
+		ok      bool
+	}{
+		{nil, "search-x.eu-west-2.es.amazonaws.com", true},
+		{nil, "sts.amazonaws.com.cn", true},
+		{nil, "x.lambda-url.eu-west-1.on.aws", true},
+		{nil, "amazonaws.com.evil.com", false},
+		{nil, "evilamazonaws.com", false},
+		{[]string{"search.example.com"}, "search.example.com", true},
+		{[]string{"search.example.com"}, "search.example.com:9200", true},
+		{[]string{"localhost:9200"}, "localhost:9201", false},
+		{[]string{"*.example.com"}, "a.b.example.com", true},
+		{[]string{"*.example.com"}, "example.com", false},
+		{[]string{"*.example.com"}, "badexample.com", false},
+	} {
+		tr := &kivuli.Transport{Credentials: r.creds, Service: "es", Region: "eu-west-2", AllowedHosts: tc.allowed,
+			Base: roundTripFunc(func(*http.Request) (*http.Response, error) {
+				return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+			})}
+		_, err := tr.RoundTrip(&http.Request{Method: "GET", URL: &url.URL{Scheme: "https", Host: tc.host, Path: "/"}, Header: http.Header{}})
+		if tc.ok {
+			assert.NoError(t, err, tc.host)
+		} else {
+			assert.ErrorIs(t, err, kivuli.ErrHostNotAllowed, tc.host)
+		}
+	}
+}
+
+func TestTransportDebugLog(t *testing.T) {
+	r := newRig(t, nil)
+	var buf bytes.Buffer
+	tr := r.transport("es")
+	tr.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	req, _ := http.NewRequest(http.MethodPost, r.endpoint.URL+"/idx/_search?q=1", strings.NewReader("{}"))
+	resp, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.NoError(t, r.lastRecord(t).Err)
+	out := buf.String()
+	assert.Contains(t, out, "canonical_request=")
+	assert.Contains(t, out, `POST\n/idx/_search\nq=1\n`)
+	assert.Contains(t, out, "x-amz-security-token:REDACTED")
+	assert.Contains(t, out, "string_to_sign=")
+	v, _ := r.creds.Retrieve(t.Context())
+	assert.NotContains(t, out, v.SessionToken)
+	assert.NotContains(t, out, v.SecretAccessKey)
+
+	buf.Reset()
+	tr.Logger = slog.New(slog.NewTextHandler(&buf, nil)) // info level: nothing
+	req, _ = http.NewRequest(http.MethodGet, r.endpoint.URL+"/", nil)
+	resp, err = tr.RoundTrip(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Empty(t, buf.String())
+}
+
+// TestTransportRotation: requests keep being accepted across a credential
+// rotation, and an ExpiredToken answer invalidates the credentials.
+func TestTransportRotation(t *testing.T) {
+	r := newRig(t, nil)
+	tr := r.transport("es")
+	client := kivuli.NewRetryingClient(tr)
+	get := func() sigv4test.Record {
+		t.Helper()
+		resp, err := client.Get(r.endpoint.URL + "/")
+		require.NoError(t, err)
+		resp.Body.Close()
+		return r.lastRecord(t)
+	}
+	first := get()
+	require.NoError(t, first.Err)
+
+	// IMDS rotates and the cache learns of it: new key.
+	r.imds.Rotate()
+	r.creds.Invalidate()
+	second := get()
+	require.NoError(t, second.Err)
+	assert.NotEqual(t, first.AccessKeyID, second.AccessKeyID)
+
+	// The world's clock jumps past the key's expiry while ours does not
+	// (as after a suspend): the service answers ExpiredToken, the transport
+	// invalidates the credentials and the retry carries new ones; the
+	// service then answers that the clock is skewed, the transport corrects
+	// it, and the next retry is accepted.
+	later := r.imds.Current().Expiration.Add(time.Minute)
+	r.clock.Store(&later)
+	n := len(r.endpoint.Records())
+	third := get()
+	require.NoError(t, third.Err)
+	recs := r.endpoint.Records()[n:]
+	require.Len(t, recs, 3)
+	var se *sigv4test.Error
+	require.ErrorAs(t, recs[0].Err, &se)
+	assert.Equal(t, "ExpiredToken", se.Code)
+	require.ErrorAs(t, recs[1].Err, &se)
+	assert.Equal(t, "RequestTimeTooSkewed", se.Code)
+	assert.NotEqual(t, second.AccessKeyID, third.AccessKeyID)
+}
+
+func TestRetryingClient(t *testing.T) {
+	var fails atomic.Int32
+	var mu sync.Mutex
+	var bodies []string
+	next := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		switch fails.Add(-1) {
+		case 1:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case 0:
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"__type":"ThrottlingException","message":"Rate exceeded"}`)
+		default:
+			io.WriteString(w, "ok")
+		}
+	})
+	r := newRig(t, next)
+	tr := r.transport("es")
+	rt := kivuli.NewRetryingTransport(tr)
+	rt.Client.RetryWaitMin, rt.Client.RetryWaitMax = time.Millisecond, 2*time.Millisecond
+	client := &http.Client{Transport: rt}
+
+	for _, kind := range bodyKinds() {
+		if kind.name == "64MiB" {
+			continue
+		}
+		t.Run(kind.name, func(t *testing.T) {
+			fails.Store(2) // a 503, a throttling error, then success
+			mu.Lock()
+			bodies = nil
+			mu.Unlock()
+			n := len(r.endpoint.Records())
+			req, size := kind.make(t, http.MethodPost, r.endpoint.URL+"/")
+			resp, err := client.Do(req)
+			require.NoError(t, err)
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, "ok", string(got))
+			recs := r.endpoint.Records()[n:]
+			require.Len(t, recs, 3, "three attempts")
+			for _, rec := range recs {
+				require.NoError(t, rec.Err, "every attempt is signed afresh")
+				assert.Equal(t, int64(size), rec.BodyLen, "from a rewound body")
+			}
+			mu.Lock()
+			assert.Len(t, bodies, 3)
+			for _, b := range bodies {
+				assert.Equal(t, bodies[0], b)
+			}
+			mu.Unlock()
+		})
+	}
+
+	t.Run("clock skew", func(t *testing.T) {
+		fails.Store(-1000)
+		ahead := time.Now().Add(40 * time.Minute)
+		r.clock.Store(&ahead)
+		defer r.clock.Store(nil)
+		skewed := r.transport("es") // a fresh transport, no correction yet
+		client := kivuli.NewRetryingClient(skewed)
+		n := len(r.endpoint.Records())
+		resp, err := client.Get(r.endpoint.URL + "/")
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		recs := r.endpoint.Records()[n:]
+		require.Len(t, recs, 2)
+		var se *sigv4test.Error
+		require.ErrorAs(t, recs[0].Err, &se)
+		assert.Equal(t, "RequestTimeTooSkewed", se.Code)
+		require.NoError(t, recs[1].Err, "retried once with the corrected clock")
+		// The correction stays for later requests.
+		resp, err = (&http.Client{Transport: skewed}).Get(r.endpoint.URL + "/")
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.NoError(t, r.lastRecord(t).Err)
+	})
+
+	t.Run("permanent errors are not retried", func(t *testing.T) {
+		tr := r.transport("es")
+		client := kivuli.NewRetryingClient(tr)
+		_, err := client.Get("http://evil.example.com/")
+		require.ErrorIs(t, err, kivuli.ErrHostNotAllowed)
+	})
+}
+
+func TestTransportScopeInference(t *testing.T) {
+	var got []string
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		got = append(got, req.Header.Get("Authorization"))
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: req}, nil
+	})
+	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "SECRET"}, nil
+	})
+	for _, tc := range []struct{ url, service, region, scope string }{
+		{"https://search-logs-abc.eu-west-2.es.amazonaws.com/_search", "", "", "/eu-west-2/es/"},
+		{"https://abc.us-east-1.aoss.amazonaws.com/", "", "", "/us-east-1/aoss/"},
+		{"https://bucket.s3.amazonaws.com/key", "", "", "/us-east-1/s3/"},
+		{"https://bucket.s3.eu-west-1.amazonaws.com/key", "", "", "/eu-west-1/s3/"},
+		{"https://bucket.s3.dualstack.ap-south-1.amazonaws.com/key", "", "", "/ap-south-1/s3/"},
+		{"https://bucket.s3-eu-west-1.amazonaws.com/key", "", "", "/eu-west-1/s3/"},
+		{"https://s3.amazonaws.com/bucket/key", "", "", "/us-east-1/s3/"},
+		{"https://abc123.execute-api.eu-central-1.amazonaws.com/prod", "", "", "/eu-central-1/execute-api/"},
+		{"https://xyz.lambda-url.eu-west-1.on.aws/", "", "", "/eu-west-1/lambda/"},
+		{"https://sts.eu-west-2.amazonaws.com/", "", "", "/eu-west-2/sts/"},
+		{"https://sts.amazonaws.com/", "", "", "/us-east-1/sts/"},
+		{"https://dynamodb.us-gov-west-1.amazonaws.com/", "", "", "/us-gov-west-1/dynamodb/"},
+		{"https://sts.cn-north-1.amazonaws.com.cn/", "", "", "/cn-north-1/sts/"},
+		{"https://db.cluster-x.eu-west-1.neptune.amazonaws.com:8182/gremlin", "", "", "/eu-west-1/neptune-db/"},
+		{"https://a1b2-ats.iot.eu-west-1.amazonaws.com/mqtt", "", "", "/eu-west-1/iotdevicegateway/"},
+		{"https://a1b2-ats.iot.eu-west-1.amazonaws.com/topics/x", "", "", "/eu-west-1/iotdata/"},
+		{"https://search-logs-abc.eu-west-2.es.amazonaws.com/", "aoss", "", "/eu-west-2/aoss/"},
+		{"https://search-logs-abc.eu-west-2.es.amazonaws.com/", "", "us-east-1", "/us-east-1/es/"},
+		{"https://bucket.s3-accelerate.amazonaws.com/key", "", "eu-west-1", "/eu-west-1/s3/"},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			got = nil
+			tr := &kivuli.Transport{Credentials: creds, Service: tc.service, Region: tc.region, Base: base}
+			req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
+			resp, err := tr.RoundTrip(req)
+			require.NoError(t, err)
+			if resp.Request.URL.Query().Get("X-Amz-Credential") != "" {
+				assert.Contains(t, resp.Request.URL.Query().Get("X-Amz-Credential"), tc.scope)
+				return
+			}
+			require.Len(t, got, 1)
+			assert.Contains(t, got[0], tc.scope)
+		})
+	}
+	for _, u := range []string{"https://bucket.s3-accelerate.amazonaws.com/key", "https://search.example.com/"} {
+		tr := &kivuli.Transport{Credentials: creds, Base: base, AllowedHosts: []string{"search.example.com"}}
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		_, err := tr.RoundTrip(req)
+		require.ErrorIs(t, err, kivuli.ErrUnknownScope, u)
+	}
+}
+
