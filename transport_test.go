@@ -105,7 +105,9 @@ func bodyKinds() []bodyKind {
 	return []bodyKind{
 		{"nil", func(t *testing.T, m, u string) (*http.Request, int) { return newReq(t, m, u, nil), 0 }},
 		{"empty", func(t *testing.T, m, u string) (*http.Request, int) { return newReq(t, m, u, bytes.NewReader(nil)), 0 }},
-		{"bytes", func(t *testing.T, m, u string) (*http.Request, int) { return newReq(t, m, u, bytes.NewReader(small)), len(small) }},
+		{"bytes", func(t *testing.T, m, u string) (*http.Request, int) {
+			return newReq(t, m, u, bytes.NewReader(small)), len(small)
+		}},
 		{"strings.Reader", func(t *testing.T, m, u string) (*http.Request, int) {
 			return newReq(t, m, u, strings.NewReader(string(small))), len(small)
 		}},
@@ -134,7 +136,9 @@ func bodyKinds() []bodyKind {
 			require.NoError(t, err)
 			return newReq(t, m, u, f), len(small) // an io.Seeker of unknown length
 		}},
-		{"64MiB", func(t *testing.T, m, u string) (*http.Request, int) { return newReq(t, m, u, bytes.NewReader(big)), len(big) }},
+		{"64MiB", func(t *testing.T, m, u string) (*http.Request, int) {
+			return newReq(t, m, u, bytes.NewReader(big)), len(big)
+		}},
 	}
 }
 
@@ -293,7 +297,7 @@ func TestRoundTripperContract(t *testing.T) {
 		{name: "credentials fail", tr: func() *kivuli.Transport { tr := r.transport("es"); tr.Credentials = failing; return tr },
 			expect: func(t *testing.T, _ *http.Response, err error) { require.ErrorContains(t, err, "no credentials today") }},
 		{name: "one-shot body too large", tr: func() *kivuli.Transport { tr := r.transport("es"); tr.MaxBufferedBody = 4; return tr },
-			body: func() (io.ReadCloser, int64, func() (io.ReadCloser, error)) { return nil, 0, nil },
+			body:   func() (io.ReadCloser, int64, func() (io.ReadCloser, error)) { return nil, 0, nil },
 			expect: func(t *testing.T, _ *http.Response, err error) { require.ErrorIs(t, err, kivuli.ErrBodyTooLarge) }},
 		{name: "GetBody fails", tr: func() *kivuli.Transport { return r.transport("es") },
 			body: func() (io.ReadCloser, int64, func() (io.ReadCloser, error)) {
@@ -665,4 +669,3 @@ func TestTransportScopeInference(t *testing.T) {
 		require.ErrorIs(t, err, kivuli.ErrUnknownScope, u)
 	}
 }
-
