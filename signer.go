@@ -67,6 +67,9 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 	if strings.Contains(r.URL.RawQuery, "X-Amz-") {
 		r.URL.RawQuery = stripAuthQuery(r.URL.RawQuery)
 	}
+	if name, ok := unicodeEdgeSpace(h); ok {
+		return &RequestError{Reason: "the value of header " + name + " starts or ends with non-ASCII white space, which the SDK signer trims and AWS does not"}
+	}
 	if !validQuery(r.URL.RawQuery) {
 		return &RequestError{Reason: "the query is not valid percent-encoding (or uses ';' as a separator), so it cannot be signed as the service will read it"}
 	}
@@ -269,6 +272,25 @@ const upperhex = "0123456789ABCDEF"
 func unreserved(c byte) bool {
 	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' ||
 		c == '-' || c == '_' || c == '.' || c == '~'
+}
+
+// unicodeEdgeSpace finds a signed header whose value begins or ends with
+// white space beyond ASCII (U+0085, U+00A0, ...): the SDK signer trims it
+// with strings.TrimSpace, while servers trim only spaces and tabs, so the
+// signature could never match.
+func unicodeEdgeSpace(h http.Header) (string, bool) {
+	for k, vs := range h {
+		for _, v := range vs {
+			if v != "" && (v[0] >= 0x80 || v[len(v)-1] >= 0x80) && strings.TrimSpace(v) != strings.Trim(v, " \t") {
+				switch k {
+				case "User-Agent", "X-Amzn-Trace-Id", "Expect":
+					continue // not signed
+				}
+				return k, true
+			}
+		}
+	}
+	return "", false
 }
 
 // validQuery reports whether raw parses as net/url and AWS parse it: every
