@@ -56,6 +56,19 @@ const (
 	PayloadUnsigned
 )
 
+// String returns the mode's name, e.g. "sha256+header".
+func (m PayloadMode) String() string {
+	switch m {
+	case PayloadHash:
+		return "sha256"
+	case PayloadHashHeader:
+		return "sha256+header"
+	case PayloadUnsigned:
+		return "unsigned"
+	}
+	return "PayloadMode(?)"
+}
+
 // SignMode says where the signature goes.
 type SignMode int
 
@@ -70,6 +83,19 @@ const (
 	// the Authorization header.
 	SignQueryWebSocket
 )
+
+// String returns the mode's name, e.g. "query".
+func (m SignMode) String() string {
+	switch m {
+	case SignHeader:
+		return "header"
+	case SignQuery:
+		return "query"
+	case SignQueryWebSocket:
+		return "query for WebSockets"
+	}
+	return "SignMode(?)"
+}
 
 // A Policy says how requests to one service are signed.
 // The zero Policy is the default: token in a signed header, body hashed,
