@@ -273,7 +273,9 @@ func (c *Credentials) fetch(ctx context.Context, trigger Trigger) (*snapshot, er
 		if c.env {
 			exportEnv(s.creds)
 		}
-		c.fresh.Store(s)
+		if !c.closed { // after Close, readers must keep looking at the clock
+			c.fresh.Store(s)
+		}
 		c.scheduleLocked(s, now)
 		ev.Expires, ev.Extended = s.expires, s.extended
 		ev.Changed = prev == nil || prev.creds.AccessKeyID != s.creds.AccessKeyID || prev.creds.SessionToken != s.creds.SessionToken
