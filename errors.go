@@ -85,3 +85,36 @@ type DocumentError struct {
 func (e *DocumentError) Error() string {
 	return "kivuli: invalid IMDS credential document: " + e.Reason
 }
+
+// ConfigError reports an option or environment variable that cannot be used.
+type ConfigError struct {
+	Setting string // the option or environment variable
+	Reason  string
+}
+
+// Error implements the error interface.
+func (e *ConfigError) Error() string {
+	return "kivuli: invalid " + e.Setting + ": " + e.Reason
+}
+
+// RequestError reports a request that cannot be signed as it is.
+type RequestError struct {
+	Reason string
+}
+
+// Error implements the error interface.
+func (e *RequestError) Error() string { return "kivuli: cannot sign request: " + e.Reason }
+
+var (
+	// ErrHostNotAllowed is returned (wrapped) for a request to a host that
+	// is neither an AWS endpoint nor in [Transport.AllowedHosts].
+	ErrHostNotAllowed = errors.New("kivuli: host not allowed to receive signed requests")
+	// ErrUnknownScope is returned (wrapped) when the signing service or
+	// region is not set and the host does not tell it.
+	ErrUnknownScope = errors.New("kivuli: cannot tell the signing service or region")
+	// ErrBodyTooLarge is returned (wrapped) when a body that can be read
+	// only once is larger than [Transport.MaxBufferedBody].
+	ErrBodyTooLarge = errors.New("kivuli: request body too large to buffer for signing")
+	// ErrNoCredentials is returned by a Transport whose Credentials is nil.
+	ErrNoCredentials = errors.New("kivuli: Transport.Credentials is nil")
+)

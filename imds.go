@@ -35,13 +35,13 @@ const (
 	// IPv6Endpoint is the instance metadata service's IPv6 address.
 	IPv6Endpoint = "http://[fd00:ec2::254]"
 
-	tokenPath    = "/latest/api/token"
-	rolesPath    = "/latest/meta-data/iam/security-credentials/"
-	ttlHeader    = "X-Aws-Ec2-Metadata-Token-Ttl-Seconds"
-	tokenHeader  = "X-Aws-Ec2-Metadata-Token"
-	maxBody      = 64 << 10
-	dialTimeout  = 250 * time.Millisecond
-	headerTimout = 500 * time.Millisecond
+	tokenPath     = "/latest/api/token"
+	rolesPath     = "/latest/meta-data/iam/security-credentials/"
+	ttlHeader     = "X-Aws-Ec2-Metadata-Token-Ttl-Seconds"
+	tokenHeader   = "X-Aws-Ec2-Metadata-Token"
+	maxBody       = 64 << 10
+	dialTimeout   = 250 * time.Millisecond
+	headerTimeout = 500 * time.Millisecond
 
 	defaultMaxAttempts = 4
 	retryWaitMin       = 100 * time.Millisecond
@@ -78,17 +78,6 @@ type IMDS struct {
 }
 
 var _ aws.CredentialsProvider = (*IMDS)(nil)
-
-// ConfigError reports an option or environment variable that cannot be used.
-type ConfigError struct {
-	Setting string // the option or environment variable
-	Reason  string
-}
-
-// Error implements the error interface.
-func (e *ConfigError) Error() string {
-	return "kivuli: invalid " + e.Setting + ": " + e.Reason
-}
 
 // NewIMDS returns an IMDS credential provider configured by opts
 // ([WithRoleName], [WithEndpoint], [WithoutAPIToken], [WithTokenTTL],
@@ -170,7 +159,7 @@ func imdsHTTPClient(hc *http.Client) *http.Client {
 		}
 		c.Transport = &http.Transport{
 			DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-			ResponseHeaderTimeout: headerTimout,
+			ResponseHeaderTimeout: headerTimeout,
 			MaxIdleConns:          2,
 			IdleConnTimeout:       90 * time.Second,
 		}

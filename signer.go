@@ -166,14 +166,6 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 	return nil
 }
 
-// RequestError reports a request that cannot be signed as it is.
-type RequestError struct {
-	Reason string
-}
-
-// Error implements the error interface.
-func (e *RequestError) Error() string { return "kivuli: cannot sign request: " + e.Reason }
-
 // uriPath returns the escaped path the SDK signer signs and net/http sends:
 // from URL.Opaque when set, else URL.EscapedPath.
 func uriPath(u *url.URL) string {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -80,20 +79,6 @@ type Transport struct {
 }
 
 type cachedScope struct{ host, service, region string }
-
-var (
-	// ErrHostNotAllowed is returned (wrapped) for a request to a host that
-	// is neither an AWS endpoint nor in [Transport.AllowedHosts].
-	ErrHostNotAllowed = errors.New("kivuli: host not allowed to receive signed requests")
-	// ErrUnknownScope is returned (wrapped) when the signing service or
-	// region is not set and the host does not tell it.
-	ErrUnknownScope = errors.New("kivuli: cannot tell the signing service or region")
-	// ErrBodyTooLarge is returned (wrapped) when a body that can be read
-	// only once is larger than [Transport.MaxBufferedBody].
-	ErrBodyTooLarge = errors.New("kivuli: request body too large to buffer for signing")
-	// ErrNoCredentials is returned by a Transport whose Credentials is nil.
-	ErrNoCredentials = errors.New("kivuli: Transport.Credentials is nil")
-)
 
 // RoundTrip signs a clone of req and sends it with Base.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
