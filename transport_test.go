@@ -162,6 +162,10 @@ func TestTransportPolicies(t *testing.T) {
 		{"execute-api", sigv4test.HeaderSigned, false},
 		{"myservice", sigv4test.HeaderUnsigned, false},
 	} {
+		// Each row runs on a new set of credentials: IMDS rotates them,
+		// and the cache learns of it.
+		r.imds.Rotate()
+		r.creds.Invalidate()
 		for _, kind := range bodyKinds() {
 			t.Run(tc.service+"/"+kind.name, func(t *testing.T) {
 				tr := r.transport(tc.service)
@@ -188,9 +192,15 @@ func TestTransportPolicies(t *testing.T) {
 					assert.NotEqual(t, kivuli.EmptyPayloadHash, rec.PayloadHash, "a non-empty body is never signed as empty")
 				}
 				assert.NotEmpty(t, token())
+				assert.Equal(t, r.imds.Current().AccessKeyID, rec.AccessKeyID)
 			})
 		}
 	}
+	keys := map[string]bool{}
+	for _, rec := range r.endpoint.Records() {
+		keys[rec.AccessKeyID] = true
+	}
+	assert.Len(t, keys, 7, "one key per row, across rotations")
 }
 
 // TestTransportPresignedPolicies: the rows that sign in the query.
