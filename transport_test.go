@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -677,5 +678,45 @@ func TestTransportScopeInference(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, u, nil)
 		_, err := tr.RoundTrip(req)
 		require.ErrorIs(t, err, kivuli.ErrUnknownScope, u)
+	}
+}
+
+// TestLargeBodyStreamed: a 64 MiB body with GetBody is hashed as a stream:
+// the transport allocates well under 1 MiB to sign it, however large it is.
+func TestLargeBodyStreamed(t *testing.T) {
+	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "SECRET", SessionToken: "TOKEN"}, nil
+	})
+	var sent int64
+	tr := &kivuli.Transport{Credentials: creds, Service: "es", Region: "eu-west-2",
+		Base: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			n, err := io.Copy(io.Discard, req.Body)
+			req.Body.Close()
+			sent = n
+			return &http.Response{StatusCode: 200, Body: http.NoBody}, err
+		})}
+	body := bigBody()
+	for _, kind := range []string{"GetBody", "io.Seeker"} {
+		t.Run(kind, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPut, "https://search-x.eu-west-2.es.amazonaws.com/idx/_doc/1", bytes.NewReader(body))
+			require.NoError(t, err)
+			if kind == "io.Seeker" {
+				req.GetBody = nil
+				req.Body = struct {
+					io.ReadSeeker
+					io.Closer
+				}{bytes.NewReader(body), io.NopCloser(nil)}
+			}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err = tr.RoundTrip(req)
+			runtime.ReadMemStats(&after)
+			require.NoError(t, err)
+			assert.Equal(t, int64(len(body)), sent)
+			allocated := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%s: %d bytes allocated to sign and send a %d MiB body", kind, allocated, len(body)>>20)
+			assert.Less(t, allocated, uint64(1<<20))
+		})
 	}
 }
