@@ -1,0 +1,577 @@
+// Package benchmarks compares kivuli's signing transport with the cheapest
+// possible correct signing (the SDK signer called directly) and with the
+// signers of two peers, opensearch-go's signer/awsv2 and smithy-go's
+// aws-http-auth sigv4, on the same requests in the same run.
+//
+// Every implementation builds its request with http.NewRequest, signs it
+// the way its users do, and hands it to the same Base (sink), which reads
+// the body through a 32 KiB buffer and closes it, as a real transport
+// copies it to the socket, and answers 200 at once. Sub-benchmarks are
+// named impl=floor|kivuli|opensearch|smithy so that benchstat -col /impl
+// puts the implementations side by side, with ratios against floor.
+//
+// run.sh runs them, with benchstat, and rewrites README.md.
+package benchmarks
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	sdkv4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/smithy-go/aws-http-auth/credentials"
+	"github.com/aws/smithy-go/aws-http-auth/sigv4"
+	smithyv4 "github.com/aws/smithy-go/aws-http-auth/v4"
+	"github.com/kivuli-go/kivuli"
+	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/sigv4test"
+	"github.com/opensearch-project/opensearch-go/v4/signer"
+	"github.com/opensearch-project/opensearch-go/v4/signer/awsv2"
+)
+
+const (
+	host    = "search-x.eu-west-2.es.amazonaws.com"
+	service = "es"
+	region  = "eu-west-2"
+
+	getURL  = "https://" + host + "/logs-2026.11.28/_search?q=status:500&size=10"
+	postURL = "https://" + host + "/logs-2026.11.28/_doc"
+	bulkURL = "https://" + host + "/_bulk"
+)
+
+// A workload is one request, the same for every implementation.
+type workload struct {
+	name        string
+	method      string
+	url         string
+	contentType string
+	body        []byte // nil: no body
+	hash        string // hex SHA-256 of body, precomputed for floor
+}
+
+func newWorkload(name, method, url, contentType string, body []byte) *workload {
+	sum := sha256.Sum256(body)
+	return &workload{name: name, method: method, url: url, contentType: contentType, body: body, hash: hex.EncodeToString(sum[:])}
+}
+
+// newRequest builds the request as every implementation's user does: a
+// body given as a bytes.Reader, so that http.NewRequest sets GetBody and
+// ContentLength.
+func (w *workload) newRequest() (*http.Request, error) {
+	var body io.Reader
+	if w.body != nil {
+		body = bytes.NewReader(w.body)
+	}
+	req, err := http.NewRequest(w.method, w.url, body)
+	if err != nil {
+		return nil, err
+	}
+	if w.contentType != "" {
+		req.Header.Set("Content-Type", w.contentType)
+	}
+	return req, nil
+}
+
+var (
+	getWorkload = newWorkload("GET", http.MethodGet, getURL, "", nil)
+	postDoc     = newWorkload("POST1KiB", http.MethodPost, postURL, "application/json", jsonDoc(1<<10))
+	body1MiB    = newWorkload("Body1MiB", http.MethodPost, bulkURL, "application/x-ndjson", ndjson(1<<20))
+	body64MiB   = newWorkload("Body64MiB", http.MethodPost, bulkURL, "application/x-ndjson", ndjson(64<<20))
+)
+
+// jsonDoc returns a JSON document of exactly n bytes (n >= 64).
+func jsonDoc(n int) []byte {
+	head := `{"@timestamp":"2026-11-28T17:41:00Z","status":500,"message":"`
+	tail := `"}`
+	return []byte(head + strings.Repeat("x", n-len(head)-len(tail)) + tail)
+}
+
+// ndjson returns a bulk body of exactly n bytes: index actions and
+// documents, one a line.
+func ndjson(n int) []byte {
+	var b bytes.Buffer
+	b.Grow(n + 256)
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "{\"index\":{\"_index\":\"logs-2026.11.28\",\"_id\":\"%d\"}}\n"+
+			"{\"@timestamp\":\"2026-11-28T17:41:00Z\",\"status\":%d,\"bytes\":%d,\"path\":\"/api/v1/items/%d\"}\n",
+			i, 200+i%5*100, i*7919%65536, i)
+	}
+	return b.Bytes()[:n]
+}
+
+// sink is the Base of every implementation: it reads the request body
+// through a 32 KiB buffer and closes it, as net/http copies a body to the
+// connection, and answers at once with a static response. So every body
+// read an implementation causes is paid for, and no network is involved.
+type sink struct{}
+
+var (
+	okResponse = &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, Body: http.NoBody}
+	sinkBufs   = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+)
+
+func (sink) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		bp := sinkBufs.Get().(*[]byte)
+		_, err := io.CopyBuffer(io.Discard, readerOnly{req.Body}, *bp)
+		sinkBufs.Put(bp)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return okResponse, nil
+}
+
+// readerOnly hides WriterTo and the like, so that the body is copied
+// through the buffer.
+type readerOnly struct{ r io.Reader }
+
+func (r readerOnly) Read(p []byte) (int, error) { return r.r.Read(p) }
+
+// env is what the implementations share: one emulator, one Credentials
+// from kivuli.New, and each implementation's long-lived signer.
+type env struct {
+	srv    *imdstest.Server
+	creds  *kivuli.Credentials
+	static aws.Credentials // the same credentials, read once, for floor
+
+	floorSigner  *sdkv4.Signer
+	transport    *kivuli.Transport
+	osSigner     signer.Signer
+	smithySigner *sigv4.Signer
+	base         http.RoundTripper
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *env
+	sharedErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		shared.close()
+	}
+	os.Exit(code)
+}
+
+func getEnv(tb testing.TB) *env {
+	tb.Helper()
+	sharedOnce.Do(func() { shared, sharedErr = newEnv(sink{}) })
+	if sharedErr != nil {
+		tb.Fatal(sharedErr)
+	}
+	return shared
+}
+
+func newEnv(base http.RoundTripper) (*env, error) {
+	srv := imdstest.NewServer(imdstest.Config{})
+	creds, err := kivuli.New(context.Background(), kivuli.WithEndpoint(srv.URL))
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	static, err := creds.Retrieve(context.Background())
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	// opensearch-go users hand it an aws.Config; its credentials are the
+	// same kivuli.Credentials, so that only the signing differs.
+	osSigner, err := awsv2.NewSignerWithService(aws.Config{Region: region, Credentials: creds}, service)
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	return &env{
+		srv:         srv,
+		creds:       creds,
+		static:      static,
+		floorSigner: sdkv4.NewSigner(),
+		transport: &kivuli.Transport{
+			Credentials: creds,
+			Service:     service,
+			Region:      region,
+			Base:        base,
+		},
+		osSigner: osSigner,
+		// X-Amz-Content-Sha256 is sent by kivuli (its "es" policy), by
+		// opensearch-go and by floor: smithy is asked to send it too, so
+		// that all four send the same signed headers.
+		smithySigner: sigv4.New(func(o *smithyv4.SignerOptions) { o.AddPayloadHashHeader = true }),
+		base:         base,
+	}, nil
+}
+
+func (e *env) close() {
+	e.creds.Close()
+	e.srv.Close()
+}
+
+// An implementation sends one request of a workload, signed, to Base.
+type implementation struct {
+	name string
+	do   func(e *env, w *workload) error
+}
+
+var implementations = []implementation{
+	{"floor", (*env).floor},
+	{"kivuli", (*env).kivuli},
+	{"opensearch", (*env).opensearch},
+	{"smithy", (*env).smithy},
+}
+
+// floor is the cheapest correct signing: the SDK signer called directly,
+// credentials already in hand, the payload hash precomputed.
+func (e *env) floor(w *workload) error {
+	req, err := w.newRequest()
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Amz-Content-Sha256", w.hash)
+	if err := e.floorSigner.SignHTTP(req.Context(), e.static, req, w.hash, service, region, time.Now()); err != nil {
+		return err
+	}
+	return send(e.base, req)
+}
+
+// kivuli is kivuli.Transport.RoundTrip over the same Base.
+func (e *env) kivuli(w *workload) error {
+	req, err := w.newRequest()
+	if err != nil {
+		return err
+	}
+	resp, err := e.transport.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	return check(resp)
+}
+
+// opensearch is opensearch-go's signer/awsv2, as its client calls it before
+// sending: SignRequest reads the body fully to hash it and puts a buffer
+// in its place.
+func (e *env) opensearch(w *workload) error {
+	req, err := w.newRequest()
+	if err != nil {
+		return err
+	}
+	if err := e.osSigner.SignRequest(req); err != nil {
+		return err
+	}
+	return send(e.base, req)
+}
+
+// smithy is aws-http-auth's sigv4 signer. It hashes only an io.Seeker body
+// itself (http.NewRequest's is not one), so its users read the body fully,
+// hash it and put it back, as opensearch-go does.
+func (e *env) smithy(w *workload) error {
+	req, err := w.newRequest()
+	if err != nil {
+		return err
+	}
+	var payload []byte
+	if req.Body != nil {
+		payload, err = io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(payload))
+	}
+	sum := sha256.Sum256(payload)
+	v, err := e.creds.Retrieve(req.Context())
+	if err != nil {
+		return err
+	}
+	err = e.smithySigner.SignRequest(&sigv4.SignRequestInput{
+		Request:     req,
+		PayloadHash: sum[:],
+		Credentials: credentials.Credentials{
+			AccessKeyID:     v.AccessKeyID,
+			SecretAccessKey: v.SecretAccessKey,
+			SessionToken:    v.SessionToken,
+			Expires:         v.Expires,
+		},
+		Service: service,
+		Region:  region,
+		Time:    time.Now(),
+	})
+	if err != nil {
+		return err
+	}
+	return send(e.base, req)
+}
+
+func send(base http.RoundTripper, req *http.Request) error {
+	resp, err := base.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	return check(resp)
+}
+
+func check(resp *http.Response) error {
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// runImpls runs one sub-benchmark per implementation on w, and with
+// rawSHA256 a reference that only hashes the body with crypto/sha256.
+// With peakHeap, each also reports the extra heap of one request.
+func runImpls(b *testing.B, w *workload, rawSHA256, peakHeap bool) {
+	e := getEnv(b)
+	for _, im := range rotation() {
+		b.Run("impl="+im.name, func(b *testing.B) {
+			if w.body != nil {
+				b.SetBytes(int64(len(w.body)))
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := im.do(e, w); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if peakHeap {
+				b.ReportMetric(float64(measurePeakHeap(b, func() error { return im.do(e, w) })), "peak-heap-B/op")
+			}
+		})
+	}
+	if rawSHA256 {
+		b.Run("impl=raw-sha256", func(b *testing.B) {
+			b.SetBytes(int64(len(w.body)))
+			b.ReportAllocs()
+			var sum [sha256.Size]byte
+			for b.Loop() {
+				sum = sha256.Sum256(w.body)
+			}
+			if sum == ([sha256.Size]byte{}) {
+				b.Fatal("no hash")
+			}
+			if peakHeap {
+				b.ReportMetric(float64(measurePeakHeap(b, func() error { sha256.Sum256(w.body); return nil })), "peak-heap-B/op")
+			}
+		})
+	}
+}
+
+// rotation returns the implementations in the order to run them in: in
+// round KIVULI_BENCH_ROUND (run.sh's loop counter, default 0) it starts
+// that many further along, so that no implementation always runs first or
+// right after the same other one. go test -count N repeats each
+// sub-benchmark N times back to back, so run.sh runs N rounds of -count 1
+// instead, spreading every implementation's samples over the whole run:
+// on a shared VM, a slow few seconds then no longer land on one
+// implementation. benchstat's columns keep a fixed order.
+func rotation() []implementation {
+	round, _ := strconv.Atoi(os.Getenv("KIVULI_BENCH_ROUND"))
+	k := (round%len(implementations) + len(implementations)) % len(implementations)
+	return append(implementations[k:len(implementations):len(implementations)], implementations[:k]...)
+}
+
+// BenchmarkGET: a search GET with a query, no body.
+func BenchmarkGET(b *testing.B) { runImpls(b, getWorkload, false, false) }
+
+// BenchmarkPOST1KiB: a 1 KiB JSON document.
+func BenchmarkPOST1KiB(b *testing.B) { runImpls(b, postDoc, false, false) }
+
+// BenchmarkBody1MiB: a 1 MiB bulk body.
+func BenchmarkBody1MiB(b *testing.B) { runImpls(b, body1MiB, true, false) }
+
+// BenchmarkBody64MiB: a 64 MiB bulk body, with the extra heap of signing.
+func BenchmarkBody64MiB(b *testing.B) { runImpls(b, body64MiB, true, true) }
+
+// BenchmarkGETParallel: the GET from GOMAXPROCS goroutines at once.
+func BenchmarkGETParallel(b *testing.B) {
+	e := getEnv(b)
+	for _, im := range rotation() {
+		b.Run("impl="+im.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := im.do(e, getWorkload); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkRetrieve: the credential read path, credentials fresh.
+func BenchmarkRetrieve(b *testing.B) {
+	e := getEnv(b)
+	ctx := context.Background()
+	b.Run("impl=kivuli", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := e.creds.Retrieve(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkRetrieveParallel: the credential read path from GOMAXPROCS
+// goroutines at once.
+func BenchmarkRetrieveParallel(b *testing.B) {
+	e := getEnv(b)
+	ctx := context.Background()
+	b.Run("impl=kivuli", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := e.creds.Retrieve(ctx); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}
+
+// measurePeakHeap returns the most heap, above what was in use before, that
+// was in use while op ran, the largest of three runs.
+//
+// A second goroutine samples runtime/metrics' count of bytes in heap
+// objects (HeapAlloc, without stopping the world) as fast as it can while
+// op runs on this one. That count includes objects already garbage but not
+// yet swept, which is heap the process must still hold: so it is the peak
+// of what op makes the heap carry, whereas the TotalAlloc difference that
+// B/op reports sums every allocation, even those dead before the next one
+// (io.ReadAll's growing buffers), and a HeapAlloc difference before/after
+// misses what was freed by a collection in between. Sampling can miss a
+// spike shorter than a sample (a few microseconds): the heap sampled after
+// op returns is counted too, and B/op stays an upper bound.
+func measurePeakHeap(b *testing.B, op func() error) uint64 {
+	b.Helper()
+	var peak uint64
+	for range 3 {
+		p, err := peakHeapOnce(op)
+		if err != nil {
+			b.Fatal(err)
+		}
+		peak = max(peak, p)
+	}
+	return peak
+}
+
+func peakHeapOnce(op func() error) (uint64, error) {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	read := func() uint64 {
+		metrics.Read(sample)
+		return sample[0].Value.Uint64()
+	}
+	runtime.GC()
+	before := read()
+	stop := make(chan struct{})
+	result := make(chan uint64)
+	started := make(chan struct{})
+	go func() {
+		peak := before
+		close(started)
+		for {
+			select {
+			case <-stop:
+				result <- max(peak, read())
+				return
+			default:
+				peak = max(peak, read())
+			}
+		}
+	}()
+	<-started
+	err := op()
+	close(stop)
+	peak := <-result
+	if peak < before {
+		return 0, err
+	}
+	return peak - before, err
+}
+
+// TestImplementationsSignValidRequests checks that the four implementations
+// send requests that an independent SigV4 verifier accepts, with the same
+// signed headers, so that the benchmarks compare like with like.
+func TestImplementationsSignValidRequests(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		sent []*http.Request
+	)
+	capture := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		mu.Lock()
+		sent = append(sent, req)
+		mu.Unlock()
+		return okResponse, nil
+	})
+	e, err := newEnv(capture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.close()
+	v := &sigv4test.Verifier{Secrets: func(id string) (sigv4test.Credentials, bool) {
+		c, ok := e.srv.Lookup(id)
+		return sigv4test.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration}, ok
+	}}
+	for _, w := range []*workload{getWorkload, postDoc, body1MiB} {
+		for _, im := range implementations {
+			t.Run(w.name+"/impl="+im.name, func(t *testing.T) {
+				sent = nil
+				if err := im.do(e, w); err != nil {
+					t.Fatal(err)
+				}
+				if len(sent) != 1 {
+					t.Fatalf("%d requests sent, want 1", len(sent))
+				}
+				rec := v.Verify(sent[0])
+				if rec.Err != nil {
+					t.Fatal(rec.Err)
+				}
+				if rec.BodyLen != int64(len(w.body)) || rec.PayloadHash != w.hash || !rec.ContentSHA256 {
+					t.Errorf("body %d bytes, payload hash %s, X-Amz-Content-Sha256 sent %v; want %d bytes, %s, sent",
+						rec.BodyLen, rec.PayloadHash, rec.ContentSHA256, len(w.body), w.hash)
+				}
+				if rec.Token != sigv4test.HeaderSigned {
+					t.Errorf("token %v, want %v", rec.Token, sigv4test.HeaderSigned)
+				}
+				for _, h := range []string{"host", "x-amz-content-sha256", "x-amz-date", "x-amz-security-token"} {
+					if !containsFold(rec.SignedHeaders, h) {
+						t.Errorf("signed headers %v lack %s", rec.SignedHeaders, h)
+					}
+				}
+				t.Logf("signed headers %v", rec.SignedHeaders)
+			})
+		}
+	}
+}
+
+func containsFold(list []string, s string) bool {
+	for _, v := range list {
+		if strings.EqualFold(v, s) {
+			return true
+		}
+	}
+	return false
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
