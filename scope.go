@@ -25,10 +25,15 @@ func splitAWSHost(host string) []string {
 
 // hostname returns host without its port, lower case.
 func hostname(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	if strings.IndexByte(host, ':') >= 0 { // SplitHostPort allocates its error
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
 	}
-	return strings.ToLower(strings.Trim(host, "[]"))
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return strings.ToLower(host)
 }
 
 // isRegion reports whether label looks like an AWS region name: us-east-1,

@@ -41,6 +41,13 @@ func signerOptionsOnce(o *v4.SignerOptions) {
 	o.DisableURIPathEscaping = true
 }
 
+// The option lists passed to the SDK signer: shared, so that a request
+// does not allocate one.
+var (
+	signerOptionList     = []func(*v4.SignerOptions){signerOptions}
+	signerOptionOnceList = []func(*v4.SignerOptions){signerOptionsOnce}
+)
+
 // signing is what one signature needs besides the request.
 type signing struct {
 	creds       aws.Credentials
@@ -60,10 +67,11 @@ type signing struct {
 // query parameters.
 func sign(ctx context.Context, r *http.Request, s *signing) error {
 	h := r.Header
-	h.Del(headerAuthorization)
-	h.Del(headerDate)
-	h.Del(headerToken)
-	h.Del(headerContentSHA256)
+	for k := range h {
+		if isSigningHeader(k) {
+			delete(h, k)
+		}
+	}
 	if strings.Contains(r.URL.RawQuery, "X-Amz-") {
 		r.URL.RawQuery = stripAuthQuery(r.URL.RawQuery)
 	}
@@ -124,15 +132,14 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 		c.URL = &u
 		sr = &c
 	}
-	opt := signerOptions
-	if pol.EscapePathOnce {
-		opt = signerOptionsOnce
-	}
 	var capture *captureLogger
-	optFns := []func(*v4.SignerOptions){opt}
+	optFns := signerOptionList
+	if pol.EscapePathOnce {
+		optFns = signerOptionOnceList
+	}
 	if s.logger != nil && s.logger.Enabled(ctx, slog.LevelDebug) {
 		capture = &captureLogger{}
-		optFns = append(optFns, func(o *v4.SignerOptions) { o.LogSigning, o.Logger = true, capture })
+		optFns = append(optFns[:1:1], func(o *v4.SignerOptions) { o.LogSigning, o.Logger = true, capture })
 	}
 
 	creds := s.creds
@@ -164,6 +171,21 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 		capture.log(ctx, s, r, token)
 	}
 	return nil
+}
+
+// isSigningHeader reports whether k names a header that signing sets, in
+// any case: a stale one, or one set by hand in the header map, must not be
+// sent beside the new one.
+func isSigningHeader(k string) bool {
+	switch len(k) {
+	case len(headerAuthorization):
+		return strings.EqualFold(k, headerAuthorization)
+	case len(headerDate):
+		return strings.EqualFold(k, headerDate)
+	case len(headerToken): // = len(headerContentSHA256)
+		return strings.EqualFold(k, headerToken) || strings.EqualFold(k, headerContentSHA256)
+	}
+	return false
 }
 
 // uriPath returns the escaped path the SDK signer signs and net/http sends:

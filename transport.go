@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,7 +148,7 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 		return nil, creds, fmt.Errorf("kivuli: retrieving credentials: %w", err)
 	}
 
-	out = req.Clone(req.Context())
+	out = cloneRequest(req)
 	hash, consumed, err := t.payload(out, pol, presign)
 	bodyOwned = !consumed
 	if err != nil {
@@ -167,6 +169,57 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 		return nil, creds, err
 	}
 	return out, creds, nil
+}
+
+// signingHeaders is how many headers signing may add: Authorization,
+// X-Amz-Date, X-Amz-Security-Token and X-Amz-Content-Sha256.
+const signingHeaders = 4
+
+// outgoing is a request's signed clone and its URL, allocated together.
+type outgoing struct {
+	req http.Request
+	url url.URL
+}
+
+// cloneRequest is req.Clone(req.Context()) made for signing, in two
+// allocations fewer: the clone and its URL are one, and the header map
+// has room for the headers signing adds, so that adding them does not
+// grow it. Like Clone it copies the header values, the trailer and
+// TransferEncoding, which signing or the base transport may change; the
+// server-side form fields are shared, as nothing on the client writes
+// them.
+func cloneRequest(req *http.Request) *http.Request {
+	o := &outgoing{req: *req, url: *req.URL}
+	if u := req.URL.User; u != nil {
+		user := *u
+		o.url.User = &user
+	}
+	o.req.URL = &o.url
+	o.req.Header = cloneHeader(req.Header, signingHeaders)
+	o.req.Trailer = req.Trailer.Clone()
+	o.req.TransferEncoding = slices.Clone(req.TransferEncoding)
+	return &o.req
+}
+
+// cloneHeader is h.Clone with room for extra more keys; it never returns
+// nil, so that signing can add to it.
+func cloneHeader(h http.Header, extra int) http.Header {
+	n := 0
+	for _, vv := range h {
+		n += len(vv)
+	}
+	values := make([]string, n) // one backing array for all, as Header.Clone does
+	c := make(http.Header, len(h)+extra)
+	for k, vv := range h {
+		if vv == nil {
+			c[k] = nil
+			continue
+		}
+		n := copy(values, vv)
+		c[k] = values[:n:n]
+		values = values[n:]
+	}
+	return c
 }
 
 func (t *Transport) base() http.RoundTripper {

@@ -363,11 +363,27 @@ func TestTransportStaleSigningRemoved(t *testing.T) {
 	req.Header.Set("X-Amz-Date", "20000101T000000Z")
 	req.Header.Set("X-Amz-Security-Token", "stale-token")
 	req.Header.Set("X-Amz-Content-Sha256", kivuli.EmptyPayloadHash+"0")
+	req.Header["x-amz-date"] = []string{"20000101T000000Z"} // set in the map by hand, not canonical
+	req.Header["authorization"] = []string{"stale"}
 	resp, err := r.transport("es").RoundTrip(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.NoError(t, r.lastRecord(t).Err)
 	assert.Equal(t, "q=1", r.lastRecord(t).RawQuery)
+}
+
+// TestTransportNilHeader: a request built by hand without a header map is
+// signed, not a panic.
+func TestTransportNilHeader(t *testing.T) {
+	r := newRig(t, nil)
+	u, err := url.Parse(r.endpoint.URL + "/_cluster/health")
+	require.NoError(t, err)
+	req := &http.Request{Method: http.MethodGet, URL: u}
+	resp, err := r.transport("es").RoundTrip(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.NoError(t, r.lastRecord(t).Err)
+	assert.Nil(t, req.Header, "the caller's request is not modified")
 }
 
 // TestTransportPaths: paths and queries that users send sign correctly.
