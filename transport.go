@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net/http"
@@ -382,21 +383,33 @@ func checkLength(r *http.Request, n int64) error {
 	return nil
 }
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+// hashing is the scratch space of hashReader: a copy buffer and a SHA-256
+// state. Neither leaves the function, so they are pooled; body buffers
+// never are.
+type hashing struct {
+	buf [64 << 10]byte
+	h   hash.Hash
+}
 
-// hashReader returns the length and hex SHA-256 of what r yields. The copy
-// buffer it may use is scratch space that never leaves this function, so it
-// is pooled; body buffers never are.
+var hashings = sync.Pool{New: func() any { return &hashing{h: sha256.New()} }}
+
+// hashReader returns the length and hex SHA-256 of what r yields.
 func hashReader(r io.Reader) (int64, string, error) {
-	h := sha256.New()
-	bp := copyBufs.Get().(*[]byte)
-	n, err := io.CopyBuffer(h, r, *bp)
-	copyBufs.Put(bp)
+	hs := hashings.Get().(*hashing)
+	defer hashings.Put(hs)
+	hs.h.Reset()
+	n, err := io.CopyBuffer(hs.h, r, hs.buf[:])
 	if err != nil {
 		return n, "", err
 	}
 	var sum [sha256.Size]byte
-	return n, hex.EncodeToString(h.Sum(sum[:0])), nil
+	return n, hexString(hs.h.Sum(sum[:0])), nil
+}
+
+// hexString is hex.EncodeToString in one allocation instead of two.
+func hexString(sum []byte) string {
+	var dst [2 * sha256.Size]byte
+	return string(dst[:hex.Encode(dst[:], sum)])
 }
 
 // inspect looks at an error answer: an expired token invalidates the
@@ -472,5 +485,5 @@ type attemptKey struct{}
 
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return hexString(sum[:])
 }
