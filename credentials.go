@@ -68,8 +68,8 @@ type Credentials struct {
 	nextTry  time.Time  // after a failure, no refresh on demand before this
 	failures int        // consecutive failed refreshes
 	lastErr  error      // of the last failed refresh
-	timer    *time.Timer
-	deadline *time.Timer
+	timer    *wallTimer
+	deadline *wallTimer
 	invalid  bool // Invalidate was called since the last good fetch
 	closed   bool
 	subsMu   sync.Mutex // guards subs, nil once closed; never held with mu
@@ -215,8 +215,8 @@ func (c *Credentials) Close() error {
 		return nil
 	}
 	c.closed = true
-	stop(c.timer)
-	stop(c.deadline)
+	c.timer.Stop()
+	c.deadline.Stop()
 	c.fresh.Store(nil) // with no timer left, readers look at the clock
 	c.cancel()
 	c.mu.Unlock()
@@ -228,12 +228,6 @@ func (c *Credentials) Close() error {
 	c.subs = nil // Subscribe after Close gets a closed channel
 	c.subsMu.Unlock()
 	return nil
-}
-
-func stop(t *time.Timer) {
-	if t != nil {
-		t.Stop()
-	}
 }
 
 // startLocked starts a refresh in the background. c.mu is held.
@@ -288,7 +282,7 @@ func (c *Credentials) fetch(ctx context.Context, trigger Trigger) (*snapshot, er
 		c.lastErr = err
 		c.nextTry = now.Add(backoff(c.failures))
 		if c.background && !c.closed && prev != nil {
-			c.timer = c.afterLocked(c.timer, c.nextTry.Sub(now), c.backgroundRefresh)
+			c.timer = c.afterLocked(c.timer, c.nextTry, c.backgroundRefresh)
 		}
 		if prev != nil {
 			ev.Expires = prev.expires
@@ -330,12 +324,12 @@ func newSnapshot(v aws.Credentials, now time.Time) (*snapshot, error) {
 // after which readers take the slow path, and the background refresh.
 // c.mu is held.
 func (c *Credentials) scheduleLocked(s *snapshot, now time.Time) {
-	stop(c.deadline)
-	stop(c.timer)
+	c.deadline.Stop()
+	c.timer.Stop()
 	if !c.refresh || !s.canExpire || c.closed {
 		return
 	}
-	c.deadline = time.AfterFunc(s.deadline.Sub(now), func() { c.fresh.CompareAndSwap(s, nil) })
+	c.deadline = afterWall(s.deadline, func() { c.fresh.CompareAndSwap(s, nil) })
 	if !c.background {
 		return
 	}
@@ -348,12 +342,12 @@ func (c *Credentials) scheduleLocked(s *snapshot, now time.Time) {
 	if at.After(s.deadline) {
 		at = s.deadline
 	}
-	c.timer = c.afterLocked(c.timer, at.Sub(now), c.backgroundRefresh)
+	c.timer = c.afterLocked(c.timer, at, c.backgroundRefresh)
 }
 
-func (c *Credentials) afterLocked(t *time.Timer, d time.Duration, f func()) *time.Timer {
-	stop(t)
-	return time.AfterFunc(d, f)
+func (c *Credentials) afterLocked(t *wallTimer, at time.Time, f func()) *wallTimer {
+	t.Stop()
+	return afterWall(at, f)
 }
 
 // backgroundRefresh starts a refresh unless one is running.
