@@ -47,7 +47,8 @@ const DefaultMaxBufferedBody = 16 << 20
 // answer's Date header. [NewRetryingClient] also retries such requests.
 //
 // A Transport is safe for concurrent use, and must not be copied after
-// first use.
+// first use. Its fields, the Policies map and the AllowedHosts slice
+// included, must not be changed once it is in use.
 type Transport struct {
 	// Credentials signs the requests. Required.
 	Credentials aws.CredentialsProvider
