@@ -3,15 +3,15 @@
 # summarises them with benchstat, computes the targets of issue 4, and
 # rewrites the results section of README.md (between its markers).
 #
-# Usage: benchmarks/run.sh   (from any directory; about 5 minutes on 2 cores)
-# Knobs: COUNT (default 6), BENCHTIME (1s), BENCHTIME_64MIB (20x).
+# Usage: benchmarks/run.sh   (from any directory; about 4 minutes on 2 cores)
+# Knobs: COUNT (default 8: each of the four implementations leads two rounds), BENCHTIME (1s), BENCHTIME_64MIB (20x).
 # Raw output is kept in benchmarks/results/ for later comparisons
 # (benchstat old.txt results/bench.txt).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 start=$SECONDS
 
-count=${COUNT:-6}
+count=${COUNT:-8}
 benchtime=${BENCHTIME:-1s}
 benchtime64=${BENCHTIME_64MIB:-20x}
 
@@ -24,12 +24,18 @@ if [ -z "$benchstat" ]; then
 	[ -n "$gobin" ] || gobin="$(go env GOPATH | cut -d: -f1)/bin"
 	if [ ! -x "$gobin/benchstat" ]; then
 		step "installing benchstat"
-		go install golang.org/x/perf/cmd/benchstat@latest
+		# pinned: internal/report reads benchstat's CSV output
+		go install golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 	fi
 	benchstat=$gobin/benchstat
 fi
 
-out=results
+# Everything is written to a temporary directory first, and moved to
+# results/ only once the report is written: a failed or interrupted run
+# leaves results/ and README.md as they were, and in step.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+out=$tmp/results
 mkdir -p "$out"
 raw=$out/bench.txt
 : >"$raw"
@@ -41,7 +47,7 @@ go test -count 1 -run '^TestImplementationsSignValidRequests$' .
 step "storm test"
 storm_ok=1
 rm -f "$out/storm.txt"
-if ! KIVULI_STORM_RESULT="$PWD/$out/storm.txt" go test -count 1 -run '^TestStorm$' -v . >"$out/storm.log" 2>&1; then
+if ! KIVULI_STORM_RESULT="$out/storm.txt" go test -count 1 -run '^TestStorm$' -v . >"$out/storm.log" 2>&1; then
 	storm_ok=0
 	cat "$out/storm.log" >&2
 fi
@@ -56,8 +62,6 @@ grep -h 'storm:' "$out/storm.txt" 2>/dev/null >&2 || true
 # requests, since one takes 40 to 250 ms.
 small='^Benchmark(GET|POST1KiB|Body1MiB|GETParallel|Retrieve|RetrieveParallel)$'
 large='^BenchmarkBody64MiB$'
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 step "go test -c"
 go test -c -o "$tmp/bench.test" .
 {
@@ -80,12 +84,12 @@ order='/impl@(floor kivuli opensearch smithy raw-sha256)'
 "$benchstat" -col "$order" "$raw" >"$out/benchstat.txt"
 "$benchstat" -format csv -col "$order" "$raw" >"$out/vs-floor.csv" 2>/dev/null
 "$benchstat" -format csv -col '/impl@(kivuli opensearch smithy)' "$raw" >"$out/vs-kivuli.csv" 2>/dev/null
-echo "benchstat -col '$order' $raw" >>"$out/commands.txt"
+echo "benchstat -col '$order' results/bench.txt" >>"$out/commands.txt"
 cat "$out/benchstat.txt" >&2
 
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 header_cpu=$(grep -m1 '^cpu:' "$raw" | cut -d: -f2- | sed 's/^ *//;s/ *$//' || true)
-cpus="$(nproc) CPUs"
+cpus="$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') CPUs"
 if [ -n "$header_cpu" ] && [ "$header_cpu" != "$cpu" ]; then
 	cpu="$cpu ($header_cpu)"
 fi
@@ -104,7 +108,8 @@ go run ./internal/report \
 	-cpu "$cpu, $cpus" \
 	-elapsed "$((elapsed / 60))m$((elapsed % 60))s"
 
-echo "run.sh: done in $((SECONDS - start))s; README.md updated" >&2
+rm -rf results && mv "$out" results
+echo "run.sh: done in $((SECONDS - start))s; README.md and results/ updated" >&2
 if [ "$storm_ok" != 1 ]; then
 	echo "run.sh: TestStorm failed" >&2
 	exit 1

@@ -45,6 +45,11 @@ const stormCallers = 10000
 // nanosecond before the deadline, when the credentials in hand are checked
 // to be still the first ones, until every caller has returned and the
 // bubble is idle.
+//
+// Callers racing to start the refresh themselves, with no background
+// refresh to find, is what the kivuli package's own TestRefreshStorm
+// covers (it can turn the background refresh off): one credential GET for
+// 10,000 callers there too.
 func TestStorm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := imdstest.NewHandler(imdstest.Config{RotateBefore: kivuli.RefreshDeadline})
@@ -62,6 +67,8 @@ func TestStorm(t *testing.T) {
 
 		// The callers wait at the start line, so that they start together.
 		start := make(chan struct{})
+		release := sync.OnceFunc(func() { close(start) })
+		defer release() // on an early t.Fatalf too: no caller is left blocked in the bubble
 		var (
 			wg                   sync.WaitGroup
 			failed, old, renewed atomic.Int32
@@ -94,7 +101,7 @@ func TestStorm(t *testing.T) {
 
 		time.Sleep(time.Nanosecond) // the refresh deadline
 		synctest.Wait()             // its timers have run: the refresh is under way
-		close(start)
+		release()
 		wg.Wait()
 		synctest.Wait()
 		gets := srv.Stats().CredentialGETs - before
@@ -116,8 +123,9 @@ func TestStorm(t *testing.T) {
 		if gets != 1 {
 			t.Errorf("%d credential GETs for the storm, want 1", gets)
 		}
-		// run.sh reads the result from this file for the README.
-		if path := os.Getenv("KIVULI_STORM_RESULT"); path != "" {
+		// run.sh reads the result from this file for the README; a failed
+		// test writes none, and the README then says the target is missed.
+		if path := os.Getenv("KIVULI_STORM_RESULT"); path != "" && !t.Failed() {
 			if err := os.WriteFile(path, []byte(result+"\n"), 0o644); err != nil {
 				t.Error(err)
 			}

@@ -371,10 +371,6 @@ func targetHashing(s *stat) target {
 	t := target{name: name, met: thruOK && heapOK}
 	t.figures = append(t.figures, fmt.Sprintf("whole request (hash, sign, body copied to Base): kivuli %s vs raw sha256 %s = %.1f%% (need ≥ 85%%) %s",
 		rate(kThru), rate(rThru), ratio*100, mark(thruOK)))
-	if ft, ok := s.get("sec/op", "Body64MiB", "floor"); ok && kt.value > ft.value {
-		h := size / (kt.value - ft.value)
-		t.figures = append(t.figures, fmt.Sprintf("hashing alone (kivuli − floor): %s = %.1f%% of raw", rate(h), h/rThru*100))
-	}
 	t.figures = append(t.figures, fmt.Sprintf("extra heap: kivuli peak %s, allocated %s/op (limit 1 MiB) %s", size_(kh.value), size_(kb.value), mark(heapOK)))
 	var ps []string
 	for _, p := range peers {
