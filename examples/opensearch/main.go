@@ -12,7 +12,9 @@
 // the credentials come from the real IMDS and the client talks to the
 // domain at -endpoint (default $OPENSEARCH_URL), in -region (default
 // $AWS_REGION, else eu-west-2); it writes one document to the index
-// logs-2026.05.01. For OpenSearch Serverless, add -service aoss.
+// logs-2026.05.01. For OpenSearch Serverless, add -service aoss and use a
+// search collection: time-series collections do not accept the custom
+// document ID (1) that the example indexes with.
 //
 // This is its own Go module, so that the root module does not depend on
 // opensearch-go. It exits non-zero if a request fails or the search does
@@ -23,6 +25,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -61,7 +64,7 @@ func main() {
 	}
 }
 
-func run(useAWS bool, endpointURL, region, service string) error {
+func run(useAWS bool, endpointURL, region, service string) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -97,7 +100,12 @@ func run(useAWS bool, endpointURL, region, service string) error {
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	// Close stops the client's background work and closes idle connections.
+	defer func() {
+		if cerr := client.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close: %w", cerr))
+		}
+	}()
 
 	doc := `{"@timestamp":"2026-05-01T12:00:00Z","level":"error","message":"disk almost full"}`
 	indexed, err := client.Index(ctx, opensearchapi.IndexReq{
@@ -107,7 +115,7 @@ func run(useAWS bool, endpointURL, region, service string) error {
 		Params:     opensearchapi.IndexParams{Refresh: "true"}, // searchable at once
 	})
 	if err != nil {
-		return fmt.Errorf("index: %w", err)
+		return failed("index", indexed.Inspect().Response, err)
 	}
 	fmt.Printf("indexed %s/_doc/%s: %s\n", indexed.Index, indexed.ID, indexed.Result)
 
@@ -116,7 +124,7 @@ func run(useAWS bool, endpointURL, region, service string) error {
 		Body:    strings.NewReader(`{"query":{"match":{"level":"error"}}}`),
 	})
 	if err != nil {
-		return fmt.Errorf("search: %w", err)
+		return failed("search", found.Inspect().Response, err)
 	}
 	fmt.Printf("searched %s: %d hit(s)\n", pattern, found.Hits.Total.Value)
 
@@ -136,8 +144,31 @@ func run(useAWS bool, endpointURL, region, service string) error {
 	return nil
 }
 
+// failed describes a failed call. For an error answer it gives the HTTP
+// status and, from OpenSearch's JSON error, at most its type and reason:
+// never the body, which opensearch-go's error quotes when it cannot parse
+// it, as with the {"message": ...} of a rejected signature, which may go on
+// with the canonical request the service computed, session token included.
+func failed(op string, resp *opensearch.Response, err error) error {
+	if resp == nil || !resp.IsError() {
+		return fmt.Errorf("%s: %w", op, err) // no error answer: a network error, say
+	}
+	msg := fmt.Sprintf("%s: %d %s", op, resp.StatusCode, http.StatusText(resp.StatusCode))
+	var e struct {
+		Error struct{ Type, Reason string } `json:"error"`
+	}
+	if resp.Body != nil { // opensearch-go has read it, and left a copy here
+		body, _ := io.ReadAll(resp.Body)
+		if json.Unmarshal(body, &e) == nil && e.Error.Type != "" {
+			reason, _, _ := strings.Cut(e.Error.Reason, "\n")
+			msg += ": " + e.Error.Type + ": " + reason
+		}
+	}
+	return errors.New(msg)
+}
+
 // fakeCluster answers as a one-node OpenSearch cluster would, just enough
-// for this example: the root (version info), indexing and search.
+// for this example: indexing and search.
 type fakeCluster struct {
 	mu   sync.Mutex
 	docs map[string][]json.RawMessage // by index
@@ -149,8 +180,6 @@ func (c *fakeCluster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	switch {
-	case r.URL.Path == "/" && r.Method == http.MethodGet:
-		fmt.Fprint(w, `{"name":"node-1","cluster_name":"logs","cluster_uuid":"Bz6rUmbHSm6Z3hEXAMPLE","version":{"distribution":"opensearch","number":"2.19.0","build_type":"tar","lucene_version":"9.12.1","minimum_wire_compatibility_version":"7.10.0","minimum_index_compatibility_version":"7.0.0"},"tagline":"The OpenSearch Project: https://opensearch.org/"}`)
 	case len(parts) == 3 && parts[1] == "_doc" && (r.Method == http.MethodPut || r.Method == http.MethodPost):
 		body, err := io.ReadAll(r.Body)
 		if err != nil || !json.Valid(body) {

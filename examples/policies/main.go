@@ -86,9 +86,14 @@ func run(useAWS bool) error {
 		if p.UnsignedStreaming {
 			payload += ", streams unsigned"
 		}
-		path := "normalised, escaped twice"
-		if p.EscapePathOnce && p.KeepDotSegments {
-			path = "as sent, escaped once"
+		path := "normalised" // "." and ".." segments removed, "//" collapsed
+		if p.KeepDotSegments {
+			path = "as sent"
+		}
+		if p.EscapePathOnce {
+			path += ", escaped once"
+		} else {
+			path += ", escaped twice"
 		}
 		signature := p.Sign.String()
 		if p.Expires != 0 {
@@ -108,9 +113,10 @@ func run(useAWS bool) error {
 	for _, c := range []struct {
 		service string
 		token   sigv4test.TokenPlacement
+		header  bool // X-Amz-Content-Sha256 sent: Payload is PayloadHashHeader
 	}{
-		{"es", sigv4test.HeaderUnsigned},
-		{"myservice", sigv4test.HeaderSigned},
+		{"es", sigv4test.HeaderUnsigned, true},
+		{"myservice", sigv4test.HeaderSigned, true},
 	} {
 		client := &http.Client{Transport: &kivuli.Transport{
 			Credentials: creds,
@@ -120,15 +126,24 @@ func run(useAWS bool) error {
 			// Signed requests go only to AWS hosts and to these.
 			AllowedHosts: []string{endpoint.Listener.Addr().String()},
 		}}
-		resp, err := client.Post(endpoint.URL+"/items/_search", "application/json", strings.NewReader(`{"query":{"match_all":{}}}`))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint.URL+"/items/_search", strings.NewReader(`{"query":{"match_all":{}}}`))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
 		recs := endpoint.Records()
 		rec := recs[len(recs)-1]
-		if rec.Err != nil || rec.Token != c.token {
-			return fmt.Errorf("%s: token %s: %v", c.service, rec.Token, rec.Err)
+		if rec.Err != nil {
+			return fmt.Errorf("%s: %w", c.service, rec.Err)
+		}
+		if rec.Token != c.token || rec.ContentSHA256 != c.header {
+			return fmt.Errorf("%s: endpoint saw token %s, X-Amz-Content-Sha256 header %t; want %s, %t",
+				c.service, rec.Token, rec.ContentSHA256, c.token, c.header)
 		}
 		fmt.Printf("  %-9s -> %s: service %s, token %s, X-Amz-Content-Sha256 header %t\n",
 			c.service, resp.Status, rec.Service, rec.Token, rec.ContentSHA256)

@@ -12,7 +12,9 @@
 // AWS_REGION, else eu-west-2); the token-placement requests still go to the
 // local endpoint, the only one that says where it found the token.
 //
-// It exits non-zero if a step fails, such as a signature being rejected.
+// It exits non-zero if a step fails, such as a signature being rejected, a
+// refresh not bringing the emulator's new key, or the endpoint finding a
+// token elsewhere than the policy says.
 package main
 
 import (
@@ -83,7 +85,12 @@ func run(useAWS bool) error {
 	}
 	stsURL := "https://sts." + cmp.Or(os.Getenv("AWS_REGION"), "eu-west-2") + ".amazonaws.com/"
 	getCallerIdentity := func() error {
-		resp, err := sts.Post(stsURL, "application/x-www-form-urlencoded", strings.NewReader("Action=GetCallerIdentity&Version=2011-06-15"))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, stsURL, strings.NewReader("Action=GetCallerIdentity&Version=2011-06-15"))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := sts.Do(req)
 		if err != nil {
 			return err
 		}
@@ -125,25 +132,44 @@ func run(useAWS bool) error {
 	fmt.Println("3. refresh (forced for the demo; in production it runs in the background before expiry)")
 	fmt.Printf("   event          trigger %s, changed %t, expire %s\n", ev.Trigger, ev.Changed, ev.Expires.Format(time.RFC3339))
 	fmt.Printf("   access key ID  %s (was %s)\n", creds.AccessKeyID(), firstKey)
+	// The emulator issued a new set (Rotate): the refresh must have fetched it.
+	// (The real IMDS may hand back the same set until it renews it.)
+	if imds != nil && creds.AccessKeyID() == firstKey {
+		return fmt.Errorf("refresh: the access key ID is still %s", firstKey)
+	}
 
 	// 4. The session token, placed per service by the policy table. A user
 	// row adds a made-up service that wants the token outside the signature.
-	local.Policies = kivuli.DefaultPolicies()
-	local.Policies["myservice"] = kivuli.Policy{Token: kivuli.TokenHeaderUnsigned}
+	// A Transport's fields, Policies included, are fixed once it is in use,
+	// so this is a new Transport rather than a change to the one above.
+	policies := kivuli.DefaultPolicies()
+	policies["myservice"] = kivuli.Policy{Token: kivuli.TokenHeaderUnsigned}
+	placed := &http.Client{Transport: &kivuli.Transport{Credentials: creds, Base: deliverTo(endpoint), Policies: policies}}
 	fmt.Println("4. token placement per policy, as the endpoint saw it")
-	for _, url := range []string{
-		"https://search-logs-abc123.eu-west-2.es.amazonaws.com/logs/_search", // es
-		"https://myservice.eu-west-2.amazonaws.com/items",                    // myservice
-		"https://EXAMPLE-ats.iot.eu-west-2.amazonaws.com/mqtt",               // iotdevicegateway
+	for _, c := range []struct {
+		url     string
+		service string
+		token   sigv4test.TokenPlacement // where the policy puts it
+	}{
+		{"https://search-logs-abc123.eu-west-2.es.amazonaws.com/logs/_search", "es", sigv4test.HeaderSigned},
+		{"https://myservice.eu-west-2.amazonaws.com/items", "myservice", sigv4test.HeaderUnsigned},
+		{"https://EXAMPLE-ats.iot.eu-west-2.amazonaws.com/mqtt", "iotdevicegateway", sigv4test.QueryUnsigned},
 	} {
-		resp, err := (&http.Client{Transport: local}).Get(url)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := placed.Do(req)
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
 		rec, note := last(endpoint), ""
 		if rec.Err != nil {
-			return fmt.Errorf("GET %s: %w", url, rec.Err)
+			return fmt.Errorf("GET %s: %w", c.url, rec.Err)
+		}
+		if rec.Service != c.service || rec.Token != c.token {
+			return fmt.Errorf("GET %s: endpoint saw service %s, token %s; want service %s, token %s", c.url, rec.Service, rec.Token, c.service, c.token)
 		}
 		if rec.Presigned && strings.Index(rec.RawQuery, "X-Amz-Security-Token") > strings.Index(rec.RawQuery, "X-Amz-Signature") {
 			note = " (presigned; token after the signature)"

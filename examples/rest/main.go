@@ -20,12 +20,14 @@ import (
 	"cmp"
 	"context"
 	"encoding/xml"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -96,7 +98,7 @@ func run(useAWS bool, region string) error {
 	}
 	fmt.Printf("POST %s Action=GetCallerIdentity: %s\n", stsURL, resp.Status)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GetCallerIdentity: %s: %s", resp.Status, body)
+		return fmt.Errorf("GetCallerIdentity: %s%s", resp.Status, errorCode(body))
 	}
 
 	if sts != nil {
@@ -114,8 +116,11 @@ func run(useAWS bool, region string) error {
 		Arn     string `xml:"GetCallerIdentityResult>Arn"`
 		Account string `xml:"GetCallerIdentityResult>Account"`
 	}
-	if err := xml.Unmarshal(body, &out); err != nil || out.Arn == "" {
-		return fmt.Errorf("GetCallerIdentity: no Arn in the answer (%v)", err)
+	if err := xml.Unmarshal(body, &out); err != nil {
+		return fmt.Errorf("GetCallerIdentity: the answer is not XML: %w", err)
+	}
+	if out.Arn == "" {
+		return errors.New("GetCallerIdentity: the answer holds no Arn")
 	}
 	fmt.Println("account:", out.Account)
 	fmt.Println("arn:    ", out.Arn)
@@ -166,5 +171,22 @@ func (f *fakeSTS) answer(status string) {
 func (f *fakeSTS) answered() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.answers
+	return slices.Clone(f.answers)
+}
+
+// errorCode returns ": Code: Message" from an AWS Query API XML error body
+// (<ErrorResponse><Error><Code>..</Code><Message>..</Message>), or "" if
+// there is none. It never returns the body itself: for a signature error
+// the message goes on with the canonical request AWS computed, which holds
+// the session token, so only the message's first line is kept.
+func errorCode(body []byte) string {
+	var e struct {
+		Code    string `xml:"Error>Code"`
+		Message string `xml:"Error>Message"`
+	}
+	if xml.Unmarshal(body, &e) != nil || e.Code == "" {
+		return ""
+	}
+	msg, _, _ := strings.Cut(e.Message, "\n")
+	return ": " + e.Code + ": " + msg
 }

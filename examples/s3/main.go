@@ -14,13 +14,17 @@
 // (REGION from -region, else AWS_REGION, else eu-west-2; it must be the
 // bucket's); the role needs s3:PutObject, s3:GetObject and s3:DeleteObject.
 //
-// It exits non-zero if a request fails or an object reads back different.
+// It exits non-zero if a request fails, an object reads back different or,
+// offline, the endpoint saw another payload hash than the one shown.
 package main
 
 import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/xml"
 	"errors"
 	"flag"
 	"fmt"
@@ -53,7 +57,7 @@ func main() {
 	}
 }
 
-func run(useAWS bool, bucket, region string) error {
+func run(useAWS bool, bucket, region string) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -79,7 +83,6 @@ func run(useAWS bool, bucket, region string) error {
 	defer creds.Close()
 	signer.Credentials = creds
 	d := &demo{
-		ctx:      ctx,
 		client:   &http.Client{Transport: signer},
 		object:   (&url.URL{Scheme: "https", Host: bucket + ".s3." + region + ".amazonaws.com"}).JoinPath(key).String(),
 		endpoint: endpoint,
@@ -89,10 +92,24 @@ func run(useAWS bool, bucket, region string) error {
 	// A bytes.Reader can be read again (http.NewRequest sets GetBody):
 	// the transport hashes it and signs its SHA-256.
 	data := []byte("Q1 revenue: 1 204 000 €\nQ2 revenue: 1 318 500 €\n")
-	if _, err := d.do(http.MethodPut, "bytes.Reader", bytes.NewReader(data), 0); err != nil {
+	sum := sha256.Sum256(data)
+	if _, err := d.do(ctx, http.MethodPut, "bytes.Reader", bytes.NewReader(data), 0, hex.EncodeToString(sum[:])); err != nil {
 		return err
 	}
-	if err := d.readBack(data); err != nil {
+	// The object exists from here on: delete it whatever happens next, with
+	// a time limit of its own in case ctx has run out, and report a failure.
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, derr := d.do(dctx, http.MethodDelete, "", nil, 0, kivuli.EmptyPayloadHash); derr != nil {
+			err = errors.Join(err, fmt.Errorf("the object may be left behind: %w", derr))
+			return
+		}
+		if err == nil && endpoint != nil {
+			fmt.Println("path on the wire:", endpoint.Records()[0].Path, "(escaped once, as S3 signs it)")
+		}
+	}()
+	if err := d.readBack(ctx, data); err != nil {
 		return err
 	}
 
@@ -102,34 +119,26 @@ func run(useAWS bool, bucket, region string) error {
 	data = []byte("Q1 revenue: 1 204 000 €\nQ2 revenue: 1 318 500 €\nQ3 revenue: 1 402 750 €\n")
 	pr, pw := io.Pipe()
 	go func() { _, err := pw.Write(data); pw.CloseWithError(err) }()
-	if _, err := d.do(http.MethodPut, "stream", pr, int64(len(data))); err != nil {
+	if _, err := d.do(ctx, http.MethodPut, "stream", pr, int64(len(data)), kivuli.UnsignedPayload); err != nil {
 		return err
 	}
-	if err := d.readBack(data); err != nil {
-		return err
-	}
-
-	if _, err := d.do(http.MethodDelete, "", nil, 0); err != nil {
-		return err
-	}
-	if endpoint != nil {
-		fmt.Println("path on the wire:", endpoint.Records()[0].Path, "(escaped once, as S3 signs it)")
-	}
-	return nil
+	return d.readBack(ctx, data)
 }
 
 // demo sends the requests for one object and prints what the endpoint saw.
 type demo struct {
-	ctx      context.Context
 	client   *http.Client
 	object   string
 	endpoint *sigv4test.Server // nil with -aws
 }
 
 // do sends one request, prints a line about it (left open after a GET, for
-// readBack to end) and returns the response body.
-func (d *demo) do(method, label string, body io.Reader, length int64) ([]byte, error) {
-	req, err := http.NewRequestWithContext(d.ctx, method, d.object, body)
+// readBack to end) and returns the response body. Offline, the endpoint
+// must have seen the X-Amz-Content-Sha256 header, as the s3 policy sends
+// it, with the payload hash wantHash: the hex SHA-256 of the body, or
+// UNSIGNED-PAYLOAD.
+func (d *demo) do(ctx context.Context, method, label string, body io.Reader, length int64, wantHash string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, d.object, body)
 	if err != nil {
 		return nil, err
 	}
@@ -146,9 +155,9 @@ func (d *demo) do(method, label string, body io.Reader, length int64) ([]byte, e
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("%s: %s: %s", method, resp.Status, got)
+		return nil, fmt.Errorf("%s: %s%s", method, resp.Status, errorCode(got))
 	}
-	fmt.Printf("  %-6s %-12s %-15s", method, label, resp.Status)
+	var payload string // what the endpoint saw, offline
 	if d.endpoint != nil {
 		recs := d.endpoint.Records()
 		rec := recs[len(recs)-1]
@@ -157,14 +166,19 @@ func (d *demo) do(method, label string, body io.Reader, length int64) ([]byte, e
 			return nil, rec.Err
 		case rec.Chunked:
 			return nil, fmt.Errorf("%s: the body was sent chunked, which S3 refuses", method)
+		case !rec.ContentSHA256:
+			return nil, fmt.Errorf("%s: no X-Amz-Content-Sha256 header, which S3 requires", method)
+		case rec.PayloadHash != wantHash:
+			return nil, fmt.Errorf("%s: payload hash %s, want %s", method, rec.PayloadHash, wantHash)
 		case rec.PayloadHash == kivuli.UnsignedPayload:
-			fmt.Printf(" payload: UNSIGNED-PAYLOAD, %d bytes streamed", rec.BodyLen)
+			payload = fmt.Sprintf(" payload: UNSIGNED-PAYLOAD, %d bytes streamed", rec.BodyLen)
 		case rec.PayloadHash == kivuli.EmptyPayloadHash:
-			fmt.Print(" payload: SHA-256 of the empty body")
+			payload = " payload: SHA-256 of the empty body"
 		default:
-			fmt.Printf(" payload: SHA-256 of the %d-byte body", rec.BodyLen)
+			payload = fmt.Sprintf(" payload: SHA-256 of the %d-byte body", rec.BodyLen)
 		}
 	}
+	fmt.Printf("  %-6s %-12s %-15s%s", method, label, resp.Status, payload)
 	if method != http.MethodGet {
 		fmt.Println()
 	}
@@ -172,16 +186,33 @@ func (d *demo) do(method, label string, body io.Reader, length int64) ([]byte, e
 }
 
 // readBack GETs the object and checks that it holds want.
-func (d *demo) readBack(want []byte) error {
-	got, err := d.do(http.MethodGet, "", nil, 0)
+func (d *demo) readBack(ctx context.Context, want []byte) error {
+	got, err := d.do(ctx, http.MethodGet, "", nil, 0, kivuli.EmptyPayloadHash)
 	if err != nil {
 		return err
 	}
 	if !bytes.Equal(got, want) {
+		fmt.Println("; other bytes than were PUT")
 		return errors.New("GET returned other bytes than were PUT")
 	}
 	fmt.Printf("; same %d bytes as PUT\n", len(got))
 	return nil
+}
+
+// errorCode returns ": Code: Message" from an S3 XML error body
+// (<Error><Code>..</Code><Message>..</Message>...), or "" if there is none.
+// It never returns the body itself: for SignatureDoesNotMatch S3 adds the
+// signature it got and the canonical request it computed, which holds the
+// session token.
+func errorCode(body []byte) string {
+	var e struct {
+		Code    string
+		Message string
+	}
+	if xml.Unmarshal(body, &e) != nil || e.Code == "" {
+		return ""
+	}
+	return ": " + e.Code + ": " + e.Message
 }
 
 // bucketStore keeps objects in memory by path, as S3 keeps them by key.
