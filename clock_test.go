@@ -27,7 +27,7 @@ func TestWallTimerAfterHibernation(t *testing.T) {
 		assert.False(t, fired.Load(), "not due yet")
 
 		slept.Store(int64(3 * time.Hour)) // hibernated for three hours
-		time.Sleep(time.Minute) // maxTimerStep
+		time.Sleep(time.Minute)           // maxTimerStep
 		synctest.Wait()
 		assert.True(t, fired.Load(), "due during the sleep: fires within a step of the resume")
 	})
