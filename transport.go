@@ -78,11 +78,21 @@ type Transport struct {
 	// token redacted, as awscurl -v shows them.
 	Logger *slog.Logger
 
-	skew  atomic.Int64                // nanoseconds to add to the local clock
-	scope atomic.Pointer[cachedScope] // the last host's inferred scope
+	skew atomic.Int64          // nanoseconds to add to the local clock
+	last atomic.Pointer[route] // the route of the last host signed for
 }
 
-type cachedScope struct{ host, service, region string }
+// route is what a Transport decides from a request's host alone: that it
+// may be signed for, its signing scope and its policy. The fields it comes
+// from are fixed once the Transport is in use, so it is kept for the last
+// host, and a run of requests to one host (the common case) decides it
+// once rather than splitting the host, checking the allow-list, inferring
+// the scope and looking up the policy on every request.
+type route struct {
+	host            string // Request.Host, else URL.Host, as given
+	service, region string
+	policy          Policy
+}
 
 // RoundTrip signs a clone of req and sends it with Base.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -131,15 +141,11 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 	if host == "" {
 		host = req.URL.Host
 	}
-	hn := hostname(host)
-	if !t.allowed(hn, host) {
-		return nil, creds, fmt.Errorf("%w: %q (add it to Transport.AllowedHosts)", ErrHostNotAllowed, host)
-	}
-	service, region, err := t.resolveScope(hn, req.URL.Path)
+	rt, err := t.route(host, req.URL.Path)
 	if err != nil {
 		return nil, creds, err
 	}
-	pol := t.Policies.lookup(service)
+	pol := rt.policy
 	presign := forcePresign || pol.Sign == SignQuery || pol.Sign == SignQueryWebSocket && isWebSocket(req)
 	if expires == 0 {
 		expires = pol.Expires
@@ -158,8 +164,8 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 	}
 	err = sign(req.Context(), out, &signing{
 		creds:       creds,
-		service:     service,
-		region:      region,
+		service:     rt.service,
+		region:      rt.region,
 		policy:      pol,
 		payloadHash: hash,
 		time:        t.now(),
@@ -262,22 +268,37 @@ func splitAWSHostOK(hn string) bool {
 	return false
 }
 
+// route returns the route of host, the last one's when host is the same.
+func (t *Transport) route(host, path string) (*route, error) {
+	if rt := t.last.Load(); rt != nil && rt.host == host {
+		return rt, nil
+	}
+	hn := hostname(host)
+	if !t.allowed(hn, host) {
+		return nil, fmt.Errorf("%w: %q (add it to Transport.AllowedHosts)", ErrHostNotAllowed, host)
+	}
+	service, region, byPath, err := t.resolveScope(hn, path)
+	if err != nil {
+		return nil, err
+	}
+	rt := &route{host: host, service: service, region: region, policy: t.Policies.lookup(service)}
+	if !byPath {
+		t.last.Store(rt)
+	}
+	return rt, nil
+}
+
 // resolveScope returns the signing service and region: the fields when
-// set, else inferred from the host.
-func (t *Transport) resolveScope(hn, path string) (service, region string, err error) {
+// set, else inferred from the host; byPath reports that the inference
+// depended on the path too (AWS IoT's hosts), so that the route of the
+// host is not one for all its requests.
+func (t *Transport) resolveScope(hn, path string) (service, region string, byPath bool, err error) {
 	service, region = t.Service, t.Region
 	if service != "" && region != "" {
-		return service, region, nil
+		return service, region, false, nil
 	}
-	var isvc, iregion string
-	if c := t.scope.Load(); c != nil && c.host == hn {
-		isvc, iregion = c.service, c.region
-	} else {
-		isvc, iregion = inferScope(hn, path)
-		if !strings.HasPrefix(isvc, "iot") { // iot's depends on the path
-			t.scope.Store(&cachedScope{hn, isvc, iregion})
-		}
-	}
+	isvc, iregion := inferScope(hn, path)
+	byPath = strings.HasPrefix(isvc, "iot")
 	if service == "" {
 		service = isvc
 	}
@@ -286,11 +307,11 @@ func (t *Transport) resolveScope(hn, path string) (service, region string, err e
 	}
 	switch {
 	case service == "":
-		return "", "", fmt.Errorf("%w: host %q does not name the service: set Transport.Service", ErrUnknownScope, hn)
+		return "", "", false, fmt.Errorf("%w: host %q does not name the service: set Transport.Service", ErrUnknownScope, hn)
 	case region == "":
-		return "", "", fmt.Errorf("%w: host %q does not name the region: set Transport.Region", ErrUnknownScope, hn)
+		return "", "", false, fmt.Errorf("%w: host %q does not name the region: set Transport.Region", ErrUnknownScope, hn)
 	}
-	return service, region, nil
+	return service, region, byPath, nil
 }
 
 func isWebSocket(r *http.Request) bool {

@@ -697,6 +697,74 @@ func TestTransportScopeInference(t *testing.T) {
 	}
 }
 
+// TestTransportRouteAcrossHosts: one Transport signs for many hosts in
+// turn. Each host's decision (allowed or not, scope, policy) is its own,
+// whether the last request went to the same host (the decision is reused)
+// or to another; AWS IoT's hosts, whose service depends on the path, are
+// decided per request.
+func TestTransportRouteAcrossHosts(t *testing.T) {
+	var got []*http.Request
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		got = append(got, req)
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: req}, nil
+	})
+	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "SECRET", SessionToken: "TOKEN"}, nil
+	})
+	tr := &kivuli.Transport{Credentials: creds, Base: base, AllowedHosts: []string{"localhost"}}
+	type want struct {
+		scope string
+		token string // where the token went: "header" or "query"
+		err   error
+	}
+	steps := []struct {
+		url string
+		want
+	}{
+		{"https://search-a.eu-west-2.es.amazonaws.com/_search", want{scope: "/eu-west-2/es/", token: "header"}},
+		{"https://bucket.s3.eu-west-1.amazonaws.com/key", want{scope: "/eu-west-1/s3/", token: "header"}},
+		{"http://evil.example.com/", want{err: kivuli.ErrHostNotAllowed}},
+		{"https://a1-ats.iot.eu-west-1.amazonaws.com/mqtt", want{scope: "/eu-west-1/iotdevicegateway/", token: "query"}},
+		{"https://a1-ats.iot.eu-west-1.amazonaws.com/topics/x", want{scope: "/eu-west-1/iotdata/", token: "header"}},
+		{"https://a1-ats.iot.eu-west-1.amazonaws.com/mqtt", want{scope: "/eu-west-1/iotdevicegateway/", token: "query"}},
+		{"http://localhost:9200/", want{err: kivuli.ErrUnknownScope}},
+		{"https://sts.amazonaws.com/", want{scope: "/us-east-1/sts/", token: "header"}},
+		{"http://evil.example.com/", want{err: kivuli.ErrHostNotAllowed}},
+	}
+	for round := range 2 { // the second round starts on the first round's last host
+		for _, st := range steps {
+			for try := range 2 { // the second try reuses the first's decision
+				got = nil
+				req, err := http.NewRequest(http.MethodGet, st.url, nil)
+				require.NoError(t, err)
+				_, err = tr.RoundTrip(req)
+				if st.err != nil {
+					require.ErrorIs(t, err, st.err, "%s (round %d, try %d)", st.url, round, try)
+					assert.Empty(t, got, "nothing sent to %s", st.url)
+					continue
+				}
+				require.NoError(t, err, "%s (round %d, try %d)", st.url, round, try)
+				require.Len(t, got, 1)
+				sent := got[0]
+				var cred string
+				if q := sent.URL.Query(); q.Get("X-Amz-Credential") != "" {
+					cred = q.Get("X-Amz-Credential")
+				} else {
+					cred = sent.Header.Get("Authorization")
+				}
+				assert.Contains(t, cred, st.scope, "%s (round %d, try %d)", st.url, round, try)
+				switch st.token {
+				case "header":
+					assert.Equal(t, "TOKEN", sent.Header.Get("X-Amz-Security-Token"), st.url)
+				case "query":
+					assert.Equal(t, "TOKEN", sent.URL.Query().Get("X-Amz-Security-Token"), st.url)
+					assert.Empty(t, sent.Header.Get("X-Amz-Security-Token"), st.url)
+				}
+			}
+		}
+	}
+}
+
 // TestLargeBodyStreamed: a 64 MiB body with GetBody is hashed as a stream:
 // the transport allocates well under 1 MiB to sign it, however large it is.
 func TestLargeBodyStreamed(t *testing.T) {
