@@ -3,7 +3,7 @@
 # summarises them with benchstat, computes the targets of issue 4, and
 # rewrites the results section of README.md (between its markers).
 #
-# Usage: benchmarks/run.sh   (from any directory; about 4 minutes on 2 cores)
+# Usage: benchmarks/run.sh   (from any directory; about 5 minutes on 2 cores)
 # Knobs: COUNT (default 8: each of the four implementations leads two rounds), BENCHTIME (1s), BENCHTIME_64MIB (20x).
 # Raw output is kept in benchmarks/results/ for later comparisons
 # (benchstat old.txt results/bench.txt).
