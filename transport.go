@@ -269,21 +269,23 @@ func splitAWSHostOK(hn string) bool {
 }
 
 // route returns the route of host, the last one's when host is the same.
-func (t *Transport) route(host, path string) (*route, error) {
+// It returns a copy, so that a route not kept costs no allocation.
+func (t *Transport) route(host, path string) (route, error) {
 	if rt := t.last.Load(); rt != nil && rt.host == host {
-		return rt, nil
+		return *rt, nil
 	}
 	hn := hostname(host)
 	if !t.allowed(hn, host) {
-		return nil, fmt.Errorf("%w: %q (add it to Transport.AllowedHosts)", ErrHostNotAllowed, host)
+		return route{}, fmt.Errorf("%w: %q (add it to Transport.AllowedHosts)", ErrHostNotAllowed, host)
 	}
 	service, region, byPath, err := t.resolveScope(hn, path)
 	if err != nil {
-		return nil, err
+		return route{}, err
 	}
-	rt := &route{host: host, service: service, region: region, policy: t.Policies.lookup(service)}
+	rt := route{host: host, service: service, region: region, policy: t.Policies.lookup(service)}
 	if !byPath {
-		t.last.Store(rt)
+		kept := rt
+		t.last.Store(&kept)
 	}
 	return rt, nil
 }

@@ -765,6 +765,46 @@ func TestTransportRouteAcrossHosts(t *testing.T) {
 	}
 }
 
+// TestTransportRouteAllocs: a request to the host of the last one reuses
+// its route without allocating, and without inferring its scope again; one
+// to another host allocates the route it keeps (and what inferring the
+// scope takes, when the fields do not give it).
+func TestTransportRouteAllocs(t *testing.T) {
+	resp := &http.Response{StatusCode: 200, Body: http.NoBody}
+	base := roundTripFunc(func(*http.Request) (*http.Response, error) { return resp, nil })
+	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "SECRET", SessionToken: "TOKEN"}, nil
+	})
+	// Two hosts that differ in one letter: signing for either costs the
+	// same.
+	reqs := make([]*http.Request, 2)
+	for i, u := range []string{"https://search-a.eu-west-2.es.amazonaws.com/_search", "https://search-b.eu-west-2.es.amazonaws.com/_search"} {
+		var err error
+		reqs[i], err = http.NewRequest(http.MethodGet, u, nil)
+		require.NoError(t, err)
+	}
+	allocs := func(tr *kivuli.Transport, alternate bool) float64 {
+		n := 0
+		return testing.AllocsPerRun(500, func() {
+			r := reqs[0]
+			if alternate {
+				n++
+				r = reqs[n%2]
+			}
+			if _, err := tr.RoundTrip(r); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	explicit := &kivuli.Transport{Credentials: creds, Base: base, Service: "es", Region: "eu-west-2"}
+	inferred := &kivuli.Transport{Credentials: creds, Base: base}
+
+	same := allocs(explicit, false)
+	assert.Equal(t, same+1, allocs(explicit, true), "a host switch allocates the route it keeps, and nothing more")
+	assert.Equal(t, same, allocs(inferred, false), "a repeated host reuses its inferred scope")
+	assert.Greater(t, allocs(inferred, true), same+1, "a host switch infers the scope again")
+}
+
 // TestLargeBodyStreamed: a 64 MiB body with GetBody is hashed as a stream:
 // the transport allocates well under 1 MiB to sign it, however large it is.
 func TestLargeBodyStreamed(t *testing.T) {
