@@ -40,7 +40,7 @@ type rig struct {
 func secretsOf(srv *imdstest.Server) sigv4test.Secrets {
 	return func(id string) (sigv4test.Credentials, bool) {
 		c, ok := srv.Lookup(id)
-		return sigv4test.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration}, ok
+		return sigv4test.Credentials(c), ok
 	}
 }
 

@@ -581,7 +581,7 @@ func TestImplementationsSignValidRequests(t *testing.T) {
 	defer e.close()
 	v := &sigv4test.Verifier{Secrets: func(id string) (sigv4test.Credentials, bool) {
 		c, ok := e.srv.Lookup(id)
-		return sigv4test.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration}, ok
+		return sigv4test.Credentials(c), ok
 	}}
 	for _, w := range []*workload{getWorkload, postDoc, body1MiB} {
 		for _, im := range implementations {

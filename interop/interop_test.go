@@ -59,7 +59,7 @@ func TestSDKClientWithKivuliCredentials(t *testing.T) {
 
 	endpoint := sigv4test.NewServer(&sigv4test.Verifier{Secrets: func(id string) (sigv4test.Credentials, bool) {
 		c, ok := srv.Lookup(id)
-		return sigv4test.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration}, ok
+		return sigv4test.Credentials(c), ok
 	}}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/xml")
 		io.WriteString(w, callerIdentity)

@@ -86,6 +86,15 @@ const (
 // returns them. SessionToken is set for temporary credentials; a request made
 // with them must then present that token. Expiration zero means the
 // credentials never expire.
+//
+// Its fields are those of imdstest.Credentials, in the same order, so that
+// the emulator's credentials convert: to check requests signed with
+// credentials from an imdstest.Server srv,
+//
+//	Secrets: func(id string) (sigv4test.Credentials, bool) {
+//		c, ok := srv.Lookup(id)
+//		return sigv4test.Credentials(c), ok
+//	}
 type Credentials struct {
 	AccessKeyID     string
 	SecretAccessKey string

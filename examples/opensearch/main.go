@@ -77,7 +77,7 @@ func run(useAWS bool, endpointURL, region, service string) (err error) {
 		opts = append(opts, kivuli.WithEndpoint(imds.URL))
 		endpoint = sigv4test.NewServer(&sigv4test.Verifier{Secrets: func(id string) (sigv4test.Credentials, bool) {
 			c, ok := imds.Lookup(id)
-			return sigv4test.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration}, ok
+			return sigv4test.Credentials(c), ok
 		}}, &fakeCluster{docs: map[string][]json.RawMessage{}})
 		defer endpoint.Close()
 		endpointURL = endpoint.URL

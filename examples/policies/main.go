@@ -70,7 +70,7 @@ func run(useAWS bool) error {
 	if imds != nil { // the emulator, which issued the credentials, is the authority
 		secrets = func(id string) (sigv4test.Credentials, bool) {
 			c, ok := imds.Lookup(id)
-			return sigv4test.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration}, ok
+			return sigv4test.Credentials(c), ok
 		}
 	}
 	endpoint := sigv4test.NewServer(&sigv4test.Verifier{Secrets: secrets}, nil)

@@ -63,7 +63,7 @@ func run(useAWS bool, region string) error {
 		opts = append(opts, kivuli.WithEndpoint(imds.URL))
 		endpoint = sigv4test.NewServer(&sigv4test.Verifier{Secrets: func(id string) (sigv4test.Credentials, bool) {
 			c, ok := imds.Lookup(id)
-			return sigv4test.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken, Expiration: c.Expiration}, ok
+			return sigv4test.Credentials(c), ok
 		}}, sts)
 		defer endpoint.Close()
 		// The local endpoint's host name says nothing: name the service and
