@@ -106,9 +106,15 @@ type RequestError struct {
 func (e *RequestError) Error() string { return "kivuli: cannot sign request: " + e.Reason }
 
 var (
-	// ErrHostNotAllowed is returned (wrapped) for a request to a host that
-	// is neither an AWS endpoint nor in [Transport.AllowedHosts].
+	// ErrHostNotAllowed is returned (wrapped) for a request whose dialled
+	// host (URL.Host) or signed host (Request.Host, when set) is neither an
+	// AWS endpoint nor in [Transport.AllowedHosts], or is not a valid host.
 	ErrHostNotAllowed = errors.New("kivuli: host not allowed to receive signed requests")
+	// ErrPlaintext is returned (wrapped) for a request in clear (http://
+	// or ws://) to a host that is neither loopback nor in
+	// [Transport.AllowedHosts]: its signature and session token would be
+	// readable on the network, and by any HTTP proxy on the way.
+	ErrPlaintext = errors.New("kivuli: refusing to sign a request sent in clear")
 	// ErrUnknownScope is returned (wrapped) when the signing service or
 	// region is not set and the host does not tell it.
 	ErrUnknownScope = errors.New("kivuli: cannot tell the signing service or region")

@@ -1,9 +1,6 @@
 package kivuli
 
-import (
-	"net"
-	"strings"
-)
+import "strings"
 
 // awsDomains are the DNS suffixes of AWS endpoints, to which signed requests
 // may always go.
@@ -23,46 +20,32 @@ func splitAWSHost(host string) []string {
 	return nil
 }
 
-// hostname returns host without its port, lower case.
-func hostname(host string) string {
-	if strings.IndexByte(host, ':') >= 0 { // SplitHostPort allocates its error
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-	}
-	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
-		host = host[1 : len(host)-1]
-	}
-	return strings.ToLower(host)
-}
-
 // isRegion reports whether label looks like an AWS region name: us-east-1,
 // eu-west-2, us-gov-west-1, cn-north-1, us-isob-east-1, ap-southeast-5.
 func isRegion(label string) bool {
-	parts := strings.Split(label, "-")
-	if len(parts) < 3 || len(parts[0]) != 2 {
-		return false
-	}
-	num := parts[len(parts)-1]
-	if num == "" || len(num) > 2 {
-		return false
-	}
-	for _, c := range num {
-		if c < '0' || c > '9' {
+	// Two letters, then one or more parts of letters, then a number of
+	// one or two digits, separated by '-'; without allocating.
+	parts, digits := 0, 0
+	for part := range strings.SplitSeq(label, "-") {
+		parts++
+		if part == "" || parts == 1 && len(part) != 2 {
 			return false
 		}
-	}
-	for _, p := range parts[:len(parts)-1] {
-		if p == "" {
-			return false
-		}
-		for _, c := range p {
-			if c < 'a' || c > 'z' {
+		digits = 0
+		for i := 0; i < len(part); i++ {
+			switch c := part[i]; {
+			case '0' <= c && c <= '9':
+				digits++
+			case c < 'a' || c > 'z':
 				return false
 			}
 		}
+		if digits != 0 && digits != len(part) {
+			return false
+		}
 	}
-	return true
+	last := label[strings.LastIndexByte(label, '-')+1:]
+	return parts >= 3 && digits == len(last) && digits <= 2 && digits > 0 && !strings.ContainsAny(label[:len(label)-len(last)], "0123456789")
 }
 
 // inferScope derives the signing service and region from an AWS endpoint's

@@ -82,16 +82,22 @@ type Transport struct {
 	last atomic.Pointer[route] // the route of the last host signed for
 }
 
-// route is what a Transport decides from a request's host alone: that it
-// may be signed for, its signing scope and its policy. The fields it comes
-// from are fixed once the Transport is in use, so it is kept for the last
-// host, and a run of requests to one host (the common case) decides it
-// once rather than splitting the host, checking the allow-list, inferring
-// the scope and looking up the policy on every request.
+// route is what a Transport decides from a request's hosts and scheme
+// alone: that it may be signed, its signing scope and its policy. The
+// fields it comes from are fixed once the Transport is in use, so it is
+// kept for the last hosts, and a run of requests to one host (the common
+// case) decides it once rather than parsing the hosts, checking the
+// allow-list, inferring the scope and looking up the policy on every
+// request.
 type route struct {
-	host            string // Request.Host, else URL.Host, as given
+	// The key: URL.Host, Request.Host and URL.Scheme, as given.
+	dial, host, scheme string
+
 	service, region string
 	policy          Policy
+	// fromAWS reports that the dialled host is an AWS endpoint, so that
+	// its answers may correct the clock.
+	fromAWS bool
 }
 
 // RoundTrip signs a clone of req and sends it with Base.
@@ -137,11 +143,7 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 	if t.Credentials == nil {
 		return nil, creds, ErrNoCredentials
 	}
-	host := req.Host
-	if host == "" {
-		host = req.URL.Host
-	}
-	rt, err := t.route(host, req.URL.Path)
+	rt, err := t.route(req)
 	if err != nil {
 		return nil, creds, err
 	}
@@ -241,53 +243,62 @@ func (t *Transport) now() time.Time {
 	return time.Now().Add(time.Duration(t.skew.Load()))
 }
 
-// allowed reports whether signed requests may go to host (hn is its lower
-// case name without port).
-func (t *Transport) allowed(hn, host string) bool {
-	if splitAWSHostOK(hn) {
-		return true
-	}
-	for _, a := range t.AllowedHosts {
-		if w, ok := strings.CutPrefix(a, "*."); ok {
-			if strings.HasSuffix(hn, "."+strings.ToLower(w)) {
-				return true
-			}
-		} else if strings.EqualFold(a, hn) || strings.EqualFold(a, host) {
-			return true
-		}
-	}
-	return false
-}
-
-func splitAWSHostOK(hn string) bool {
-	for _, d := range awsDomains {
-		if len(hn) > len(d) && strings.HasSuffix(hn, d) {
-			return true
-		}
-	}
-	return false
-}
-
-// route returns the route of host, the last one's when host is the same.
-// It returns a copy, so that a route not kept costs no allocation.
-func (t *Transport) route(host, path string) (route, error) {
-	if rt := t.last.Load(); rt != nil && rt.host == host {
+// route returns the route of req, the last one's when its hosts and
+// scheme are the same. It returns a copy, so that a route not kept costs
+// no allocation.
+func (t *Transport) route(req *http.Request) (route, error) {
+	u := req.URL
+	if rt := t.last.Load(); rt != nil && rt.dial == u.Host && rt.host == req.Host && rt.scheme == u.Scheme {
 		return *rt, nil
 	}
-	hn := hostname(host)
-	if !t.allowed(hn, host) {
-		return route{}, fmt.Errorf("%w: %q (add it to Transport.AllowedHosts)", ErrHostNotAllowed, host)
-	}
-	service, region, byPath, err := t.resolveScope(hn, path)
+	rt, byPath, err := t.decide(req)
 	if err != nil {
 		return route{}, err
 	}
-	rt := route{host: host, service: service, region: region, policy: t.Policies.lookup(service)}
 	if !byPath {
 		kept := rt
 		t.last.Store(&kept)
 	}
 	return rt, nil
+}
+
+// decide makes the route of req: both its hosts must be AWS endpoints or
+// listed in AllowedHosts, and a request in clear must go to a listed or
+// loopback host. byPath reports that the scope depended on the path too.
+func (t *Transport) decide(req *http.Request) (rt route, byPath bool, err error) {
+	u := req.URL
+	if u.Host == "" {
+		return rt, false, &RequestError{Reason: "the URL has no host"}
+	}
+	dial, err := parseHost(u.Host)
+	if err != nil {
+		return rt, false, fmt.Errorf("%w: %v", ErrHostNotAllowed, err)
+	}
+	dialListed, dialAWS := dial.listed(t.AllowedHosts), dial.isAWSEndpoint()
+	if !dialListed && !dialAWS {
+		return rt, false, fmt.Errorf("%w: %q is not an AWS endpoint (add it to Transport.AllowedHosts if it is yours)", ErrHostNotAllowed, u.Host)
+	}
+	signed := dial
+	if req.Host != "" && req.Host != u.Host {
+		if signed, err = parseHost(req.Host); err != nil {
+			return rt, false, fmt.Errorf("%w: Request.Host: %v", ErrHostNotAllowed, err)
+		}
+		if !signed.listed(t.AllowedHosts) && !signed.isAWSEndpoint() {
+			return rt, false, fmt.Errorf("%w: Request.Host %q, the host the request would be signed for, is not an AWS endpoint (add it to Transport.AllowedHosts if it is yours)", ErrHostNotAllowed, req.Host)
+		}
+	}
+	if isPlaintext(u.Scheme) && !dialListed && !dial.isLoopback() {
+		return rt, false, fmt.Errorf("%w: %s://%s would carry the signature and the session token readable by the network and any HTTP proxy: use %ss://, or list the host in Transport.AllowedHosts to allow it", ErrPlaintext, u.Scheme, u.Host, u.Scheme)
+	}
+	service, region, byPath, err := t.resolveScope(signed.name, u.Path)
+	if err != nil {
+		return rt, false, err
+	}
+	return route{
+		dial: u.Host, host: req.Host, scheme: u.Scheme,
+		service: service, region: region, policy: t.Policies.lookup(service),
+		fromAWS: dialAWS,
+	}, byPath, nil
 }
 
 // resolveScope returns the signing service and region: the fields when

@@ -1,0 +1,166 @@
+package kivuli_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/kivuli-go/kivuli"
+	"github.com/kivuli-go/kivuli/sigv4test"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var staticCreds = aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+	return aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "SECRET", SessionToken: "TOKEN"}, nil
+})
+
+// countingBase answers 200 to every request and counts them.
+type countingBase struct{ sent atomic.Int32 }
+
+func (b *countingBase) RoundTrip(r *http.Request) (*http.Response, error) {
+	b.sent.Add(1)
+	if r.Body != nil {
+		r.Body.Close()
+	}
+	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: r}, nil
+}
+
+// TestHostRules: a request is signed only when the host dialled (URL.Host)
+// and the host signed for (Request.Host, else URL.Host) are both AWS
+// endpoints or listed in AllowedHosts; IP literals only when listed
+// literally; host names on their ASCII form only; requests in clear only to
+// listed or loopback hosts; hosts that customers run inside AWS domains
+// only when listed. Presign follows the same rules.
+func TestHostRules(t *testing.T) {
+	const (
+		ok = iota
+		notAllowed
+		plaintext
+	)
+	for _, tc := range []struct {
+		name    string
+		url     string
+		host    string // Request.Host
+		allowed []string
+		want    int
+	}{
+		// Point 1: the dialled host is checked, not only Request.Host.
+		{"signed for STS, dialled elsewhere", "https://evil.example/", "sts.us-east-1.amazonaws.com", nil, notAllowed},
+		{"signed for STS, dialled to an IP", "https://203.0.113.7/", "sts.us-east-1.amazonaws.com", nil, notAllowed},
+		{"dialled to AWS, signed for elsewhere", "https://sts.us-east-1.amazonaws.com/", "evil.example", nil, notAllowed},
+		{"tunnel: listed dial, AWS name signed", "http://localhost:9200/_search", "search-logs-abc.eu-west-2.es.amazonaws.com", []string{"localhost:9200"}, ok},
+		{"tunnel to an unlisted port", "http://localhost:9201/_search", "search-logs-abc.eu-west-2.es.amazonaws.com", []string{"localhost:9200"}, notAllowed},
+		{"listed dial, unlisted name signed", "http://localhost:9200/", "evil.example", []string{"localhost:9200"}, notAllowed},
+		{"Request.Host equal to URL.Host", "https://sts.us-east-1.amazonaws.com/", "sts.us-east-1.amazonaws.com", nil, ok},
+
+		// Point 2: IP literals, zones, non-ASCII names.
+		{"IPv6 zone naming an AWS host", "http://[::ffff:127.0.0.1%25sts.us-east-1.amazonaws.com]:8080/", "", nil, notAllowed},
+		{"IPv6 zone naming a listed wildcard", "http://[::ffff:127.0.0.1%25x.search.example.com]:8080/", "", []string{"*.search.example.com"}, notAllowed},
+		{"IPv6 zone in Request.Host", "https://sts.us-east-1.amazonaws.com/", "[::1%25sts.us-east-1.amazonaws.com]", nil, notAllowed},
+		{"IPv4 literal, unlisted", "https://127.0.0.1:8443/", "", nil, notAllowed},
+		{"IPv4 literal, listed", "https://127.0.0.1:8443/", "", []string{"127.0.0.1"}, ok},
+		{"IPv4 literal, listed with its port", "https://127.0.0.1:8443/", "", []string{"127.0.0.1:8443"}, ok},
+		{"IPv4 literal, listed with another port", "https://127.0.0.1:8443/", "", []string{"127.0.0.1:9200"}, notAllowed},
+		{"IPv6 literal, listed", "https://[::1]:8443/", "", []string{"::1"}, ok},
+		{"IPv6 literal, listed in brackets", "https://[::1]:8443/", "", []string{"[::1]:8443"}, ok},
+		{"IPv4-mapped literal is not the IPv4 one", "https://[::ffff:127.0.0.1]:8443/", "", []string{"127.0.0.1"}, notAllowed},
+		{"wildcard never matches an IP", "https://10.0.0.1/", "", []string{"*.0.0.1"}, notAllowed},
+		{"dotless i folds to ASCII under ToLower", "https://search.example.com/", "KİVULI.amazonaws.com", nil, notAllowed},
+		{"long s folds to s under EqualFold", "https://ſearch.example.com/", "", []string{"search.example.com"}, notAllowed},
+		{"non-ASCII under a wildcard", "https://café.search.example.com/", "", []string{"*.search.example.com"}, notAllowed},
+		{"IDNA form under a wildcard", "https://xn--caf-dma.search.example.com/", "", []string{"*.search.example.com"}, ok},
+		{"upper-case ASCII", "https://SEARCH.Example.COM/", "", []string{"search.example.com"}, ok},
+		{"trailing dot", "https://sts.us-east-1.amazonaws.com./", "", nil, notAllowed},
+		{"empty label", "https://sts..amazonaws.com/", "", nil, notAllowed},
+		{"AWS domain alone", "https://amazonaws.com/", "", nil, notAllowed},
+		{"suffix without a dot", "https://evilamazonaws.com/", "", nil, notAllowed},
+
+		// Point 3: requests in clear.
+		{"http to an AWS endpoint", "http://sts.us-east-1.amazonaws.com/", "", nil, plaintext},
+		{"ws to an AWS endpoint", "ws://abc-ats.iot.eu-west-2.amazonaws.com/mqtt", "", nil, plaintext},
+		{"https to an AWS endpoint", "https://sts.us-east-1.amazonaws.com/", "", nil, ok},
+		{"http to a listed AWS endpoint", "http://sts.us-east-1.amazonaws.com/", "", []string{"sts.us-east-1.amazonaws.com"}, ok},
+		{"http to a listed host", "http://search.example.com:9200/", "", []string{"search.example.com"}, ok},
+		{"http to a listed loopback address", "http://127.0.0.1:9200/", "", []string{"127.0.0.1:9200"}, ok},
+
+		// Point 4: hosts customers run inside AWS domains.
+		{"EC2 public name, us-east-1", "https://ec2-203-0-113-25.compute-1.amazonaws.com/", "", nil, notAllowed},
+		{"EC2 public name", "https://ec2-203-0-113-25.eu-west-2.compute.amazonaws.com/", "", nil, notAllowed},
+		{"EC2 public name, China", "https://ec2-203-0-113-25.cn-north-1.compute.amazonaws.com.cn/", "", nil, notAllowed},
+		{"EC2 public name, listed", "https://ec2-203-0-113-25.eu-west-2.compute.amazonaws.com/", "", []string{"*.eu-west-2.compute.amazonaws.com"}, ok},
+		{"Application Load Balancer", "https://my-alb-1234567890.eu-west-2.elb.amazonaws.com/", "", nil, notAllowed},
+		{"Application Load Balancer, dual-stack", "https://dualstack.my-alb-1234567890.eu-west-2.elb.amazonaws.com/", "", nil, notAllowed},
+		{"Classic Load Balancer, us-east-1", "https://my-clb-1234567890.us-east-1.elb.amazonaws.com/", "", nil, notAllowed},
+		{"Network Load Balancer", "https://my-nlb-0123456789abcdef.elb.eu-west-2.amazonaws.com/", "", nil, notAllowed},
+		{"Load Balancer, China", "https://my-alb-1.cn-north-1.elb.amazonaws.com.cn/", "", nil, notAllowed},
+		{"PrivateLink endpoint service", "https://vpce-0abc-xyz.vpce-svc-0123456789abcdef0.eu-west-2.vpce.amazonaws.com/", "", nil, notAllowed},
+		{"ELB API", "https://elasticloadbalancing.eu-west-2.amazonaws.com/", "", nil, ok},
+		{"EC2 API", "https://ec2.eu-west-2.amazonaws.com/", "", nil, ok},
+		{"Compute Optimizer API", "https://compute-optimizer.eu-west-2.amazonaws.com/", "", nil, ok},
+		{"S3 bucket named elb", "https://elb.s3.eu-west-2.amazonaws.com/key", "", nil, ok},
+		{"API Gateway", "https://abc123.execute-api.eu-west-2.amazonaws.com/prod/", "", nil, ok},
+		{"Lambda function URL", "https://abcdefg.lambda-url.eu-west-1.on.aws/", "", nil, ok},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := &countingBase{}
+			tr := &kivuli.Transport{Credentials: staticCreds, Service: "execute-api", Region: "eu-west-2", AllowedHosts: tc.allowed, Base: base}
+			req, err := http.NewRequest(http.MethodGet, tc.url, nil)
+			require.NoError(t, err)
+			req.Host = tc.host
+			_, err = tr.RoundTrip(req)
+			presigned, perr := tr.Presign(req, time.Minute)
+			switch tc.want {
+			case ok:
+				require.NoError(t, err)
+				require.NoError(t, perr)
+				assert.Equal(t, int32(1), base.sent.Load())
+				assert.Contains(t, presigned, "X-Amz-Signature=")
+			case notAllowed:
+				assert.ErrorIs(t, err, kivuli.ErrHostNotAllowed)
+				assert.ErrorIs(t, perr, kivuli.ErrHostNotAllowed)
+				assert.Zero(t, base.sent.Load(), "nothing is sent")
+				assert.Empty(t, presigned)
+			case plaintext:
+				assert.ErrorIs(t, err, kivuli.ErrPlaintext)
+				assert.ErrorIs(t, perr, kivuli.ErrPlaintext)
+				assert.ErrorContains(t, err, "AllowedHosts", "the error says how to allow it")
+				assert.Zero(t, base.sent.Load(), "nothing is sent")
+				assert.Empty(t, presigned)
+			}
+		})
+	}
+}
+
+// TestTunnel: a request dialled to a listed local tunnel and signed for the
+// OpenSearch domain's AWS name (opensearch-go's OverrideSigningPort case)
+// is signed for that name and arrives with a signature that checks.
+func TestTunnel(t *testing.T) {
+	creds := sigv4test.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "SECRET", SessionToken: "TOKEN"}
+	var host atomic.Value
+	endpoint := sigv4test.NewServer(&sigv4test.Verifier{Secrets: sigv4test.Static(creds)},
+		http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { host.Store(r.Host) }))
+	defer endpoint.Close()
+	tunnel := strings.TrimPrefix(endpoint.URL, "http://")
+	const domain = "search-logs-abc.eu-west-2.es.amazonaws.com"
+
+	tr := &kivuli.Transport{Credentials: staticCreds, AllowedHosts: []string{tunnel}}
+	req, err := http.NewRequest(http.MethodGet, endpoint.URL+"/logs-*/_search?q=status:500", nil)
+	require.NoError(t, err)
+	req.Host = domain
+	resp, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	recs := endpoint.Records()
+	require.Len(t, recs, 1)
+	require.NoError(t, recs[0].Err)
+	assert.Equal(t, domain, host.Load(), "the Host header is the domain's name, and the signature covers it")
+	assert.Equal(t, "es", recs[0].Service)
+	assert.Equal(t, "eu-west-2", recs[0].Region)
+}
