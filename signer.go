@@ -57,8 +57,8 @@ type signing struct {
 	payloadHash string
 	time        time.Time
 	presign     bool
-	expires     time.Duration // of a presigned request
-	logger      *slog.Logger  // nil: no debug log
+	expires     int64        // X-Amz-Expires of a presigned request, in seconds
+	logger      *slog.Logger // nil: no debug log
 }
 
 // sign signs r in place per s: it removes stale signing headers and query
@@ -115,11 +115,7 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 		h[headerContentSHA256] = []string{s.payloadHash}
 	}
 	if s.presign {
-		expires := s.expires
-		if expires <= 0 {
-			expires = DefaultPresignExpiry
-		}
-		r.URL.RawQuery = appendQuery(r.URL.RawQuery, "X-Amz-Expires", strconv.FormatInt(int64(expires/time.Second), 10))
+		r.URL.RawQuery = appendQuery(r.URL.RawQuery, "X-Amz-Expires", strconv.FormatInt(s.expires, 10))
 	}
 
 	// The SDK signer reads the path from the request's URL: when the signed
