@@ -483,6 +483,49 @@ func TestTransportPaths(t *testing.T) {
 	})
 }
 
+// TestTransportDotSegments: services read a trailing dot segment
+// differently ("/a/." is "/a/" to RFC 3986 and smithy-rs, "/a" to
+// botocore), so for every service whose policy normalises paths the path
+// is sent with its dot segments and repeated slashes removed, and signed
+// as sent; S3 keeps its path as given. The endpoint refuses a normalised
+// service's path that still ends in a dot segment.
+func TestTransportDotSegments(t *testing.T) {
+	r := newRig(t, nil)
+	for _, tc := range []struct{ service, path, sent string }{
+		{"es", "/a/.", "/a/"},
+		{"es", "/a/b/..", "/a/"},
+		{"sts", "/a/b/../", "/a/"},
+		{"execute-api", "/prod//users/./a%2Fb/../c", "/prod/users/c"},
+		{"execute-api", "/prod/a/..", "/prod/"},
+		{"es", "/..", "/"},
+		{"es", "//", "/"},
+		{"s3", "/bucket/a/.", "/bucket/a/."},
+		{"s3", "/bucket/a//b/..", "/bucket/a//b/.."},
+	} {
+		t.Run(tc.service+tc.path, func(t *testing.T) {
+			u, err := url.Parse(r.endpoint.URL + tc.path)
+			require.NoError(t, err)
+			req := &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}}
+			resp, err := r.transport(tc.service).RoundTrip(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			rec := r.lastRecord(t)
+			require.NoError(t, rec.Err)
+			assert.Equal(t, tc.sent, rec.Path)
+			assert.Equal(t, tc.path, req.URL.EscapedPath(), "the caller's request is not modified")
+		})
+	}
+	t.Run("presigned", func(t *testing.T) {
+		req, err := http.NewRequest(http.MethodGet, "https://search-x.eu-west-2.es.amazonaws.com/a/b/..?q=1", nil)
+		require.NoError(t, err)
+		signed, err := (&kivuli.Transport{Credentials: staticCreds}).Presign(req, time.Minute)
+		require.NoError(t, err)
+		u, err := url.Parse(signed)
+		require.NoError(t, err)
+		assert.Equal(t, "/a/", u.EscapedPath())
+	})
+}
+
 func TestTransportHosts(t *testing.T) {
 	r := newRig(t, nil)
 	var foreign atomic.Int32
