@@ -2,7 +2,6 @@ package kivuli
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -78,8 +77,9 @@ type Transport struct {
 	// token redacted, as awscurl -v shows them.
 	Logger *slog.Logger
 
-	skew atomic.Int64          // nanoseconds to add to the local clock
-	last atomic.Pointer[route] // the route of the last host signed for
+	skew    atomic.Int64          // nanoseconds to add to the local clock
+	refused atomic.Int64          // the last clock correction refused, to log it once
+	last    atomic.Pointer[route] // the route of the last host signed for
 }
 
 // route is what a Transport decides from a request's hosts and scheme
@@ -102,13 +102,13 @@ type route struct {
 
 // RoundTrip signs a clone of req and sends it with Base.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	out, creds, err := t.prepare(req, false, 0)
+	out, creds, route, err := t.prepare(req, false, 0)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := t.base().RoundTrip(out)
-	if err == nil && (resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
-		t.inspect(req.Context(), resp, creds)
+	if err == nil {
+		t.watch(req.Context(), resp, creds, route)
 	}
 	return resp, err
 }
@@ -124,7 +124,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *Transport) Presign(req *http.Request, expires time.Duration) (string, error) {
 	r := req.Clone(req.Context())
 	r.Body, r.GetBody, r.ContentLength = nil, nil, 0
-	out, _, err := t.prepare(r, true, expires)
+	out, _, _, err := t.prepare(r, true, expires)
 	if err != nil {
 		return "", err
 	}
@@ -132,7 +132,7 @@ func (t *Transport) Presign(req *http.Request, expires time.Duration) (string, e
 }
 
 // prepare returns the signed clone of req. On error it has closed req.Body.
-func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.Duration) (out *http.Request, creds aws.Credentials, err error) {
+func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.Duration) (out *http.Request, creds aws.Credentials, rt route, err error) {
 	bodyOwned := true // req.Body is still ours to close on error
 	defer func() {
 		if err != nil && bodyOwned && req.Body != nil {
@@ -140,34 +140,34 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 		}
 	}()
 	if req.URL == nil {
-		return nil, creds, &RequestError{Reason: "nil URL"}
+		return nil, creds, rt, &RequestError{Reason: "nil URL"}
 	}
 	if t.Credentials == nil {
-		return nil, creds, ErrNoCredentials
+		return nil, creds, rt, ErrNoCredentials
 	}
-	rt, err := t.route(req)
+	rt, err = t.route(req)
 	if err != nil {
-		return nil, creds, err
+		return nil, creds, rt, err
 	}
 	pol := rt.policy
 	presign := forcePresign || pol.Sign == SignQuery || pol.Sign == SignQueryWebSocket && isWebSocket(req)
 	var expirySeconds int64
 	if presign {
 		if expirySeconds, err = presignExpiry(expires, pol); err != nil {
-			return nil, creds, err
+			return nil, creds, rt, err
 		}
 	}
 
 	creds, err = t.Credentials.Retrieve(req.Context())
 	if err != nil {
-		return nil, creds, fmt.Errorf("kivuli: retrieving credentials: %w", err)
+		return nil, creds, rt, fmt.Errorf("kivuli: retrieving credentials: %w", err)
 	}
 
 	out = cloneRequest(req)
 	hash, consumed, err := t.payload(out, pol, presign)
 	bodyOwned = !consumed
 	if err != nil {
-		return nil, creds, err
+		return nil, creds, rt, err
 	}
 	err = sign(req.Context(), out, &signing{
 		creds:       creds,
@@ -181,9 +181,9 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 		logger:      t.Logger,
 	})
 	if err != nil {
-		return nil, creds, err
+		return nil, creds, rt, err
 	}
-	return out, creds, nil
+	return out, creds, rt, nil
 }
 
 // maxPresignExpiry is the longest lifetime AWS accepts for a presigned
@@ -536,77 +536,6 @@ func hexString(sum []byte) string {
 	var dst [2 * sha256.Size]byte
 	return string(dst[:hex.Encode(dst[:], sum)])
 }
-
-// inspect looks at an error answer: an expired token invalidates the
-// credentials used (unless they were replaced meanwhile); a skewed clock
-// corrects the transport's clock from the answer's Date. The body is read
-// in part and put back.
-func (t *Transport) inspect(ctx context.Context, resp *http.Response, used aws.Credentials) {
-	const peekMax = 16 << 10
-	peek, err := io.ReadAll(io.LimitReader(resp.Body, peekMax))
-	rest := resp.Body
-	resp.Body = readCloser{io.MultiReader(bytes.NewReader(peek), rest), rest}
-	if err != nil {
-		return
-	}
-	text := resp.Header.Get("X-Amzn-Errortype") + " " + string(peek)
-	st, _ := ctx.Value(attemptKey{}).(*attemptState)
-	switch {
-	case containsAny(text, expiredTokenCodes):
-		if inv, ok := t.Credentials.(interface{ Invalidate() }); ok {
-			cur, err := t.Credentials.Retrieve(ctx)
-			if err == nil && cur.AccessKeyID == used.AccessKeyID && cur.SessionToken == used.SessionToken {
-				inv.Invalidate()
-			}
-		}
-		if st != nil {
-			st.expiredToken = true
-		}
-	case containsAny(text, throttleCodes):
-		if st != nil {
-			st.throttled = true
-		}
-	case containsAny(text, skewCodes):
-		if date, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
-			t.skew.Store(int64(time.Until(date)))
-			if st != nil {
-				st.skewed = true
-			}
-		}
-	}
-}
-
-var (
-	expiredTokenCodes = []string{"ExpiredToken", "TokenRefreshRequired", "security token included in the request is expired"}
-	skewCodes         = []string{"RequestTimeTooSkewed", "RequestExpired", "RequestInTheFuture", "Signature expired", "Signature not yet current"}
-)
-
-func containsAny(s string, subs []string) bool {
-	for _, sub := range subs {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
-}
-
-type readCloser struct {
-	io.Reader
-	io.Closer
-}
-
-// attemptState is shared, through the request context, between the
-// retrying client and Transport: what the answer to one attempt was.
-type attemptState struct {
-	expiredToken bool // the answer said the token has expired
-	skewed       bool // the answer said the clock is skewed
-	throttled    bool // the answer was a throttling error
-	retriedToken bool
-	retriedSkew  bool
-	immediate    bool // retry without waiting
-}
-
-type attemptKey struct{}
 
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -68,6 +69,24 @@ func (r *rig) host() string { return strings.TrimPrefix(r.endpoint.URL, "http://
 
 func (r *rig) transport(service string) *kivuli.Transport {
 	return &kivuli.Transport{Credentials: r.creds, Service: service, Region: "eu-west-2", AllowedHosts: []string{r.host()}}
+}
+
+// awsHost is an AWS endpoint's name that awsTransport delivers to the rig's
+// endpoint.
+const awsHost = "search-rig.eu-west-2.es.amazonaws.com"
+
+// awsTransport is r.transport, but its Base delivers every request to the
+// rig's endpoint whatever host it names, so that a test can dial an AWS
+// endpoint's name (http://awsHost, listed to allow plaintext) and have its
+// answers count as AWS's.
+func (r *rig) awsTransport(service string) *kivuli.Transport {
+	tr := r.transport(service)
+	addr := r.host()
+	tr.Base = &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	tr.AllowedHosts = append(tr.AllowedHosts, awsHost)
+	return tr
 }
 
 // lastRecord returns the endpoint's newest record.
@@ -605,11 +624,11 @@ func TestTransportDebugLog(t *testing.T) {
 // rotation, and an ExpiredToken answer invalidates the credentials.
 func TestTransportRotation(t *testing.T) {
 	r := newRig(t, nil)
-	tr := r.transport("es")
+	tr := r.awsTransport("es")
 	client := kivuli.NewRetryingClient(tr)
 	get := func() sigv4test.Record {
 		t.Helper()
-		resp, err := client.Get(r.endpoint.URL + "/")
+		resp, err := client.Get("http://" + awsHost + "/")
 		require.NoError(t, err)
 		resp.Body.Close()
 		return r.lastRecord(t)
@@ -706,10 +725,10 @@ func TestRetryingClient(t *testing.T) {
 		ahead := time.Now().Add(40 * time.Minute)
 		r.clock.Store(&ahead)
 		defer r.clock.Store(nil)
-		skewed := r.transport("es") // a fresh transport, no correction yet
+		skewed := r.awsTransport("es") // a fresh transport, no correction yet
 		client := kivuli.NewRetryingClient(skewed)
 		n := len(r.endpoint.Records())
-		resp, err := client.Get(r.endpoint.URL + "/")
+		resp, err := client.Get("http://" + awsHost + "/")
 		require.NoError(t, err)
 		resp.Body.Close()
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
@@ -720,7 +739,7 @@ func TestRetryingClient(t *testing.T) {
 		assert.Equal(t, "RequestTimeTooSkewed", se.Code)
 		require.NoError(t, recs[1].Err, "retried once with the corrected clock")
 		// The correction stays for later requests.
-		resp, err = (&http.Client{Transport: skewed}).Get(r.endpoint.URL + "/")
+		resp, err = (&http.Client{Transport: skewed}).Get("http://" + awsHost + "/")
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.NoError(t, r.lastRecord(t).Err)
