@@ -620,6 +620,38 @@ func TestTransportDebugLog(t *testing.T) {
 	assert.Empty(t, buf.String())
 }
 
+// TestTransportDebugLogRedactsByPosition: a token whose form the signer
+// changes in the canonical request (inner runs of spaces collapsed in a
+// header, escaping in the query) is still redacted.
+func TestTransportDebugLogRedactsByPosition(t *testing.T) {
+	const token = "  Fwo  GZXIvYXdzE//+abc  def==  "
+	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "SECRET", SessionToken: token}, nil
+	})
+	for _, tc := range []struct{ url, service string }{
+		{"https://sts.us-east-1.amazonaws.com/", "sts"},                                 // header, signed
+		{"wss://transcribestreaming.eu-west-2.amazonaws.com:8443/stream", "transcribe"}, // query, signed
+	} {
+		t.Run(tc.service, func(t *testing.T) {
+			var buf bytes.Buffer
+			tr := &kivuli.Transport{Credentials: creds, Base: &countingBase{},
+				Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+			req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
+			_, err := tr.Presign(req, time.Minute)
+			require.NoError(t, err)
+			if tc.service == "sts" {
+				_, err = tr.RoundTrip(req)
+				require.NoError(t, err)
+			}
+			out := buf.String()
+			assert.Contains(t, out, "REDACTED")
+			for _, part := range []string{"Fwo", "GZXIvYXdzE", "abc", "def=="} {
+				assert.NotContains(t, out, part)
+			}
+		})
+	}
+}
+
 // TestTransportRotation: requests keep being accepted across a credential
 // rotation, and an ExpiredToken answer invalidates the credentials.
 func TestTransportRotation(t *testing.T) {
