@@ -34,16 +34,28 @@ const DefaultMaxBufferedBody = 16 << 20
 // attempt. A body is hashed without being held in memory when the request
 // has GetBody (as [http.NewRequest] sets for bytes, strings and buffers) or
 // its body is an [io.Seeker]; another body is buffered once, up to
-// MaxBufferedBody, unless the service accepts UNSIGNED-PAYLOAD.
+// MaxBufferedBody, unless the service accepts UNSIGNED-PAYLOAD and the
+// length is known (S3 refuses chunked uploads, so a body of unknown length
+// is never sent to it chunked).
 //
-// Requests go only to AWS endpoints and to AllowedHosts: the credentials
-// never follow a redirect elsewhere.
+// A request is signed only when the host it is sent to (URL.Host) and the
+// host it is signed for (Request.Host when set, else URL.Host) are both AWS
+// endpoints or listed in AllowedHosts, and, when it is sent in clear
+// (http:// or ws://), only to a listed or loopback host; otherwise it fails
+// with [ErrHostNotAllowed] or [ErrPlaintext] and nothing is sent. So the
+// credentials never follow a redirect elsewhere. Hosts that customers run
+// inside AWS domains (EC2 instances' public names, load balancers,
+// PrivateLink endpoint services) are not AWS endpoints, nor is any IP
+// literal. A tunnel is a listed URL.Host with the AWS name in Request.Host.
 //
 // When a service answers that the token has expired, Transport invalidates
 // the credentials (if they have an Invalidate method, as [*Credentials] and
 // [aws.CredentialsCache] do) so that the next request gets new ones; when
-// it answers that the clock is skewed, Transport corrects its clock from the
-// answer's Date header. [NewRetryingClient] also retries such requests.
+// an AWS endpoint answers that the clock is skewed, Transport corrects its
+// clock from the answer's Date header, by at most a day. It learns this from
+// the X-Amzn-ErrorType header, or from the body as the caller reads it:
+// RoundTrip returns as soon as the headers arrive. [NewRetryingClient] also
+// retries such requests.
 //
 // A Transport is safe for concurrent use, and must not be copied after
 // first use. Its fields, the Policies map and the AllowedHosts slice
@@ -64,8 +76,14 @@ type Transport struct {
 	// ([DefaultPolicies]). If nil, the built-in ones are used.
 	Policies Policies
 	// AllowedHosts lists the hosts, besides AWS endpoints, to which signed
-	// requests may go: a host name ("search.example.com"), a host and port
-	// ("127.0.0.1:9200"), or a wildcard for subdomains ("*.example.com").
+	// requests may go and for which they may be signed: a host name
+	// ("search.example.com") or IP address ("127.0.0.1", "::1"), which
+	// matches on any port; a host and port ("localhost:9200",
+	// "[::1]:9200"); or a wildcard for the subdomains of a name
+	// ("*.example.com"), which never matches an IP address. Names are
+	// matched on their ASCII form, case-insensitively; a host name that is
+	// not ASCII is refused (use its IDNA "xn--" form). A listed host may
+	// also be reached in clear (http://).
 	AllowedHosts []string
 	// MaxBufferedBody bounds the bytes buffered to hash a body that can be
 	// read only once. If zero, [DefaultMaxBufferedBody] is used; if
