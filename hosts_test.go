@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -208,6 +209,10 @@ func FuzzHostRules(f *testing.F) {
 		}
 		if w, ok := strings.CutPrefix(allowed, "*."); ok {
 			return strings.HasSuffix(lower, "."+strings.ToLower(w))
+		}
+		if a, err := netip.ParseAddr(strings.Trim(allowed, "[]")); err == nil {
+			b, err := netip.ParseAddr(name)
+			return err == nil && a == b
 		}
 		return allowed != "" && (strings.EqualFold(strings.Trim(allowed, "[]"), name) || strings.EqualFold(allowed, host))
 	}
