@@ -122,7 +122,9 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 
 	pol := s.policy
 	if pol.EscapePathOnce {
-		s3CanonicalisePath(r.URL)
+		if err := s3CanonicalisePath(r.URL); err != nil {
+			return err
+		}
 	}
 	if !pol.KeepDotSegments {
 		if err := sendNormalizedPath(r.URL); err != nil {
@@ -246,15 +248,7 @@ func sendNormalizedPath(u *url.URL) error {
 	if n == p {
 		return nil
 	}
-	dec, err := url.PathUnescape(n)
-	if err != nil {
-		return &RequestError{Reason: "the path is not valid percent-encoding"}
-	}
-	u.Path, u.RawPath, u.Opaque = dec, n, ""
-	if u.EscapedPath() != n {
-		u.Opaque = n // net/http sends Opaque as it is
-	}
-	return nil
+	return setEscapedPath(u, n)
 }
 
 // hasDotsOrSlashes reports whether p may hold a dot segment or repeated
@@ -296,16 +290,28 @@ func normalizePath(p string) string {
 // escaped "%2F" becomes '/', the same key to S3). S3 signs the path
 // escaped exactly once; sending that same form makes the path sent and the
 // path signed agree.
-func s3CanonicalisePath(u *url.URL) {
+func s3CanonicalisePath(u *url.URL) error {
 	p := uriPath(u)
 	strict := strictEscapePath(p)
 	if strict == p {
-		return
+		return nil
 	}
-	u.RawPath = strict
-	if u.Opaque != "" || u.EscapedPath() != strict {
-		u.Opaque = strict
+	return setEscapedPath(u, strict)
+}
+
+// setEscapedPath makes p, an escaped path, the path of u, in Path and
+// RawPath; never in Opaque, where a path starting with "//" would name a
+// host.
+func setEscapedPath(u *url.URL, p string) error {
+	dec, err := url.PathUnescape(p)
+	if err != nil {
+		return &RequestError{Reason: "the path is not valid percent-encoding"}
 	}
+	u.Path, u.RawPath, u.Opaque = dec, p, ""
+	if u.EscapedPath() != p {
+		return &RequestError{Reason: "the path holds bytes that cannot be sent as they are"}
+	}
+	return nil
 }
 
 func strictEscapePath(p string) string {
