@@ -117,22 +117,19 @@ func (a *answer) classify(text string) bool {
 }
 
 // invalidate invalidates the credentials used for a request the service
-// answered with an expired token, unless they have been replaced since.
-// It does not block: *Credentials tells its current set without waiting
-// for a refresh.
+// answered with an expired token. It never blocks: *Credentials tells its
+// current set without waiting for a refresh, so it is invalidated only if
+// the set used is still current; another provider cannot be asked without
+// the risk of waiting for its refresh, so it is invalidated (which for
+// aws.CredentialsCache costs nothing until the next Retrieve).
 func (t *Transport) invalidate(used aws.Credentials) {
-	same := func(v aws.Credentials) bool {
-		return v.AccessKeyID == used.AccessKeyID && v.SessionToken == used.SessionToken
-	}
 	switch c := t.Credentials.(type) {
 	case *Credentials:
-		if s := c.current(); s != nil && same(s.creds) {
+		if s := c.current(); s != nil && s.creds.AccessKeyID == used.AccessKeyID && s.creds.SessionToken == used.SessionToken {
 			c.Invalidate()
 		}
 	case interface{ Invalidate() }:
-		if cur, err := t.Credentials.Retrieve(context.Background()); err == nil && same(cur) {
-			c.Invalidate()
-		}
+		c.Invalidate()
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/kivuli-go/kivuli"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -192,4 +193,38 @@ func TestClockCorrection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExpiredTokenNeverWaitsForAProvider: acting on an ExpiredToken answer
+// never waits for the credentials' refresh: a provider other than
+// *Credentials is invalidated without being asked for its credentials,
+// which could mean waiting for a slow fetch with no deadline.
+func TestExpiredTokenNeverWaitsForAProvider(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free()
+	calls := 0
+	var mu sync.Mutex
+	cache := aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n > 1 {
+			<-release // a refresh that takes its time
+		}
+		return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "SECRET", CanExpire: true, Expires: time.Now().Add(time.Hour)}, nil
+	}))
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		cache.Invalidate() // the credentials change while the request is in flight
+		h := http.Header{"X-Amzn-Errortype": {"ExpiredTokenException"}}
+		return &http.Response{StatusCode: http.StatusForbidden, Header: h, Body: http.NoBody, Request: req}, nil
+	})
+	tr := &kivuli.Transport{Credentials: cache, Service: "sts", Region: "us-east-1", Base: base}
+	watchdog := time.AfterFunc(10*time.Second, free)
+	req, _ := http.NewRequest(http.MethodGet, "https://sts.us-east-1.amazonaws.com/", nil)
+	_, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	assert.True(t, watchdog.Stop(), "RoundTrip waited for the provider's refresh")
 }

@@ -70,37 +70,43 @@ func (rt *RetryingTransport) RoundTrip(req *http.Request) (*http.Response, error
 		req.Body.Close()
 		if err := r.SetBody(retryablehttp.ReaderFunc(func() (io.Reader, error) {
 			body, err := req.GetBody()
-			if err == nil && body == nil {
+			switch {
+			case err != nil:
+				return nil, &RequestError{Reason: "GetBody failed", Err: err}
+			case body == nil:
 				return nil, &RequestError{Reason: "GetBody returned a nil body"}
 			}
-			return body, err
+			return body, nil
 		})); err != nil {
 			return nil, err
 		}
 		r.ContentLength = req.ContentLength
 	default:
-		limit := rt.signer.MaxBufferedBody
-		if limit == 0 {
-			limit = DefaultMaxBufferedBody
-		}
+		limit := rt.signer.bufferLimit()
 		if limit < 0 || req.ContentLength > limit {
 			return rt.signer.RoundTrip(req) // cannot be rewound: one attempt
 		}
-		buf, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+		buf, closed, err := readLimited(req.Context(), req.Body, limit)
 		if int64(len(buf)) > limit && err == nil {
 			// Too large to keep: send what was read and the rest, once.
 			r.Request.Body = readCloser{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
 			return rt.signer.RoundTrip(r.Request)
 		}
-		req.Body.Close()
+		if !closed {
+			req.Body.Close()
+		}
 		if err != nil {
-			return nil, err
+			return nil, &RequestError{Reason: "reading the body", Err: err}
 		}
 		if err := r.SetBody(buf); err != nil {
 			return nil, err
 		}
 	}
-	return rt.Client.Do(r)
+	resp, err := rt.Client.Do(r)
+	if resp != nil {
+		resp.Request = req
+	}
+	return resp, err
 }
 
 // permanent reports errors of the signing layer that no retry can mend.

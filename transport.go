@@ -2,6 +2,7 @@ package kivuli
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -130,6 +131,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.base().RoundTrip(out)
 	if err == nil {
+		// The signed request carries the token and the signature: never
+		// hand it to the caller, whose logging may print resp.Request.
+		resp.Request = req
 		t.watch(req.Context(), resp, creds, route)
 	}
 	return resp, err
@@ -466,8 +470,8 @@ func (t *Transport) payload(r *http.Request, pol Policy, presign bool) (hash str
 	if r.GetBody != nil {
 		return hashGetBody(r)
 	}
-	if hash, ok, err := hashSeeker(r); ok {
-		return hash, false, err
+	if hash, ok, consumed, err := hashSeeker(r); ok {
+		return hash, consumed, err
 	}
 	if pol.UnsignedStreaming && known {
 		return UnsignedPayload, false, nil
@@ -484,8 +488,15 @@ func hashGetBody(r *http.Request) (string, bool, error) {
 	if body == nil {
 		return "", false, &RequestError{Reason: "GetBody returned a nil body"}
 	}
-	n, hash, err := hashReader(body)
-	body.Close()
+	var n int64
+	var hash string
+	closed, err := whileReading(r.Context(), body, func() (err error) {
+		n, hash, err = hashReader(body)
+		return err
+	})
+	if !closed {
+		body.Close()
+	}
 	if err != nil {
 		return "", false, &RequestError{Reason: "reading the body from GetBody", Err: err}
 	}
@@ -494,24 +505,28 @@ func hashGetBody(r *http.Request) (string, bool, error) {
 
 // hashSeeker hashes a body that is an io.Seeker from where it stands, and
 // seeks back; ok is false when it is not one, or cannot tell where it
-// stands.
-func hashSeeker(r *http.Request) (hash string, ok bool, err error) {
+// stands. consumed reports that it closed the body.
+func hashSeeker(r *http.Request) (hash string, ok, consumed bool, err error) {
 	s, isSeeker := r.Body.(io.Seeker)
 	if !isSeeker {
-		return "", false, nil
+		return "", false, false, nil
 	}
 	start, err := s.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return "", false, nil
+		return "", false, false, nil
 	}
-	n, hash, err := hashReader(r.Body)
+	var n int64
+	consumed, err = whileReading(r.Context(), r.Body, func() (err error) {
+		n, hash, err = hashReader(r.Body)
+		return err
+	})
 	if err == nil {
 		_, err = s.Seek(start, io.SeekStart)
 	}
 	if err != nil {
-		return "", true, &RequestError{Reason: "hashing a seekable body", Err: err}
+		return "", true, consumed, &RequestError{Reason: "hashing a seekable body", Err: err}
 	}
-	return hash, true, checkLength(r, n)
+	return hash, true, false, checkLength(r, n)
 }
 
 // seekLength sets the ContentLength of a body that is an io.Seeker from
@@ -532,13 +547,45 @@ func seekLength(r *http.Request) bool {
 	return checkLength(r, end-start) == nil
 }
 
+// bufferLimit is MaxBufferedBody, or its default; negative means none.
+func (t *Transport) bufferLimit() int64 {
+	if t.MaxBufferedBody == 0 {
+		return DefaultMaxBufferedBody
+	}
+	return t.MaxBufferedBody
+}
+
+// readLimited reads up to limit+1 bytes of body, the rest of it or an
+// error ending it, within ctx; closed reports that ctx ended first and
+// the body was closed, so that a Read blocked on a stalled body returned.
+func readLimited(ctx context.Context, body io.ReadCloser, limit int64) (buf []byte, closed bool, err error) {
+	closed, err = whileReading(ctx, body, func() (err error) {
+		buf, err = io.ReadAll(io.LimitReader(body, limit+1))
+		return err
+	})
+	return buf, closed, err
+}
+
+// whileReading calls read, which reads body, and closes body if ctx ends
+// first, so that a Read blocked on a body that stalls returns, as net/http
+// itself gives up on a request whose context ends; closed reports that it
+// did, and err is then the context's error.
+func whileReading(ctx context.Context, body io.Closer, read func() error) (closed bool, err error) {
+	if ctx.Done() == nil {
+		return false, read()
+	}
+	stop := context.AfterFunc(ctx, func() { body.Close() })
+	err = read()
+	if !stop() {
+		return true, ctx.Err()
+	}
+	return false, err
+}
+
 // buffer reads a body that can be read only once into memory, up to
 // MaxBufferedBody, to hash it, and makes the buffer the body.
 func (t *Transport) buffer(r *http.Request, s3 bool) (string, bool, error) {
-	limit := t.MaxBufferedBody
-	if limit == 0 {
-		limit = DefaultMaxBufferedBody
-	}
+	limit := t.bufferLimit()
 	tooLarge := func(limit int64) error {
 		if s3 && r.ContentLength <= 0 {
 			return fmt.Errorf("%w: its length is unknown, it can be read only once (no GetBody, not an io.Seeker), and it is over the limit of %d bytes (Transport.MaxBufferedBody); S3 refuses chunked uploads: set Request.ContentLength, or use a multipart upload", ErrBodyTooLarge, limit)
@@ -549,8 +596,10 @@ func (t *Transport) buffer(r *http.Request, s3 bool) (string, bool, error) {
 		return "", false, tooLarge(max(limit, 0))
 	}
 	orig := r.Body
-	buf, err := io.ReadAll(io.LimitReader(orig, limit+1))
-	orig.Close()
+	buf, closed, err := readLimited(r.Context(), orig, limit)
+	if !closed {
+		orig.Close()
+	}
 	if err != nil {
 		return "", true, &RequestError{Reason: "reading the body", Err: err}
 	}

@@ -781,7 +781,7 @@ func TestRetryingClient(t *testing.T) {
 func TestTransportScopeInference(t *testing.T) {
 	var got []string
 	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		got = append(got, req.Header.Get("Authorization"))
+		got = append(got, req.Header.Get("Authorization")+req.URL.Query().Get("X-Amz-Credential"))
 		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: req}, nil
 	})
 	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
@@ -812,12 +812,8 @@ func TestTransportScopeInference(t *testing.T) {
 			got = nil
 			tr := &kivuli.Transport{Credentials: creds, Service: tc.service, Region: tc.region, Base: base}
 			req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
-			resp, err := tr.RoundTrip(req)
+			_, err := tr.RoundTrip(req)
 			require.NoError(t, err)
-			if resp.Request.URL.Query().Get("X-Amz-Credential") != "" {
-				assert.Contains(t, resp.Request.URL.Query().Get("X-Amz-Credential"), tc.scope)
-				return
-			}
 			require.Len(t, got, 1)
 			assert.Contains(t, got[0], tc.scope)
 		})
@@ -1068,5 +1064,123 @@ func TestPresignExpiry(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, u.Query().Get("X-Amz-Expires"))
 		})
+	}
+}
+
+// TestResponseRequestIsTheCallers: resp.Request is the caller's request,
+// never the signed copy, which holds the token and the signature that
+// logging of resp.Request would print.
+func TestResponseRequestIsTheCallers(t *testing.T) {
+	r := newRig(t, nil)
+	for name, client := range map[string]*http.Client{
+		"Transport":         {Transport: r.transport("es")},
+		"NewRetryingClient": kivuli.NewRetryingClient(r.transport("es")),
+	} {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, r.endpoint.URL+"/", nil)
+			resp, err := client.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.NoError(t, r.lastRecord(t).Err)
+			assert.Same(t, req, resp.Request)
+			printed := fmt.Sprintf("%v %+v", resp.Request, resp.Request)
+			assert.NotContains(t, printed, r.creds.Token())
+			assert.NotContains(t, printed, "Signature=")
+		})
+	}
+}
+
+// stallingBody blocks every Read until it is closed, and says when the
+// first Read began.
+type stallingBody struct {
+	reading chan struct{}
+	closed  chan struct{}
+	once    sync.Once
+	closes  atomic.Int32
+}
+
+func newStallingBody() *stallingBody {
+	return &stallingBody{reading: make(chan struct{}), closed: make(chan struct{})}
+}
+
+func (b *stallingBody) Read([]byte) (int, error) {
+	select {
+	case <-b.reading:
+	default:
+		close(b.reading)
+	}
+	<-b.closed
+	return 0, errors.New("read on a closed body")
+}
+
+func (b *stallingBody) Close() error {
+	b.closes.Add(1)
+	b.once.Do(func() { close(b.closed) })
+	return nil
+}
+
+// TestBodyReadHonoursContext: a body that stalls while it is hashed or
+// buffered does not keep RoundTrip past the end of the request's context:
+// the body is closed (once) so that its Read returns, and the error says
+// why.
+func TestBodyReadHonoursContext(t *testing.T) {
+	r := newRig(t, nil)
+	for _, tc := range []struct {
+		name     string
+		retrying bool
+		getBody  bool
+	}{{"one-shot", false, false}, {"GetBody", false, true}, {"one-shot/retrying", true, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			body, fromGetBody := newStallingBody(), newStallingBody()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPut, r.endpoint.URL+"/x", nil)
+			req.Body = body
+			if tc.getBody {
+				req.GetBody = func() (io.ReadCloser, error) { return fromGetBody, nil }
+				req.ContentLength = 5
+			}
+			var rt http.RoundTripper = r.transport("es")
+			if tc.retrying {
+				rt = kivuli.NewRetryingTransport(rt.(*kivuli.Transport))
+			}
+			done := make(chan error, 1)
+			go func() { _, err := rt.RoundTrip(req); done <- err }()
+			stalled := body
+			if tc.getBody {
+				stalled = fromGetBody
+			}
+			<-stalled.reading
+			cancel()
+			err := <-done
+			require.ErrorIs(t, err, context.Canceled)
+			var re *kivuli.RequestError
+			assert.ErrorAs(t, err, &re)
+			assert.Equal(t, int32(1), body.closes.Load(), "the caller's body is closed exactly once")
+		})
+	}
+}
+
+// TestRetryingBodyErrorsTyped: the retrying transport reports body errors
+// as the Transport does.
+func TestRetryingBodyErrorsTyped(t *testing.T) {
+	r := newRig(t, nil)
+	rt := kivuli.NewRetryingTransport(r.transport("es"))
+	for name, req := range map[string]func() *http.Request{
+		"read fails": func() *http.Request {
+			req, _ := http.NewRequest(http.MethodPut, r.endpoint.URL+"/", nil)
+			req.Body = io.NopCloser(iotest.ErrReader(errors.New("disk on fire")))
+			return req
+		},
+		"GetBody fails": func() *http.Request {
+			req, _ := http.NewRequest(http.MethodPut, r.endpoint.URL+"/", strings.NewReader("x"))
+			req.GetBody = func() (io.ReadCloser, error) { return nil, errors.New("no rewind") }
+			return req
+		},
+	} {
+		_, err := rt.RoundTrip(req())
+		var re *kivuli.RequestError
+		assert.ErrorAs(t, err, &re, name)
+		assert.ErrorContains(t, err, "kivuli: ", name)
 	}
 }
