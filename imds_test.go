@@ -20,6 +20,7 @@ import (
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // inMemory returns options that reach srv without sockets, as synctest
@@ -594,3 +595,48 @@ func TestIMDSValueFormatting(t *testing.T) {
 		assert.NotContains(t, s, tok)
 	}
 }
+
+// TestCloseReleasesIMDSConnections (issue 9, defect 4): Close leaves no
+// keep-alive connection, and no goroutine, behind, with the IMDS server
+// still up; a transport of the caller's is the caller's to close.
+func TestCloseReleasesIMDSConnections(t *testing.T) {
+	srv := imdstest.NewServer(imdstest.Config{})
+	defer srv.Close()
+	t.Run("default client", func(t *testing.T) {
+		base := goleak.IgnoreCurrent()
+		c, err := kivuli.New(t.Context(), kivuli.WithEndpoint(srv.URL))
+		require.NoError(t, err)
+		require.NoError(t, c.Close())
+		goleak.VerifyNone(t, base)
+	})
+	t.Run("caller's http.Transport, cloned", func(t *testing.T) {
+		base := goleak.IgnoreCurrent()
+		mine := &http.Transport{}
+		c, err := kivuli.New(t.Context(), kivuli.WithEndpoint(srv.URL), kivuli.WithHTTPClient(&http.Client{Transport: mine}))
+		require.NoError(t, err)
+		require.NoError(t, c.Close())
+		goleak.VerifyNone(t, base)
+	})
+	t.Run("IMDS alone", func(t *testing.T) {
+		base := goleak.IgnoreCurrent()
+		p := newIMDS(t, kivuli.WithEndpoint(srv.URL))
+		_, err := p.Retrieve(t.Context())
+		require.NoError(t, err)
+		p.CloseIdleConnections()
+		goleak.VerifyNone(t, base)
+	})
+	t.Run("caller's RoundTripper, left alone", func(t *testing.T) {
+		rt := &idleCounter{RoundTripper: srv.RoundTripper()}
+		c, err := kivuli.New(t.Context(), kivuli.WithHTTPClient(&http.Client{Transport: rt}))
+		require.NoError(t, err)
+		require.NoError(t, c.Close())
+		assert.Zero(t, rt.closes.Load())
+	})
+}
+
+type idleCounter struct {
+	http.RoundTripper
+	closes atomic.Int32
+}
+
+func (c *idleCounter) CloseIdleConnections() { c.closes.Add(1) }
