@@ -796,3 +796,27 @@ func TestEnvironmentUnsetOnClose(t *testing.T) {
 	assert.Equal(t, "AKIDSOMEONEELSE", os.Getenv("AWS_ACCESS_KEY_ID"), "someone else's value is left alone")
 	assert.Equal(t, srv.Current().SecretAccessKey, os.Getenv("AWS_SECRET_ACCESS_KEY"))
 }
+
+// TestEmulatorRotatesBeforeKivuliLooks (issue 9, point 7): with the
+// emulator's defaults, new credentials are available long before kivuli's
+// background refresh looks for them, so that a test expecting "rotated by
+// 55 minutes" of a 1-hour set holds in every run, not 7 in 8.
+func TestEmulatorRotatesBeforeKivuliLooks(t *testing.T) {
+	const runs = 200
+	late := 0
+	for range runs {
+		synctest.Test(t, func(t *testing.T) {
+			srv := imdstest.NewHandler(imdstest.Config{Lifetime: time.Hour})
+			defer srv.Close()
+			c := newCredentials(t, srv)
+			first, _ := c.Retrieve(t.Context())
+			time.Sleep(55 * time.Minute)
+			synctest.Wait()
+			if v, _ := c.Retrieve(t.Context()); v.AccessKeyID == first.AccessKeyID {
+				late++
+			}
+			c.Close()
+		})
+	}
+	assert.Zero(t, late, "runs of %d not rotated by 55 minutes", runs)
+}
