@@ -625,7 +625,7 @@ func TestStaleDocumentExtendsOnlyWhenNothingBetter(t *testing.T) {
 
 // expiredTokenService answers every request as AWS does a request signed
 // with an expired token.
-var expiredTokenService = roundTripFunc(func(req *http.Request) (*http.Response, error) {
+var expiredTokenService = serviceFunc(func(req *http.Request) (*http.Response, error) {
 	const body = `{"__type":"ExpiredToken","message":"The security token included in the request is expired"}`
 	h := http.Header{"X-Amzn-Errortype": {"ExpiredToken"}, "Content-Type": {"application/x-amz-json-1.1"}}
 	return &http.Response{StatusCode: http.StatusForbidden, Header: h, Body: io.NopCloser(strings.NewReader(body)),

@@ -121,10 +121,10 @@ type Config struct {
 	// short lifetimes, in the last quarter of the lifetime), and gets a new
 	// set at once. A RotateBefore shorter than that window, such as EC2's
 	// documented five minutes, models the worst case: kivuli's early
-	// refreshes get the same set back, and kivuli tries again 30 to 60 s
-	// later, until the set rotates or its refresh deadline (one minute
-	// before expiry) comes; a test that expects a new set by a fixed time
-	// must then allow for that.
+	// refresh gets the same set back, and kivuli tries again later (a
+	// quarter of the time left, jittered, at least 30 s later, by its
+	// refresh deadline one minute before expiry at the latest); a test that
+	// expects a new set by a fixed time must then allow for that.
 	RotateBefore time.Duration
 	// Clock tells the time for token expiry and credential sets. Default
 	// time.Now, which follows the fake clock of a testing/synctest bubble
