@@ -136,6 +136,10 @@ type flight struct {
 
 func (f *flight) struggle() { f.once.Do(func() { close(f.struggling) }) }
 
+// validAt reports whether the credentials can be used at t: they never
+// expire, or not before t.
+func (s *snapshot) validAt(t time.Time) bool { return !s.canExpire || t.Before(s.expires) }
+
 // New returns credentials fetched at once from the instance metadata
 // service (or from the source given with [WithProvider]), and kept fresh
 // unless [WithoutRefresh] is given. It returns an error when the first fetch
@@ -198,7 +202,7 @@ func (c *Credentials) retrieveSlow(ctx context.Context) (aws.Credentials, error)
 	}
 	// Wait only for credentials better than those in hand: when these are
 	// about to expire, or were invalidated while refreshes succeed.
-	wait := f != nil && (s == nil || f.blocking || !now.Before(s.expires.Add(-expiryMargin)))
+	wait := f != nil && (s == nil || f.blocking || !s.validAt(now.Add(expiryMargin)))
 	if !wait {
 		v, err := c.lastGoodLocked(now, nil)
 		c.mu.Unlock()
@@ -206,7 +210,7 @@ func (c *Credentials) retrieveSlow(ctx context.Context) (aws.Credentials, error)
 	}
 	c.mu.Unlock()
 	var struggling <-chan struct{}
-	if s != nil && now.Before(s.expires) {
+	if s != nil && s.validAt(now) {
 		struggling = f.struggling // valid credentials are better than a wait on a failing IMDS
 	}
 	select {
@@ -235,7 +239,7 @@ func (c *Credentials) lastGoodLocked(now time.Time, err error) (aws.Credentials,
 	if err == nil {
 		err = c.lastErr
 	}
-	if s != nil && now.Before(s.expires) {
+	if s != nil && s.validAt(now) {
 		return s.creds, nil
 	}
 	if c.closed {

@@ -820,3 +820,26 @@ func TestEmulatorRotatesBeforeKivuliLooks(t *testing.T) {
 	}
 	assert.Zero(t, late, "runs of %d not rotated by 55 minutes", runs)
 }
+
+// TestCredentialsThatNeverExpire: a source's credentials without an expiry
+// keep serving after a failed forced refresh, and after Close.
+func TestCredentialsThatNeverExpire(t *testing.T) {
+	var fail atomic.Bool
+	p := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		if fail.Load() {
+			return aws.Credentials{}, errors.New("source down")
+		}
+		return aws.Credentials{AccessKeyID: "AKIDSTATIC", SecretAccessKey: "secret"}, nil
+	})
+	c, err := kivuli.New(t.Context(), kivuli.WithProvider(p))
+	require.NoError(t, err)
+	fail.Store(true)
+	c.Invalidate()
+	v, err := c.Retrieve(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "AKIDSTATIC", v.AccessKeyID)
+	require.NoError(t, c.Close())
+	v, err = c.Retrieve(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "AKIDSTATIC", v.AccessKeyID)
+}
