@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -74,14 +76,17 @@ func TestReadPathAllocatesNothing(t *testing.T) {
 	assert.Zero(t, allocs)
 }
 
-// TestRefreshStorm: 10,000 callers at the refresh deadline share one fetch.
+// TestRefreshStorm: 10,000 callers that find the credentials about to
+// expire (within 10 s) share one fetch, and each waits for its result.
+// (Before issue 9 they did so at the refresh deadline; there they no longer
+// wait, see TestRefreshStormAtDeadline.)
 func TestRefreshStorm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := imdstest.NewHandler(imdstest.Config{Lifetime: time.Hour})
 		defer srv.Close()
 		c := newCredentials(t, srv, kivuli.WithoutBackground())
 		old, _ := c.Retrieve(t.Context())
-		time.Sleep(time.Until(c.Expires().Add(-kivuli.RefreshDeadline)))
+		time.Sleep(time.Until(c.Expires().Add(-5 * time.Second)))
 		synctest.Wait()
 		before := srv.Stats().CredentialGETs
 
@@ -102,7 +107,54 @@ func TestRefreshStorm(t *testing.T) {
 		assert.Zero(t, failed.Load())
 		assert.Zero(t, stale.Load(), "every caller waits for the new credentials")
 		assert.Equal(t, 1, srv.Stats().CredentialGETs-before, "%d callers, one credential GET", callers)
-		t.Logf("%d concurrent callers at the refresh deadline: %d credential GET(s)", callers, srv.Stats().CredentialGETs-before)
+		t.Logf("%d concurrent callers 5 s before expiry: %d credential GET(s)", callers, srv.Stats().CredentialGETs-before)
+	})
+}
+
+// TestRefreshStormAtDeadline: 10,000 callers at the refresh deadline, when
+// the credentials are valid for one more minute, share one fetch and none
+// of them waits for it (issue 9, defect 6).
+func TestRefreshStormAtDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := imdstest.NewHandler(imdstest.Config{Lifetime: time.Hour})
+		defer srv.Close()
+		c := newCredentials(t, srv, kivuli.WithoutBackground())
+		old, _ := c.Retrieve(t.Context())
+		time.Sleep(time.Until(c.Expires().Add(-kivuli.RefreshDeadline)))
+		synctest.Wait()
+		before := srv.Stats().CredentialGETs
+		// The fetch takes 10 ms: a caller that waited for it would see time pass.
+		srv.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, Delay: 10 * time.Millisecond, Times: 1})
+
+		const callers = 10000
+		start := time.Now()
+		var wg sync.WaitGroup
+		var failed, waited, renewed atomic.Int32
+		for range callers {
+			wg.Go(func() {
+				v, err := c.Retrieve(t.Context())
+				switch {
+				case err != nil:
+					failed.Add(1)
+				case time.Since(start) > 0:
+					waited.Add(1)
+				case v.AccessKeyID != old.AccessKeyID:
+					renewed.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		synctest.Wait()
+		assert.Zero(t, failed.Load())
+		assert.Zero(t, waited.Load(), "no caller waits while the credentials are valid")
+		assert.Zero(t, renewed.Load(), "every caller got the credentials in hand")
+		assert.Equal(t, 1, srv.Stats().CredentialGETs-before, "%d callers, one credential GET", callers)
+		time.Sleep(10 * time.Millisecond)
+		synctest.Wait()
+		v, err := c.Retrieve(t.Context())
+		require.NoError(t, err)
+		assertCurrent(t, srv, v)
+		assert.NotEqual(t, old.AccessKeyID, v.AccessKeyID, "the refresh went on in the background")
 	})
 }
 
@@ -178,7 +230,14 @@ func TestRefreshDeadline(t *testing.T) {
 
 		time.Sleep(time.Millisecond)
 		synctest.Wait() // the deadline's timer has fired
+		// The first caller past the deadline starts the refresh, and gets
+		// the credentials in hand, valid one more minute, without waiting
+		// (issue 9, defect 6); the refresh goes on in the background.
 		v, err := c.Retrieve(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, first.AccessKeyID, v.AccessKeyID)
+		synctest.Wait()
+		v, err = c.Retrieve(t.Context())
 		require.NoError(t, err)
 		assert.NotEqual(t, first.AccessKeyID, v.AccessKeyID)
 		assertCurrent(t, srv, v)
@@ -266,6 +325,7 @@ func TestSubscribers(t *testing.T) {
 
 	const refreshes = 20
 	for range refreshes {
+		srv.Rotate() // a new set each time: forced refreshes that return the same one are rate-limited
 		c.Invalidate()
 		_, err := c.Retrieve(t.Context())
 		require.NoError(t, err)
@@ -276,6 +336,7 @@ func TestSubscribers(t *testing.T) {
 		assert.Equal(t, kivuli.TriggerOnDemand, ev.Trigger)
 		assert.Zero(t, ev.Missed)
 	}
+	srv.Rotate()
 	c.Invalidate()
 	_, err := c.Retrieve(t.Context())
 	require.NoError(t, err)
@@ -379,13 +440,14 @@ func TestWithProvider(t *testing.T) {
 }
 
 // TestCallerStopsWaiting: a caller's context ends its wait, not the shared
-// refresh.
+// refresh. (The caller waits because the credentials have expired; at the
+// refresh deadline it no longer would, since issue 9.)
 func TestCallerStopsWaiting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv := imdstest.NewHandler(imdstest.Config{Lifetime: time.Hour})
 		defer srv.Close()
 		c := newCredentials(t, srv, kivuli.WithoutBackground())
-		time.Sleep(time.Until(c.Expires().Add(-kivuli.RefreshDeadline)))
+		time.Sleep(time.Until(c.Expires()))
 		synctest.Wait()
 		srv.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, Delay: 3 * time.Second, Times: 1})
 
@@ -479,4 +541,305 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		assert.NotContains(t, s, cur.SessionToken)
 	}
 	assert.Contains(t, fmt.Sprint(c), cur.AccessKeyID)
+}
+
+// TestStaleDocumentKeepsValidCredentials (issue 9, defect 1): with the
+// credentials in hand valid for 20 more minutes, a refresh that gets a
+// document already expired fails: the credentials in hand keep serving,
+// the event says why, and the refresh is retried.
+func TestStaleDocumentKeepsValidCredentials(t *testing.T) {
+	for _, forced := range []bool{false, true} {
+		t.Run(map[bool]string{false: "background refresh", true: "forced refresh"}[forced], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := imdstest.NewHandler(imdstest.Config{Lifetime: time.Hour})
+				defer srv.Close()
+				c := newCredentials(t, srv)
+				events, cancel := c.Subscribe()
+				defer cancel()
+				good, _ := c.Retrieve(t.Context())
+				expires := c.Expires()
+
+				time.Sleep(time.Until(expires.Add(-20 * time.Minute)))
+				srv.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, Expired: true})
+				if forced {
+					c.Invalidate()
+				} else {
+					time.Sleep(12 * time.Minute) // past the background refresh, 8.4 to 15.75 minutes before expiry
+				}
+				synctest.Wait()
+				for range 100 {
+					v, err := c.Retrieve(t.Context())
+					require.NoError(t, err)
+					require.Equal(t, good.AccessKeyID, v.AccessKeyID, "the credentials in hand keep serving")
+					require.True(t, v.Expires.Equal(expires))
+				}
+				require.NotEmpty(t, events)
+				ev := <-events
+				assert.ErrorIs(t, ev.Err, kivuli.ErrStaleCredentials)
+				assert.False(t, ev.Extended)
+				assert.False(t, ev.Changed)
+				assert.True(t, ev.Expires.Equal(expires), "the event says until when the credentials in hand serve")
+				assert.Regexp(t, `expired 1m[01]s ago`, ev.Err.Error()) // IMDS's times are whole seconds
+
+				srv.ClearFaults()
+				time.Sleep(time.Until(expires.Add(-kivuli.RefreshDeadline).Add(6 * time.Second)))
+				synctest.Wait()
+				v, err := c.Retrieve(t.Context())
+				require.NoError(t, err)
+				assert.NotEqual(t, good.AccessKeyID, v.AccessKeyID, "renewed by the refresh deadline once IMDS has valid ones")
+				assertCurrent(t, srv, v)
+			})
+		})
+	}
+}
+
+// TestStaleDocumentExtendsOnlyWhenNothingBetter (issue 9, defect 1): once
+// the credentials in hand have expired too, the newest of the two sets is
+// served 5 to 15 more minutes.
+func TestStaleDocumentExtendsOnlyWhenNothingBetter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := imdstest.NewHandler(imdstest.Config{Lifetime: time.Hour})
+		defer srv.Close()
+		c := newCredentials(t, srv)
+		events, cancel := c.Subscribe()
+		defer cancel()
+		good, _ := c.Retrieve(t.Context())
+		expires := c.Expires()
+		srv.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, Expired: true})
+		time.Sleep(time.Until(expires))
+		synctest.Wait()
+		v, err := c.Retrieve(t.Context())
+		require.NoError(t, err, "nothing better: served longer")
+		now := time.Now()
+		assert.Equal(t, good.AccessKeyID, v.AccessKeyID, "the set in hand expired a minute after the one IMDS serves: it is the newest")
+		assert.GreaterOrEqual(t, v.Expires.Sub(now), 5*time.Minute-time.Second)
+		assert.LessOrEqual(t, v.Expires.Sub(now), 15*time.Minute)
+		var extended bool
+		for len(events) > 0 {
+			ev := <-events
+			extended = extended || ev.Extended && ev.Err == nil
+		}
+		assert.True(t, extended, "an event says the credentials were extended")
+	})
+}
+
+// expiredTokenService answers every request as AWS does a request signed
+// with an expired token.
+var expiredTokenService = serviceFunc(func(req *http.Request) (*http.Response, error) {
+	const body = `{"__type":"ExpiredToken","message":"The security token included in the request is expired"}`
+	h := http.Header{"X-Amzn-Errortype": {"ExpiredToken"}, "Content-Type": {"application/x-amz-json-1.1"}}
+	return &http.Response{StatusCode: http.StatusForbidden, Header: h, Body: io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)), Request: req}, nil
+})
+
+// TestForcedRefreshRateLimited (issue 9, defect 2): ExpiredToken answers
+// make the Transport invalidate the credentials; when IMDS hands back the
+// same set, the forced refreshes are shared and spaced 30 s apart, so that
+// the IMDS credential GETs stay bounded however many requests are refused.
+func TestForcedRefreshRateLimited(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		requests int
+		over     time.Duration
+	}{
+		{"100 requests one after another", 100, 0},
+		{"1,480 requests in 2 s", 1480, 2 * time.Second},
+		{"1,480 requests in 2 min", 1480, 2 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := imdstest.NewHandler(imdstest.Config{})
+				defer srv.Close()
+				c := newCredentials(t, srv)
+				client := &http.Client{Transport: &kivuli.Transport{Credentials: c, Base: expiredTokenService}}
+				send := func() {
+					resp, err := client.Get("https://sts.us-east-1.amazonaws.com/")
+					if assert.NoError(t, err) {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+					}
+				}
+				before := srv.Stats().CredentialGETs
+				start := time.Now()
+				if tc.over == 0 {
+					for range tc.requests {
+						send()
+					}
+				} else {
+					var wg sync.WaitGroup
+					for i := range tc.requests {
+						wg.Go(func() {
+							time.Sleep(tc.over * time.Duration(i) / time.Duration(tc.requests))
+							send()
+						})
+					}
+					wg.Wait()
+				}
+				synctest.Wait()
+				gets := srv.Stats().CredentialGETs - before
+				bound := 1 + int(time.Since(start)/(30*time.Second))
+				t.Logf("%d requests answered ExpiredToken over %v: %d IMDS credential GETs (bound %d)", tc.requests, time.Since(start), gets, bound)
+				assert.LessOrEqual(t, gets, bound, "one forced refresh per 30 s while IMDS has nothing newer")
+				assert.GreaterOrEqual(t, gets, 1, "the first ExpiredToken does force a refresh")
+			})
+		})
+	}
+}
+
+// TestNoWaitWhileValid (issue 9, defect 6): a caller waits for a refresh
+// only when the credentials in hand can no longer be used. At the refresh
+// deadline, against a failing or hung IMDS, it gets them at once; a forced
+// refresh holds it only until IMDS fails an attempt, and not at all once a
+// refresh has failed.
+func TestNoWaitWhileValid(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault imdstest.Fault
+		// forcedWait is the longest a forced refresh may hold a caller: one
+		// attempt, 500 ms for a hung IMDS (the client's timeout).
+		forcedWait time.Duration
+	}{
+		{"503 with Retry-After", imdstest.Fault{Target: imdstest.CredentialsPath, Status: 503, RetryAfter: 1}, 0},
+		{"429 with Retry-After", imdstest.Fault{Target: imdstest.CredentialsPath, Status: 429, RetryAfter: 1}, 0},
+		{"hung", imdstest.Fault{Target: imdstest.CredentialsPath, Hang: true}, 500 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := imdstest.NewHandler(imdstest.Config{Lifetime: time.Hour})
+				defer srv.Close()
+				hc := &http.Client{Transport: srv.RoundTripper(), Timeout: 500 * time.Millisecond}
+				c := newCredentials(t, srv, kivuli.WithHTTPClient(hc), kivuli.WithoutBackground())
+				good, _ := c.Retrieve(t.Context())
+				timed := func() time.Duration {
+					t.Helper()
+					start := time.Now()
+					v, err := c.Retrieve(t.Context())
+					require.NoError(t, err)
+					require.Equal(t, good.AccessKeyID, v.AccessKeyID)
+					return time.Since(start)
+				}
+				srv.Inject(tc.fault)
+
+				// A forced refresh, the one before it having succeeded.
+				c.Invalidate()
+				assert.LessOrEqual(t, timed(), tc.forcedWait, "held only until IMDS failed an attempt")
+				for range 10 {
+					assert.Zero(t, timed(), "the refresh goes on in the background")
+				}
+				// Forced again after the backoff: the refresh before failed.
+				time.Sleep(5 * time.Minute)
+				c.Invalidate()
+				assert.Zero(t, timed(), "IMDS is failing: no caller waits for a forced refresh")
+
+				// The refresh deadline, valid for one more minute.
+				time.Sleep(time.Until(c.Expires().Add(-kivuli.RefreshDeadline)))
+				for range 50 {
+					assert.Zero(t, timed(), "valid for one more minute: no wait")
+					time.Sleep(time.Second)
+				}
+			})
+		})
+	}
+}
+
+// TestEnvironmentAllOrNothing (issue 9, defect 5): a refreshed set that the
+// environment cannot hold (a NUL in the secret) is refused as a whole: the
+// variables keep the previous set, never its key ID with another secret.
+func TestEnvironmentAllOrNothing(t *testing.T) {
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
+		t.Setenv(k, "")
+	}
+	var calls atomic.Int32
+	p := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		n := calls.Add(1)
+		v := aws.Credentials{AccessKeyID: fmt.Sprintf("AKID%d", n), SecretAccessKey: fmt.Sprintf("secret%d", n),
+			SessionToken: fmt.Sprintf("token%d", n), CanExpire: true, Expires: time.Now().Add(time.Hour)}
+		if n == 2 {
+			v.SecretAccessKey = "sec\x00ret"
+		}
+		return v, nil
+	})
+	c, err := kivuli.New(t.Context(), kivuli.WithProvider(p), kivuli.WithEnvironment())
+	require.NoError(t, err)
+	defer c.Close()
+	c.Invalidate()
+	v, err := c.Retrieve(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "AKID1", v.AccessKeyID, "the set with a NUL is refused")
+	assert.Equal(t, int32(2), calls.Load())
+	assert.Equal(t, []string{"AKID1", "secret1", "token1"},
+		[]string{os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")})
+}
+
+// TestEnvironmentUnsetOnClose (issue 9, defect 5): Close unsets the
+// variables it exported, if they still hold its values: left behind they
+// would expire within hours, where without them a child process's SDK
+// asks IMDS itself. Values someone else set since are left alone.
+func TestEnvironmentUnsetOnClose(t *testing.T) {
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
+		t.Setenv(k, "")
+	}
+	srv := imdstest.NewServer(imdstest.Config{})
+	defer srv.Close()
+	c := newCredentials(t, srv, kivuli.WithEnvironment())
+	assert.Equal(t, srv.Current().AccessKeyID, os.Getenv("AWS_ACCESS_KEY_ID"))
+	require.NoError(t, c.Close())
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
+		_, set := os.LookupEnv(k)
+		assert.False(t, set, "%s is unset by Close", k)
+	}
+
+	c = newCredentials(t, srv, kivuli.WithEnvironment())
+	os.Setenv("AWS_ACCESS_KEY_ID", "AKIDSOMEONEELSE")
+	require.NoError(t, c.Close())
+	assert.Equal(t, "AKIDSOMEONEELSE", os.Getenv("AWS_ACCESS_KEY_ID"), "someone else's value is left alone")
+	assert.Equal(t, srv.Current().SecretAccessKey, os.Getenv("AWS_SECRET_ACCESS_KEY"))
+}
+
+// TestEmulatorRotatesBeforeKivuliLooks (issue 9, point 7): with the
+// emulator's defaults, new credentials are available long before kivuli's
+// background refresh looks for them, so that a test expecting "rotated by
+// 55 minutes" of a 1-hour set holds in every run, not 7 in 8.
+func TestEmulatorRotatesBeforeKivuliLooks(t *testing.T) {
+	const runs = 200
+	late := 0
+	for range runs {
+		synctest.Test(t, func(t *testing.T) {
+			srv := imdstest.NewHandler(imdstest.Config{Lifetime: time.Hour})
+			defer srv.Close()
+			c := newCredentials(t, srv)
+			first, _ := c.Retrieve(t.Context())
+			time.Sleep(55 * time.Minute)
+			synctest.Wait()
+			if v, _ := c.Retrieve(t.Context()); v.AccessKeyID == first.AccessKeyID {
+				late++
+			}
+			c.Close()
+		})
+	}
+	assert.Zero(t, late, "runs of %d not rotated by 55 minutes", runs)
+}
+
+// TestCredentialsThatNeverExpire: a source's credentials without an expiry
+// keep serving after a failed forced refresh, and after Close.
+func TestCredentialsThatNeverExpire(t *testing.T) {
+	var fail atomic.Bool
+	p := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		if fail.Load() {
+			return aws.Credentials{}, errors.New("source down")
+		}
+		return aws.Credentials{AccessKeyID: "AKIDSTATIC", SecretAccessKey: "secret"}, nil
+	})
+	c, err := kivuli.New(t.Context(), kivuli.WithProvider(p))
+	require.NoError(t, err)
+	fail.Store(true)
+	c.Invalidate()
+	v, err := c.Retrieve(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "AKIDSTATIC", v.AccessKeyID)
+	require.NoError(t, c.Close())
+	v, err = c.Retrieve(t.Context())
+	require.NoError(t, err)
+	assert.Equal(t, "AKIDSTATIC", v.AccessKeyID)
 }

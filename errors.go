@@ -1,9 +1,11 @@
 package kivuli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // ErrNotOnEC2 is returned (wrapped) when nothing answers at the Instance
@@ -29,25 +31,40 @@ var ErrIMDSv1Disabled = errors.New("kivuli: IMDSv2 token unavailable and IMDSv1 
 // valid credentials.
 var ErrClosed = errors.New("kivuli: credentials closed")
 
-// maxErrorBody bounds the part of an error response kept in an [IMDSError].
-const maxErrorBody = 256
+// ErrStaleCredentials is returned (wrapped) in [RefreshEvent.Err] when the
+// credential source served a set that has expired already, or would within
+// [RefreshDeadline], while the credentials in hand were still valid: the
+// refresh counts as failed and the credentials in hand keep serving.
+var ErrStaleCredentials = errors.New("kivuli: the credential source served credentials that expire within the refresh deadline")
+
+// maxSafeBody bounds the IMDS error bodies an [IMDSError] may quote.
+const maxSafeBody = 40
 
 // IMDSError is returned (wrapped) when the instance metadata service answers
-// with an unexpected HTTP status. Body holds at most the first 256 bytes of a
-// non-success response; the body of a successful credential response, which
-// holds secrets, is never kept.
+// with an unexpected HTTP status.
+//
+// Body quotes the response body only when it is one of the short forms IMDS
+// itself sends, a few plain words such as "Not Found" (at most 40 letters and
+// spaces, no word longer than 15 letters); any other body, which could be a
+// credential document relayed by a proxy or anything else, is never copied,
+// and only its length is kept in BodyLen. Body may instead hold a note of
+// kivuli's own in parentheses, such as "(empty token)".
 type IMDSError struct {
 	Op         string // "token", "role", or "credentials"
 	Path       string // the request path, e.g. /latest/api/token
 	StatusCode int
-	Body       string
+	Body       string // a known-safe short body, or a note in parentheses, or ""
+	BodyLen    int    // the length of the body received, quoted or not
 }
 
 // Error implements the error interface.
 func (e *IMDSError) Error() string {
 	msg := "kivuli: IMDS " + e.Op + " request " + e.Path + " answered HTTP " + strconv.Itoa(e.StatusCode)
-	if e.Body != "" {
+	switch {
+	case e.Body != "":
 		msg += ": " + strconv.Quote(e.Body)
+	case e.BodyLen > 0:
+		msg += " (a " + strconv.Itoa(e.BodyLen) + "-byte body, not shown)"
 	}
 	return msg
 }
@@ -56,9 +73,46 @@ func (e *IMDSError) Error() string {
 // test for it with a behaviour interface, as aws-sdk-go-v2 errors allow.
 func (e *IMDSError) HTTPStatusCode() int { return e.StatusCode }
 
+// newIMDSError describes an unexpected answer, quoting its body only when
+// it is a known-safe short form.
+func newIMDSError(op, path string, status int, body []byte) *IMDSError {
+	e := &IMDSError{Op: op, Path: path, StatusCode: status, BodyLen: len(body)}
+	if safeBody(body) {
+		e.Body = strings.TrimSpace(string(body))
+	}
+	return e
+}
+
+// safeBody reports whether an error body is a few plain words, as IMDS's own
+// error answers are ("Not Found", "Unauthorized", "Service Unavailable"):
+// letters and spaces only, short, with no word long enough to be a key.
+func safeBody(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || len(b) > maxSafeBody {
+		return false
+	}
+	word := 0
+	for _, c := range b {
+		switch {
+		case c == ' ':
+			word = 0
+		case 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z':
+			if word++; word > 15 {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // CredentialsError is returned when the instance metadata service returns a
 // credential document whose Code is not "Success", for example when the role
-// cannot be assumed.
+// cannot be assumed. Code and Message are IMDS's, with every value that
+// looks like an access key, a secret key or a session token, and every value
+// of the document's own AccessKeyId, SecretAccessKey and Token fields,
+// replaced by "[REDACTED]"; Message is cut to 256 bytes.
 type CredentialsError struct {
 	Role    string
 	Code    string
@@ -133,3 +187,35 @@ var (
 	// ErrNoCredentials is returned by a Transport whose Credentials is nil.
 	ErrNoCredentials = errors.New("kivuli: Transport.Credentials is nil")
 )
+
+// prefix starts every kivuli error message, once.
+const prefix = "kivuli: "
+
+// chainError is an error of kivuli's that wraps others and says "kivuli: "
+// only once, however many of them it joins.
+type chainError struct {
+	msg  string
+	errs []error
+}
+
+func (e *chainError) Error() string   { return e.msg }
+func (e *chainError) Unwrap() []error { return e.errs }
+
+// chain returns head (a sentinel error), then detail, then cause, as one
+// error for which errors.Is and errors.As find both head and cause:
+// "kivuli: no IAM role is attached to this instance: IMDS role request ...".
+func chain(head error, detail string, cause error) error {
+	msg := head.Error() + detail
+	errs := []error{head}
+	if cause != nil {
+		msg += ": " + strings.TrimPrefix(cause.Error(), prefix)
+		errs = append(errs, cause)
+	}
+	return &chainError{msg, errs}
+}
+
+// wrap returns "kivuli: what: cause" wrapping cause, with cause's own
+// "kivuli: " dropped.
+func wrap(what string, cause error) error {
+	return &chainError{prefix + what + ": " + strings.TrimPrefix(cause.Error(), prefix), []error{cause}}
+}

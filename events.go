@@ -44,7 +44,10 @@ type RefreshEvent struct {
 	// than the same set served again.
 	Changed bool
 	// Extended reports that the source served credentials that had
-	// already expired, and that they are served for a few more minutes.
+	// expired already (or would within RefreshDeadline) and that there was
+	// nothing better: the newest set, the one in hand or the one served, is
+	// served for 5 to 15 more minutes. While the credentials in hand are
+	// valid, such a refresh fails instead, with [ErrStaleCredentials].
 	Extended bool
 	// Err is the reason the refresh failed; nil on success.
 	Err error

@@ -2,15 +2,20 @@ package kivuli
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 )
 
 // FuzzParseDocument: the credential document parser never panics, accepts
-// only complete documents, and never quotes a secret in its errors.
+// only complete documents, and never quotes a secret in its errors: not in
+// a DocumentError, and not in the Code and Message of a CredentialsError,
+// where IMDS's text is quoted with secrets redacted (issue 8, point 11).
 func FuzzParseDocument(f *testing.F) {
 	f.Add([]byte(`{"Code":"Success","LastUpdated":"2026-11-28T17:00:00Z","Type":"AWS-HMAC","AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"wJalrXUtnFEMI/K7MDENG","Token":"IQoJb3JpZ2luX2VjE","Expiration":"2026-11-28T23:00:00Z"}`))
 	f.Add([]byte(`{"Code":"AssumeRoleUnauthorizedAccess","Message":"denied"}`))
+	f.Add([]byte(`{"Code":"AssumeRoleUnauthorizedAccess","Message":"denied for wJalrXUtnFEMI/K7MDENG","SecretAccessKey":"wJalrXUtnFEMI/K7MDENG"}`))
+	f.Add([]byte(`{"Code":"Failed ASIAQWERTYUIOPASDFGH","Message":"key ASIAQWERTYUIOPASDFGH token IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD"}`))
 	f.Add([]byte(`{"Code":"Success","AccessKeyId":7}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"Code":"Success","Expiration":"tomorrow"}`))
@@ -20,17 +25,54 @@ func FuzzParseDocument(f *testing.F) {
 			if v.AccessKeyID == "" || v.SecretAccessKey == "" || v.SessionToken == "" || v.Expires.IsZero() || !v.CanExpire {
 				t.Fatalf("accepted an incomplete document: %q", body)
 			}
+			if !printable(v.AccessKeyID) || !printable(v.SecretAccessKey) || !printable(v.SessionToken) {
+				t.Fatalf("accepted credentials that cannot be sent: %q", body)
+			}
 			return
 		}
-		var d struct{ Code, Message, SecretAccessKey, Token string }
-		if json.Unmarshal(body, &d) == nil {
-			for _, secret := range []string{d.SecretAccessKey, d.Token} {
-				// Code and Message are quoted on purpose; a secret is not.
-				if len(secret) >= 4 && strings.Contains(err.Error(), secret) &&
-					!strings.Contains(d.Code, secret) && !strings.Contains(d.Message, secret) {
-					t.Fatalf("error %q quotes a secret", err)
+		var d struct{ AccessKeyID, SecretAccessKey, Token string }
+		if json.Unmarshal(body, &d) != nil {
+			return
+		}
+		for _, secret := range []string{d.AccessKeyID, d.SecretAccessKey, d.Token} {
+			var ce *CredentialsError
+			if errors.As(err, &ce) {
+				if len(secret) >= 4 && !strings.Contains(redacted, secret) &&
+					(strings.Contains(ce.Code, secret) || strings.Contains(ce.Message, secret)) {
+					t.Fatalf("CredentialsError %q quotes a secret of the document", err)
 				}
+				continue
 			}
+			// A DocumentError's reasons are fixed texts; a secret shaped like
+			// one (12 or more characters, a digit, + or /, no space) is
+			// never in them.
+			if len(secret) >= 12 && strings.ContainsAny(secret, "0123456789+/") && !strings.Contains(secret, " ") &&
+				strings.Contains(err.Error(), secret) {
+				t.Fatalf("error %q quotes a secret", err)
+			}
+		}
+	})
+}
+
+// FuzzRedactSecrets: whatever the text and the secrets, the result never
+// holds one of the secrets (of 4 bytes or more, but for substrings of the
+// marker), nor a control character, and is bounded.
+func FuzzRedactSecrets(f *testing.F) {
+	f.Add("not authorized: key ASIAQWERTYUIOPASDFGH", "wJalrXUtnFEMI/K7MDENG", "tok")
+	f.Add("REDACTED [REDACT", "REDACT", "D]")
+	f.Add("line\nforged", "", "")
+	f.Fuzz(func(t *testing.T, s, secret1, secret2 string) {
+		out := redactSecrets(s, secret1, secret2)
+		for _, v := range []string{secret1, secret2} {
+			if len(v) >= 4 && !strings.Contains(redacted, v) && strings.Contains(out, v) {
+				t.Fatalf("redactSecrets(%q) = %q holds the secret %q", s, out, v)
+			}
+		}
+		if strings.ContainsAny(out, "\n\r\x00\x1b") {
+			t.Fatalf("redactSecrets(%q) = %q holds a control character", s, out)
+		}
+		if len(out) > maxQuoted+3 {
+			t.Fatalf("redactSecrets: %d bytes, over %d", len(out), maxQuoted+3)
 		}
 	})
 }

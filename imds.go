@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -40,6 +41,7 @@ const (
 	ttlHeader     = "X-Aws-Ec2-Metadata-Token-Ttl-Seconds"
 	tokenHeader   = "X-Aws-Ec2-Metadata-Token"
 	maxBody       = 64 << 10
+	maxTokenLen   = 4096 // real tokens are 56 characters
 	dialTimeout   = 250 * time.Millisecond
 	headerTimeout = 500 * time.Millisecond
 
@@ -62,7 +64,12 @@ const (
 // jittered, capped backoff; requests that find nothing listening are not, so
 // that off EC2 Retrieve fails with [ErrNotOnEC2] in about a second.
 //
-// An IMDS is safe for concurrent use.
+// It remembers whether IMDS has ever answered: [ErrNotOnEC2] means that
+// nothing has, not that a running instance's IMDS misbehaves.
+//
+// An IMDS is safe for concurrent use. Call [IMDS.CloseIdleConnections] when
+// done with it ([Credentials.Close] does) to release its keep-alive
+// connection.
 type IMDS struct {
 	endpoint   string
 	role       string
@@ -71,11 +78,24 @@ type IMDS struct {
 	disabled   bool
 	tokenTTL   time.Duration
 	client     *retryablehttp.Client
+	ownsConns  bool // the http.Transport is kivuli's own (made or cloned), not the caller's
 
-	mu           sync.Mutex // guards token and tokenExpiry
+	// st is the mutable state, behind a pointer so that a copy of an IMDS
+	// value (fmt.Sprintf("%v", *p)) shows an address, never the token.
+	st *imdsState
+}
+
+// imdsState is the mutable state of an [IMDS].
+type imdsState struct {
+	answered atomic.Bool // some request of this IMDS has had an answer
+
+	mu           sync.Mutex // guards token and tokenExpires
 	token        string
 	tokenExpires time.Time
 }
+
+// String keeps the session token out of any formatting of the state.
+func (*imdsState) String() string { return "{session token redacted}" }
 
 var _ aws.CredentialsProvider = (*IMDS)(nil)
 
@@ -107,9 +127,12 @@ func newIMDS(c config) (*IMDS, error) {
 		v1Disabled: envTrue("AWS_EC2_METADATA_V1_DISABLED"),
 		disabled:   envTrue("AWS_EC2_METADATA_DISABLED"),
 		tokenTTL:   c.tokenTTL.Truncate(time.Second),
+		st:         &imdsState{},
 	}
+	hc, owned := imdsHTTPClient(c.httpClient)
+	p.ownsConns = owned
 	p.client = &retryablehttp.Client{
-		HTTPClient:   imdsHTTPClient(c.httpClient),
+		HTTPClient:   hc,
 		RetryWaitMin: retryWaitMin,
 		RetryWaitMax: retryWaitMax,
 		RetryMax:     c.maxAttempts - 1,
@@ -146,13 +169,16 @@ func resolveEndpoint(explicit string) (string, error) {
 
 // imdsHTTPClient returns the client for IMDS requests: never through a proxy,
 // never following a redirect (which would carry the session token along).
-func imdsHTTPClient(hc *http.Client) *http.Client {
+// owned reports that its transport is kivuli's own, made here or cloned from
+// the caller's, so that kivuli may close its idle connections.
+func imdsHTTPClient(hc *http.Client) (_ *http.Client, owned bool) {
 	var c http.Client
 	if hc != nil {
 		c = *hc
 	}
 	switch t := c.Transport.(type) {
 	case nil:
+		owned = true
 		if hc != nil {
 			c.Transport = noProxy(http.DefaultTransport.(*http.Transport))
 			break
@@ -164,10 +190,23 @@ func imdsHTTPClient(hc *http.Client) *http.Client {
 			IdleConnTimeout:       90 * time.Second,
 		}
 	case *http.Transport:
+		owned = true
 		c.Transport = noProxy(t)
 	}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &c
+	return &c, owned
+}
+
+// CloseIdleConnections closes the idle keep-alive connections to IMDS, and
+// with them their goroutines, when the HTTP transport is kivuli's own: the
+// default one, or the copy made of the [*http.Transport] of a client given
+// with [WithHTTPClient]. A transport of another type is the caller's, used
+// as it is, and left alone. A later Retrieve opens a new connection.
+// [Credentials.Close] calls it.
+func (p *IMDS) CloseIdleConnections() {
+	if p.ownsConns {
+		p.client.HTTPClient.CloseIdleConnections()
+	}
 }
 
 func noProxy(t *http.Transport) *http.Transport {
@@ -191,12 +230,26 @@ func (p *IMDS) GoString() string { return p.String() }
 // operation is the state of one Retrieve call, shared with the retry policy
 // through the request context.
 type operation struct {
-	answered bool // some response arrived: something is listening
+	answered bool // some response arrived, now or before: something is listening
 	v1       bool // this call fell back to IMDSv1
 	put      bool // the request in flight is the token PUT
 }
 
 type operationKey struct{}
+
+// retryHookKey carries, in a Retrieve's context, a function that IMDS calls
+// each time an attempt has failed and is about to be retried: a sign that
+// IMDS is misbehaving, on which [Credentials] stops holding callers that
+// have valid credentials to use.
+type retryHookKey struct{}
+
+// newOperation returns the state of one call made of several requests, and
+// the context that carries it to the retry policy. Every request of the call
+// must be made with that context.
+func (p *IMDS) newOperation(ctx context.Context) (context.Context, *operation) {
+	op := &operation{answered: p.st.answered.Load()}
+	return context.WithValue(ctx, operationKey{}, op), op
+}
 
 // Retrieve fetches the role's credentials: a session token (cached), the role
 // name (unless given with [WithRoleName]), then the credential document. The
@@ -210,8 +263,7 @@ func (p *IMDS) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		ctx, cancel = context.WithTimeout(ctx, DefaultBudget)
 		defer cancel()
 	}
-	op := &operation{}
-	ctx = context.WithValue(ctx, operationKey{}, op)
+	ctx, op := p.newOperation(ctx)
 
 	role := p.role
 	if role == "" {
@@ -221,7 +273,7 @@ func (p *IMDS) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		}
 		role, _, _ = strings.Cut(string(body), "\n")
 		if role = strings.TrimSpace(role); role == "" {
-			return aws.Credentials{}, fmt.Errorf("%w: the role list is empty", ErrNoRole)
+			return aws.Credentials{}, chain(ErrNoRole, ": the role list is empty", nil)
 		}
 	}
 	body, err := p.get(ctx, op, "credentials", rolesPath+url.PathEscape(role))
@@ -233,8 +285,13 @@ func (p *IMDS) Retrieve(ctx context.Context) (aws.Credentials, error) {
 
 // get makes one GET request (with the retries of the client) and returns the
 // body of a 200 answer. A 401 drops the session token and the request is
-// made once more with a new one.
+// made once more with a new one; so does a request that could not be sent.
+// what names the request in errors ("role", "credentials", "region"); ctx
+// and op come from newOperation (op may be nil: a call of one request).
 func (p *IMDS) get(ctx context.Context, op *operation, what, path string) ([]byte, error) {
+	if op == nil {
+		ctx, op = p.newOperation(ctx)
+	}
 	for attempt := 0; ; attempt++ {
 		token, err := p.sessionToken(ctx, op)
 		if err != nil {
@@ -242,6 +299,9 @@ func (p *IMDS) get(ctx context.Context, op *operation, what, path string) ([]byt
 		}
 		resp, err := p.do(ctx, op, http.MethodGet, path, tokenHeader, token)
 		if err != nil {
+			// Whatever failed, the token may be why (net/http refuses a
+			// header value it cannot send): never keep using it.
+			p.dropToken(token)
 			return nil, p.transportError(ctx, op, what, err)
 		}
 		body, err := readBody(resp)
@@ -255,9 +315,9 @@ func (p *IMDS) get(ctx context.Context, op *operation, what, path string) ([]byt
 		case resp.StatusCode == http.StatusOK:
 			return body, nil
 		}
-		ierr := &IMDSError{Op: what, Path: path, StatusCode: resp.StatusCode, Body: truncate(body)}
-		if resp.StatusCode == http.StatusNotFound {
-			return nil, fmt.Errorf("%w: %w", ErrNoRole, ierr)
+		ierr := newIMDSError(what, path, resp.StatusCode, body)
+		if resp.StatusCode == http.StatusNotFound && (what == "role" || what == "credentials") {
+			return nil, chain(ErrNoRole, "", ierr)
 		}
 		return nil, ierr
 	}
@@ -269,9 +329,10 @@ func (p *IMDS) sessionToken(ctx context.Context, op *operation) (string, error) 
 	if p.noToken || op.v1 {
 		return "", nil
 	}
-	p.mu.Lock()
-	token, valid := p.token, time.Now().Before(p.tokenExpires)
-	p.mu.Unlock()
+	st := p.st
+	st.mu.Lock()
+	token, valid := st.token, time.Now().Before(st.tokenExpires)
+	st.mu.Unlock()
 	if token != "" && valid {
 		return token, nil
 	}
@@ -294,36 +355,60 @@ func (p *IMDS) sessionToken(ctx context.Context, op *operation) (string, error) 
 			return "", p.transportError(ctx, op, "token", err)
 		}
 		token = strings.TrimSpace(string(body))
-		if token == "" {
-			return "", &IMDSError{Op: "token", Path: tokenPath, StatusCode: resp.StatusCode, Body: "(empty token)"}
+		if note := checkToken(token); note != "" {
+			// Never cached: the next call asks again.
+			return "", &IMDSError{Op: "token", Path: tokenPath, StatusCode: resp.StatusCode, Body: note, BodyLen: len(body)}
 		}
 		// Keep a margin so that a token is never sent in its last moments.
 		margin := min(p.tokenTTL/10, time.Minute)
-		p.mu.Lock()
-		p.token, p.tokenExpires = token, start.Add(p.tokenTTL-margin)
-		p.mu.Unlock()
+		st.mu.Lock()
+		st.token, st.tokenExpires = token, start.Add(p.tokenTTL-margin)
+		st.mu.Unlock()
 		return token, nil
 	case http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed:
-		return p.fallback(op, &IMDSError{Op: "token", Path: tokenPath, StatusCode: resp.StatusCode, Body: truncate(body)})
+		return p.fallback(op, newIMDSError("token", tokenPath, resp.StatusCode, body))
 	}
-	return "", &IMDSError{Op: "token", Path: tokenPath, StatusCode: resp.StatusCode, Body: truncate(body)}
+	return "", newIMDSError("token", tokenPath, resp.StatusCode, body)
+}
+
+// checkToken returns why a session token cannot be used, or "": it must be
+// 1 to 4096 visible ASCII characters, so that it can be sent as a header
+// value (net/http refuses control characters) and is never a body of
+// unbounded size repeated on every request.
+func checkToken(token string) string {
+	switch {
+	case token == "":
+		return "(empty token)"
+	case len(token) > maxTokenLen:
+		return fmt.Sprintf("(token of %d bytes, over %d)", len(token), maxTokenLen)
+	}
+	for i := 0; i < len(token); i++ {
+		if c := token[i]; c < 0x21 || c > 0x7e {
+			return "(token holds a character that cannot be sent in a header)"
+		}
+	}
+	return ""
 }
 
 // fallback switches this call, and only this call, to IMDSv1.
 func (p *IMDS) fallback(op *operation, cause error) (string, error) {
 	if p.v1Disabled {
-		return "", fmt.Errorf("%w: %w", ErrIMDSv1Disabled, cause)
+		return "", chain(ErrIMDSv1Disabled, "", cause)
 	}
 	op.v1 = true
 	return "", nil
 }
 
 func (p *IMDS) dropToken(token string) {
-	p.mu.Lock()
-	if p.token == token {
-		p.token = ""
+	if token == "" {
+		return
 	}
-	p.mu.Unlock()
+	st := p.st
+	st.mu.Lock()
+	if st.token == token {
+		st.token = ""
+	}
+	st.mu.Unlock()
 }
 
 func (p *IMDS) do(ctx context.Context, op *operation, method, path, header, value string) (*http.Response, error) {
@@ -337,20 +422,21 @@ func (p *IMDS) do(ctx context.Context, op *operation, method, path, header, valu
 	resp, err := p.client.Do(req)
 	if resp != nil {
 		op.answered = true
+		p.st.answered.Store(true)
 	}
 	return resp, err
 }
 
-// transportError wraps a failed request: ErrNotOnEC2 when nothing has
-// answered during this call.
+// transportError wraps a failed request: ErrNotOnEC2 when nothing has ever
+// answered, during this call or before.
 func (p *IMDS) transportError(ctx context.Context, op *operation, what string, err error) error {
-	if ctx.Err() != nil && !op.answered {
-		return fmt.Errorf("%w (%s at %s): %w", ErrNotOnEC2, what, p.endpoint, ctx.Err())
+	if !op.answered && !p.st.answered.Load() {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return chain(ErrNotOnEC2, " ("+what+" at "+p.endpoint+")", err)
 	}
-	if !op.answered {
-		return fmt.Errorf("%w (%s at %s): %w", ErrNotOnEC2, what, p.endpoint, err)
-	}
-	return fmt.Errorf("kivuli: IMDS %s request: %w", what, err)
+	return wrap("IMDS "+what+" request", err)
 }
 
 // checkIMDSRetry retries 5xx (but 501), 429 and broken connections. It does
@@ -362,21 +448,31 @@ func checkIMDSRetry(ctx context.Context, resp *http.Response, err error) (bool, 
 		return false, ctx.Err()
 	}
 	op, _ := ctx.Value(operationKey{}).(*operation)
+	retry := retryable(op, resp, err)
+	if retry {
+		if hook, _ := ctx.Value(retryHookKey{}).(func()); hook != nil {
+			hook()
+		}
+	}
+	return retry, nil
+}
+
+func retryable(op *operation, resp *http.Response, err error) bool {
 	if err != nil {
 		var oe *net.OpError
 		if errors.As(err, &oe) && oe.Op == "dial" {
-			return false, nil
+			return false
 		}
 		if isTimeout(err) && (op == nil || !op.answered || op.put) {
-			return false, nil
+			return false
 		}
-		return true, nil
+		return true
 	}
 	if op != nil {
 		op.answered = true
 	}
 	return resp.StatusCode == http.StatusTooManyRequests ||
-		resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented, nil
+		resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented
 }
 
 // jitteredBackoff waits a random time between half and all of
@@ -412,13 +508,6 @@ func readBody(resp *http.Response) ([]byte, error) {
 	return b, nil
 }
 
-func truncate(b []byte) string {
-	if len(b) > maxErrorBody {
-		b = b[:maxErrorBody]
-	}
-	return strings.ToValidUTF8(string(b), "\uFFFD")
-}
-
 // document is the JSON credential document served by IMDS.
 type document struct {
 	Code            string
@@ -448,13 +537,21 @@ func parseDocument(role string, body []byte) (aws.Credentials, error) {
 		if d.Code == "" {
 			return aws.Credentials{}, &DocumentError{Reason: "missing Code"}
 		}
-		return aws.Credentials{}, &CredentialsError{Role: role, Code: d.Code, Message: d.Message}
+		secrets := []string{d.AccessKeyID, d.SecretAccessKey, d.Token}
+		return aws.Credentials{}, &CredentialsError{Role: role, Code: redactSecrets(d.Code, secrets...), Message: redactSecrets(d.Message, secrets...)}
 	}
 	for _, f := range [...]struct{ name, value string }{
 		{"AccessKeyId", d.AccessKeyID}, {"SecretAccessKey", d.SecretAccessKey}, {"Token", d.Token}, {"Expiration", d.Expiration},
 	} {
 		if f.value == "" {
 			return aws.Credentials{}, &DocumentError{Reason: "missing " + f.name}
+		}
+	}
+	for _, f := range [...]struct{ name, value string }{
+		{"AccessKeyId", d.AccessKeyID}, {"SecretAccessKey", d.SecretAccessKey}, {"Token", d.Token},
+	} {
+		if !printable(f.value) {
+			return aws.Credentials{}, &DocumentError{Reason: f.name + " holds characters other than visible ASCII"}
 		}
 	}
 	exp, err := time.Parse(time.RFC3339, d.Expiration)
@@ -469,4 +566,15 @@ func parseDocument(role string, body []byte) (aws.Credentials, error) {
 		CanExpire:       true,
 		Expires:         exp,
 	}, nil
+}
+
+// printable reports whether s holds only visible ASCII characters, as
+// access keys, secret keys and session tokens do.
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }

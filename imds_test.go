@@ -1,9 +1,12 @@
 package kivuli_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +20,7 @@ import (
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // inMemory returns options that reach srv without sockets, as synctest
@@ -425,3 +429,214 @@ func TestIMDSStringHidesToken(t *testing.T) {
 		assert.NotContains(t, s, token)
 	}
 }
+
+// TestIMDSBadToken (issue 9, defect 3): a token that cannot be sent is
+// refused when it arrives, never cached; IMDS answered, so the error is not
+// ErrNotOnEC2; once IMDS recovers, the next call works.
+func TestIMDSBadToken(t *testing.T) {
+	for _, tc := range []struct{ name, token string }{
+		{"control character", "tok\x01bad"},
+		{"too long", strings.Repeat("A", 5000)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := imdstest.NewServer(imdstest.Config{Mode: imdstest.TokenRequired})
+			defer srv.Close()
+			srv.Inject(imdstest.Fault{Target: imdstest.TokenPath, Body: tc.token})
+			p := newIMDS(t, kivuli.WithEndpoint(srv.URL))
+			_, err := p.Retrieve(t.Context())
+			var ie *kivuli.IMDSError
+			require.ErrorAs(t, err, &ie)
+			assert.Equal(t, "token", ie.Op)
+			assert.NotErrorIs(t, err, kivuli.ErrNotOnEC2, "IMDS answered: it is there")
+			assert.NotContains(t, err.Error(), tc.token)
+
+			srv.ClearFaults()
+			v, err := p.Retrieve(t.Context())
+			require.NoError(t, err, "the bad token was not cached")
+			assert.Equal(t, srv.Current().AccessKeyID, v.AccessKeyID)
+		})
+	}
+}
+
+// TestIMDSDropsTokenOnSendError (issue 9, defect 3): a token whose request
+// could not be sent is dropped, whatever the reason; and once IMDS has
+// answered, a broken connection is no longer ErrNotOnEC2.
+func TestIMDSDropsTokenOnSendError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := imdstest.NewHandler(imdstest.Config{Mode: imdstest.TokenRequired})
+		defer srv.Close()
+		p := newIMDS(t, inMemory(srv), kivuli.WithRoleName("kivuli-test-role"))
+		_, err := p.Retrieve(t.Context())
+		require.NoError(t, err)
+		srv.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, Reset: true})
+		_, err = p.Retrieve(t.Context())
+		require.Error(t, err)
+		assert.NotErrorIs(t, err, kivuli.ErrNotOnEC2, "IMDS answered before: this instance has one")
+		srv.ClearFaults()
+		_, err = p.Retrieve(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, 2, srv.Stats().TokenPUTs, "the token of the failed request was dropped")
+	})
+}
+
+// TestIMDSErrorPrefixOnce: wrapped errors say "kivuli: " once, and keep
+// errors.Is and errors.As working.
+func TestIMDSErrorPrefixOnce(t *testing.T) {
+	srv := imdstest.NewServer(imdstest.Config{NoRole: true})
+	defer srv.Close()
+	_, err := newIMDS(t, kivuli.WithEndpoint(srv.URL)).Retrieve(t.Context())
+	require.ErrorIs(t, err, kivuli.ErrNoRole)
+	var ie *kivuli.IMDSError
+	require.ErrorAs(t, err, &ie)
+	assert.Equal(t, http.StatusNotFound, ie.StatusCode)
+	assert.Equal(t, 1, strings.Count(err.Error(), "kivuli:"), err.Error())
+
+	t.Setenv("AWS_EC2_METADATA_V1_DISABLED", "true")
+	v1 := imdstest.NewServer(imdstest.Config{Mode: imdstest.TokenUnsupported})
+	defer v1.Close()
+	_, err = newIMDS(t, kivuli.WithEndpoint(v1.URL)).Retrieve(t.Context())
+	require.ErrorIs(t, err, kivuli.ErrIMDSv1Disabled)
+	require.ErrorAs(t, err, &ie)
+	assert.Equal(t, 1, strings.Count(err.Error(), "kivuli:"), err.Error())
+}
+
+// TestIMDSErrorNeverQuotesSecrets (issue 8, point 11): an IMDS, or a proxy
+// in front of it, that answers an error status with a credential document
+// does not put its secrets into the error, the refresh event or the log;
+// IMDS's own short answers are still quoted.
+func TestIMDSErrorNeverQuotesSecrets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := imdstest.NewHandler(imdstest.Config{Lifetime: time.Hour})
+		defer srv.Close()
+		var logs bytes.Buffer
+		c := newCredentials(t, srv, kivuli.WithoutBackground(), kivuli.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		events, cancel := c.Subscribe()
+		defer cancel()
+		srv.Rotate()
+		cur := srv.Current()
+		leak := fmt.Sprintf(`{"Code":"Success","AccessKeyId":%q,"SecretAccessKey":%q,"Token":%q,"Expiration":"2030-01-01T00:00:00Z"}`,
+			cur.AccessKeyID, cur.SecretAccessKey, cur.SessionToken)
+		srv.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, Status: http.StatusInternalServerError, Body: leak})
+		c.Invalidate()
+		_, err := c.Retrieve(t.Context())
+		require.NoError(t, err, "the credentials in hand serve")
+		ev := <-events
+		var ie *kivuli.IMDSError
+		require.ErrorAs(t, ev.Err, &ie)
+		assert.Empty(t, ie.Body)
+		assert.Equal(t, len(leak), ie.BodyLen)
+		for _, s := range []string{ev.Err.Error(), fmt.Sprintf("%+v", ev), logs.String()} {
+			assert.NotContains(t, s, cur.SecretAccessKey)
+			assert.NotContains(t, s, cur.SessionToken)
+			assert.NotContains(t, s, cur.AccessKeyID)
+		}
+
+		srv.ClearFaults()
+		srv.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, Status: http.StatusServiceUnavailable})
+		_, err = newIMDS(t, inMemory(srv), kivuli.WithMaxAttempts(1)).Retrieve(t.Context())
+		require.ErrorAs(t, err, &ie)
+		assert.Equal(t, "Service Unavailable", ie.Body, "IMDS's own short answer is kept")
+		assert.Contains(t, err.Error(), `"Service Unavailable"`)
+	})
+}
+
+// TestCredentialsErrorRedacts (issue 8, point 11): the Code and Message
+// IMDS answers with are quoted without anything that looks like a key or a
+// token, nor the values of the document's own secret fields.
+func TestCredentialsErrorRedacts(t *testing.T) {
+	const (
+		keyID  = "ASIAQWERTYUIOPASDFGH"
+		secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+		token  = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD+example=="
+		own    = "hunter2hunter2"
+	)
+	msg := "User arn:aws:sts::123456789012:assumed-role/app/i-0abc is not authorized to perform sts:AssumeRole: key " +
+		keyID + " secret " + secret + " token " + token + " own " + own + "\nforged log line"
+	body := fmt.Sprintf(`{"Code":"AssumeRoleUnauthorizedAccess","Message":%q,"SecretAccessKey":%q,"Token":"tok%s"}`, msg, own, own)
+	srv := imdstest.NewServer(imdstest.Config{})
+	defer srv.Close()
+	srv.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, Body: body})
+	_, err := newIMDS(t, kivuli.WithEndpoint(srv.URL)).Retrieve(t.Context())
+	var ce *kivuli.CredentialsError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "AssumeRoleUnauthorizedAccess", ce.Code)
+	for _, s := range []string{keyID, secret, token, own, "\n"} {
+		assert.NotContains(t, ce.Message, s)
+		assert.NotContains(t, err.Error(), s)
+	}
+	assert.Contains(t, ce.Message, "arn:aws:sts::123456789012:assumed-role/app/i-0abc is not authorized to perform sts:AssumeRole")
+	assert.Contains(t, ce.Message, "[REDACTED]")
+}
+
+// TestIMDSValueFormatting (issue 8, point 13): formatting an IMDS value,
+// not only a pointer, never prints its cached session token.
+func TestIMDSValueFormatting(t *testing.T) {
+	srv := imdstest.NewServer(imdstest.Config{})
+	defer srv.Close()
+	var token atomic.Value
+	spy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, r)
+		if r.Method == http.MethodPut {
+			token.Store(rec.Body.String())
+		}
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	}))
+	defer spy.Close()
+	p := newIMDS(t, kivuli.WithEndpoint(spy.URL))
+	defer p.CloseIdleConnections()
+	_, err := p.Retrieve(t.Context())
+	require.NoError(t, err)
+	tok, _ := token.Load().(string)
+	require.NotEmpty(t, tok)
+	for _, s := range []string{fmt.Sprintf("%v", *p), fmt.Sprintf("%+v", *p), fmt.Sprintf("%#v", *p), fmt.Sprint(*p)} {
+		assert.NotContains(t, s, tok)
+	}
+}
+
+// TestCloseReleasesIMDSConnections (issue 9, defect 4): Close leaves no
+// keep-alive connection, and no goroutine, behind, with the IMDS server
+// still up; a transport of the caller's is the caller's to close.
+func TestCloseReleasesIMDSConnections(t *testing.T) {
+	srv := imdstest.NewServer(imdstest.Config{})
+	defer srv.Close()
+	t.Run("default client", func(t *testing.T) {
+		base := goleak.IgnoreCurrent()
+		c, err := kivuli.New(t.Context(), kivuli.WithEndpoint(srv.URL))
+		require.NoError(t, err)
+		require.NoError(t, c.Close())
+		goleak.VerifyNone(t, base)
+	})
+	t.Run("caller's http.Transport, cloned", func(t *testing.T) {
+		base := goleak.IgnoreCurrent()
+		mine := &http.Transport{}
+		c, err := kivuli.New(t.Context(), kivuli.WithEndpoint(srv.URL), kivuli.WithHTTPClient(&http.Client{Transport: mine}))
+		require.NoError(t, err)
+		require.NoError(t, c.Close())
+		goleak.VerifyNone(t, base)
+	})
+	t.Run("IMDS alone", func(t *testing.T) {
+		base := goleak.IgnoreCurrent()
+		p := newIMDS(t, kivuli.WithEndpoint(srv.URL))
+		_, err := p.Retrieve(t.Context())
+		require.NoError(t, err)
+		p.CloseIdleConnections()
+		goleak.VerifyNone(t, base)
+	})
+	t.Run("caller's RoundTripper, left alone", func(t *testing.T) {
+		rt := &idleCounter{RoundTripper: srv.RoundTripper()}
+		c, err := kivuli.New(t.Context(), kivuli.WithHTTPClient(&http.Client{Transport: rt}))
+		require.NoError(t, err)
+		require.NoError(t, c.Close())
+		assert.Zero(t, rt.closes.Load())
+	})
+}
+
+type idleCounter struct {
+	http.RoundTripper
+	closes atomic.Int32
+}
+
+func (c *idleCounter) CloseIdleConnections() { c.closes.Add(1) }

@@ -66,10 +66,15 @@ func WithTokenTTL(d time.Duration) Option { return func(c *config) { c.tokenTTL 
 // with a 5xx or 429 status or a broken connection. The default is 4.
 func WithMaxAttempts(n int) Option { return func(c *config) { c.maxAttempts = n } }
 
-// WithHTTPClient sets the HTTP client used for IMDS requests. If the client's
-// Transport is an [*http.Transport], a copy of it is used with its Proxy
-// turned off, because IMDS is link-local and must never be reached through a
-// proxy. Timeouts are the client's own. The default client dials for at most
+// WithHTTPClient sets the HTTP client used for IMDS requests. The client
+// itself is copied, never changed. If its Transport is an [*http.Transport]
+// (or nil), a copy of it (or of [http.DefaultTransport]) is used, with its
+// Proxy turned off, because IMDS is link-local and must never be reached
+// through a proxy: that copy is kivuli's, and [Credentials.Close] (or
+// [IMDS.CloseIdleConnections]) closes its idle connections; the caller's
+// transport keeps its own connections, which kivuli never uses. A Transport
+// of any other type is used as it is and stays the caller's to close.
+// Timeouts are the client's own. The default client dials for at most
 // 250 ms and waits at most 500 ms for response headers.
 func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.httpClient = hc } }
 
@@ -79,8 +84,12 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 
 // WithEnvironment exports the credentials to AWS_ACCESS_KEY_ID,
 // AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN when [New] succeeds and again
-// as soon as each refresh succeeds. The environment is process-wide: two
-// [Credentials] with this option overwrite each other's values.
+// as soon as each refresh succeeds: the three together or none of them (a
+// failed export leaves the previous values and logs a warning).
+// [Credentials.Close] unsets them if they still hold the values it
+// exported, since no one keeps them fresh after that. The environment is
+// process-wide: two [Credentials] with this option overwrite each other's
+// values.
 func WithEnvironment() Option { return func(c *config) { c.env = true } }
 
 // WithoutRefresh makes [New] fetch the credentials once and serve them until

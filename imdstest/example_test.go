@@ -66,7 +66,7 @@ func Example() {
 	// role list: 200 kivuli-test-role
 	// credentials: 200 Success
 	// access key issued by the server: true
-	// {TokenPUTs:1 RoleLists:2 CredentialGETs:1 Unauthorized:1 V1Requests:1 Total:4}
+	// {TokenPUTs:1 RoleLists:2 CredentialGETs:1 HEADs:0 Unauthorized:1 V1Requests:1 Total:4}
 }
 
 // ExampleNewHandler serves requests in memory, without a listener, through
@@ -90,4 +90,31 @@ func ExampleNewHandler() {
 	// 429 Too Many Requests
 	// 200 app-role
 	// imdstest.Server(no listener, TokenOptional, role "app-role", 0 credential sets issued, 0 faults queued)
+}
+
+// ExampleListen runs the emulator as a real server on an address, as a
+// program (rather than a test) would, and stops it with Close.
+func ExampleListen() {
+	srv, err := imdstest.Listen("127.0.0.1:0", imdstest.Config{Role: "app-role"})
+	if err != nil {
+		panic(err)
+	}
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	status, role := get(client, http.MethodGet, srv.URL+"/latest/meta-data/iam/security-credentials/", nil)
+	fmt.Println(status, role)
+	req, _ := http.NewRequest(http.MethodHead, srv.URL+"/latest/meta-data/iam/security-credentials/"+role, nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	fmt.Println("HEAD", resp.StatusCode, resp.Header.Get("Content-Type"))
+	srv.Close()
+	_, err = client.Get(srv.URL + "/latest/meta-data/iam/security-credentials/")
+	fmt.Println("after Close:", err != nil)
+	// Output:
+	// 200 app-role
+	// HEAD 200 application/json
+	// after Close: true
 }

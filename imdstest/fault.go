@@ -46,7 +46,7 @@ func (t Target) String() string {
 // method; a fault with Code or Expired set matches credential requests
 // only, whatever its Target.
 //
-// Usually one of Status, Hang, Body, Code and Expired is set; Delay
+// Usually one of Status, Hang, Reset, Body, Code and Expired is set; Delay
 // combines with any of them. A fault with Status, Body or Code replaces the
 // answer, before any token or method check; a fault with only Delay or
 // Expired leaves the normal answer, checks included, in place.
@@ -71,6 +71,9 @@ type Fault struct {
 	// way, as with hop limit 1 in containers, is
 	// Fault{Target: TokenPath, Hang: true}.
 	Hang bool
+	// Reset drops the connection at once, without an answer, as a
+	// connection reset by the peer (over a socket, a TCP RST).
+	Reset bool
 	// Body answers 200, or Status, with exactly this body, such as
 	// malformed JSON. It is ignored when empty.
 	Body string

@@ -4,13 +4,15 @@
 //
 // A [Server] speaks the real protocol: IMDSv2 session tokens
 // (PUT /latest/api/token), the role list and the role's credential document
-// under /latest/meta-data/iam/security-credentials/, and the status codes
-// real IMDS answers with. Credential sets rotate ahead of their expiry, as on
-// EC2. [Fault] values injected with [Server.Inject] make it fail: error
-// statuses, throttling, delays, dropped requests, malformed or expired
-// documents.
+// under /latest/meta-data/iam/security-credentials/ (GET and HEAD), and the
+// status codes real IMDS answers with. Credential sets rotate well ahead of
+// their expiry, as on EC2 (see [Config.RotateBefore]). [Fault] values
+// injected with [Server.Inject] make it fail: error statuses, throttling,
+// delays, dropped or reset connections, malformed or expired documents.
 //
-// [NewServer] listens on a loopback port. [NewHandler] has no listener and is
+// [NewServer] listens on a loopback port, for tests. [Listen] listens on a
+// given address, and [Server.Serve] on a given listener, for a program that
+// runs the emulator as a real server. [NewHandler] has no listener and is
 // reached through [Server.ServeHTTP] or [Server.RoundTripper]; it suits
 // testing/synctest bubbles, where real sockets would keep fake time from
 // advancing. Under synctest, create the server and make its requests inside
@@ -26,11 +28,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -43,13 +48,19 @@ const (
 	textPlain    = "text/plain"
 	appJSON      = "application/json"
 
-	defaultRole         = "kivuli-test-role"
-	defaultLifetime     = 6 * time.Hour
-	defaultRotateBefore = 15 * time.Minute
+	defaultRole     = "kivuli-test-role"
+	defaultLifetime = 6 * time.Hour
+	// rotateEvery is the default share of Lifetime after which a new set is
+	// issued: every hour for 6-hour sets, as on EC2.
+	rotateEvery = 6
 )
 
-// errClosed ends the requests that the server's Close released or refused.
-var errClosed = errors.New("imdstest: server closed")
+var (
+	// errClosed ends the requests that the server's Close released or refused.
+	errClosed = errors.New("imdstest: server closed")
+	// errReset ends a request that a Reset fault drops.
+	errReset = errors.New("imdstest: connection reset")
+)
 
 // Mode selects which IMDS versions a [Server] accepts.
 type Mode int
@@ -94,11 +105,26 @@ type Config struct {
 	// TokenStatus is the status of a token PUT in TokenUnsupported mode,
 	// such as 403 or 405. Default 404.
 	TokenStatus int
-	// Lifetime is the lifetime of each credential set issued. Default 6h.
+	// Lifetime is the lifetime of each credential set issued. Default 6h,
+	// as on EC2.
 	Lifetime time.Duration
 	// RotateBefore makes a credential GET issue a new set first when the
-	// current one has less than this left. Default 15m. Keep it below
-	// Lifetime, or every credential GET issues a new set.
+	// current one has less than this left. Default five sixths of Lifetime:
+	// a new set once the current one is a sixth of its lifetime old, that is
+	// every hour for the default 6 h, as EC2 is seen to do. (EC2 documents
+	// only that new credentials are available "at least five minutes before
+	// the expiration of the old credentials".) Keep it below Lifetime, or
+	// every credential GET issues a new set.
+	//
+	// The default keeps new sets available long before a client refreshes:
+	// kivuli refreshes in the background 8 to 16 minutes before expiry (for
+	// short lifetimes, in the last quarter of the lifetime), and gets a new
+	// set at once. A RotateBefore shorter than that window, such as EC2's
+	// documented five minutes, models the worst case: kivuli's early
+	// refresh gets the same set back, and kivuli tries again later (a
+	// quarter of the time left, jittered, at least 30 s later, by its
+	// refresh deadline one minute before expiry at the latest); a test that
+	// expects a new set by a fixed time must then allow for that.
 	RotateBefore time.Duration
 	// Clock tells the time for token expiry and credential sets. Default
 	// time.Now, which follows the fake clock of a testing/synctest bubble
@@ -155,16 +181,19 @@ type Stats struct {
 	TokenPUTs      int // PUT requests on /latest/api/token, faulted or not
 	RoleLists      int // GET requests on the role list, faulted or not
 	CredentialGETs int // GET requests on a credential path, faulted or not
+	HEADs          int // HEAD requests, on any path
 	Unauthorized   int // 401 answers sent, faults included
-	V1Requests     int // GET requests, on any path, without a token header, whatever the answer
+	V1Requests     int // GET and HEAD requests, on any path, without a token header, whatever the answer
 	Total          int // every request, on any path, with any method
 }
 
 // state is the Server's mutable state.
 type state struct {
-	cfg   Config // defaults applied
-	clock func() time.Time
-	ts    *httptest.Server // nil for NewHandler
+	cfg     Config // defaults applied
+	clock   func() time.Time
+	ts      *httptest.Server // nil for NewHandler
+	served  chan struct{}    // closed when the Serve started by Listen returns
+	servers []*http.Server   // started by Serve, stopped by Close
 
 	mu      sync.Mutex
 	closed  bool
@@ -213,7 +242,7 @@ func NewHandler(cfg Config) *Server {
 		cfg.Lifetime = defaultLifetime
 	}
 	if cfg.RotateBefore <= 0 {
-		cfg.RotateBefore = defaultRotateBefore
+		cfg.RotateBefore = cfg.Lifetime - cfg.Lifetime/rotateEvery
 	}
 	clock := cfg.Clock
 	if clock == nil {
@@ -228,10 +257,50 @@ func NewHandler(cfg Config) *Server {
 	}}
 }
 
-// Close stops the listener, if any, and at once releases every request
+// Listen returns a Server listening on addr, such as "127.0.0.1:1338" (or
+// ":0" for any free port), serving in its own goroutine until Close: the
+// emulator as a real server, for a program rather than a test. URL is set
+// from the address listened on. It panics if cfg.Mode is not one of the
+// Mode constants.
+func Listen(addr string, cfg Config) (*Server, error) {
+	s := NewHandler(cfg)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("imdstest: %w", err)
+	}
+	s.URL = "http://" + ln.Addr().String()
+	s.st.served = make(chan struct{})
+	go func() {
+		defer close(s.st.served)
+		s.Serve(ln)
+	}()
+	return s, nil
+}
+
+// Serve answers the connections accepted on ln, as IMDS would, until Close;
+// it closes ln. It returns http.ErrServerClosed after Close (at once if
+// Close came first), or the error that stopped it accepting. It may be
+// called on any Server, several times with different listeners; it does not
+// set URL.
+func (s *Server) Serve(ln net.Listener) error {
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	st := s.st
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		ln.Close()
+		return http.ErrServerClosed
+	}
+	st.servers = append(st.servers, hs)
+	st.mu.Unlock()
+	return hs.Serve(ln)
+}
+
+// Close stops the listeners, if any, and at once releases every request
 // waiting on a Delay or Hang fault: their connections are dropped without
 // an answer. Later requests are refused the same way. Close returns when
-// the listener's requests have ended. It may be called more than once.
+// the listeners have stopped (for NewServer, when its requests have ended).
+// It may be called more than once.
 func (s *Server) Close() {
 	st := s.st
 	st.mu.Lock()
@@ -240,7 +309,15 @@ func (s *Server) Close() {
 		close(ch)
 		delete(st.waiters, ch)
 	}
+	servers := st.servers
+	st.servers = nil
 	st.mu.Unlock()
+	for _, hs := range servers {
+		hs.Close()
+	}
+	if st.served != nil {
+		<-st.served
+	}
 	if st.ts != nil {
 		st.ts.Close()
 	}
@@ -250,18 +327,33 @@ func (s *Server) Close() {
 // When the request is abandoned (its context ends) or the server is closed
 // while it waits on a fault, or when it arrives after Close, ServeHTTP
 // panics with http.ErrAbortHandler, as net/http expects, so that the client
-// sees a dropped connection rather than an answer.
+// sees a dropped connection rather than an answer. For a Reset fault it
+// resets the TCP connection (when w can be hijacked), or else panics so.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if err := s.st.serve(w, r); err != nil {
-		panic(http.ErrAbortHandler)
+	err := s.st.serve(w, r)
+	if err == nil {
+		return
 	}
+	if errors.Is(err, errReset) {
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				if tc, ok := conn.(*net.TCPConn); ok {
+					tc.SetLinger(0) // close with RST, not FIN
+				}
+				conn.Close()
+				return
+			}
+		}
+	}
+	panic(http.ErrAbortHandler)
 }
 
 // RoundTripper returns an in-memory http.RoundTripper that hands every
 // request, whatever its host, straight to ServeHTTP: no sockets, no
 // goroutines. It honours the request's context: a request abandoned while a
 // fault delays or hangs it fails with the context's error, and one released
-// by Close fails with an error of its own.
+// by Close fails with an error of its own. A Reset fault fails the request
+// with a *net.OpError wrapping ECONNRESET, as a reset connection does.
 func (s *Server) RoundTripper() http.RoundTripper { return roundTripper{s.st} }
 
 // Inject queues f. Each request is answered according to the first queued
@@ -382,6 +474,9 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request) error {
 	if faulted && f.Hang {
 		return st.wait(r.Context(), -1)
 	}
+	if faulted && f.Reset {
+		return errReset
+	}
 	if faulted && f.Delay > 0 {
 		if err := st.wait(r.Context(), f.Delay); err != nil {
 			return err
@@ -414,7 +509,10 @@ func (st *state) count(r *http.Request, target Target) {
 	case target == CredentialsPath && r.Method == http.MethodGet:
 		st.stats.CredentialGETs++
 	}
-	if r.Method == http.MethodGet && r.Header.Get(tokenHeader) == "" {
+	if r.Method == http.MethodHead {
+		st.stats.HEADs++
+	}
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.Header.Get(tokenHeader) == "" {
 		st.stats.V1Requests++
 	}
 }
@@ -475,12 +573,13 @@ func classify(path string) Target {
 }
 
 // answer is the normal answer to r, with the credential Expiration in the
-// past if expired. st.mu is held.
+// past if expired. A HEAD is answered as a GET, without the body (net/http
+// and the RoundTripper drop it). st.mu is held.
 func (st *state) answer(r *http.Request, target Target, expired bool) response {
 	if target == TokenPath {
 		return st.tokenPUT(r)
 	}
-	if r.Method != http.MethodGet {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		if target == otherPath {
 			return plain(http.StatusNotFound)
 		}
@@ -709,6 +808,9 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	sr.RemoteAddr = "127.0.0.1:49152"
 	rec := &recorder{header: make(http.Header)}
 	if err := rt.st.serve(rec, sr); err != nil {
+		if errors.Is(err, errReset) {
+			return nil, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+		}
 		return nil, err
 	}
 	return rec.response(req), nil
