@@ -617,7 +617,7 @@ func TestTransportDebugLog(t *testing.T) {
 // changes in the canonical request (inner runs of spaces collapsed in a
 // header, escaping in the query) is still redacted.
 func TestTransportDebugLogRedactsByPosition(t *testing.T) {
-	const token = "  Fwo  GZXIvYXdzE//+abc  def==  "
+	const token = "  Fwo  GZXIvYXdzE//+xyz  wvu==  "
 	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 		return aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "SECRET", SessionToken: token}, nil
 	})
@@ -638,7 +638,7 @@ func TestTransportDebugLogRedactsByPosition(t *testing.T) {
 			}
 			out := buf.String()
 			assert.Contains(t, out, "REDACTED")
-			for _, part := range []string{"Fwo", "GZXIvYXdzE", "abc", "def=="} {
+			for _, part := range []string{"Fwo", "GZXIvYXdzE", "xyz", "wvu=="} {
 				assert.NotContains(t, out, part)
 			}
 		})
