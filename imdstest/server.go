@@ -4,7 +4,8 @@
 //
 // A [Server] speaks the real protocol: IMDSv2 session tokens
 // (PUT /latest/api/token), the role list and the role's credential document
-// under /latest/meta-data/iam/security-credentials/, and the status codes
+// under /latest/meta-data/iam/security-credentials/, the instance's region
+// (/latest/meta-data/placement/region), and the status codes
 // real IMDS answers with. Credential sets rotate ahead of their expiry, as on
 // EC2. [Fault] values injected with [Server.Inject] make it fail: error
 // statuses, throttling, delays, dropped requests, malformed or expired
@@ -37,6 +38,7 @@ import (
 const (
 	tokenPath    = "/latest/api/token"
 	roleListPath = "/latest/meta-data/iam/security-credentials/"
+	regionPath   = "/latest/meta-data/placement/region"
 	ttlHeader    = "X-aws-ec2-metadata-token-ttl-seconds"
 	tokenHeader  = "X-aws-ec2-metadata-token"
 	maxTokenTTL  = 21600
@@ -44,6 +46,7 @@ const (
 	appJSON      = "application/json"
 
 	defaultRole         = "kivuli-test-role"
+	defaultRegion       = "us-east-1"
 	defaultLifetime     = 6 * time.Hour
 	defaultRotateBefore = 15 * time.Minute
 )
@@ -100,6 +103,9 @@ type Config struct {
 	// current one has less than this left. Default 15m. Keep it below
 	// Lifetime, or every credential GET issues a new set.
 	RotateBefore time.Duration
+	// Region is the instance's region, served at
+	// /latest/meta-data/placement/region. Default "us-east-1".
+	Region string
 	// Clock tells the time for token expiry and credential sets. Default
 	// time.Now, which follows the fake clock of a testing/synctest bubble
 	// when called in one.
@@ -205,6 +211,9 @@ func NewHandler(cfg Config) *Server {
 	}
 	if cfg.Role == "" {
 		cfg.Role = defaultRole
+	}
+	if cfg.Region == "" {
+		cfg.Region = defaultRegion
 	}
 	if cfg.TokenStatus == 0 {
 		cfg.TokenStatus = http.StatusNotFound
@@ -517,6 +526,9 @@ func (st *state) answer(r *http.Request, target Target, expired bool) response {
 			Token:           set.SessionToken,
 			Expiration:      timestamp(exp),
 		})
+	}
+	if r.URL.Path == regionPath {
+		return response{status: http.StatusOK, ctype: textPlain, body: st.cfg.Region}
 	}
 	return plain(http.StatusNotFound)
 }
