@@ -253,6 +253,9 @@ func inferVPCEndpoint(h awsHost, _ string) (string, string, bool) {
 		return "", "", false
 	}
 	service, ok := lookupPrefix(prefix)
+	if !ok {
+		service, ok = customerService(prefix)
+	}
 	if !ok || before != "" && service != "s3" {
 		return "", "", false
 	}
@@ -341,6 +344,17 @@ var customerPrefixes = [...]struct{ label, service, domain string }{
 	{"lambda-url", "lambda", "on.aws"},      // Lambda function URLs: abc.lambda-url.eu-west-1.on.aws
 	{"data.mediastore", "mediastore", ""},   // MediaStore containers: abc.data.mediastore.eu-west-1.amazonaws.com
 	{"kinesisvideo", "kinesisvideo", ""},    // Kinesis Video data endpoints: s-1234.kinesisvideo.eu-west-1.amazonaws.com
+}
+
+// customerService returns the service of a customerPrefixes label (the
+// name of its VPC endpoints: vpce-ID.execute-api.REGION.vpce.amazonaws.com).
+func customerService(label string) (string, bool) {
+	for _, c := range customerPrefixes {
+		if c.label == label && c.domain == "" {
+			return c.service, true
+		}
+	}
+	return "", false
 }
 
 func inferCustomerPrefix(h awsHost, _ string) (string, string, bool) {
