@@ -69,7 +69,7 @@ func (s *scopeSigner) scope(host, path string) (string, error) {
 // endpoint data resolve for a service, variant and region.
 type endpointRow struct {
 	host, variant, partition, services, scope string
-	region                                  string // the signing region
+	region                                    string // the signing region
 }
 
 func readEndpointRows(t *testing.T) []endpointRow {
@@ -298,22 +298,22 @@ func TestScopeRefused(t *testing.T) {
 	t.Setenv("AWS_REGION", "")
 	t.Setenv("AWS_DEFAULT_REGION", "")
 	for _, host := range []string{
-		"nosuchservice.eu-west-2.amazonaws.com",            // not in the data
-		"foo.sts.eu-west-2.amazonaws.com",                  // a prefix the data has, under a label no rule knows
-		"sts.amazonaws.com.cn",                             // no global STS in China
-		"sts.eu-west-2.c2s.ic.gov",                         // a region of another partition than the domain's
-		"sts.us-iso-east-1.amazonaws.com",                  // likewise
-		"s3.eu-west-2.amazonaws.com.cn",                    // likewise
-		"x.eu-west-2.nosuch.amazonaws.com",                 // a domain endpoint of no service
-		"vpce-0abc.nosuch.eu-west-2.vpce.amazonaws.com",    // a VPC endpoint of no service
+		"nosuchservice.eu-west-2.amazonaws.com",             // not in the data
+		"foo.sts.eu-west-2.amazonaws.com",                   // a prefix the data has, under a label no rule knows
+		"sts.amazonaws.com.cn",                              // no global STS in China
+		"sts.eu-west-2.c2s.ic.gov",                          // a region of another partition than the domain's
+		"sts.us-iso-east-1.amazonaws.com",                   // likewise
+		"s3.eu-west-2.amazonaws.com.cn",                     // likewise
+		"x.eu-west-2.nosuch.amazonaws.com",                  // a domain endpoint of no service
+		"vpce-0abc.nosuch.eu-west-2.vpce.amazonaws.com",     // a VPC endpoint of no service
 		"bucket.vpce-0abc.sts.eu-west-2.vpce.amazonaws.com", // only S3's VPC endpoints have a label before
-		"vpce-0abc.sts.eu-west-2.vpce.api.aws",             // no such VPC endpoint name
-		"alias.mrap.accesspoint.s3-global.amazonaws.com",   // Multi-Region Access Points need SigV4A
-		"a1b2.iot.eu-west-1.amazonaws.com",                 // not an ATS data endpoint
-		"c2.kafka.eu-west-1.amazonaws.com",                 // not a broker
-		"execute-api.eu-west-1.amazonaws.com",              // no API ID
-		"eu-west-2.es.amazonaws.com",                       // no domain
-		"amazonaws.com.evil.example.com",                   // not an AWS domain
+		"vpce-0abc.sts.eu-west-2.vpce.api.aws",              // no such VPC endpoint name
+		"alias.mrap.accesspoint.s3-global.amazonaws.com",    // Multi-Region Access Points need SigV4A
+		"a1b2.iot.eu-west-1.amazonaws.com",                  // not an ATS data endpoint
+		"c2.kafka.eu-west-1.amazonaws.com",                  // not a broker
+		"execute-api.eu-west-1.amazonaws.com",               // no API ID
+		"eu-west-2.es.amazonaws.com",                        // no domain
+		"amazonaws.com.evil.example.com",                    // not an AWS domain
 	} {
 		tr := &kivuli.Transport{AllowedHosts: []string{"amazonaws.com.evil.example.com"}}
 		_, err := newScopeSigner(t, tr).scope(host, "/")
