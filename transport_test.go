@@ -462,6 +462,15 @@ func TestTransportHosts(t *testing.T) {
 		{nil, "search-x.eu-west-2.es.amazonaws.com", true},
 		{nil, "sts.amazonaws.com.cn", true},
 		{nil, "x.lambda-url.eu-west-1.on.aws", true},
+		// Every partition's domains, standard and dual-stack, from the
+		// endpoint data (issue 10: China's dual-stack domain was refused).
+		{nil, "sts.cn-north-1.api.amazonwebservices.com.cn", true},
+		{nil, "sts.eusc-de-east-1.amazonaws.eu", true},
+		{nil, "sts.eusc-de-east-1.api.amazonwebservices.eu", true},
+		{nil, "sts.us-iso-east-1.api.aws.ic.gov", true},
+		{nil, "sts.us-isob-east-1.api.aws.scloud", true},
+		{nil, "api.aws", false},
+		{nil, "amazonaws.eu.evil.com", false},
 		{nil, "amazonaws.com.evil.com", false},
 		{nil, "evilamazonaws.com", false},
 		{[]string{"search.example.com"}, "search.example.com", true},
