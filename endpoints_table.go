@@ -85,6 +85,27 @@ var awsPartitions = [...]awsPartition{
 	{id: "aws-us-gov", dnsSuffix: "amazonaws.com", dualStackSuffix: "api.aws", regionPrefixes: []string{"us-gov"}},                                      // ^us\-gov\-\w+\-\d+$
 }
 
+// awsDomains are the DNS suffixes of AWS endpoints, to which signed requests
+// may always go: every partition's, standard and dual-stack, longest first,
+// and on.aws, which no partition's data names.
+var awsDomains = [...]string{
+	".api.amazonwebservices.com.cn",
+	".api.amazonwebservices.eu",
+	".api.cloud-aws.adc-e.uk",
+	".api.aws.hci.ic.gov",
+	".amazonaws.com.cn",
+	".api.aws.ic.gov",
+	".api.aws.scloud",
+	".cloud.adc-e.uk",
+	".csp.hci.ic.gov",
+	".amazonaws.com",
+	".sc2s.sgov.gov",
+	".amazonaws.eu",
+	".c2s.ic.gov",
+	".api.aws",
+	".on.aws",
+}
+
 // signingNames are the SigV4 signing names that endpoints sign with.
 var signingNames = [...]string{
 	"IoTSecuredTunneling",                 // 0

@@ -42,18 +42,9 @@ type endpointHost struct {
 	region string
 }
 
-// awsDomains are the DNS suffixes of AWS endpoints, to which signed requests
-// may always go: every partition's suffixes, standard and dual-stack, and
-// on.aws (Lambda function URLs, OpenSearch's dual-stack domains), which no
-// partition's data names. A new partition in the data is allowed and
-// scoped at once.
-var awsDomains = func() []string {
-	d := make([]string, 0, 2*len(awsPartitions)+1)
-	for _, p := range awsPartitions {
-		d = append(d, "."+p.dnsSuffix, "."+p.dualStackSuffix)
-	}
-	return append(d, ".on.aws")
-}()
+// awsDomains, the DNS suffixes that the allow-list takes for AWS's, is
+// generated too, from the same partitions: a new partition's hosts are
+// allowed and scoped together.
 
 // awsHost is a host name under an AWS domain, split for the rules.
 type awsHost struct {

@@ -265,6 +265,29 @@ func keys(m map[string]bool) []string {
 	return out
 }
 
+// extraDomains are AWS domains that no partition's data names: on.aws
+// holds Lambda function URLs (ID.lambda-url.REGION.on.aws) and OpenSearch
+// Service's dual-stack domains (NAME.aos.REGION.on.aws).
+var extraDomains = []string{"on.aws"}
+
+// domains returns the partitions' DNS suffixes and extraDomains, longest
+// first, without repeats.
+func (t *table) domains() []string {
+	seen := map[string]bool{}
+	var ds []string
+	for _, p := range t.parts {
+		for _, d := range []string{p.dnsSuffix, p.dualStackSuffix} {
+			if !seen[d] {
+				seen[d] = true
+				ds = append(ds, d)
+			}
+		}
+	}
+	ds = append(ds, extraDomains...)
+	sort.SliceStable(ds, func(i, j int) bool { return len(ds[i]) > len(ds[j]) })
+	return ds
+}
+
 // emit returns the Go source of the table.
 func (t *table) emit(sources, goSources []string) ([]byte, error) {
 	var b bytes.Buffer
@@ -294,6 +317,14 @@ func (t *table) emit(sources, goSources []string) ([]byte, error) {
 	for _, p := range t.parts {
 		fmt.Fprintf(&b, "\t{id: %q, dnsSuffix: %q, dualStackSuffix: %q, regionPrefixes: %#v}, // %s\n",
 			p.id, p.dnsSuffix, p.dualStackSuffix, p.regionPrefixes, p.regionRegex)
+	}
+	fmt.Fprintf(&b, "}\n\n")
+	fmt.Fprintf(&b, "// awsDomains are the DNS suffixes of AWS endpoints, to which signed requests\n")
+	fmt.Fprintf(&b, "// may always go: every partition's, standard and dual-stack, longest first,\n")
+	fmt.Fprintf(&b, "// and %s, which no partition's data names.\n", strings.Join(extraDomains, ", "))
+	fmt.Fprintf(&b, "var awsDomains = [...]string{\n")
+	for _, d := range t.domains() {
+		fmt.Fprintf(&b, "\t%q,\n", "."+d)
 	}
 	fmt.Fprintf(&b, "}\n\n")
 	fmt.Fprintf(&b, "// signingNames are the SigV4 signing names that endpoints sign with.\n")
