@@ -3,6 +3,7 @@
 // Generated from:
 //   - github.com/aws/aws-sdk-go-v2 v1.48.0 (partitions)
 //   - botocore 1.43.11 (the services whose Go module the proxy did not serve)
+//   - transcribestreaming: aws-sdk-go-v2 service/transcribestreaming, by hand (not served by the proxy here)
 //   - these 276 service modules of github.com/aws/aws-sdk-go-v2:
 //     accessanalyzer@v1.49.1 account@v1.32.0 acm@v1.51.5 acmpca@v1.57.0 amp@v1.55.4 amplify@v1.39.0
 //     apigateway@v1.40.2 apigatewayv2@v1.35.2 appconfig@v1.44.2 appfabric@v1.16.25 appflow@v1.51.16
@@ -113,322 +114,372 @@ var signingNames = [...]string{
 	"account",                             // 2
 	"acm",                                 // 3
 	"acm-pca",                             // 4
-	"aidevops",                            // 5
-	"airflow",                             // 6
-	"airflow-serverless",                  // 7
-	"amplify",                             // 8
-	"amplifybackend",                      // 9
-	"amplifyuibuilder",                    // 10
-	"aoss",                                // 11
-	"apigateway",                          // 12
-	"app-integrations",                    // 13
-	"appconfig",                           // 14
-	"appfabric",                           // 15
-	"appflow",                             // 16
-	"application-autoscaling",             // 17
-	"application-signals",                 // 18
-	"applicationinsights",                 // 19
-	"appmesh",                             // 20
-	"apprunner",                           // 21
-	"appstream",                           // 22
-	"appsync",                             // 23
-	"aps",                                 // 24
-	"arc-region-switch",                   // 25
-	"arc-zonal-shift",                     // 26
-	"athena",                              // 27
-	"auditmanager",                        // 28
-	"autoscaling",                         // 29
-	"autoscaling-plans",                   // 30
-	"aws-marketplace",                     // 31
-	"awsssoportal",                        // 32
-	"backup",                              // 33
-	"backup-gateway",                      // 34
-	"batch",                               // 35
-	"bcm-data-exports",                    // 36
-	"bedrock",                             // 37
-	"bedrock-agentcore",                   // 38
-	"billing",                             // 39
-	"billingconductor",                    // 40
-	"braket",                              // 41
-	"budgets",                             // 42
-	"cases",                               // 43
-	"cassandra",                           // 44
-	"ce",                                  // 45
-	"chatbot",                             // 46
-	"chime",                               // 47
-	"cleanrooms",                          // 48
-	"cloud9",                              // 49
-	"cloudcontrolapi",                     // 50
-	"clouddirectory",                      // 51
-	"cloudformation",                      // 52
-	"cloudfront",                          // 53
-	"cloudfront-keyvaluestore",            // 54
-	"cloudhsm",                            // 55
-	"cloudsearch",                         // 56
-	"cloudtrail",                          // 57
-	"cloudtrail-data",                     // 58
-	"codeartifact",                        // 59
-	"codebuild",                           // 60
-	"codecommit",                          // 61
-	"codeconnections",                     // 62
-	"codedeploy",                          // 63
-	"codeguru-profiler",                   // 64
-	"codeguru-reviewer",                   // 65
-	"codepipeline",                        // 66
-	"codestar-connections",                // 67
-	"codestar-notifications",              // 68
-	"cognito-identity",                    // 69
-	"cognito-idp",                         // 70
-	"cognito-sync",                        // 71
-	"comprehend",                          // 72
-	"comprehendmedical",                   // 73
-	"compute-optimizer",                   // 74
-	"config",                              // 75
-	"connect",                             // 76
-	"connect-campaigns",                   // 77
-	"controltower",                        // 78
-	"cost-optimization-hub",               // 79
-	"cur",                                 // 80
-	"databrew",                            // 81
-	"dataexchange",                        // 82
-	"datapipeline",                        // 83
-	"datasync",                            // 84
-	"datazone",                            // 85
-	"dax",                                 // 86
-	"detective",                           // 87
-	"devicefarm",                          // 88
-	"devops-guru",                         // 89
-	"directconnect",                       // 90
-	"discovery",                           // 91
-	"dlm",                                 // 92
-	"dms",                                 // 93
-	"docdb-elastic",                       // 94
-	"drs",                                 // 95
-	"ds",                                  // 96
-	"dsql",                                // 97
-	"dynamodb",                            // 98
-	"ebs",                                 // 99
-	"ec2",                                 // 100
-	"ec2-instance-connect",                // 101
-	"ecr",                                 // 102
-	"ecr-public",                          // 103
-	"ecs",                                 // 104
-	"eks",                                 // 105
-	"eks-auth",                            // 106
-	"elasticache",                         // 107
-	"elasticbeanstalk",                    // 108
-	"elasticfilesystem",                   // 109
-	"elasticloadbalancing",                // 110
-	"elasticmapreduce",                    // 111
-	"elastictranscoder",                   // 112
-	"emr-containers",                      // 113
-	"emr-serverless",                      // 114
-	"es",                                  // 115
-	"events",                              // 116
-	"evidently",                           // 117
-	"evs",                                 // 118
-	"execute-api",                         // 119
-	"finspace",                            // 120
-	"finspace-api",                        // 121
-	"firehose",                            // 122
-	"fis",                                 // 123
-	"fms",                                 // 124
-	"forecast",                            // 125
-	"frauddetector",                       // 126
-	"fsx",                                 // 127
-	"gamelift",                            // 128
-	"gameliftstreams",                     // 129
-	"geo",                                 // 130
-	"glacier",                             // 131
-	"globalaccelerator",                   // 132
-	"glue",                                // 133
-	"grafana",                             // 134
-	"greengrass",                          // 135
-	"groundstation",                       // 136
-	"guardduty",                           // 137
-	"health",                              // 138
-	"healthlake",                          // 139
-	"iam",                                 // 140
-	"identitystore",                       // 141
-	"imagebuilder",                        // 142
-	"inspector",                           // 143
-	"inspector2",                          // 144
-	"internetmonitor",                     // 145
-	"invoicing",                           // 146
-	"iot",                                 // 147
-	"iot-jobs-data",                       // 148
-	"iotdata",                             // 149
-	"iotdeviceadvisor",                    // 150
-	"iotevents",                           // 151
-	"iotfleetwise",                        // 152
-	"iotsitewise",                         // 153
-	"iotthingsgraph",                      // 154
-	"iottwinmaker",                        // 155
-	"iotwireless",                         // 156
-	"ivs",                                 // 157
-	"ivschat",                             // 158
-	"kafka",                               // 159
-	"kafkaconnect",                        // 160
-	"kendra",                              // 161
-	"kendra-ranking",                      // 162
-	"kinesis",                             // 163
-	"kinesisanalytics",                    // 164
-	"kinesisvideo",                        // 165
-	"kms",                                 // 166
-	"lakeformation",                       // 167
-	"lambda",                              // 168
-	"launchwizard",                        // 169
-	"lex",                                 // 170
-	"license-manager",                     // 171
-	"license-manager-linux-subscriptions", // 172
-	"license-manager-user-subscriptions",  // 173
-	"lightsail",                           // 174
-	"logs",                                // 175
-	"lookoutequipment",                    // 176
-	"m2",                                  // 177
-	"machinelearning",                     // 178
-	"macie2",                              // 179
-	"managedblockchain",                   // 180
-	"managedblockchain-query",             // 181
-	"marketplacecommerceanalytics",        // 182
-	"mediaconnect",                        // 183
-	"mediaconvert",                        // 184
-	"medialive",                           // 185
-	"mediapackage",                        // 186
-	"mediapackage-vod",                    // 187
-	"mediapackagev2",                      // 188
-	"mediastore",                          // 189
-	"mediatailor",                         // 190
-	"memorydb",                            // 191
-	"mgh",                                 // 192
-	"mgn",                                 // 193
-	"migrationhub-orchestrator",           // 194
-	"migrationhub-strategy",               // 195
-	"mobiletargeting",                     // 196
-	"monitoring",                          // 197
-	"mpa",                                 // 198
-	"mq",                                  // 199
-	"mturk-requester",                     // 200
-	"neptune-graph",                       // 201
-	"network-firewall",                    // 202
-	"networkflowmonitor",                  // 203
-	"networkmanager",                      // 204
-	"networkmonitor",                      // 205
-	"notifications",                       // 206
-	"notifications-contacts",              // 207
-	"nova-act",                            // 208
-	"oam",                                 // 209
-	"observabilityadmin",                  // 210
-	"odb",                                 // 211
-	"omics",                               // 212
-	"organizations",                       // 213
-	"osis",                                // 214
-	"outposts",                            // 215
-	"partnercentral-channel",              // 216
-	"payment-cryptography",                // 217
-	"pca-connector-ad",                    // 218
-	"pcs",                                 // 219
-	"personalize",                         // 220
-	"pi",                                  // 221
-	"pipes",                               // 222
-	"polly",                               // 223
-	"pricing",                             // 224
-	"profile",                             // 225
-	"proton",                              // 226
-	"qbusiness",                           // 227
-	"qldb",                                // 228
-	"quicksight",                          // 229
-	"ram",                                 // 230
-	"rbin",                                // 231
-	"rds",                                 // 232
-	"rds-data",                            // 233
-	"redshift",                            // 234
-	"redshift-data",                       // 235
-	"redshift-serverless",                 // 236
-	"rekognition",                         // 237
-	"resiliencehub",                       // 238
-	"resource-explorer-2",                 // 239
-	"resource-groups",                     // 240
-	"rolesanywhere",                       // 241
-	"route53",                             // 242
-	"route53-recovery-control-config",     // 243
-	"route53-recovery-readiness",          // 244
-	"route53domains",                      // 245
-	"route53profiles",                     // 246
-	"route53resolver",                     // 247
-	"rum",                                 // 248
-	"s3",                                  // 249
-	"s3-outposts",                         // 250
-	"s3files",                             // 251
-	"s3tables",                            // 252
-	"s3vectors",                           // 253
-	"sagemaker",                           // 254
-	"sagemaker-geospatial",                // 255
-	"savingsplans",                        // 256
-	"scheduler",                           // 257
-	"schemas",                             // 258
-	"sdb",                                 // 259
-	"secretsmanager",                      // 260
-	"securityhub",                         // 261
-	"securitylake",                        // 262
-	"serverlessrepo",                      // 263
-	"servicecatalog",                      // 264
-	"servicediscovery",                    // 265
-	"servicequotas",                       // 266
-	"ses",                                 // 267
-	"shield",                              // 268
-	"signer",                              // 269
-	"signin",                              // 270
-	"simspaceweaver",                      // 271
-	"sms-voice",                           // 272
-	"snowball",                            // 273
-	"sns",                                 // 274
-	"sqs",                                 // 275
-	"ssm",                                 // 276
-	"ssm-contacts",                        // 277
-	"ssm-incidents",                       // 278
-	"ssm-quicksetup",                      // 279
-	"ssm-sap",                             // 280
-	"sso",                                 // 281
-	"sso-oauth",                           // 282
-	"states",                              // 283
-	"storagegateway",                      // 284
-	"sts",                                 // 285
-	"support",                             // 286
-	"supportapp",                          // 287
-	"swf",                                 // 288
-	"synthetics",                          // 289
-	"tagging",                             // 290
-	"tax",                                 // 291
-	"textract",                            // 292
-	"thinclient",                          // 293
-	"timestream",                          // 294
-	"timestream-influxdb",                 // 295
-	"tnb",                                 // 296
-	"transcribe",                          // 297
-	"transfer",                            // 298
-	"translate",                           // 299
-	"trustedadvisor",                      // 300
-	"uxc",                                 // 301
-	"verifiedpermissions",                 // 302
-	"voiceid",                             // 303
-	"vpc-lattice",                         // 304
-	"waf",                                 // 305
-	"waf-regional",                        // 306
-	"wafv2",                               // 307
-	"wellarchitected",                     // 308
-	"wisdom",                              // 309
-	"workdocs",                            // 310
-	"workmail",                            // 311
-	"workspaces",                          // 312
-	"workspaces-web",                      // 313
-	"xray",                                // 314
+	"aco-automation",                      // 5
+	"aidevops",                            // 6
+	"aiops",                               // 7
+	"airflow",                             // 8
+	"airflow-serverless",                  // 9
+	"amplify",                             // 10
+	"amplifybackend",                      // 11
+	"amplifyuibuilder",                    // 12
+	"aoss",                                // 13
+	"apigateway",                          // 14
+	"app-integrations",                    // 15
+	"appconfig",                           // 16
+	"appfabric",                           // 17
+	"appflow",                             // 18
+	"application-autoscaling",             // 19
+	"application-cost-profiler",           // 20
+	"application-signals",                 // 21
+	"applicationinsights",                 // 22
+	"appmesh",                             // 23
+	"apprunner",                           // 24
+	"appstream",                           // 25
+	"appsync",                             // 26
+	"aps",                                 // 27
+	"arc-region-switch",                   // 28
+	"arc-zonal-shift",                     // 29
+	"artifact",                            // 30
+	"athena",                              // 31
+	"auditmanager",                        // 32
+	"autoscaling",                         // 33
+	"autoscaling-plans",                   // 34
+	"aws-marketplace",                     // 35
+	"awsssoportal",                        // 36
+	"b2bi",                                // 37
+	"backup",                              // 38
+	"backup-gateway",                      // 39
+	"backup-search",                       // 40
+	"batch",                               // 41
+	"bcm-dashboards",                      // 42
+	"bcm-data-exports",                    // 43
+	"bcm-pricing-calculator",              // 44
+	"bcm-recommended-actions",             // 45
+	"bedrock",                             // 46
+	"bedrock-agentcore",                   // 47
+	"billing",                             // 48
+	"billingconductor",                    // 49
+	"braket",                              // 50
+	"budgets",                             // 51
+	"cases",                               // 52
+	"cassandra",                           // 53
+	"ce",                                  // 54
+	"chatbot",                             // 55
+	"chime",                               // 56
+	"cleanrooms",                          // 57
+	"cleanrooms-ml",                       // 58
+	"cloud9",                              // 59
+	"cloudcontrolapi",                     // 60
+	"clouddirectory",                      // 61
+	"cloudformation",                      // 62
+	"cloudfront",                          // 63
+	"cloudfront-keyvaluestore",            // 64
+	"cloudhsm",                            // 65
+	"cloudsearch",                         // 66
+	"cloudtrail",                          // 67
+	"cloudtrail-data",                     // 68
+	"codeartifact",                        // 69
+	"codebuild",                           // 70
+	"codecommit",                          // 71
+	"codeconnections",                     // 72
+	"codedeploy",                          // 73
+	"codeguru-profiler",                   // 74
+	"codeguru-reviewer",                   // 75
+	"codeguru-security",                   // 76
+	"codepipeline",                        // 77
+	"codestar-connections",                // 78
+	"codestar-notifications",              // 79
+	"cognito-identity",                    // 80
+	"cognito-idp",                         // 81
+	"cognito-sync",                        // 82
+	"comprehend",                          // 83
+	"comprehendmedical",                   // 84
+	"compute-optimizer",                   // 85
+	"config",                              // 86
+	"connect",                             // 87
+	"connect-campaigns",                   // 88
+	"controlcatalog",                      // 89
+	"controltower",                        // 90
+	"cost-optimization-hub",               // 91
+	"cur",                                 // 92
+	"databrew",                            // 93
+	"dataexchange",                        // 94
+	"datapipeline",                        // 95
+	"datasync",                            // 96
+	"datazone",                            // 97
+	"dax",                                 // 98
+	"deadline",                            // 99
+	"detective",                           // 100
+	"devicefarm",                          // 101
+	"devops-guru",                         // 102
+	"directconnect",                       // 103
+	"discovery",                           // 104
+	"dlm",                                 // 105
+	"dms",                                 // 106
+	"docdb-elastic",                       // 107
+	"drs",                                 // 108
+	"ds",                                  // 109
+	"ds-data",                             // 110
+	"dsql",                                // 111
+	"dynamodb",                            // 112
+	"ebs",                                 // 113
+	"ec2",                                 // 114
+	"ec2-instance-connect",                // 115
+	"ecr",                                 // 116
+	"ecr-public",                          // 117
+	"ecs",                                 // 118
+	"eks",                                 // 119
+	"eks-auth",                            // 120
+	"elasticache",                         // 121
+	"elasticbeanstalk",                    // 122
+	"elasticfilesystem",                   // 123
+	"elasticloadbalancing",                // 124
+	"elasticmapreduce",                    // 125
+	"elastictranscoder",                   // 126
+	"elemental-inference",                 // 127
+	"emr-containers",                      // 128
+	"emr-serverless",                      // 129
+	"entityresolution",                    // 130
+	"es",                                  // 131
+	"events",                              // 132
+	"evidently",                           // 133
+	"evs",                                 // 134
+	"execute-api",                         // 135
+	"finspace",                            // 136
+	"finspace-api",                        // 137
+	"firehose",                            // 138
+	"fis",                                 // 139
+	"fms",                                 // 140
+	"forecast",                            // 141
+	"frauddetector",                       // 142
+	"freetier",                            // 143
+	"fsx",                                 // 144
+	"gamelift",                            // 145
+	"gameliftstreams",                     // 146
+	"geo",                                 // 147
+	"geo-maps",                            // 148
+	"geo-places",                          // 149
+	"geo-routes",                          // 150
+	"glacier",                             // 151
+	"globalaccelerator",                   // 152
+	"glue",                                // 153
+	"grafana",                             // 154
+	"greengrass",                          // 155
+	"groundstation",                       // 156
+	"guardduty",                           // 157
+	"health",                              // 158
+	"health-agent",                        // 159
+	"healthlake",                          // 160
+	"iam",                                 // 161
+	"identitystore",                       // 162
+	"imagebuilder",                        // 163
+	"inspector",                           // 164
+	"inspector-scan",                      // 165
+	"inspector2",                          // 166
+	"interconnect",                        // 167
+	"internetmonitor",                     // 168
+	"invoicing",                           // 169
+	"iot",                                 // 170
+	"iot-jobs-data",                       // 171
+	"iotdata",                             // 172
+	"iotdeviceadvisor",                    // 173
+	"iotevents",                           // 174
+	"ioteventsdata",                       // 175
+	"iotfleetwise",                        // 176
+	"iotmanagedintegrations",              // 177
+	"iotsitewise",                         // 178
+	"iotthingsgraph",                      // 179
+	"iottwinmaker",                        // 180
+	"iotwireless",                         // 181
+	"ivs",                                 // 182
+	"ivschat",                             // 183
+	"kafka",                               // 184
+	"kafkaconnect",                        // 185
+	"kendra",                              // 186
+	"kendra-ranking",                      // 187
+	"kinesis",                             // 188
+	"kinesisanalytics",                    // 189
+	"kinesisvideo",                        // 190
+	"kms",                                 // 191
+	"lakeformation",                       // 192
+	"lambda",                              // 193
+	"launchwizard",                        // 194
+	"lex",                                 // 195
+	"license-manager",                     // 196
+	"license-manager-linux-subscriptions", // 197
+	"license-manager-user-subscriptions",  // 198
+	"lightsail",                           // 199
+	"logs",                                // 200
+	"lookoutequipment",                    // 201
+	"m2",                                  // 202
+	"machinelearning",                     // 203
+	"macie2",                              // 204
+	"managedblockchain",                   // 205
+	"managedblockchain-query",             // 206
+	"marketplacecommerceanalytics",        // 207
+	"mediaconnect",                        // 208
+	"mediaconvert",                        // 209
+	"medialive",                           // 210
+	"mediapackage",                        // 211
+	"mediapackage-vod",                    // 212
+	"mediapackagev2",                      // 213
+	"mediastore",                          // 214
+	"mediatailor",                         // 215
+	"medical-imaging",                     // 216
+	"memorydb",                            // 217
+	"mgh",                                 // 218
+	"mgn",                                 // 219
+	"migrationhub-orchestrator",           // 220
+	"migrationhub-strategy",               // 221
+	"mobiletargeting",                     // 222
+	"monitoring",                          // 223
+	"mpa",                                 // 224
+	"mq",                                  // 225
+	"mturk-requester",                     // 226
+	"neptune-db",                          // 227
+	"neptune-graph",                       // 228
+	"network-firewall",                    // 229
+	"networkflowmonitor",                  // 230
+	"networkmanager",                      // 231
+	"networkmonitor",                      // 232
+	"notifications",                       // 233
+	"notifications-contacts",              // 234
+	"nova-act",                            // 235
+	"oam",                                 // 236
+	"observabilityadmin",                  // 237
+	"odb",                                 // 238
+	"omics",                               // 239
+	"organizations",                       // 240
+	"osis",                                // 241
+	"outposts",                            // 242
+	"panorama",                            // 243
+	"partnercentral-account",              // 244
+	"partnercentral-benefits",             // 245
+	"partnercentral-channel",              // 246
+	"partnercentral-selling",              // 247
+	"payment-cryptography",                // 248
+	"pca-connector-ad",                    // 249
+	"pca-connector-scep",                  // 250
+	"pcs",                                 // 251
+	"personalize",                         // 252
+	"pi",                                  // 253
+	"pipes",                               // 254
+	"polly",                               // 255
+	"pricing",                             // 256
+	"profile",                             // 257
+	"proton",                              // 258
+	"qapps",                               // 259
+	"qbusiness",                           // 260
+	"qldb",                                // 261
+	"quicksight",                          // 262
+	"ram",                                 // 263
+	"rbin",                                // 264
+	"rds",                                 // 265
+	"rds-data",                            // 266
+	"redshift",                            // 267
+	"redshift-data",                       // 268
+	"redshift-serverless",                 // 269
+	"refactor-spaces",                     // 270
+	"rekognition",                         // 271
+	"repostspace",                         // 272
+	"resiliencehub",                       // 273
+	"resource-explorer-2",                 // 274
+	"resource-groups",                     // 275
+	"rolesanywhere",                       // 276
+	"route53",                             // 277
+	"route53-recovery-cluster",            // 278
+	"route53-recovery-control-config",     // 279
+	"route53-recovery-readiness",          // 280
+	"route53domains",                      // 281
+	"route53globalresolver",               // 282
+	"route53profiles",                     // 283
+	"route53resolver",                     // 284
+	"rtbfabric",                           // 285
+	"rum",                                 // 286
+	"s3",                                  // 287
+	"s3-outposts",                         // 288
+	"s3files",                             // 289
+	"s3tables",                            // 290
+	"s3vectors",                           // 291
+	"sagemaker",                           // 292
+	"sagemaker-geospatial",                // 293
+	"savingsplans",                        // 294
+	"scheduler",                           // 295
+	"schemas",                             // 296
+	"scn",                                 // 297
+	"sdb",                                 // 298
+	"secretsmanager",                      // 299
+	"security-ir",                         // 300
+	"securityagent",                       // 301
+	"securityhub",                         // 302
+	"securitylake",                        // 303
+	"serverlessrepo",                      // 304
+	"servicecatalog",                      // 305
+	"servicediscovery",                    // 306
+	"servicequotas",                       // 307
+	"ses",                                 // 308
+	"shield",                              // 309
+	"signer",                              // 310
+	"signin",                              // 311
+	"simspaceweaver",                      // 312
+	"sms-voice",                           // 313
+	"snow-device-management",              // 314
+	"snowball",                            // 315
+	"sns",                                 // 316
+	"social-messaging",                    // 317
+	"sqs",                                 // 318
+	"ssm",                                 // 319
+	"ssm-contacts",                        // 320
+	"ssm-guiconnect",                      // 321
+	"ssm-incidents",                       // 322
+	"ssm-quicksetup",                      // 323
+	"ssm-sap",                             // 324
+	"sso",                                 // 325
+	"sso-oauth",                           // 326
+	"states",                              // 327
+	"storagegateway",                      // 328
+	"sts",                                 // 329
+	"support",                             // 330
+	"supportapp",                          // 331
+	"sustainability",                      // 332
+	"swf",                                 // 333
+	"synthetics",                          // 334
+	"tagging",                             // 335
+	"tax",                                 // 336
+	"textract",                            // 337
+	"thinclient",                          // 338
+	"timestream",                          // 339
+	"timestream-influxdb",                 // 340
+	"tnb",                                 // 341
+	"transcribe",                          // 342
+	"transfer",                            // 343
+	"translate",                           // 344
+	"trustedadvisor",                      // 345
+	"uxc",                                 // 346
+	"verifiedpermissions",                 // 347
+	"voiceid",                             // 348
+	"vpc-lattice",                         // 349
+	"waf",                                 // 350
+	"waf-regional",                        // 351
+	"wafv2",                               // 352
+	"wellarchitected",                     // 353
+	"wickr",                               // 354
+	"wisdom",                              // 355
+	"workdocs",                            // 356
+	"workmail",                            // 357
+	"workmailmessageflow",                 // 358
+	"workspaces",                          // 359
+	"workspaces-instances",                // 360
+	"workspaces-web",                      // 361
+	"xray",                                // 362
 }
 
 // endpointPrefixes are the labels before the region of the endpoints
 // PREFIX.REGION.SUFFIX, sorted: each signs with one name, in the partitions
 // and variants listed (the data's; the name holds in any).
 var endpointPrefixes = [...]endpointPrefix{
+	{"a2i-runtime.sagemaker", 292, 0x00ff, 0x5},
+	{"a2i-runtime.sagemaker-fips", 292, 0x00ff, 0xa},
 	{"access-analyzer", 1, 0x00ff, 0xf},
 	{"access-analyzer-fips", 1, 0x007f, 0xb},
 	{"account", 2, 0x00ff, 0x5},
@@ -437,750 +488,880 @@ var endpointPrefixes = [...]endpointPrefix{
 	{"acm-fips", 3, 0x00ff, 0xb},
 	{"acm-pca", 4, 0x00ff, 0x7},
 	{"acm-pca-fips", 4, 0x00ff, 0xb},
-	{"agreement-marketplace", 31, 0x00ff, 0x5},
-	{"agreement-marketplace-fips", 31, 0x00ff, 0xb},
-	{"aidevops", 5, 0x00ff, 0x5},
-	{"aidevops-fips", 5, 0x00ff, 0xa},
-	{"airflow", 6, 0x00ff, 0x5},
-	{"airflow-fips", 6, 0x00ff, 0xa},
-	{"airflow-serverless", 7, 0x00ff, 0x5},
-	{"airflow-serverless-fips", 7, 0x00ff, 0xa},
-	{"amplify", 8, 0x00ff, 0x5},
-	{"amplify-fips", 8, 0x00ff, 0xa},
-	{"amplifybackend", 9, 0x0001, 0x5},
-	{"amplifybackend-fips", 9, 0x0001, 0xa},
-	{"amplifyuibuilder", 10, 0x0001, 0x5},
-	{"amplifyuibuilder-fips", 10, 0x0001, 0xa},
-	{"aos", 115, 0x0083, 0x4},
-	{"aoss", 11, 0x00ff, 0x5},
-	{"aoss-fips", 11, 0x00ff, 0xa},
-	{"api-fips.sagemaker", 254, 0x0081, 0x3},
-	{"api.detective", 87, 0x00ff, 0x5},
-	{"api.detective-fips", 87, 0x00ff, 0xb},
-	{"api.ecr", 102, 0x00ff, 0x5},
-	{"api.ecr-fips", 102, 0x007f, 0xa},
-	{"api.ecr-public", 103, 0x00ff, 0x5},
-	{"api.ecr-public-fips", 103, 0x00ff, 0xa},
+	{"aco-automation", 5, 0x00ff, 0x5},
+	{"aco-automation-fips", 5, 0x00ff, 0xa},
+	{"admin.wickr", 354, 0x00ff, 0x5},
+	{"admin.wickr-fips", 354, 0x00ff, 0xa},
+	{"agreement-marketplace", 35, 0x00ff, 0x5},
+	{"agreement-marketplace-fips", 35, 0x00ff, 0xb},
+	{"aidevops", 6, 0x00ff, 0x5},
+	{"aidevops-fips", 6, 0x00ff, 0xa},
+	{"aiops", 7, 0x00ff, 0x5},
+	{"aiops-fips", 7, 0x00ff, 0xa},
+	{"airflow", 8, 0x00ff, 0x5},
+	{"airflow-fips", 8, 0x00ff, 0xa},
+	{"airflow-serverless", 9, 0x00ff, 0x5},
+	{"airflow-serverless-fips", 9, 0x00ff, 0xa},
+	{"amplify", 10, 0x00ff, 0x5},
+	{"amplify-fips", 10, 0x00ff, 0xa},
+	{"amplifybackend", 11, 0x0001, 0x5},
+	{"amplifybackend-fips", 11, 0x0001, 0xa},
+	{"amplifyuibuilder", 12, 0x0001, 0x5},
+	{"amplifyuibuilder-fips", 12, 0x0001, 0xa},
+	{"aos", 131, 0x0083, 0x4},
+	{"aoss", 13, 0x00ff, 0x5},
+	{"aoss-fips", 13, 0x00ff, 0xa},
+	{"api-fips.sagemaker", 292, 0x0081, 0x3},
+	{"api.detective", 100, 0x00ff, 0x5},
+	{"api.detective-fips", 100, 0x00ff, 0xb},
+	{"api.ecr", 116, 0x00ff, 0x5},
+	{"api.ecr-fips", 116, 0x007f, 0xa},
+	{"api.ecr-public", 117, 0x00ff, 0x5},
+	{"api.ecr-public-fips", 117, 0x00ff, 0xa},
 	{"api.iot-tunneling", 0, 0x0083, 0x4},
 	{"api.iot-tunneling-fips", 0, 0x0083, 0x8},
-	{"api.iotdeviceadvisor", 150, 0x0001, 0x5},
-	{"api.iotdeviceadvisor-fips", 150, 0x0001, 0xa},
-	{"api.iottwinmaker", 155, 0x0083, 0x1},
-	{"api.iottwinmaker-fips", 155, 0x0081, 0x1},
-	{"api.iotwireless", 156, 0x0001, 0x5},
-	{"api.iotwireless-fips", 156, 0x0001, 0xa},
-	{"api.mediatailor", 190, 0x0001, 0x5},
-	{"api.mediatailor-fips", 190, 0x0001, 0xa},
-	{"api.pricing", 224, 0x00ff, 0x5},
-	{"api.pricing-fips", 224, 0x00ff, 0xa},
-	{"api.sagemaker", 254, 0x00ff, 0x7},
-	{"api.sagemaker-fips", 254, 0x00ff, 0xa},
+	{"api.iotdeviceadvisor", 173, 0x0001, 0x5},
+	{"api.iotdeviceadvisor-fips", 173, 0x0001, 0xa},
+	{"api.iotmanagedintegrations", 177, 0x00ff, 0x5},
+	{"api.iotmanagedintegrations-fips", 177, 0x00ff, 0xa},
+	{"api.iottwinmaker", 180, 0x0083, 0x1},
+	{"api.iottwinmaker-fips", 180, 0x0081, 0x1},
+	{"api.iotwireless", 181, 0x0001, 0x5},
+	{"api.iotwireless-fips", 181, 0x0001, 0xa},
+	{"api.mediatailor", 215, 0x0001, 0x5},
+	{"api.mediatailor-fips", 215, 0x0001, 0xa},
+	{"api.pricing", 256, 0x00ff, 0x5},
+	{"api.pricing-fips", 256, 0x00ff, 0xa},
+	{"api.sagemaker", 292, 0x00ff, 0x7},
+	{"api.sagemaker-fips", 292, 0x00ff, 0xa},
 	{"api.tunneling.iot", 0, 0x0083, 0x1},
 	{"api.tunneling.iot-fips", 0, 0x0083, 0x3},
-	{"apigateway", 12, 0x00ff, 0x5},
-	{"apigateway-fips", 12, 0x00ff, 0xb},
-	{"app-integrations", 13, 0x00ff, 0x5},
-	{"app-integrations-fips", 13, 0x00ff, 0xa},
-	{"appconfig", 14, 0x00ff, 0x7},
-	{"appconfig-fips", 14, 0x00ff, 0xa},
-	{"appconfigdata", 14, 0x00ff, 0x7},
-	{"appconfigdata-fips", 14, 0x00ff, 0xa},
-	{"appfabric", 15, 0x00ff, 0x5},
-	{"appfabric-fips", 15, 0x00ff, 0xa},
-	{"appflow", 16, 0x00ff, 0x5},
-	{"appflow-fips", 16, 0x00ff, 0xb},
-	{"application-autoscaling", 17, 0x00ff, 0x7},
-	{"application-autoscaling-fips", 17, 0x00ff, 0xa},
-	{"application-signals", 18, 0x00ff, 0x5},
-	{"application-signals-fips", 18, 0x00ff, 0xa},
-	{"applicationinsights", 19, 0x00ff, 0x5},
-	{"applicationinsights-fips", 19, 0x00ff, 0xb},
-	{"appmesh", 20, 0x00ff, 0x5},
-	{"appmesh-fips", 20, 0x00ff, 0xb},
-	{"apprunner", 21, 0x00ff, 0x5},
-	{"apprunner-fips", 21, 0x00ff, 0xb},
-	{"appstream2", 22, 0x00ff, 0x5},
-	{"appstream2-fips", 22, 0x00ff, 0xb},
-	{"appsync", 23, 0x00ff, 0x5},
-	{"appsync-fips", 23, 0x00ff, 0xa},
-	{"aps", 24, 0x00ff, 0x5},
-	{"aps-fips", 24, 0x00ff, 0xa},
-	{"arc-region-switch", 25, 0x00ff, 0x5},
-	{"arc-region-switch-fips", 25, 0x00ff, 0xa},
-	{"arc-zonal-shift", 26, 0x00ff, 0x5},
-	{"arc-zonal-shift-fips", 26, 0x00ff, 0xa},
-	{"athena", 27, 0x00ff, 0x5},
-	{"athena-fips", 27, 0x00ff, 0xb},
-	{"auditmanager", 28, 0x00ff, 0x5},
-	{"auditmanager-fips", 28, 0x00ff, 0xb},
-	{"autoscaling", 29, 0x00ff, 0x7},
-	{"autoscaling-fips", 29, 0x00ff, 0xb},
-	{"autoscaling-plans", 30, 0x00ff, 0x7},
-	{"autoscaling-plans-fips", 30, 0x00ff, 0xa},
-	{"backup", 33, 0x00ff, 0x5},
-	{"backup-fips", 33, 0x00ff, 0xa},
-	{"backup-gateway", 34, 0x0081, 0x5},
-	{"backup-gateway-fips", 34, 0x0081, 0xa},
-	{"batch", 35, 0x00ff, 0x7},
-	{"batch-fips", 35, 0x00ff, 0xa},
-	{"bcm-data-exports", 36, 0x00ff, 0x5},
-	{"bcm-data-exports-fips", 36, 0x00ff, 0xa},
-	{"bedrock", 37, 0x00ff, 0x5},
-	{"bedrock-agent", 37, 0x00ff, 0x5},
-	{"bedrock-agent-fips", 37, 0x00ff, 0xa},
-	{"bedrock-agent-runtime", 37, 0x00fb, 0x5},
-	{"bedrock-agent-runtime-fips", 37, 0x00fb, 0xa},
-	{"bedrock-agentcore", 38, 0x00ff, 0x5},
-	{"bedrock-agentcore-control", 38, 0x00ff, 0x5},
-	{"bedrock-agentcore-control-fips", 38, 0x00ff, 0xa},
-	{"bedrock-agentcore-fips", 38, 0x00ff, 0xa},
-	{"bedrock-fips", 37, 0x00ff, 0xb},
-	{"bedrock-runtime", 37, 0x00ff, 0x5},
-	{"bedrock-runtime-fips", 37, 0x00ff, 0xb},
-	{"billing", 39, 0x00ff, 0x5},
-	{"billing-fips", 39, 0x00ff, 0xa},
-	{"billingconductor", 40, 0x0001, 0x1},
-	{"braket", 41, 0x0001, 0x5},
-	{"braket-fips", 41, 0x0001, 0xa},
-	{"budgets", 42, 0x0084, 0x5},
-	{"budgets-fips", 42, 0x0084, 0xa},
-	{"cases", 43, 0x00ff, 0x5},
-	{"cases-fips", 43, 0x00ff, 0xa},
-	{"cassandra", 44, 0x00ff, 0x7},
-	{"cassandra-fips", 44, 0x00ff, 0xb},
-	{"catalog.marketplace", 31, 0x00ff, 0x5},
-	{"catalog.marketplace-fips", 31, 0x00ff, 0xa},
-	{"ce", 45, 0x00ff, 0x5},
-	{"ce-fips", 45, 0x00a4, 0xa},
-	{"chatbot", 46, 0x00ff, 0x5},
-	{"chatbot-fips", 46, 0x00ff, 0xa},
-	{"chime", 47, 0x00ff, 0x5},
-	{"chime-fips", 47, 0x00fe, 0xa},
-	{"cleanrooms", 48, 0x00ff, 0x5},
-	{"cleanrooms-fips", 48, 0x00ff, 0xb},
-	{"cloud9", 49, 0x00ff, 0x5},
-	{"cloud9-fips", 49, 0x00ff, 0xb},
-	{"cloudcontrolapi", 50, 0x00ff, 0x5},
-	{"cloudcontrolapi-fips", 50, 0x00ff, 0xb},
-	{"clouddirectory", 51, 0x0081, 0x7},
-	{"clouddirectory-fips", 51, 0x0081, 0xa},
-	{"cloudformation", 52, 0x00ff, 0x7},
-	{"cloudformation-fips", 52, 0x00ff, 0xb},
-	{"cloudfront", 53, 0x00fe, 0x5},
-	{"cloudfront-fips", 53, 0x00fc, 0xa},
-	{"cloudfront-keyvaluestore", 54, 0x00ff, 0x5},
-	{"cloudfront-keyvaluestore-fips", 54, 0x00ff, 0xa},
-	{"cloudhsm", 55, 0x0081, 0x5},
-	{"cloudhsm-fips", 55, 0x0081, 0xa},
-	{"cloudhsmv2", 55, 0x00ff, 0x5},
-	{"cloudhsmv2-fips", 55, 0x00ff, 0xa},
-	{"cloudsearch", 56, 0x00ff, 0x5},
-	{"cloudsearch-fips", 56, 0x00ff, 0xa},
-	{"cloudtrail", 57, 0x00ff, 0x7},
-	{"cloudtrail-data", 58, 0x0061, 0x5},
-	{"cloudtrail-data-fips", 58, 0x0061, 0xa},
-	{"cloudtrail-fips", 57, 0x00ff, 0xb},
-	{"cn.transcribe", 297, 0x0002, 0x1},
-	{"codeartifact", 59, 0x00ff, 0x5},
-	{"codeartifact-fips", 59, 0x00ff, 0xa},
-	{"codebuild", 60, 0x00ff, 0x5},
-	{"codebuild-fips", 60, 0x00ff, 0xb},
-	{"codecommit", 61, 0x00ff, 0x5},
-	{"codecommit-fips", 61, 0x00ff, 0xb},
-	{"codeconnections", 62, 0x00ff, 0x5},
-	{"codeconnections-fips", 62, 0x00ff, 0xa},
-	{"codedeploy", 63, 0x00ff, 0x5},
-	{"codedeploy-fips", 63, 0x00ff, 0xb},
-	{"codeguru-profiler", 64, 0x00ff, 0x5},
-	{"codeguru-profiler-fips", 64, 0x00ff, 0xa},
-	{"codeguru-reviewer", 65, 0x00ff, 0x5},
-	{"codeguru-reviewer-fips", 65, 0x00ff, 0xa},
-	{"codepipeline", 66, 0x00ff, 0x5},
-	{"codepipeline-fips", 66, 0x00ff, 0xb},
-	{"codestar-connections", 67, 0x00ff, 0x5},
-	{"codestar-connections-fips", 67, 0x00ff, 0xa},
-	{"codestar-notifications", 68, 0x00ff, 0x5},
-	{"codestar-notifications-fips", 68, 0x00ff, 0xa},
-	{"cognito-identity", 69, 0x00ff, 0x5},
-	{"cognito-identity-fips", 69, 0x00ff, 0xb},
-	{"cognito-idp", 70, 0x00ff, 0x5},
-	{"cognito-idp-fips", 70, 0x00ff, 0xb},
-	{"cognito-sync", 71, 0x0001, 0x5},
-	{"cognito-sync-fips", 71, 0x0001, 0xa},
-	{"comprehend", 72, 0x00ff, 0x5},
-	{"comprehend-fips", 72, 0x00ff, 0xb},
-	{"comprehendmedical", 73, 0x0081, 0x5},
-	{"comprehendmedical-fips", 73, 0x0081, 0xb},
-	{"compute-optimizer", 74, 0x00ff, 0x5},
-	{"compute-optimizer-fips", 74, 0x00ff, 0xb},
-	{"config", 75, 0x00ff, 0x7},
-	{"config-fips", 75, 0x00ff, 0xb},
-	{"connect", 76, 0x00ff, 0x7},
-	{"connect-campaigns", 77, 0x0001, 0x5},
-	{"connect-campaigns-fips", 77, 0x0001, 0xb},
-	{"connect-fips", 76, 0x00ff, 0xb},
-	{"contact-lens", 76, 0x0001, 0x5},
-	{"contact-lens-fips", 76, 0x0001, 0xa},
-	{"controlplane.payment-cryptography", 217, 0x00ff, 0x5},
-	{"controlplane.payment-cryptography-fips", 217, 0x00ff, 0xa},
-	{"controltower", 78, 0x00ff, 0x5},
-	{"controltower-fips", 78, 0x00ff, 0xb},
-	{"cost-optimization-hub", 79, 0x00ff, 0x5},
-	{"cost-optimization-hub-fips", 79, 0x00ff, 0xa},
-	{"cur", 80, 0x00ff, 0x5},
-	{"cur-fips", 80, 0x00ff, 0xa},
-	{"data-ats.iot", 149, 0x0083, 0x5},
-	{"data-ats.iot-fips", 149, 0x0083, 0xa},
-	{"data.ats.iot", 149, 0x0002, 0x1},
-	{"data.iot-fips", 149, 0x0081, 0x2},
-	{"data.iottwinmaker", 155, 0x0083, 0x1},
-	{"data.iottwinmaker-fips", 155, 0x0081, 0x1},
-	{"data.jobs.iot", 148, 0x0083, 0x5},
-	{"data.jobs.iot-fips", 148, 0x0083, 0xb},
-	{"data.mediastore", 189, 0x0001, 0x5},
-	{"data.mediastore-fips", 189, 0x0001, 0xa},
-	{"databrew", 81, 0x00ff, 0x7},
-	{"databrew-fips", 81, 0x00ff, 0xb},
-	{"dataexchange", 82, 0x00ff, 0x5},
-	{"dataexchange-fips", 82, 0x00ff, 0xa},
-	{"datapipeline", 83, 0x00ff, 0x5},
-	{"datapipeline-fips", 83, 0x00ff, 0xa},
-	{"datasync", 84, 0x00ff, 0x5},
-	{"datasync-fips", 84, 0x00ff, 0xb},
-	{"datazone", 85, 0x00ff, 0x5},
-	{"datazone-fips", 85, 0x00ff, 0xa},
-	{"dax", 86, 0x00ff, 0x5},
-	{"dax-fips", 86, 0x00ff, 0xa},
-	{"detective", 87, 0x0081, 0x4},
-	{"detective-fips", 87, 0x0081, 0x8},
-	{"devicefarm", 88, 0x00ff, 0x5},
-	{"devicefarm-fips", 88, 0x00ff, 0xa},
-	{"devops-guru", 89, 0x00ff, 0x5},
-	{"devops-guru-fips", 89, 0x00ff, 0xb},
-	{"directconnect", 90, 0x00ff, 0x5},
-	{"directconnect-fips", 90, 0x00ff, 0xb},
-	{"discovery", 91, 0x0001, 0x5},
-	{"discovery-fips", 91, 0x0001, 0xa},
-	{"dlm", 92, 0x00ff, 0x7},
-	{"dlm-fips", 92, 0x00ff, 0xa},
-	{"dms", 93, 0x00ff, 0x7},
-	{"dms-fips", 93, 0x00a7, 0xb},
-	{"docdb-elastic", 94, 0x00ff, 0x5},
-	{"docdb-elastic-fips", 94, 0x00ff, 0xa},
-	{"drs", 95, 0x00ff, 0x5},
-	{"drs-fips", 95, 0x00ff, 0xb},
-	{"ds", 96, 0x00ff, 0x5},
-	{"ds-fips", 96, 0x00ff, 0xb},
-	{"dsql", 97, 0x00ff, 0x5},
-	{"dsql-fips", 97, 0x00ff, 0xa},
-	{"dynamodb", 98, 0x00ff, 0x5},
-	{"dynamodb-fips", 98, 0x00ff, 0xb},
-	{"ebs", 99, 0x00ff, 0x5},
-	{"ebs-fips", 99, 0x00ff, 0xb},
-	{"ec2", 100, 0x00ff, 0x7},
-	{"ec2-fips", 100, 0x00ff, 0xb},
-	{"ec2-instance-connect", 101, 0x00ff, 0x5},
-	{"ec2-instance-connect-fips", 101, 0x00ff, 0xa},
-	{"ecr", 102, 0x0083, 0x4},
-	{"ecr-fips", 102, 0x0081, 0xb},
-	{"ecr-public", 103, 0x0001, 0x4},
-	{"ecs", 104, 0x00ff, 0x5},
-	{"ecs-fips", 104, 0x00ff, 0xb},
-	{"edge.sagemaker", 254, 0x0001, 0x5},
-	{"edge.sagemaker-fips", 254, 0x0001, 0xa},
-	{"eks", 105, 0x00ff, 0x7},
-	{"eks-auth", 106, 0x0087, 0x5},
-	{"eks-auth-fips", 106, 0x0087, 0xa},
-	{"eks-fips", 105, 0x00ff, 0xa},
-	{"elasticache", 107, 0x00ff, 0x7},
-	{"elasticache-fips", 107, 0x00ff, 0xb},
-	{"elasticbeanstalk", 108, 0x00ff, 0x7},
-	{"elasticbeanstalk-fips", 108, 0x00ff, 0xb},
-	{"elasticfilesystem", 109, 0x00ff, 0x5},
-	{"elasticfilesystem-fips", 109, 0x00ff, 0xb},
-	{"elasticloadbalancing", 110, 0x00ff, 0x7},
-	{"elasticloadbalancing-fips", 110, 0x00ff, 0xb},
-	{"elasticmapreduce", 111, 0x00ff, 0x7},
-	{"elasticmapreduce-fips", 111, 0x00f7, 0xb},
-	{"elastictranscoder", 112, 0x00ff, 0x5},
-	{"elastictranscoder-fips", 112, 0x00ff, 0xa},
-	{"email", 267, 0x00ff, 0x5},
-	{"email-fips", 267, 0x00ff, 0xb},
-	{"emr-containers", 113, 0x00ff, 0x7},
-	{"emr-containers-fips", 113, 0x00ff, 0xb},
-	{"emr-serverless", 114, 0x00ff, 0x7},
-	{"emr-serverless-fips", 114, 0x00ff, 0xb},
-	{"entitlement-marketplace", 31, 0x0003, 0x5},
-	{"entitlement.marketplace", 31, 0x0007, 0x5},
-	{"entitlement.marketplace-fips", 31, 0x0007, 0xa},
-	{"es", 115, 0x00ff, 0x5},
-	{"es-fips", 115, 0x00ff, 0xb},
-	{"events", 116, 0x00ff, 0x7},
-	{"events-fips", 116, 0x00ff, 0xb},
-	{"evidently", 117, 0x00ff, 0x5},
-	{"evidently-fips", 117, 0x00ff, 0xa},
-	{"evs", 118, 0x00ff, 0x5},
-	{"evs-fips", 118, 0x00ff, 0xa},
-	{"finspace", 120, 0x00ff, 0x5},
-	{"finspace-api", 121, 0x0001, 0x5},
-	{"finspace-api-fips", 121, 0x0001, 0xa},
-	{"finspace-fips", 120, 0x00ff, 0xa},
-	{"fips.batch", 35, 0x0001, 0x3},
-	{"fips.eks", 105, 0x0001, 0x3},
-	{"fips.transcribe", 297, 0x0089, 0x3},
-	{"firehose", 122, 0x00ff, 0x5},
-	{"firehose-fips", 122, 0x00ff, 0xb},
-	{"fis", 123, 0x00ff, 0x5},
-	{"fis-fips", 123, 0x00ff, 0xa},
-	{"fms", 124, 0x00ff, 0x5},
-	{"fms-fips", 124, 0x00ff, 0xb},
-	{"forecast", 125, 0x0001, 0x5},
-	{"forecast-fips", 125, 0x0001, 0xb},
-	{"forecastquery", 125, 0x0001, 0x5},
-	{"forecastquery-fips", 125, 0x0001, 0xb},
-	{"frauddetector", 126, 0x0001, 0x5},
-	{"frauddetector-fips", 126, 0x0001, 0xa},
-	{"fsx", 127, 0x00ff, 0x5},
-	{"fsx-fips", 127, 0x00ff, 0xb},
-	{"gamelift", 128, 0x00ff, 0x5},
-	{"gamelift-fips", 128, 0x00ff, 0xa},
-	{"gameliftstreams", 129, 0x0087, 0x5},
-	{"gameliftstreams-fips", 129, 0x0087, 0xa},
-	{"geo", 130, 0x00ff, 0x5},
-	{"geo-fips", 130, 0x00ff, 0xb},
-	{"glacier", 131, 0x00ff, 0x7},
-	{"glacier-fips", 131, 0x00ff, 0xb},
-	{"globalaccelerator", 132, 0x00ff, 0x5},
-	{"globalaccelerator-fips", 132, 0x00ff, 0xb},
-	{"glue", 133, 0x00ff, 0x5},
-	{"glue-fips", 133, 0x00ff, 0xb},
-	{"grafana", 134, 0x00ff, 0x5},
-	{"grafana-fips", 134, 0x00ff, 0xa},
-	{"greengrass", 135, 0x00ff, 0x7},
-	{"greengrass-ats.iot", 135, 0x0080, 0x1},
-	{"greengrass-fips", 135, 0x00ff, 0xb},
-	{"groundstation", 136, 0x00ff, 0x5},
-	{"groundstation-fips", 136, 0x00ff, 0xb},
-	{"guardduty", 137, 0x00ff, 0x7},
-	{"guardduty-fips", 137, 0x00ff, 0xb},
-	{"health", 138, 0x009d, 0x5},
-	{"health-fips", 138, 0x009d, 0xb},
-	{"healthlake", 139, 0x00ff, 0x5},
-	{"healthlake-fips", 139, 0x00ff, 0xa},
-	{"iam", 140, 0x007e, 0x5},
-	{"iam-fips", 140, 0x0024, 0xa},
-	{"identity-chime", 47, 0x0001, 0x5},
-	{"identity-chime-fips", 47, 0x0001, 0xb},
-	{"identitystore", 141, 0x00ff, 0x7},
-	{"identitystore-fips", 141, 0x00ff, 0xa},
-	{"imagebuilder", 142, 0x00ff, 0x5},
-	{"imagebuilder-fips", 142, 0x00ff, 0xa},
-	{"ingest.timestream", 294, 0x00ff, 0x7},
-	{"ingest.timestream-fips", 294, 0x00ff, 0xb},
-	{"inspector", 143, 0x00ff, 0x5},
-	{"inspector-fips", 143, 0x00ff, 0xb},
-	{"inspector2", 144, 0x00ff, 0x5},
-	{"inspector2-fips", 144, 0x00ff, 0xb},
-	{"internetmonitor", 145, 0x00ff, 0x5},
-	{"internetmonitor-fips", 145, 0x00ff, 0xa},
-	{"invoicing", 146, 0x00ff, 0x5},
-	{"invoicing-fips", 146, 0x00ff, 0xa},
-	{"iot", 147, 0x00ff, 0x5},
-	{"iot-fips", 147, 0x00ff, 0xa},
-	{"iotevents", 151, 0x0083, 0x5},
-	{"iotevents-fips", 151, 0x0083, 0xb},
-	{"iotfleetwise", 152, 0x0001, 0x5},
-	{"iotfleetwise-fips", 152, 0x0001, 0xa},
-	{"iotsitewise", 153, 0x0083, 0x5},
-	{"iotsitewise-fips", 153, 0x0083, 0xb},
-	{"iotthingsgraph", 154, 0x0001, 0x5},
-	{"iotthingsgraph-fips", 154, 0x0001, 0xa},
-	{"iottwinmaker", 155, 0x0083, 0x5},
-	{"iottwinmaker-fips", 155, 0x0083, 0xb},
-	{"ivs", 157, 0x00ff, 0x5},
-	{"ivs-fips", 157, 0x00ff, 0xa},
-	{"ivschat", 158, 0x00ff, 0x5},
-	{"ivschat-fips", 158, 0x00ff, 0xa},
-	{"ivsrealtime", 157, 0x0001, 0x5},
-	{"ivsrealtime-fips", 157, 0x0001, 0xa},
-	{"kafka", 159, 0x00ff, 0x7},
-	{"kafka-fips", 159, 0x00ff, 0xb},
-	{"kafkaconnect", 160, 0x00ff, 0x5},
-	{"kafkaconnect-fips", 160, 0x00ff, 0xa},
-	{"kendra", 161, 0x00ff, 0x5},
-	{"kendra-fips", 161, 0x00ff, 0xb},
-	{"kendra-ranking", 162, 0x0087, 0x5},
-	{"kendra-ranking-fips", 162, 0x0087, 0xa},
-	{"kinesis", 163, 0x00ff, 0x7},
-	{"kinesis-fips", 163, 0x00ff, 0xb},
-	{"kinesisanalytics", 164, 0x00ff, 0x5},
-	{"kinesisanalytics-fips", 164, 0x00ff, 0xb},
-	{"kinesisvideo", 165, 0x00ff, 0x5},
-	{"kinesisvideo-fips", 165, 0x00ff, 0xb},
-	{"kms", 166, 0x00ff, 0x5},
-	{"kms-fips", 166, 0x00ff, 0xb},
-	{"lakeformation", 167, 0x00ff, 0x5},
-	{"lakeformation-fips", 167, 0x00ff, 0xb},
-	{"lambda", 168, 0x00ff, 0x5},
-	{"lambda-fips", 168, 0x00ff, 0xb},
-	{"launchwizard", 169, 0x00ff, 0x5},
-	{"launchwizard-fips", 169, 0x00ff, 0xa},
-	{"license-manager", 171, 0x00ff, 0x5},
-	{"license-manager-fips", 171, 0x00ff, 0xb},
-	{"license-manager-linux-subscriptions", 172, 0x0083, 0x5},
-	{"license-manager-linux-subscriptions-fips", 172, 0x0083, 0xb},
-	{"license-manager-user-subscriptions", 173, 0x0081, 0x5},
-	{"license-manager-user-subscriptions-fips", 173, 0x0081, 0xb},
-	{"lightsail", 174, 0x00ff, 0x5},
-	{"lightsail-fips", 174, 0x00ff, 0xa},
-	{"logs", 175, 0x00ff, 0x7},
-	{"logs-fips", 175, 0x00ff, 0xb},
-	{"lookoutequipment", 176, 0x0001, 0x5},
-	{"lookoutequipment-fips", 176, 0x0001, 0xa},
-	{"m2", 177, 0x00ff, 0x5},
-	{"m2-fips", 177, 0x00ff, 0xa},
-	{"machinelearning", 178, 0x0001, 0x5},
-	{"machinelearning-fips", 178, 0x0001, 0xa},
-	{"macie2", 179, 0x00ff, 0x5},
-	{"macie2-fips", 179, 0x00ff, 0xb},
-	{"managedblockchain", 180, 0x0081, 0x5},
-	{"managedblockchain-fips", 180, 0x0081, 0xa},
-	{"managedblockchain-query", 181, 0x0001, 0x5},
-	{"managedblockchain-query-fips", 181, 0x0001, 0xa},
-	{"marketplacecommerceanalytics", 182, 0x0001, 0x5},
-	{"marketplacecommerceanalytics-fips", 182, 0x0001, 0xa},
-	{"media-pipelines-chime", 47, 0x00ff, 0x5},
-	{"media-pipelines-chime-fips", 47, 0x00ff, 0xb},
-	{"mediaconnect", 183, 0x00ff, 0x5},
-	{"mediaconnect-fips", 183, 0x00ff, 0xa},
-	{"mediaconvert", 184, 0x00ff, 0xf},
-	{"mediaconvert-fips", 184, 0x00ff, 0xb},
-	{"medialive", 185, 0x00ff, 0x5},
-	{"medialive-fips", 185, 0x00ff, 0xb},
-	{"mediapackage", 186, 0x00ff, 0x5},
-	{"mediapackage-fips", 186, 0x00ff, 0xa},
-	{"mediapackage-vod", 187, 0x00ff, 0x5},
-	{"mediapackage-vod-fips", 187, 0x00ff, 0xa},
-	{"mediapackagev2", 188, 0x00ff, 0x5},
-	{"mediapackagev2-fips", 188, 0x00ff, 0xb},
-	{"mediastore", 189, 0x00ff, 0x5},
-	{"mediastore-fips", 189, 0x00ff, 0xa},
-	{"meetings-chime", 47, 0x0081, 0x5},
-	{"meetings-chime-fips", 47, 0x0081, 0xb},
-	{"memory-db", 191, 0x00ff, 0x5},
-	{"memory-db-fips", 191, 0x00ff, 0xb},
-	{"messaging-chime", 47, 0x0001, 0x5},
-	{"messaging-chime-fips", 47, 0x0001, 0xb},
-	{"metering-marketplace", 31, 0x0081, 0x4},
-	{"metering.marketplace", 31, 0x0097, 0x5},
-	{"metering.marketplace-fips", 31, 0x0097, 0xa},
-	{"metrics-fips.sagemaker", 254, 0x0001, 0x3},
-	{"metrics.sagemaker", 254, 0x00ff, 0x5},
-	{"metrics.sagemaker-fips", 254, 0x00ff, 0xa},
-	{"mgh", 192, 0x0001, 0x5},
-	{"mgh-fips", 192, 0x0001, 0xa},
-	{"mgn", 193, 0x00ff, 0x5},
-	{"mgn-fips", 193, 0x00ff, 0xb},
-	{"migrationhub-orchestrator", 194, 0x0001, 0x5},
-	{"migrationhub-orchestrator-fips", 194, 0x0001, 0xa},
-	{"migrationhub-strategy", 195, 0x0001, 0x5},
-	{"migrationhub-strategy-fips", 195, 0x0001, 0xa},
-	{"models-fips.lex", 170, 0x0081, 0x3},
-	{"models-v2-lex", 170, 0x00ff, 0x5},
-	{"models-v2-lex-fips", 170, 0x00ff, 0xa},
-	{"models.lex", 170, 0x00ff, 0x5},
-	{"models.lex-fips", 170, 0x00ff, 0xa},
-	{"monitoring", 197, 0x00ff, 0x7},
-	{"monitoring-fips", 197, 0x00ff, 0xb},
-	{"mpa", 198, 0x00ff, 0x5},
-	{"mpa-fips", 198, 0x00ff, 0xa},
-	{"mq", 199, 0x00ff, 0x5},
-	{"mq-fips", 199, 0x00ff, 0xb},
-	{"mturk-requester", 200, 0x0001, 0x1},
-	{"neptune-graph", 201, 0x00ff, 0x5},
-	{"neptune-graph-fips", 201, 0x00ff, 0xa},
-	{"network-firewall", 202, 0x00ff, 0x5},
-	{"network-firewall-fips", 202, 0x00ff, 0xb},
-	{"networkflowmonitor", 203, 0x00ff, 0x5},
-	{"networkflowmonitor-fips", 203, 0x00ff, 0xa},
-	{"networkmanager", 204, 0x00ff, 0xf},
-	{"networkmanager-fips", 204, 0x007f, 0xb},
-	{"networkmonitor", 205, 0x00ff, 0x5},
-	{"networkmonitor-fips", 205, 0x00ff, 0xa},
-	{"notifications", 206, 0x00ff, 0x5},
-	{"notifications-contacts", 207, 0x00ff, 0x5},
-	{"notifications-contacts-fips", 207, 0x00fe, 0xa},
-	{"notifications-fips", 206, 0x00ff, 0xa},
-	{"nova-act", 208, 0x0001, 0x5},
-	{"nova-act-fips", 208, 0x0001, 0xa},
-	{"oam", 209, 0x00ff, 0x5},
-	{"oam-fips", 209, 0x00ff, 0xa},
-	{"observabilityadmin", 210, 0x00ff, 0x5},
-	{"observabilityadmin-fips", 210, 0x00ff, 0xa},
-	{"odb", 211, 0x00ff, 0x5},
-	{"odb-fips", 211, 0x00ff, 0xa},
-	{"oidc", 282, 0x00ff, 0x5},
-	{"oidc-fips", 282, 0x00ff, 0xa},
-	{"omics", 212, 0x0001, 0x5},
-	{"omics-fips", 212, 0x0001, 0xb},
-	{"organizations", 213, 0x00ff, 0x7},
-	{"organizations-fips", 213, 0x0005, 0xb},
-	{"osis", 214, 0x00ff, 0x5},
-	{"osis-fips", 214, 0x00ff, 0xa},
-	{"outposts", 215, 0x00ff, 0x7},
-	{"outposts-fips", 215, 0x00ff, 0xb},
-	{"participant.connect", 119, 0x0081, 0x7},
-	{"participant.connect-fips", 119, 0x0081, 0xb},
-	{"partnercentral-channel", 216, 0x0001, 0x5},
-	{"partnercentral-channel-fips", 216, 0x0001, 0xa},
-	{"pca-connector-ad", 218, 0x00ff, 0x5},
-	{"pca-connector-ad-fips", 218, 0x00ff, 0xa},
-	{"pcs", 219, 0x00ff, 0x5},
-	{"pcs-fips", 219, 0x00ff, 0xa},
-	{"personalize", 220, 0x0003, 0x5},
-	{"personalize-fips", 220, 0x0003, 0xa},
-	{"pi", 221, 0x00ff, 0x5},
-	{"pi-fips", 221, 0x00ff, 0xb},
-	{"pinpoint", 196, 0x00ff, 0x5},
-	{"pinpoint-fips", 196, 0x00ff, 0xb},
-	{"pipes", 222, 0x00ff, 0x5},
-	{"pipes-fips", 222, 0x00ff, 0xa},
-	{"polly", 223, 0x00ff, 0x5},
-	{"polly-fips", 223, 0x00ff, 0xb},
-	{"portal.sso", 32, 0x00ff, 0x5},
-	{"portal.sso-fips", 32, 0x00ff, 0xa},
-	{"profile", 225, 0x00ff, 0x5},
-	{"profile-fips", 225, 0x00ff, 0xb},
-	{"proton", 226, 0x0001, 0x5},
-	{"proton-fips", 226, 0x0001, 0xa},
-	{"qbusiness", 227, 0x00ff, 0x5},
-	{"qbusiness-fips", 227, 0x00ff, 0xa},
-	{"qldb", 228, 0x00ff, 0x5},
-	{"qldb-fips", 228, 0x00ff, 0xa},
-	{"query.timestream", 294, 0x00ff, 0x5},
-	{"query.timestream-fips", 294, 0x00ff, 0xa},
-	{"quicksight", 229, 0x00ff, 0x5},
-	{"quicksight-fips", 229, 0x00ff, 0xa},
-	{"ram", 230, 0x00ff, 0x7},
-	{"ram-fips", 230, 0x007f, 0xb},
-	{"rbin", 231, 0x00ff, 0x5},
-	{"rbin-fips", 231, 0x00ff, 0xb},
-	{"rds", 232, 0x00ff, 0x7},
-	{"rds-data", 233, 0x00ff, 0x5},
-	{"rds-data-fips", 233, 0x00ff, 0xb},
-	{"rds-fips", 232, 0x00f7, 0xb},
-	{"redshift", 234, 0x00ff, 0x5},
-	{"redshift-data", 235, 0x00ff, 0x5},
-	{"redshift-data-fips", 235, 0x00ff, 0xa},
-	{"redshift-fips", 234, 0x00ff, 0xb},
-	{"redshift-serverless", 236, 0x00ff, 0x5},
-	{"redshift-serverless-fips", 236, 0x00ff, 0xb},
-	{"rekognition", 237, 0x00ff, 0x5},
-	{"rekognition-fips", 237, 0x00ff, 0xb},
-	{"resiliencehub", 238, 0x00ff, 0x5},
-	{"resiliencehub-fips", 238, 0x00ff, 0xb},
-	{"resource-explorer-2", 239, 0x00ff, 0x5},
-	{"resource-explorer-2-fips", 239, 0x00ff, 0xb},
-	{"resource-groups", 240, 0x00ff, 0x7},
-	{"resource-groups-fips", 240, 0x00ff, 0xb},
-	{"rolesanywhere", 241, 0x00ff, 0x5},
-	{"rolesanywhere-fips", 241, 0x00ff, 0xb},
-	{"route53", 242, 0x0004, 0x5},
-	{"route53-fips", 242, 0x0004, 0xa},
-	{"route53-recovery-control-config", 243, 0x00ff, 0x5},
-	{"route53-recovery-control-config-fips", 243, 0x00ff, 0xa},
-	{"route53-recovery-readiness", 244, 0x00ff, 0x5},
-	{"route53-recovery-readiness-fips", 244, 0x00ff, 0xa},
-	{"route53domains", 245, 0x00ff, 0x5},
-	{"route53domains-fips", 245, 0x00ff, 0xa},
-	{"route53profiles", 246, 0x00ff, 0x5},
-	{"route53profiles-fips", 246, 0x00ff, 0xa},
-	{"route53resolver", 247, 0x00ff, 0xf},
-	{"route53resolver-fips", 247, 0x007f, 0xb},
-	{"rum", 248, 0x00ff, 0x5},
-	{"rum-fips", 248, 0x00ff, 0xa},
-	{"runtime-fips.lex", 170, 0x0081, 0x3},
-	{"runtime-fips.sagemaker", 254, 0x0001, 0x3},
-	{"runtime-v2-lex", 170, 0x0081, 0x5},
-	{"runtime-v2-lex-fips", 170, 0x0081, 0xa},
-	{"runtime.lex", 170, 0x0081, 0x5},
-	{"runtime.lex-fips", 170, 0x0081, 0x8},
-	{"runtime.sagemaker", 254, 0x00ff, 0x7},
-	{"runtime.sagemaker-fips", 254, 0x00ff, 0xa},
-	{"s3", 249, 0x00ff, 0x5},
-	{"s3-control", 249, 0x00ff, 0x5},
-	{"s3-control-fips", 249, 0x00ff, 0xb},
-	{"s3-control-fips.dualstack", 249, 0x0099, 0x8},
-	{"s3-control.dualstack", 249, 0x009b, 0x4},
-	{"s3-fips", 249, 0x00ff, 0xb},
-	{"s3-fips.dualstack", 249, 0x0099, 0x8},
-	{"s3-outposts", 250, 0x00ff, 0x5},
-	{"s3-outposts-fips", 250, 0x00ff, 0xa},
-	{"s3.dualstack", 249, 0x0083, 0x4},
-	{"s3files", 251, 0x00ff, 0x5},
-	{"s3files-fips", 251, 0x00ff, 0xa},
-	{"s3tables", 252, 0x00ff, 0x5},
-	{"s3tables-fips", 252, 0x00ff, 0xa},
-	{"s3vectors", 253, 0x00ff, 0x5},
-	{"s3vectors-fips", 253, 0x00ff, 0xa},
-	{"sagemaker-geospatial", 255, 0x0001, 0x5},
-	{"sagemaker-geospatial-fips", 255, 0x0001, 0xa},
-	{"savingsplans", 256, 0x009e, 0x5},
-	{"savingsplans-fips", 256, 0x009e, 0xa},
-	{"scheduler", 257, 0x00ff, 0x5},
-	{"scheduler-fips", 257, 0x00ff, 0xa},
-	{"schemas", 258, 0x00ff, 0x5},
-	{"schemas-fips", 258, 0x00ff, 0xa},
-	{"sdb", 259, 0x0001, 0x5},
-	{"sdb-fips", 259, 0x0001, 0xa},
-	{"secretsmanager", 260, 0x00ff, 0x5},
-	{"secretsmanager-fips", 260, 0x00ff, 0xa},
-	{"securityhub", 261, 0x00ff, 0x5},
-	{"securityhub-fips", 261, 0x00ff, 0xb},
-	{"securitylake", 262, 0x00ff, 0xf},
-	{"securitylake-fips", 262, 0x007f, 0xb},
-	{"serverlessrepo", 263, 0x00ff, 0x7},
-	{"serverlessrepo-fips", 263, 0x00ff, 0xb},
-	{"servicecatalog", 264, 0x00ff, 0x5},
-	{"servicecatalog-appregistry", 264, 0x00ff, 0x7},
-	{"servicecatalog-appregistry-fips", 264, 0x00ff, 0xb},
-	{"servicecatalog-fips", 264, 0x00ff, 0xb},
-	{"servicediscovery", 265, 0x00ff, 0x5},
-	{"servicediscovery-fips", 265, 0x00ff, 0xb},
-	{"servicequotas", 266, 0x00ff, 0x7},
-	{"servicequotas-fips", 266, 0x00ff, 0xa},
-	{"shield", 268, 0x00ff, 0x5},
-	{"shield-fips", 268, 0x00ff, 0xb},
-	{"signer", 269, 0x00ff, 0x5},
-	{"signer-fips", 269, 0x00ff, 0xb},
-	{"signin", 270, 0x00ff, 0x5},
-	{"signin-fips", 270, 0x00ff, 0xa},
-	{"simspaceweaver", 271, 0x0081, 0x7},
-	{"simspaceweaver-fips", 271, 0x0081, 0xa},
-	{"sms-voice", 272, 0x00ff, 0x5},
-	{"sms-voice-fips", 272, 0x00ff, 0xb},
-	{"snowball", 273, 0x009b, 0x5},
-	{"snowball-fips", 273, 0x009b, 0xb},
-	{"sns", 274, 0x00ff, 0x7},
-	{"sns-fips", 274, 0x00ff, 0xb},
-	{"sqs", 275, 0x00ff, 0x7},
-	{"sqs-fips", 275, 0x00b7, 0xb},
-	{"ssm", 276, 0x00ff, 0x7},
-	{"ssm-contacts", 277, 0x00ff, 0x5},
-	{"ssm-contacts-fips", 277, 0x00ff, 0xb},
-	{"ssm-fips", 276, 0x00ff, 0xb},
-	{"ssm-incidents", 278, 0x00ff, 0x5},
-	{"ssm-incidents-fips", 278, 0x00ff, 0xb},
-	{"ssm-quicksetup", 279, 0x00ff, 0x5},
-	{"ssm-quicksetup-fips", 279, 0x00ff, 0xb},
-	{"ssm-sap", 280, 0x00ff, 0x5},
-	{"ssm-sap-fips", 280, 0x00ff, 0xb},
-	{"sso", 281, 0x00ff, 0x7},
-	{"sso-fips", 281, 0x00ff, 0xa},
-	{"states", 283, 0x00ff, 0x7},
-	{"states-fips", 283, 0x00ff, 0xb},
-	{"storagegateway", 284, 0x00ff, 0x5},
-	{"storagegateway-fips", 284, 0x00ff, 0xb},
-	{"streams.dynamodb", 98, 0x00ff, 0x7},
-	{"streams.dynamodb-fips", 98, 0x00ff, 0xa},
-	{"sts", 285, 0x00ff, 0x7},
-	{"sts-fips", 285, 0x00ff, 0xb},
-	{"support", 286, 0x009b, 0x7},
-	{"support-fips", 286, 0x009b, 0xa},
-	{"supportapp", 287, 0x0001, 0x5},
-	{"supportapp-fips", 287, 0x0001, 0xa},
-	{"swf", 288, 0x00ff, 0x7},
-	{"swf-fips", 288, 0x00ff, 0xb},
-	{"synthetics", 289, 0x00ff, 0x5},
-	{"synthetics-fips", 289, 0x00ff, 0xb},
-	{"tagging", 290, 0x00ff, 0x5},
-	{"tagging-fips", 290, 0x00ff, 0xa},
-	{"tax", 291, 0x00ff, 0x5},
-	{"tax-fips", 291, 0x00fe, 0xa},
-	{"textract", 292, 0x00c9, 0x5},
-	{"textract-fips", 292, 0x00c9, 0xb},
-	{"thinclient", 293, 0x0001, 0x5},
-	{"thinclient-fips", 293, 0x0001, 0xa},
-	{"timestream-influxdb", 295, 0x00ff, 0x5},
-	{"timestream-influxdb-fips", 295, 0x00ff, 0xa},
-	{"tnb", 296, 0x0001, 0x5},
-	{"tnb-fips", 296, 0x0001, 0xa},
-	{"transcribe", 297, 0x00ff, 0x5},
-	{"transcribe-fips", 297, 0x00ff, 0xa},
-	{"transfer", 298, 0x00ff, 0x5},
-	{"transfer-fips", 298, 0x00ff, 0xb},
-	{"translate", 299, 0x00fb, 0x5},
-	{"translate-fips", 299, 0x00fb, 0xb},
-	{"trustedadvisor", 300, 0x0065, 0x5},
-	{"trustedadvisor-fips", 300, 0x0065, 0xb},
-	{"uxc", 301, 0x00ff, 0x5},
-	{"uxc-fips", 301, 0x00ff, 0xa},
-	{"verification.signer", 269, 0x0083, 0x1},
-	{"verification.signer-fips", 269, 0x0081, 0x1},
-	{"verifiedpermissions", 302, 0x00ff, 0x5},
-	{"verifiedpermissions-fips", 302, 0x00ff, 0xb},
-	{"voice-chime", 47, 0x00ff, 0x5},
-	{"voice-chime-fips", 47, 0x00ff, 0xb},
-	{"voiceid", 303, 0x0001, 0x5},
-	{"voiceid-fips", 303, 0x0001, 0xb},
-	{"vpc-lattice", 304, 0x00ff, 0x5},
-	{"vpc-lattice-fips", 304, 0x00ff, 0xa},
-	{"waf", 305, 0x00fe, 0x5},
-	{"waf-fips", 305, 0x00fe, 0xa},
-	{"waf-regional", 306, 0x00ff, 0x5},
-	{"waf-regional-fips", 306, 0x00ff, 0xb},
-	{"wafv2", 307, 0x00ff, 0x5},
-	{"wafv2-fips", 307, 0x00ff, 0xb},
-	{"wellarchitected", 308, 0x00ff, 0x5},
-	{"wellarchitected-fips", 308, 0x00ff, 0xa},
-	{"wisdom", 309, 0x0001, 0x5},
-	{"wisdom-fips", 309, 0x0001, 0xa},
-	{"workdocs", 310, 0x0001, 0x5},
-	{"workdocs-fips", 310, 0x0001, 0xb},
-	{"workmail", 311, 0x00ff, 0x5},
-	{"workmail-fips", 311, 0x00ff, 0xa},
-	{"workspaces", 312, 0x00ff, 0x5},
-	{"workspaces-fips", 312, 0x00ff, 0xb},
-	{"workspaces-web", 313, 0x00ff, 0x5},
-	{"workspaces-web-fips", 313, 0x00ff, 0xb},
-	{"xray", 314, 0x00ff, 0x5},
-	{"xray-fips", 314, 0x00ff, 0xb},
+	{"apigateway", 14, 0x00ff, 0x5},
+	{"apigateway-fips", 14, 0x00ff, 0xb},
+	{"app-integrations", 15, 0x00ff, 0x5},
+	{"app-integrations-fips", 15, 0x00ff, 0xa},
+	{"appconfig", 16, 0x00ff, 0x7},
+	{"appconfig-fips", 16, 0x00ff, 0xa},
+	{"appconfigdata", 16, 0x00ff, 0x7},
+	{"appconfigdata-fips", 16, 0x00ff, 0xa},
+	{"appfabric", 17, 0x00ff, 0x5},
+	{"appfabric-fips", 17, 0x00ff, 0xa},
+	{"appflow", 18, 0x00ff, 0x5},
+	{"appflow-fips", 18, 0x00ff, 0xb},
+	{"application-autoscaling", 19, 0x00ff, 0x7},
+	{"application-autoscaling-fips", 19, 0x00ff, 0xa},
+	{"application-cost-profiler", 20, 0x00ff, 0x5},
+	{"application-cost-profiler-fips", 20, 0x00ff, 0xa},
+	{"application-signals", 21, 0x00ff, 0x5},
+	{"application-signals-fips", 21, 0x00ff, 0xa},
+	{"applicationinsights", 22, 0x00ff, 0x5},
+	{"applicationinsights-fips", 22, 0x00ff, 0xb},
+	{"appmesh", 23, 0x00ff, 0x5},
+	{"appmesh-fips", 23, 0x00ff, 0xb},
+	{"apprunner", 24, 0x00ff, 0x5},
+	{"apprunner-fips", 24, 0x00ff, 0xb},
+	{"appstream2", 25, 0x00ff, 0x5},
+	{"appstream2-fips", 25, 0x00ff, 0xb},
+	{"appsync", 26, 0x00ff, 0x5},
+	{"appsync-fips", 26, 0x00ff, 0xa},
+	{"aps", 27, 0x00ff, 0x5},
+	{"aps-fips", 27, 0x00ff, 0xa},
+	{"arc-region-switch", 28, 0x00ff, 0x5},
+	{"arc-region-switch-fips", 28, 0x00ff, 0xa},
+	{"arc-zonal-shift", 29, 0x00ff, 0x5},
+	{"arc-zonal-shift-fips", 29, 0x00ff, 0xa},
+	{"artifact", 30, 0x00ff, 0x5},
+	{"artifact-fips", 30, 0x00ff, 0xa},
+	{"athena", 31, 0x00ff, 0x5},
+	{"athena-fips", 31, 0x00ff, 0xb},
+	{"auditmanager", 32, 0x00ff, 0x5},
+	{"auditmanager-fips", 32, 0x00ff, 0xb},
+	{"autoscaling", 33, 0x00ff, 0x7},
+	{"autoscaling-fips", 33, 0x00ff, 0xb},
+	{"autoscaling-plans", 34, 0x00ff, 0x7},
+	{"autoscaling-plans-fips", 34, 0x00ff, 0xa},
+	{"b2bi", 37, 0x00ff, 0x5},
+	{"b2bi-fips", 37, 0x00ff, 0xa},
+	{"backup", 38, 0x00ff, 0x5},
+	{"backup-fips", 38, 0x00ff, 0xa},
+	{"backup-gateway", 39, 0x0081, 0x5},
+	{"backup-gateway-fips", 39, 0x0081, 0xa},
+	{"backup-search", 40, 0x00ff, 0x5},
+	{"backup-search-fips", 40, 0x00ff, 0xa},
+	{"batch", 41, 0x00ff, 0x7},
+	{"batch-fips", 41, 0x00ff, 0xa},
+	{"bcm-dashboards", 42, 0x00ff, 0x5},
+	{"bcm-dashboards-fips", 42, 0x00ff, 0xa},
+	{"bcm-data-exports", 43, 0x00ff, 0x5},
+	{"bcm-data-exports-fips", 43, 0x00ff, 0xa},
+	{"bcm-pricing-calculator", 44, 0x00ff, 0x5},
+	{"bcm-pricing-calculator-fips", 44, 0x00ff, 0xa},
+	{"bcm-recommended-actions", 45, 0x00ff, 0x5},
+	{"bcm-recommended-actions-fips", 45, 0x00ff, 0xa},
+	{"bedrock", 46, 0x00ff, 0x5},
+	{"bedrock-agent", 46, 0x00ff, 0x5},
+	{"bedrock-agent-fips", 46, 0x00ff, 0xa},
+	{"bedrock-agent-runtime", 46, 0x00fb, 0x5},
+	{"bedrock-agent-runtime-fips", 46, 0x00fb, 0xa},
+	{"bedrock-agentcore", 47, 0x00ff, 0x5},
+	{"bedrock-agentcore-control", 47, 0x00ff, 0x5},
+	{"bedrock-agentcore-control-fips", 47, 0x00ff, 0xa},
+	{"bedrock-agentcore-fips", 47, 0x00ff, 0xa},
+	{"bedrock-data-automation", 46, 0x00ff, 0x5},
+	{"bedrock-data-automation-fips", 46, 0x00ff, 0xa},
+	{"bedrock-data-automation-runtime", 46, 0x00ff, 0x5},
+	{"bedrock-data-automation-runtime-fips", 46, 0x00ff, 0xa},
+	{"bedrock-fips", 46, 0x00ff, 0xb},
+	{"bedrock-runtime", 46, 0x00ff, 0x5},
+	{"bedrock-runtime-fips", 46, 0x00ff, 0xb},
+	{"billing", 48, 0x00ff, 0x5},
+	{"billing-fips", 48, 0x00ff, 0xa},
+	{"billingconductor", 49, 0x0001, 0x1},
+	{"braket", 50, 0x0001, 0x5},
+	{"braket-fips", 50, 0x0001, 0xa},
+	{"budgets", 51, 0x0084, 0x5},
+	{"budgets-fips", 51, 0x0084, 0xa},
+	{"cases", 52, 0x00ff, 0x5},
+	{"cases-fips", 52, 0x00ff, 0xa},
+	{"cassandra", 53, 0x00ff, 0x7},
+	{"cassandra-fips", 53, 0x00ff, 0xb},
+	{"cassandra-streams", 53, 0x00ff, 0x5},
+	{"cassandra-streams-fips", 53, 0x00ff, 0xa},
+	{"catalog.marketplace", 35, 0x00ff, 0x5},
+	{"catalog.marketplace-fips", 35, 0x00ff, 0xa},
+	{"ce", 54, 0x00ff, 0x5},
+	{"ce-fips", 54, 0x00a4, 0xa},
+	{"chatbot", 55, 0x00ff, 0x5},
+	{"chatbot-fips", 55, 0x00ff, 0xa},
+	{"chime", 56, 0x00ff, 0x5},
+	{"chime-fips", 56, 0x00fe, 0xa},
+	{"cleanrooms", 57, 0x00ff, 0x5},
+	{"cleanrooms-fips", 57, 0x00ff, 0xb},
+	{"cleanrooms-ml", 58, 0x00ff, 0x5},
+	{"cleanrooms-ml-fips", 58, 0x00ff, 0xa},
+	{"cloud9", 59, 0x00ff, 0x5},
+	{"cloud9-fips", 59, 0x00ff, 0xb},
+	{"cloudcontrolapi", 60, 0x00ff, 0x5},
+	{"cloudcontrolapi-fips", 60, 0x00ff, 0xb},
+	{"clouddirectory", 61, 0x0081, 0x7},
+	{"clouddirectory-fips", 61, 0x0081, 0xa},
+	{"cloudformation", 62, 0x00ff, 0x7},
+	{"cloudformation-fips", 62, 0x00ff, 0xb},
+	{"cloudfront", 63, 0x00fe, 0x5},
+	{"cloudfront-fips", 63, 0x00fc, 0xa},
+	{"cloudfront-keyvaluestore", 64, 0x00ff, 0x5},
+	{"cloudfront-keyvaluestore-fips", 64, 0x00ff, 0xa},
+	{"cloudhsm", 65, 0x0081, 0x5},
+	{"cloudhsm-fips", 65, 0x0081, 0xa},
+	{"cloudhsmv2", 65, 0x00ff, 0x5},
+	{"cloudhsmv2-fips", 65, 0x00ff, 0xa},
+	{"cloudsearch", 66, 0x00ff, 0x5},
+	{"cloudsearch-fips", 66, 0x00ff, 0xa},
+	{"cloudsearchdomain", 66, 0x00ff, 0x5},
+	{"cloudsearchdomain-fips", 66, 0x00ff, 0xa},
+	{"cloudtrail", 67, 0x00ff, 0x7},
+	{"cloudtrail-data", 68, 0x0061, 0x5},
+	{"cloudtrail-data-fips", 68, 0x0061, 0xa},
+	{"cloudtrail-fips", 67, 0x00ff, 0xb},
+	{"cn.transcribe", 342, 0x0002, 0x1},
+	{"codeartifact", 69, 0x00ff, 0x5},
+	{"codeartifact-fips", 69, 0x00ff, 0xa},
+	{"codebuild", 70, 0x00ff, 0x5},
+	{"codebuild-fips", 70, 0x00ff, 0xb},
+	{"codecommit", 71, 0x00ff, 0x5},
+	{"codecommit-fips", 71, 0x00ff, 0xb},
+	{"codeconnections", 72, 0x00ff, 0x5},
+	{"codeconnections-fips", 72, 0x00ff, 0xa},
+	{"codedeploy", 73, 0x00ff, 0x5},
+	{"codedeploy-fips", 73, 0x00ff, 0xb},
+	{"codeguru-profiler", 74, 0x00ff, 0x5},
+	{"codeguru-profiler-fips", 74, 0x00ff, 0xa},
+	{"codeguru-reviewer", 75, 0x00ff, 0x5},
+	{"codeguru-reviewer-fips", 75, 0x00ff, 0xa},
+	{"codeguru-security", 76, 0x00ff, 0x5},
+	{"codeguru-security-fips", 76, 0x00ff, 0xa},
+	{"codepipeline", 77, 0x00ff, 0x5},
+	{"codepipeline-fips", 77, 0x00ff, 0xb},
+	{"codestar-connections", 78, 0x00ff, 0x5},
+	{"codestar-connections-fips", 78, 0x00ff, 0xa},
+	{"codestar-notifications", 79, 0x00ff, 0x5},
+	{"codestar-notifications-fips", 79, 0x00ff, 0xa},
+	{"cognito-identity", 80, 0x00ff, 0x5},
+	{"cognito-identity-fips", 80, 0x00ff, 0xb},
+	{"cognito-idp", 81, 0x00ff, 0x5},
+	{"cognito-idp-fips", 81, 0x00ff, 0xb},
+	{"cognito-sync", 82, 0x0001, 0x5},
+	{"cognito-sync-fips", 82, 0x0001, 0xa},
+	{"comprehend", 83, 0x00ff, 0x5},
+	{"comprehend-fips", 83, 0x00ff, 0xb},
+	{"comprehendmedical", 84, 0x0081, 0x5},
+	{"comprehendmedical-fips", 84, 0x0081, 0xb},
+	{"compute-optimizer", 85, 0x00ff, 0x5},
+	{"compute-optimizer-fips", 85, 0x00ff, 0xb},
+	{"config", 86, 0x00ff, 0x7},
+	{"config-fips", 86, 0x00ff, 0xb},
+	{"connect", 87, 0x00ff, 0x7},
+	{"connect-campaigns", 88, 0x0001, 0x5},
+	{"connect-campaigns-fips", 88, 0x0001, 0xb},
+	{"connect-fips", 87, 0x00ff, 0xb},
+	{"contact-lens", 87, 0x0001, 0x5},
+	{"contact-lens-fips", 87, 0x0001, 0xa},
+	{"controlcatalog", 89, 0x00ff, 0x5},
+	{"controlcatalog-fips", 89, 0x00ff, 0xa},
+	{"controlplane.payment-cryptography", 248, 0x00ff, 0x5},
+	{"controlplane.payment-cryptography-fips", 248, 0x00ff, 0xa},
+	{"controltower", 90, 0x00ff, 0x5},
+	{"controltower-fips", 90, 0x00ff, 0xb},
+	{"cost-optimization-hub", 91, 0x00ff, 0x5},
+	{"cost-optimization-hub-fips", 91, 0x00ff, 0xa},
+	{"cur", 92, 0x00ff, 0x5},
+	{"cur-fips", 92, 0x00ff, 0xa},
+	{"data-ats.iot", 172, 0x0083, 0x5},
+	{"data-ats.iot-fips", 172, 0x0083, 0xa},
+	{"data-signer", 310, 0x00ff, 0x5},
+	{"data-signer-fips", 310, 0x00ff, 0xa},
+	{"data.ats.iot", 172, 0x0002, 0x1},
+	{"data.iot-fips", 172, 0x0081, 0x2},
+	{"data.iotevents", 175, 0x00ff, 0x5},
+	{"data.iotevents-fips", 175, 0x00ff, 0xa},
+	{"data.iottwinmaker", 180, 0x0083, 0x1},
+	{"data.iottwinmaker-fips", 180, 0x0081, 0x1},
+	{"data.jobs.iot", 171, 0x0083, 0x5},
+	{"data.jobs.iot-fips", 171, 0x0083, 0xb},
+	{"data.mediastore", 214, 0x0001, 0x5},
+	{"data.mediastore-fips", 214, 0x0001, 0xa},
+	{"data.qapps", 259, 0x00ff, 0x5},
+	{"data.qapps-fips", 259, 0x00ff, 0xa},
+	{"databrew", 93, 0x00ff, 0x7},
+	{"databrew-fips", 93, 0x00ff, 0xb},
+	{"dataexchange", 94, 0x00ff, 0x5},
+	{"dataexchange-fips", 94, 0x00ff, 0xa},
+	{"datapipeline", 95, 0x00ff, 0x5},
+	{"datapipeline-fips", 95, 0x00ff, 0xa},
+	{"dataplane.payment-cryptography", 248, 0x00ff, 0x5},
+	{"dataplane.payment-cryptography-fips", 248, 0x00ff, 0xa},
+	{"datasync", 96, 0x00ff, 0x5},
+	{"datasync-fips", 96, 0x00ff, 0xb},
+	{"datazone", 97, 0x00ff, 0x5},
+	{"datazone-fips", 97, 0x00ff, 0xa},
+	{"dax", 98, 0x00ff, 0x5},
+	{"dax-fips", 98, 0x00ff, 0xa},
+	{"deadline", 99, 0x00ff, 0x5},
+	{"deadline-fips", 99, 0x00ff, 0xa},
+	{"deployment-marketplace", 35, 0x00ff, 0x5},
+	{"deployment-marketplace-fips", 35, 0x00ff, 0xa},
+	{"detective", 100, 0x0081, 0x4},
+	{"detective-fips", 100, 0x0081, 0x8},
+	{"devicefarm", 101, 0x00ff, 0x5},
+	{"devicefarm-fips", 101, 0x00ff, 0xa},
+	{"devops-guru", 102, 0x00ff, 0x5},
+	{"devops-guru-fips", 102, 0x00ff, 0xb},
+	{"directconnect", 103, 0x00ff, 0x5},
+	{"directconnect-fips", 103, 0x00ff, 0xb},
+	{"discovery", 104, 0x0001, 0x5},
+	{"discovery-fips", 104, 0x0001, 0xa},
+	{"discovery-marketplace", 35, 0x00ff, 0x5},
+	{"discovery-marketplace-fips", 35, 0x00ff, 0xa},
+	{"dlm", 105, 0x00ff, 0x7},
+	{"dlm-fips", 105, 0x00ff, 0xa},
+	{"dms", 106, 0x00ff, 0x7},
+	{"dms-fips", 106, 0x00a7, 0xb},
+	{"docdb-elastic", 107, 0x00ff, 0x5},
+	{"docdb-elastic-fips", 107, 0x00ff, 0xa},
+	{"drs", 108, 0x00ff, 0x5},
+	{"drs-fips", 108, 0x00ff, 0xb},
+	{"ds", 109, 0x00ff, 0x5},
+	{"ds-data", 110, 0x00ff, 0x5},
+	{"ds-data-fips", 110, 0x00ff, 0xa},
+	{"ds-fips", 109, 0x00ff, 0xb},
+	{"dsql", 111, 0x00ff, 0x5},
+	{"dsql-fips", 111, 0x00ff, 0xa},
+	{"dynamodb", 112, 0x00ff, 0x5},
+	{"dynamodb-fips", 112, 0x00ff, 0xb},
+	{"ebs", 113, 0x00ff, 0x5},
+	{"ebs-fips", 113, 0x00ff, 0xb},
+	{"ec2", 114, 0x00ff, 0x7},
+	{"ec2-fips", 114, 0x00ff, 0xb},
+	{"ec2-instance-connect", 115, 0x00ff, 0x5},
+	{"ec2-instance-connect-fips", 115, 0x00ff, 0xa},
+	{"ecr", 116, 0x0083, 0x4},
+	{"ecr-fips", 116, 0x0081, 0xb},
+	{"ecr-public", 117, 0x0001, 0x4},
+	{"ecs", 118, 0x00ff, 0x5},
+	{"ecs-fips", 118, 0x00ff, 0xb},
+	{"edge.sagemaker", 292, 0x0001, 0x5},
+	{"edge.sagemaker-fips", 292, 0x0001, 0xa},
+	{"eks", 119, 0x00ff, 0x7},
+	{"eks-auth", 120, 0x0087, 0x5},
+	{"eks-auth-fips", 120, 0x0087, 0xa},
+	{"eks-fips", 119, 0x00ff, 0xa},
+	{"elasticache", 121, 0x00ff, 0x7},
+	{"elasticache-fips", 121, 0x00ff, 0xb},
+	{"elasticbeanstalk", 122, 0x00ff, 0x7},
+	{"elasticbeanstalk-fips", 122, 0x00ff, 0xb},
+	{"elasticfilesystem", 123, 0x00ff, 0x5},
+	{"elasticfilesystem-fips", 123, 0x00ff, 0xb},
+	{"elasticloadbalancing", 124, 0x00ff, 0x7},
+	{"elasticloadbalancing-fips", 124, 0x00ff, 0xb},
+	{"elasticmapreduce", 125, 0x00ff, 0x7},
+	{"elasticmapreduce-fips", 125, 0x00f7, 0xb},
+	{"elastictranscoder", 126, 0x00ff, 0x5},
+	{"elastictranscoder-fips", 126, 0x00ff, 0xa},
+	{"elemental-inference", 127, 0x00ff, 0x5},
+	{"elemental-inference-fips", 127, 0x00ff, 0xa},
+	{"email", 308, 0x00ff, 0x5},
+	{"email-fips", 308, 0x00ff, 0xb},
+	{"emr-containers", 128, 0x00ff, 0x7},
+	{"emr-containers-fips", 128, 0x00ff, 0xb},
+	{"emr-serverless", 129, 0x00ff, 0x7},
+	{"emr-serverless-fips", 129, 0x00ff, 0xb},
+	{"entitlement-marketplace", 35, 0x0003, 0x5},
+	{"entitlement.marketplace", 35, 0x0007, 0x5},
+	{"entitlement.marketplace-fips", 35, 0x0007, 0xa},
+	{"entityresolution", 130, 0x00ff, 0x5},
+	{"entityresolution-fips", 130, 0x00ff, 0xa},
+	{"es", 131, 0x00ff, 0x5},
+	{"es-fips", 131, 0x00ff, 0xb},
+	{"events", 132, 0x00ff, 0x7},
+	{"events-fips", 132, 0x00ff, 0xb},
+	{"evidently", 133, 0x00ff, 0x5},
+	{"evidently-fips", 133, 0x00ff, 0xa},
+	{"evs", 134, 0x00ff, 0x5},
+	{"evs-fips", 134, 0x00ff, 0xa},
+	{"execute-api", 135, 0x00ff, 0x5},
+	{"execute-api-fips", 135, 0x00ff, 0xa},
+	{"featurestore-runtime.sagemaker", 292, 0x00ff, 0x5},
+	{"featurestore-runtime.sagemaker-fips", 292, 0x00ff, 0xa},
+	{"finspace", 136, 0x00ff, 0x5},
+	{"finspace-api", 137, 0x0001, 0x5},
+	{"finspace-api-fips", 137, 0x0001, 0xa},
+	{"finspace-fips", 136, 0x00ff, 0xa},
+	{"fips.batch", 41, 0x0001, 0x3},
+	{"fips.eks", 119, 0x0001, 0x3},
+	{"fips.transcribe", 342, 0x0089, 0x3},
+	{"firehose", 138, 0x00ff, 0x5},
+	{"firehose-fips", 138, 0x00ff, 0xb},
+	{"fis", 139, 0x00ff, 0x5},
+	{"fis-fips", 139, 0x00ff, 0xa},
+	{"fms", 140, 0x00ff, 0x5},
+	{"fms-fips", 140, 0x00ff, 0xb},
+	{"forecast", 141, 0x0001, 0x5},
+	{"forecast-fips", 141, 0x0001, 0xb},
+	{"forecastquery", 141, 0x0001, 0x5},
+	{"forecastquery-fips", 141, 0x0001, 0xb},
+	{"frauddetector", 142, 0x0001, 0x5},
+	{"frauddetector-fips", 142, 0x0001, 0xa},
+	{"freetier", 143, 0x00ff, 0x5},
+	{"freetier-fips", 143, 0x00ff, 0xa},
+	{"fsx", 144, 0x00ff, 0x5},
+	{"fsx-fips", 144, 0x00ff, 0xb},
+	{"gamelift", 145, 0x00ff, 0x5},
+	{"gamelift-fips", 145, 0x00ff, 0xa},
+	{"gameliftstreams", 146, 0x0087, 0x5},
+	{"gameliftstreams-fips", 146, 0x0087, 0xa},
+	{"geo", 147, 0x00ff, 0x5},
+	{"geo-fips", 147, 0x00ff, 0xb},
+	{"geo-maps", 148, 0x00ff, 0x5},
+	{"geo-maps-fips", 148, 0x00ff, 0xa},
+	{"geo-places", 149, 0x00ff, 0x5},
+	{"geo-places-fips", 149, 0x00ff, 0xa},
+	{"geo-routes", 150, 0x00ff, 0x5},
+	{"geo-routes-fips", 150, 0x00ff, 0xa},
+	{"glacier", 151, 0x00ff, 0x7},
+	{"glacier-fips", 151, 0x00ff, 0xb},
+	{"globalaccelerator", 152, 0x00ff, 0x5},
+	{"globalaccelerator-fips", 152, 0x00ff, 0xb},
+	{"glue", 153, 0x00ff, 0x5},
+	{"glue-fips", 153, 0x00ff, 0xb},
+	{"grafana", 154, 0x00ff, 0x5},
+	{"grafana-fips", 154, 0x00ff, 0xa},
+	{"greengrass", 155, 0x00ff, 0x7},
+	{"greengrass-ats.iot", 155, 0x0080, 0x1},
+	{"greengrass-fips", 155, 0x00ff, 0xb},
+	{"groundstation", 156, 0x00ff, 0x5},
+	{"groundstation-fips", 156, 0x00ff, 0xb},
+	{"guardduty", 157, 0x00ff, 0x7},
+	{"guardduty-fips", 157, 0x00ff, 0xb},
+	{"health", 158, 0x009d, 0x5},
+	{"health-agent", 159, 0x00ff, 0x5},
+	{"health-agent-fips", 159, 0x00ff, 0xa},
+	{"health-fips", 158, 0x009d, 0xb},
+	{"healthlake", 160, 0x00ff, 0x5},
+	{"healthlake-fips", 160, 0x00ff, 0xa},
+	{"iam", 161, 0x007e, 0x5},
+	{"iam-fips", 161, 0x0024, 0xa},
+	{"identity-chime", 56, 0x0001, 0x5},
+	{"identity-chime-fips", 56, 0x0001, 0xb},
+	{"identitystore", 162, 0x00ff, 0x7},
+	{"identitystore-fips", 162, 0x00ff, 0xa},
+	{"imagebuilder", 163, 0x00ff, 0x5},
+	{"imagebuilder-fips", 163, 0x00ff, 0xa},
+	{"ingest.timestream", 339, 0x00ff, 0x7},
+	{"ingest.timestream-fips", 339, 0x00ff, 0xb},
+	{"inspector", 164, 0x00ff, 0x5},
+	{"inspector-fips", 164, 0x00ff, 0xb},
+	{"inspector-scan", 165, 0x00ff, 0x5},
+	{"inspector-scan-fips", 165, 0x00ff, 0xa},
+	{"inspector2", 166, 0x00ff, 0x5},
+	{"inspector2-fips", 166, 0x00ff, 0xb},
+	{"interconnect", 167, 0x00ff, 0x5},
+	{"interconnect-fips", 167, 0x00ff, 0xa},
+	{"internetmonitor", 168, 0x00ff, 0x5},
+	{"internetmonitor-fips", 168, 0x00ff, 0xa},
+	{"invoicing", 169, 0x00ff, 0x5},
+	{"invoicing-fips", 169, 0x00ff, 0xa},
+	{"iot", 170, 0x00ff, 0x5},
+	{"iot-fips", 170, 0x00ff, 0xa},
+	{"iotevents", 174, 0x0083, 0x5},
+	{"iotevents-fips", 174, 0x0083, 0xb},
+	{"iotfleetwise", 176, 0x0001, 0x5},
+	{"iotfleetwise-fips", 176, 0x0001, 0xa},
+	{"iotsitewise", 178, 0x0083, 0x5},
+	{"iotsitewise-fips", 178, 0x0083, 0xb},
+	{"iotthingsgraph", 179, 0x0001, 0x5},
+	{"iotthingsgraph-fips", 179, 0x0001, 0xa},
+	{"iottwinmaker", 180, 0x0083, 0x5},
+	{"iottwinmaker-fips", 180, 0x0083, 0xb},
+	{"ivs", 182, 0x00ff, 0x5},
+	{"ivs-fips", 182, 0x00ff, 0xa},
+	{"ivschat", 183, 0x00ff, 0x5},
+	{"ivschat-fips", 183, 0x00ff, 0xa},
+	{"ivsrealtime", 182, 0x0001, 0x5},
+	{"ivsrealtime-fips", 182, 0x0001, 0xa},
+	{"kafka", 184, 0x00ff, 0x7},
+	{"kafka-fips", 184, 0x00ff, 0xb},
+	{"kafkaconnect", 185, 0x00ff, 0x5},
+	{"kafkaconnect-fips", 185, 0x00ff, 0xa},
+	{"kendra", 186, 0x00ff, 0x5},
+	{"kendra-fips", 186, 0x00ff, 0xb},
+	{"kendra-ranking", 187, 0x0087, 0x5},
+	{"kendra-ranking-fips", 187, 0x0087, 0xa},
+	{"kinesis", 188, 0x00ff, 0x7},
+	{"kinesis-fips", 188, 0x00ff, 0xb},
+	{"kinesisanalytics", 189, 0x00ff, 0x5},
+	{"kinesisanalytics-fips", 189, 0x00ff, 0xb},
+	{"kinesisvideo", 190, 0x00ff, 0x5},
+	{"kinesisvideo-fips", 190, 0x00ff, 0xb},
+	{"kms", 191, 0x00ff, 0x5},
+	{"kms-fips", 191, 0x00ff, 0xb},
+	{"lakeformation", 192, 0x00ff, 0x5},
+	{"lakeformation-fips", 192, 0x00ff, 0xb},
+	{"lambda", 193, 0x00ff, 0x5},
+	{"lambda-fips", 193, 0x00ff, 0xb},
+	{"launchwizard", 194, 0x00ff, 0x5},
+	{"launchwizard-fips", 194, 0x00ff, 0xa},
+	{"license-manager", 196, 0x00ff, 0x5},
+	{"license-manager-fips", 196, 0x00ff, 0xb},
+	{"license-manager-linux-subscriptions", 197, 0x0083, 0x5},
+	{"license-manager-linux-subscriptions-fips", 197, 0x0083, 0xb},
+	{"license-manager-user-subscriptions", 198, 0x0081, 0x5},
+	{"license-manager-user-subscriptions-fips", 198, 0x0081, 0xb},
+	{"lightsail", 199, 0x00ff, 0x5},
+	{"lightsail-fips", 199, 0x00ff, 0xa},
+	{"logs", 200, 0x00ff, 0x7},
+	{"logs-fips", 200, 0x00ff, 0xb},
+	{"lookoutequipment", 201, 0x0001, 0x5},
+	{"lookoutequipment-fips", 201, 0x0001, 0xa},
+	{"m2", 202, 0x00ff, 0x5},
+	{"m2-fips", 202, 0x00ff, 0xa},
+	{"machinelearning", 203, 0x0001, 0x5},
+	{"machinelearning-fips", 203, 0x0001, 0xa},
+	{"macie2", 204, 0x00ff, 0x5},
+	{"macie2-fips", 204, 0x00ff, 0xb},
+	{"mail-manager", 308, 0x00ff, 0x5},
+	{"mail-manager-fips", 308, 0x00ff, 0xa},
+	{"managedblockchain", 205, 0x0081, 0x5},
+	{"managedblockchain-fips", 205, 0x0081, 0xa},
+	{"managedblockchain-query", 206, 0x0001, 0x5},
+	{"managedblockchain-query-fips", 206, 0x0001, 0xa},
+	{"marketplacecommerceanalytics", 207, 0x0001, 0x5},
+	{"marketplacecommerceanalytics-fips", 207, 0x0001, 0xa},
+	{"media-pipelines-chime", 56, 0x00ff, 0x5},
+	{"media-pipelines-chime-fips", 56, 0x00ff, 0xb},
+	{"mediaconnect", 208, 0x00ff, 0x5},
+	{"mediaconnect-fips", 208, 0x00ff, 0xa},
+	{"mediaconvert", 209, 0x00ff, 0xf},
+	{"mediaconvert-fips", 209, 0x00ff, 0xb},
+	{"medialive", 210, 0x00ff, 0x5},
+	{"medialive-fips", 210, 0x00ff, 0xb},
+	{"mediapackage", 211, 0x00ff, 0x5},
+	{"mediapackage-fips", 211, 0x00ff, 0xa},
+	{"mediapackage-vod", 212, 0x00ff, 0x5},
+	{"mediapackage-vod-fips", 212, 0x00ff, 0xa},
+	{"mediapackagev2", 213, 0x00ff, 0x5},
+	{"mediapackagev2-fips", 213, 0x00ff, 0xb},
+	{"mediastore", 214, 0x00ff, 0x5},
+	{"mediastore-fips", 214, 0x00ff, 0xa},
+	{"medical-imaging", 216, 0x00ff, 0x5},
+	{"medical-imaging-fips", 216, 0x00ff, 0xa},
+	{"meetings-chime", 56, 0x0081, 0x5},
+	{"meetings-chime-fips", 56, 0x0081, 0xb},
+	{"memory-db", 217, 0x00ff, 0x5},
+	{"memory-db-fips", 217, 0x00ff, 0xb},
+	{"messaging-chime", 56, 0x0001, 0x5},
+	{"messaging-chime-fips", 56, 0x0001, 0xb},
+	{"metering-marketplace", 35, 0x0081, 0x4},
+	{"metering.marketplace", 35, 0x0097, 0x5},
+	{"metering.marketplace-fips", 35, 0x0097, 0xa},
+	{"metrics-fips.sagemaker", 292, 0x0001, 0x3},
+	{"metrics.sagemaker", 292, 0x00ff, 0x5},
+	{"metrics.sagemaker-fips", 292, 0x00ff, 0xa},
+	{"mgh", 218, 0x0001, 0x5},
+	{"mgh-fips", 218, 0x0001, 0xa},
+	{"mgn", 219, 0x00ff, 0x5},
+	{"mgn-fips", 219, 0x00ff, 0xb},
+	{"migrationhub-config", 218, 0x00ff, 0x5},
+	{"migrationhub-config-fips", 218, 0x00ff, 0xa},
+	{"migrationhub-orchestrator", 220, 0x0001, 0x5},
+	{"migrationhub-orchestrator-fips", 220, 0x0001, 0xa},
+	{"migrationhub-strategy", 221, 0x0001, 0x5},
+	{"migrationhub-strategy-fips", 221, 0x0001, 0xa},
+	{"models-fips.lex", 195, 0x0081, 0x3},
+	{"models-v2-lex", 195, 0x00ff, 0x5},
+	{"models-v2-lex-fips", 195, 0x00ff, 0xa},
+	{"models.lex", 195, 0x00ff, 0x5},
+	{"models.lex-fips", 195, 0x00ff, 0xa},
+	{"monitoring", 223, 0x00ff, 0x7},
+	{"monitoring-fips", 223, 0x00ff, 0xb},
+	{"mpa", 224, 0x00ff, 0x5},
+	{"mpa-fips", 224, 0x00ff, 0xa},
+	{"mq", 225, 0x00ff, 0x5},
+	{"mq-fips", 225, 0x00ff, 0xb},
+	{"mturk-requester", 226, 0x0001, 0x1},
+	{"neptune-db", 227, 0x00ff, 0x5},
+	{"neptune-db-fips", 227, 0x00ff, 0xa},
+	{"neptune-graph", 228, 0x00ff, 0x5},
+	{"neptune-graph-fips", 228, 0x00ff, 0xa},
+	{"network-firewall", 229, 0x00ff, 0x5},
+	{"network-firewall-fips", 229, 0x00ff, 0xb},
+	{"networkflowmonitor", 230, 0x00ff, 0x5},
+	{"networkflowmonitor-fips", 230, 0x00ff, 0xa},
+	{"networkmanager", 231, 0x00ff, 0xf},
+	{"networkmanager-fips", 231, 0x007f, 0xb},
+	{"networkmonitor", 232, 0x00ff, 0x5},
+	{"networkmonitor-fips", 232, 0x00ff, 0xa},
+	{"notifications", 233, 0x00ff, 0x5},
+	{"notifications-contacts", 234, 0x00ff, 0x5},
+	{"notifications-contacts-fips", 234, 0x00fe, 0xa},
+	{"notifications-fips", 233, 0x00ff, 0xa},
+	{"nova-act", 235, 0x0001, 0x5},
+	{"nova-act-fips", 235, 0x0001, 0xa},
+	{"oam", 236, 0x00ff, 0x5},
+	{"oam-fips", 236, 0x00ff, 0xa},
+	{"observabilityadmin", 237, 0x00ff, 0x5},
+	{"observabilityadmin-fips", 237, 0x00ff, 0xa},
+	{"odb", 238, 0x00ff, 0x5},
+	{"odb-fips", 238, 0x00ff, 0xa},
+	{"oidc", 326, 0x00ff, 0x5},
+	{"oidc-fips", 326, 0x00ff, 0xa},
+	{"omics", 239, 0x0001, 0x5},
+	{"omics-fips", 239, 0x0001, 0xb},
+	{"organizations", 240, 0x00ff, 0x7},
+	{"organizations-fips", 240, 0x0005, 0xb},
+	{"osis", 241, 0x00ff, 0x5},
+	{"osis-fips", 241, 0x00ff, 0xa},
+	{"outposts", 242, 0x00ff, 0x7},
+	{"outposts-fips", 242, 0x00ff, 0xb},
+	{"panorama", 243, 0x00ff, 0x5},
+	{"panorama-fips", 243, 0x00ff, 0xa},
+	{"participant.connect", 135, 0x0081, 0x7},
+	{"participant.connect-fips", 135, 0x0081, 0xb},
+	{"partnercentral-account", 244, 0x00ff, 0x5},
+	{"partnercentral-account-fips", 244, 0x00ff, 0xa},
+	{"partnercentral-benefits", 245, 0x00ff, 0x5},
+	{"partnercentral-benefits-fips", 245, 0x00ff, 0xa},
+	{"partnercentral-channel", 246, 0x0001, 0x5},
+	{"partnercentral-channel-fips", 246, 0x0001, 0xa},
+	{"partnercentral-selling", 247, 0x00ff, 0x5},
+	{"partnercentral-selling-fips", 247, 0x00ff, 0xa},
+	{"pca-connector-ad", 249, 0x00ff, 0x5},
+	{"pca-connector-ad-fips", 249, 0x00ff, 0xa},
+	{"pca-connector-scep", 250, 0x00ff, 0x5},
+	{"pca-connector-scep-fips", 250, 0x00ff, 0xa},
+	{"pcs", 251, 0x00ff, 0x5},
+	{"pcs-fips", 251, 0x00ff, 0xa},
+	{"personalize", 252, 0x0003, 0x5},
+	{"personalize-events", 252, 0x00ff, 0x5},
+	{"personalize-events-fips", 252, 0x00ff, 0xa},
+	{"personalize-fips", 252, 0x0003, 0xa},
+	{"personalize-runtime", 252, 0x00ff, 0x5},
+	{"personalize-runtime-fips", 252, 0x00ff, 0xa},
+	{"pi", 253, 0x00ff, 0x5},
+	{"pi-fips", 253, 0x00ff, 0xb},
+	{"pinpoint", 222, 0x00ff, 0x5},
+	{"pinpoint-fips", 222, 0x00ff, 0xb},
+	{"pipes", 254, 0x00ff, 0x5},
+	{"pipes-fips", 254, 0x00ff, 0xa},
+	{"polly", 255, 0x00ff, 0x5},
+	{"polly-fips", 255, 0x00ff, 0xb},
+	{"portal.sso", 36, 0x00ff, 0x5},
+	{"portal.sso-fips", 36, 0x00ff, 0xa},
+	{"profile", 257, 0x00ff, 0x5},
+	{"profile-fips", 257, 0x00ff, 0xb},
+	{"proton", 258, 0x0001, 0x5},
+	{"proton-fips", 258, 0x0001, 0xa},
+	{"qbusiness", 260, 0x00ff, 0x5},
+	{"qbusiness-fips", 260, 0x00ff, 0xa},
+	{"qldb", 261, 0x00ff, 0x5},
+	{"qldb-fips", 261, 0x00ff, 0xa},
+	{"query.timestream", 339, 0x00ff, 0x5},
+	{"query.timestream-fips", 339, 0x00ff, 0xa},
+	{"quicksight", 262, 0x00ff, 0x5},
+	{"quicksight-fips", 262, 0x00ff, 0xa},
+	{"ram", 263, 0x00ff, 0x7},
+	{"ram-fips", 263, 0x007f, 0xb},
+	{"rbin", 264, 0x00ff, 0x5},
+	{"rbin-fips", 264, 0x00ff, 0xb},
+	{"rds", 265, 0x00ff, 0x7},
+	{"rds-data", 266, 0x00ff, 0x5},
+	{"rds-data-fips", 266, 0x00ff, 0xb},
+	{"rds-fips", 265, 0x00f7, 0xb},
+	{"redshift", 267, 0x00ff, 0x5},
+	{"redshift-data", 268, 0x00ff, 0x5},
+	{"redshift-data-fips", 268, 0x00ff, 0xa},
+	{"redshift-fips", 267, 0x00ff, 0xb},
+	{"redshift-serverless", 269, 0x00ff, 0x5},
+	{"redshift-serverless-fips", 269, 0x00ff, 0xb},
+	{"refactor-spaces", 270, 0x00ff, 0x5},
+	{"refactor-spaces-fips", 270, 0x00ff, 0xa},
+	{"rekognition", 271, 0x00ff, 0x5},
+	{"rekognition-fips", 271, 0x00ff, 0xb},
+	{"reporting-marketplace", 35, 0x00ff, 0x5},
+	{"reporting-marketplace-fips", 35, 0x00ff, 0xa},
+	{"repostspace", 272, 0x00ff, 0x5},
+	{"repostspace-fips", 272, 0x00ff, 0xa},
+	{"resiliencehub", 273, 0x00ff, 0x5},
+	{"resiliencehub-fips", 273, 0x00ff, 0xb},
+	{"resource-explorer-2", 274, 0x00ff, 0x5},
+	{"resource-explorer-2-fips", 274, 0x00ff, 0xb},
+	{"resource-groups", 275, 0x00ff, 0x7},
+	{"resource-groups-fips", 275, 0x00ff, 0xb},
+	{"rolesanywhere", 276, 0x00ff, 0x5},
+	{"rolesanywhere-fips", 276, 0x00ff, 0xb},
+	{"route53", 277, 0x0004, 0x5},
+	{"route53-fips", 277, 0x0004, 0xa},
+	{"route53-recovery-cluster", 278, 0x00ff, 0x5},
+	{"route53-recovery-cluster-fips", 278, 0x00ff, 0xa},
+	{"route53-recovery-control-config", 279, 0x00ff, 0x5},
+	{"route53-recovery-control-config-fips", 279, 0x00ff, 0xa},
+	{"route53-recovery-readiness", 280, 0x00ff, 0x5},
+	{"route53-recovery-readiness-fips", 280, 0x00ff, 0xa},
+	{"route53domains", 281, 0x00ff, 0x5},
+	{"route53domains-fips", 281, 0x00ff, 0xa},
+	{"route53globalresolver", 282, 0x00ff, 0x5},
+	{"route53globalresolver-fips", 282, 0x00ff, 0xa},
+	{"route53profiles", 283, 0x00ff, 0x5},
+	{"route53profiles-fips", 283, 0x00ff, 0xa},
+	{"route53resolver", 284, 0x00ff, 0xf},
+	{"route53resolver-fips", 284, 0x007f, 0xb},
+	{"rtbfabric", 285, 0x00ff, 0x5},
+	{"rtbfabric-fips", 285, 0x00ff, 0xa},
+	{"rum", 286, 0x00ff, 0x5},
+	{"rum-fips", 286, 0x00ff, 0xa},
+	{"runtime-fips.lex", 195, 0x0081, 0x3},
+	{"runtime-fips.sagemaker", 292, 0x0001, 0x3},
+	{"runtime-v2-lex", 195, 0x0081, 0x5},
+	{"runtime-v2-lex-fips", 195, 0x0081, 0xa},
+	{"runtime.lex", 195, 0x0081, 0x5},
+	{"runtime.lex-fips", 195, 0x0081, 0x8},
+	{"runtime.sagemaker", 292, 0x00ff, 0x7},
+	{"runtime.sagemaker-fips", 292, 0x00ff, 0xa},
+	{"s3", 287, 0x00ff, 0x5},
+	{"s3-control", 287, 0x00ff, 0x5},
+	{"s3-control-fips", 287, 0x00ff, 0xb},
+	{"s3-control-fips.dualstack", 287, 0x0099, 0x8},
+	{"s3-control.dualstack", 287, 0x009b, 0x4},
+	{"s3-fips", 287, 0x00ff, 0xb},
+	{"s3-fips.dualstack", 287, 0x0099, 0x8},
+	{"s3-outposts", 288, 0x00ff, 0x5},
+	{"s3-outposts-fips", 288, 0x00ff, 0xa},
+	{"s3.dualstack", 287, 0x0083, 0x4},
+	{"s3files", 289, 0x00ff, 0x5},
+	{"s3files-fips", 289, 0x00ff, 0xa},
+	{"s3tables", 290, 0x00ff, 0x5},
+	{"s3tables-fips", 290, 0x00ff, 0xa},
+	{"s3vectors", 291, 0x00ff, 0x5},
+	{"s3vectors-fips", 291, 0x00ff, 0xa},
+	{"sagemaker-geospatial", 293, 0x0001, 0x5},
+	{"sagemaker-geospatial-fips", 293, 0x0001, 0xa},
+	{"savingsplans", 294, 0x009e, 0x5},
+	{"savingsplans-fips", 294, 0x009e, 0xa},
+	{"scheduler", 295, 0x00ff, 0x5},
+	{"scheduler-fips", 295, 0x00ff, 0xa},
+	{"schemas", 296, 0x00ff, 0x5},
+	{"schemas-fips", 296, 0x00ff, 0xa},
+	{"scn", 297, 0x00ff, 0x5},
+	{"scn-fips", 297, 0x00ff, 0xa},
+	{"sdb", 298, 0x0001, 0x5},
+	{"sdb-fips", 298, 0x0001, 0xa},
+	{"secretsmanager", 299, 0x00ff, 0x5},
+	{"secretsmanager-fips", 299, 0x00ff, 0xa},
+	{"security-ir", 300, 0x00ff, 0x5},
+	{"security-ir-fips", 300, 0x00ff, 0xa},
+	{"securityagent", 301, 0x00ff, 0x5},
+	{"securityagent-fips", 301, 0x00ff, 0xa},
+	{"securityhub", 302, 0x00ff, 0x5},
+	{"securityhub-fips", 302, 0x00ff, 0xb},
+	{"securitylake", 303, 0x00ff, 0xf},
+	{"securitylake-fips", 303, 0x007f, 0xb},
+	{"serverlessrepo", 304, 0x00ff, 0x7},
+	{"serverlessrepo-fips", 304, 0x00ff, 0xb},
+	{"servicecatalog", 305, 0x00ff, 0x5},
+	{"servicecatalog-appregistry", 305, 0x00ff, 0x7},
+	{"servicecatalog-appregistry-fips", 305, 0x00ff, 0xb},
+	{"servicecatalog-fips", 305, 0x00ff, 0xb},
+	{"servicediscovery", 306, 0x00ff, 0x5},
+	{"servicediscovery-fips", 306, 0x00ff, 0xb},
+	{"servicequotas", 307, 0x00ff, 0x7},
+	{"servicequotas-fips", 307, 0x00ff, 0xa},
+	{"shield", 309, 0x00ff, 0x5},
+	{"shield-fips", 309, 0x00ff, 0xb},
+	{"signer", 310, 0x00ff, 0x5},
+	{"signer-fips", 310, 0x00ff, 0xb},
+	{"signin", 311, 0x00ff, 0x5},
+	{"signin-fips", 311, 0x00ff, 0xa},
+	{"simspaceweaver", 312, 0x0081, 0x7},
+	{"simspaceweaver-fips", 312, 0x0081, 0xa},
+	{"sms-voice", 313, 0x00ff, 0x5},
+	{"sms-voice-fips", 313, 0x00ff, 0xb},
+	{"sms-voice.pinpoint", 313, 0x00ff, 0x5},
+	{"sms-voice.pinpoint-fips", 313, 0x00ff, 0xa},
+	{"snow-device-management", 314, 0x00ff, 0x5},
+	{"snow-device-management-fips", 314, 0x00ff, 0xa},
+	{"snowball", 315, 0x009b, 0x5},
+	{"snowball-fips", 315, 0x009b, 0xb},
+	{"sns", 316, 0x00ff, 0x7},
+	{"sns-fips", 316, 0x00ff, 0xb},
+	{"social-messaging", 317, 0x00ff, 0x5},
+	{"social-messaging-fips", 317, 0x00ff, 0xa},
+	{"sqs", 318, 0x00ff, 0x7},
+	{"sqs-fips", 318, 0x00b7, 0xb},
+	{"ssm", 319, 0x00ff, 0x7},
+	{"ssm-contacts", 320, 0x00ff, 0x5},
+	{"ssm-contacts-fips", 320, 0x00ff, 0xb},
+	{"ssm-fips", 319, 0x00ff, 0xb},
+	{"ssm-guiconnect", 321, 0x00ff, 0x5},
+	{"ssm-guiconnect-fips", 321, 0x00ff, 0xa},
+	{"ssm-incidents", 322, 0x00ff, 0x5},
+	{"ssm-incidents-fips", 322, 0x00ff, 0xb},
+	{"ssm-quicksetup", 323, 0x00ff, 0x5},
+	{"ssm-quicksetup-fips", 323, 0x00ff, 0xb},
+	{"ssm-sap", 324, 0x00ff, 0x5},
+	{"ssm-sap-fips", 324, 0x00ff, 0xb},
+	{"sso", 325, 0x00ff, 0x7},
+	{"sso-fips", 325, 0x00ff, 0xa},
+	{"states", 327, 0x00ff, 0x7},
+	{"states-fips", 327, 0x00ff, 0xb},
+	{"storagegateway", 328, 0x00ff, 0x5},
+	{"storagegateway-fips", 328, 0x00ff, 0xb},
+	{"streams.dynamodb", 112, 0x00ff, 0x7},
+	{"streams.dynamodb-fips", 112, 0x00ff, 0xa},
+	{"sts", 329, 0x00ff, 0x7},
+	{"sts-fips", 329, 0x00ff, 0xb},
+	{"support", 330, 0x009b, 0x7},
+	{"support-fips", 330, 0x009b, 0xa},
+	{"supportapp", 331, 0x0001, 0x5},
+	{"supportapp-fips", 331, 0x0001, 0xa},
+	{"sustainability", 332, 0x00ff, 0x5},
+	{"sustainability-fips", 332, 0x00ff, 0xa},
+	{"swf", 333, 0x00ff, 0x7},
+	{"swf-fips", 333, 0x00ff, 0xb},
+	{"synthetics", 334, 0x00ff, 0x5},
+	{"synthetics-fips", 334, 0x00ff, 0xb},
+	{"tagging", 335, 0x00ff, 0x5},
+	{"tagging-fips", 335, 0x00ff, 0xa},
+	{"tax", 336, 0x00ff, 0x5},
+	{"tax-fips", 336, 0x00fe, 0xa},
+	{"textract", 337, 0x00c9, 0x5},
+	{"textract-fips", 337, 0x00c9, 0xb},
+	{"thinclient", 338, 0x0001, 0x5},
+	{"thinclient-fips", 338, 0x0001, 0xa},
+	{"timestream-influxdb", 340, 0x00ff, 0x5},
+	{"timestream-influxdb-fips", 340, 0x00ff, 0xa},
+	{"tnb", 341, 0x0001, 0x5},
+	{"tnb-fips", 341, 0x0001, 0xa},
+	{"transcribe", 342, 0x00ff, 0x5},
+	{"transcribe-fips", 342, 0x00ff, 0xa},
+	{"transcribestreaming", 342, 0x00cb, 0x5},
+	{"transcribestreaming-fips", 342, 0x00cb, 0xb},
+	{"transfer", 343, 0x00ff, 0x5},
+	{"transfer-fips", 343, 0x00ff, 0xb},
+	{"translate", 344, 0x00fb, 0x5},
+	{"translate-fips", 344, 0x00fb, 0xb},
+	{"trustedadvisor", 345, 0x0065, 0x5},
+	{"trustedadvisor-fips", 345, 0x0065, 0xb},
+	{"uxc", 346, 0x00ff, 0x5},
+	{"uxc-fips", 346, 0x00ff, 0xa},
+	{"verification.signer", 310, 0x0083, 0x1},
+	{"verification.signer-fips", 310, 0x0081, 0x1},
+	{"verifiedpermissions", 347, 0x00ff, 0x5},
+	{"verifiedpermissions-fips", 347, 0x00ff, 0xb},
+	{"voice-chime", 56, 0x00ff, 0x5},
+	{"voice-chime-fips", 56, 0x00ff, 0xb},
+	{"voiceid", 348, 0x0001, 0x5},
+	{"voiceid-fips", 348, 0x0001, 0xb},
+	{"vpc-lattice", 349, 0x00ff, 0x5},
+	{"vpc-lattice-fips", 349, 0x00ff, 0xa},
+	{"waf", 350, 0x00fe, 0x5},
+	{"waf-fips", 350, 0x00fe, 0xa},
+	{"waf-regional", 351, 0x00ff, 0x5},
+	{"waf-regional-fips", 351, 0x00ff, 0xb},
+	{"wafv2", 352, 0x00ff, 0x5},
+	{"wafv2-fips", 352, 0x00ff, 0xb},
+	{"wellarchitected", 353, 0x00ff, 0x5},
+	{"wellarchitected-fips", 353, 0x00ff, 0xa},
+	{"wisdom", 355, 0x0001, 0x5},
+	{"wisdom-fips", 355, 0x0001, 0xa},
+	{"workdocs", 356, 0x0001, 0x5},
+	{"workdocs-fips", 356, 0x0001, 0xb},
+	{"workmail", 357, 0x00ff, 0x5},
+	{"workmail-fips", 357, 0x00ff, 0xa},
+	{"workmailmessageflow", 358, 0x00ff, 0x5},
+	{"workmailmessageflow-fips", 358, 0x00ff, 0xa},
+	{"workspaces", 359, 0x00ff, 0x5},
+	{"workspaces-fips", 359, 0x00ff, 0xb},
+	{"workspaces-instances", 360, 0x00ff, 0x5},
+	{"workspaces-instances-fips", 360, 0x00ff, 0xa},
+	{"workspaces-web", 361, 0x00ff, 0x5},
+	{"workspaces-web-fips", 361, 0x00ff, 0xb},
+	{"xray", 362, 0x00ff, 0x5},
+	{"xray-fips", 362, 0x00ff, 0xb},
 }
 
 // endpointHosts are the endpoints whose host does not say their scope
 // (global endpoints, and hosts that name no region or another one), sorted.
 var endpointHosts = [...]endpointHost{
-	{"budgets.amazonaws.com", 42, "us-east-1"},
-	{"budgets.amazonaws.com.cn", 42, "cn-northwest-1"},
-	{"budgets.c2s.ic.gov", 42, "us-iso-east-1"},
-	{"budgets.global.cloud.adc-e.uk", 42, "eu-isoe-west-1"},
-	{"budgets.global.csp.hci.ic.gov", 42, "us-isof-south-1"},
-	{"budgets.global.sc2s.sgov.gov", 42, "us-isob-east-1"},
-	{"cloudfront.amazonaws.com", 53, "us-east-1"},
-	{"global.health.amazonaws.com", 138, "us-east-1"},
-	{"global.health.amazonaws.com.cn", 138, "cn-northwest-1"},
-	{"global.health.us-gov.amazonaws.com", 138, "us-gov-west-1"},
-	{"iam-fips.amazonaws.com", 140, "us-east-1"},
-	{"iam.amazonaws.com", 140, "us-east-1"},
-	{"iam.global.api.aws", 140, "us-east-1"},
-	{"iam.us-gov.amazonaws.com", 140, "us-gov-west-1"},
-	{"ramus-gov-east-1.api.aws", 230, "us-gov-east-1"},
-	{"ramus-gov-west-1.api.aws", 230, "us-gov-west-1"},
-	{"route53-fips.amazonaws.com", 242, "us-east-1"},
-	{"route53.amazonaws.com", 242, "us-east-1"},
-	{"route53.amazonaws.com.cn", 242, "cn-northwest-1"},
-	{"route53.c2s.ic.gov", 242, "us-iso-east-1"},
-	{"route53.cloud.adc-e.uk", 242, "eu-isoe-west-1"},
-	{"route53.csp.hci.ic.gov", 242, "us-isof-south-1"},
-	{"route53.sc2s.sgov.gov", 242, "us-isob-east-1"},
-	{"route53.us-gov.amazonaws.com", 242, "us-gov-west-1"},
-	{"s3-external-1.amazonaws.com", 249, "us-east-1"},
-	{"s3.amazonaws.com", 249, "us-east-1"},
-	{"savingsplans.amazonaws.com", 256, "us-east-1"},
-	{"savingsplans.cloud.adc-e.uk", 256, "eu-isoe-west-1"},
-	{"savingsplans.csp.hci.ic.gov", 256, "us-isof-south-1"},
-	{"sdb.amazonaws.com", 259, "us-east-1"},
-	{"sts.amazonaws.com", 285, "us-east-1"},
-	{"waf-fips.amazonaws.com", 305, "us-east-1"},
-	{"waf.amazonaws.com", 305, "us-east-1"},
+	{"budgets.amazonaws.com", 51, "us-east-1"},
+	{"budgets.amazonaws.com.cn", 51, "cn-northwest-1"},
+	{"budgets.c2s.ic.gov", 51, "us-iso-east-1"},
+	{"budgets.global.cloud.adc-e.uk", 51, "eu-isoe-west-1"},
+	{"budgets.global.csp.hci.ic.gov", 51, "us-isof-south-1"},
+	{"budgets.global.sc2s.sgov.gov", 51, "us-isob-east-1"},
+	{"cloudfront.amazonaws.com", 63, "us-east-1"},
+	{"global.health.amazonaws.com", 158, "us-east-1"},
+	{"global.health.amazonaws.com.cn", 158, "cn-northwest-1"},
+	{"global.health.us-gov.amazonaws.com", 158, "us-gov-west-1"},
+	{"iam-fips.amazonaws.com", 161, "us-east-1"},
+	{"iam.amazonaws.com", 161, "us-east-1"},
+	{"iam.global.api.aws", 161, "us-east-1"},
+	{"iam.us-gov.amazonaws.com", 161, "us-gov-west-1"},
+	{"ramus-gov-east-1.api.aws", 263, "us-gov-east-1"},
+	{"ramus-gov-west-1.api.aws", 263, "us-gov-west-1"},
+	{"route53-fips.amazonaws.com", 277, "us-east-1"},
+	{"route53.amazonaws.com", 277, "us-east-1"},
+	{"route53.amazonaws.com.cn", 277, "cn-northwest-1"},
+	{"route53.c2s.ic.gov", 277, "us-iso-east-1"},
+	{"route53.cloud.adc-e.uk", 277, "eu-isoe-west-1"},
+	{"route53.csp.hci.ic.gov", 277, "us-isof-south-1"},
+	{"route53.sc2s.sgov.gov", 277, "us-isob-east-1"},
+	{"route53.us-gov.amazonaws.com", 277, "us-gov-west-1"},
+	{"s3-external-1.amazonaws.com", 287, "us-east-1"},
+	{"s3.amazonaws.com", 287, "us-east-1"},
+	{"savingsplans.amazonaws.com", 294, "us-east-1"},
+	{"savingsplans.cloud.adc-e.uk", 294, "eu-isoe-west-1"},
+	{"savingsplans.csp.hci.ic.gov", 294, "us-isof-south-1"},
+	{"sdb.amazonaws.com", 298, "us-east-1"},
+	{"sts.amazonaws.com", 329, "us-east-1"},
+	{"waf-fips.amazonaws.com", 350, "us-east-1"},
+	{"waf.amazonaws.com", 350, "us-east-1"},
 }

@@ -311,7 +311,7 @@ func TestScopeRefused(t *testing.T) {
 		"alias.mrap.accesspoint.s3-global.amazonaws.com",    // Multi-Region Access Points need SigV4A
 		"a1b2.iot.eu-west-1.amazonaws.com",                  // not an ATS data endpoint
 		"c2.kafka.eu-west-1.amazonaws.com",                  // not a broker
-		"execute-api.eu-west-1.amazonaws.com",               // no API ID
+		"appsync-api.eu-west-1.amazonaws.com",               // no API ID
 		"eu-west-2.es.amazonaws.com",                        // no domain
 		"amazonaws.com.evil.example.com",                    // not an AWS domain
 	} {

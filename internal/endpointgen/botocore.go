@@ -145,16 +145,43 @@ func readBotocore(dir string, parts []*partition) (map[string][]*service, string
 				s.signingName = meta.EndpointPrefix
 			}
 		}
-		for _, p := range doc.Partitions {
-			if sd, ok := p.Services[meta.EndpointPrefix]; ok {
-				s.partitions[p.Partition] = bcServicePartition(p, meta.EndpointPrefix, sd)
-			}
-		}
-		if len(s.partitions) > 0 {
-			byPrefix[meta.EndpointPrefix] = append(byPrefix[meta.EndpointPrefix], s)
-		}
+		addPartitions(s, doc.Partitions, meta.EndpointPrefix)
+		byPrefix[meta.EndpointPrefix] = append(byPrefix[meta.EndpointPrefix], s)
+	}
+	for _, m := range manualServices {
+		s := &service{name: m.name, source: m.source, signingName: m.signingName, partitions: map[string]*servicePartition{}}
+		addPartitions(s, doc.Partitions, m.prefix)
+		byPrefix[m.prefix] = append(byPrefix[m.prefix], s)
 	}
 	return byPrefix, version, nil
+}
+
+// addPartitions sets s's endpoint data from endpoints.json. A service that
+// endpoints.json does not list (newer services have only an endpoint rule
+// set) resolves, in botocore as in the SDKs' rule sets, to the partitions'
+// default templates: PREFIX.{region}.{dnsSuffix} and its variants.
+func addPartitions(s *service, parts []bcPartition, prefix string) {
+	listed := false
+	for _, p := range parts {
+		if _, ok := p.Services[prefix]; ok {
+			listed = true
+		}
+	}
+	for _, p := range parts {
+		if sd, ok := p.Services[prefix]; ok || !listed {
+			s.partitions[p.Partition] = bcServicePartition(p, prefix, sd)
+		}
+	}
+}
+
+// manualServices are services that neither the module proxy (their Go
+// module) nor botocore has here, with the data of their aws-sdk-go-v2
+// module: partition-default templates, and the signing name of its
+// auth.go.
+var manualServices = []struct{ name, source, prefix, signingName string }{
+	// Transcribe's streaming API (HTTP/2 and WebSocket): botocore has no
+	// streaming client.
+	{"transcribestreaming", "aws-sdk-go-v2 service/transcribestreaming, by hand (not served by the proxy here)", "transcribestreaming", "transcribe"},
 }
 
 func (m *bcMeta) sigv4() bool {

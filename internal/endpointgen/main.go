@@ -89,6 +89,9 @@ func main() {
 			log.Fatal(err)
 		}
 		sources = append(sources, "botocore "+version+" (the services whose Go module the proxy did not serve)")
+		for _, m := range manualServices {
+			sources = append(sources, fmt.Sprintf("%s: %s", m.name, m.source))
+		}
 		prefixes := make([]string, 0, len(byPrefix))
 		for p := range byPrefix {
 			prefixes = append(prefixes, p)
