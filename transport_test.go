@@ -507,6 +507,7 @@ func TestTransportDebugLog(t *testing.T) {
 	assert.Contains(t, out, "canonical_request=")
 	assert.Contains(t, out, `POST\n/idx/_search\nq=1\n`)
 	assert.Contains(t, out, "x-amz-security-token:REDACTED")
+	assert.Contains(t, out, "service=es region=eu-west-2", "the scope chosen is logged")
 	assert.Contains(t, out, "string_to_sign=")
 	v, _ := r.creds.Retrieve(t.Context())
 	assert.NotContains(t, out, v.SessionToken)
