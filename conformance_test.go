@@ -109,7 +109,7 @@ func signVector(t *testing.T, r *http.Request, token, service, region string, po
 		payloadHash: hash,
 		time:        vectorTime,
 		presign:     presign,
-		expires:     expires,
+		expires:     int64(expires / time.Second),
 		logger:      logger,
 	})
 	require.NoError(t, err)

@@ -99,11 +99,20 @@ func (e *ConfigError) Error() string {
 
 // RequestError reports a request that cannot be signed as it is.
 type RequestError struct {
-	Reason string
+	Reason string // what is wrong with the request
+	Err    error  // the cause, if any, such as the error of GetBody
 }
 
 // Error implements the error interface.
-func (e *RequestError) Error() string { return "kivuli: cannot sign request: " + e.Reason }
+func (e *RequestError) Error() string {
+	if e.Err != nil {
+		return "kivuli: cannot sign request: " + e.Reason + ": " + e.Err.Error()
+	}
+	return "kivuli: cannot sign request: " + e.Reason
+}
+
+// Unwrap returns the cause.
+func (e *RequestError) Unwrap() error { return e.Err }
 
 var (
 	// ErrHostNotAllowed is returned (wrapped) for a request whose dialled

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -163,4 +164,70 @@ func TestTunnel(t *testing.T) {
 	assert.Equal(t, domain, host.Load(), "the Host header is the domain's name, and the signature covers it")
 	assert.Equal(t, "es", recs[0].Service)
 	assert.Equal(t, "eu-west-2", recs[0].Region)
+}
+
+// FuzzHostRules: whatever the URL's host, Request.Host and AllowedHosts
+// hold, a request that is sent goes to a host named in ASCII that is either
+// listed or under an AWS domain, and is signed for such a host; nothing
+// panics.
+func FuzzHostRules(f *testing.F) {
+	f.Add("sts.us-east-1.amazonaws.com", "", "")
+	f.Add("evil.example", "sts.us-east-1.amazonaws.com", "")
+	f.Add("[::ffff:127.0.0.1%sts.us-east-1.amazonaws.com]:8080", "", "*.search.example.com")
+	f.Add("localhost:9200", "search-x.eu-west-2.es.amazonaws.com", "localhost:9200")
+	f.Add("KİVULI.amazonaws.com", "", "")
+	f.Add("ſearch.example.com", "", "search.example.com")
+	f.Add("a.b.example.com:443", "[::1]", "*.example.com")
+	f.Add("ec2-1-2-3-4.compute-1.amazonaws.com", "", "")
+	awsDomains := []string{".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".on.aws", ".c2s.ic.gov", ".sc2s.sgov.gov", ".cloud.adc-e.uk", ".csp.hci.ic.gov"}
+	ascii := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c >= 0x80 || c == '%' || c <= ' ' {
+				return false
+			}
+		}
+		return true
+	}
+	// acceptable reports whether host may receive or be named by a signed
+	// request: a looser statement of the rules, written apart from them.
+	acceptable := func(host, allowed string) bool {
+		name := host
+		if h, _, ok := strings.Cut(host, "]"); ok && strings.HasPrefix(host, "[") {
+			name = h[1:]
+		} else if i := strings.LastIndexByte(host, ':'); i >= 0 {
+			name = host[:i]
+		}
+		if !ascii(host) {
+			return false
+		}
+		lower := strings.ToLower(name)
+		for _, d := range awsDomains {
+			if strings.HasSuffix(lower, d) && len(lower) > len(d) && !strings.Contains(lower, ":") {
+				return true
+			}
+		}
+		if w, ok := strings.CutPrefix(allowed, "*."); ok {
+			return strings.HasSuffix(lower, "."+strings.ToLower(w))
+		}
+		return allowed != "" && (strings.EqualFold(strings.Trim(allowed, "[]"), name) || strings.EqualFold(allowed, host))
+	}
+	f.Fuzz(func(t *testing.T, urlHost, reqHost, allowed string) {
+		base := &countingBase{}
+		tr := &kivuli.Transport{Credentials: staticCreds, Service: "es", Region: "eu-west-2", Base: base}
+		if allowed != "" {
+			tr.AllowedHosts = []string{allowed}
+		}
+		req := &http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: "https", Host: urlHost, Path: "/"}, Host: reqHost, Header: http.Header{}}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			return
+		}
+		resp.Body.Close()
+		if !acceptable(urlHost, allowed) {
+			t.Fatalf("sent to %q (allowed %q)", urlHost, allowed)
+		}
+		if reqHost != "" && !acceptable(reqHost, allowed) {
+			t.Fatalf("signed for %q (allowed %q)", reqHost, allowed)
+		}
+	})
 }

@@ -68,7 +68,13 @@ func (rt *RetryingTransport) RoundTrip(req *http.Request) (*http.Response, error
 	case req.GetBody != nil:
 		// Every attempt reads from GetBody: the original body is not needed.
 		req.Body.Close()
-		if err := r.SetBody(retryablehttp.ReaderFunc(func() (io.Reader, error) { return req.GetBody() })); err != nil {
+		if err := r.SetBody(retryablehttp.ReaderFunc(func() (io.Reader, error) {
+			body, err := req.GetBody()
+			if err == nil && body == nil {
+				return nil, &RequestError{Reason: "GetBody returned a nil body"}
+			}
+			return body, err
+		})); err != nil {
 			return nil, err
 		}
 		r.ContentLength = req.ContentLength

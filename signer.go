@@ -57,8 +57,8 @@ type signing struct {
 	payloadHash string
 	time        time.Time
 	presign     bool
-	expires     time.Duration // of a presigned request
-	logger      *slog.Logger  // nil: no debug log
+	expires     int64        // X-Amz-Expires of a presigned request, in seconds
+	logger      *slog.Logger // nil: no debug log
 }
 
 // sign signs r in place per s: it removes stale signing headers and query
@@ -86,10 +86,10 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 	if pol.EscapePathOnce {
 		s3CanonicalisePath(r.URL)
 	}
-	path := uriPath(r.URL)
-	signPath := path
 	if !pol.KeepDotSegments {
-		signPath = normalizePath(path)
+		if err := sendNormalizedPath(r.URL); err != nil {
+			return err
+		}
 	}
 
 	token := s.creds.SessionToken
@@ -115,23 +115,9 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 		h[headerContentSHA256] = []string{s.payloadHash}
 	}
 	if s.presign {
-		expires := s.expires
-		if expires <= 0 {
-			expires = DefaultPresignExpiry
-		}
-		r.URL.RawQuery = appendQuery(r.URL.RawQuery, "X-Amz-Expires", strconv.FormatInt(int64(expires/time.Second), 10))
+		r.URL.RawQuery = appendQuery(r.URL.RawQuery, "X-Amz-Expires", strconv.FormatInt(s.expires, 10))
 	}
 
-	// The SDK signer reads the path from the request's URL: when the signed
-	// path differs from the one sent (normalised), sign a copy.
-	sr := r
-	if signPath != path {
-		u := *r.URL
-		u.Opaque, u.RawPath = signPath, ""
-		c := *r
-		c.URL = &u
-		sr = &c
-	}
 	var capture *captureLogger
 	optFns := signerOptionList
 	if pol.EscapePathOnce {
@@ -144,18 +130,15 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 
 	creds := s.creds
 	if s.presign {
-		signed, _, err := sdkSigner.PresignHTTP(ctx, creds, sr, s.payloadHash, s.service, s.region, s.time, optFns...)
+		signed, _, err := sdkSigner.PresignHTTP(ctx, creds, r, s.payloadHash, s.service, s.region, s.time, optFns...)
 		if err != nil {
 			return fmt.Errorf("kivuli: presigning: %w", err)
 		}
 		_, q, _ := strings.Cut(signed, "?")
 		r.URL.RawQuery = q
 	} else {
-		if err := sdkSigner.SignHTTP(ctx, creds, sr, s.payloadHash, s.service, s.region, s.time, optFns...); err != nil {
+		if err := sdkSigner.SignHTTP(ctx, creds, r, s.payloadHash, s.service, s.region, s.time, optFns...); err != nil {
 			return fmt.Errorf("kivuli: signing: %w", err)
-		}
-		if sr != r {
-			r.URL.RawQuery, r.Host = sr.URL.RawQuery, sr.Host
 		}
 	}
 
@@ -205,6 +188,28 @@ func uriPath(u *url.URL) string {
 		return "/"
 	}
 	return p
+}
+
+// sendNormalizedPath rewrites the path of u, when it has dot segments or
+// repeated slashes, to its normalised form, so that the path sent is the
+// path signed. Services read "/a/." differently (RFC 3986 and smithy-rs as
+// "/a/", botocore as "/a"); a path without dot segments every reading
+// agrees on.
+func sendNormalizedPath(u *url.URL) error {
+	p := uriPath(u)
+	n := normalizePath(p)
+	if n == p {
+		return nil
+	}
+	dec, err := url.PathUnescape(n)
+	if err != nil {
+		return &RequestError{Reason: "the path is not valid percent-encoding"}
+	}
+	u.Path, u.RawPath, u.Opaque = dec, n, ""
+	if u.EscapedPath() != n {
+		u.Opaque = n // net/http sends Opaque as it is
+	}
+	return nil
 }
 
 // normalizePath removes "." and ".." segments and empty segments (repeated

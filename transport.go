@@ -123,8 +123,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // Presign returns req's URL signed in its query, as WebSocket handshakes
 // (IoT Core, Transcribe streaming, Neptune) and shared links need. The
 // token goes where the service's policy says (a header placement means the
-// query). expires is how long the URL stays valid; zero means the policy's
-// Expires, else [DefaultPresignExpiry]. Presign does not send anything and
+// query). expires is how long the URL stays valid, between one second and
+// seven days (AWS refuses longer), rounded up to whole seconds; zero means
+// the policy's Expires, else [DefaultPresignExpiry]. Another value is
+// refused with a [*RequestError]. Presign does not send anything and
 // does not close req.Body.
 func (t *Transport) Presign(req *http.Request, expires time.Duration) (string, error) {
 	r := req.Clone(req.Context())
@@ -156,8 +158,11 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 	}
 	pol := rt.policy
 	presign := forcePresign || pol.Sign == SignQuery || pol.Sign == SignQueryWebSocket && isWebSocket(req)
-	if expires == 0 {
-		expires = pol.Expires
+	var expirySeconds int64
+	if presign {
+		if expirySeconds, err = presignExpiry(expires, pol); err != nil {
+			return nil, creds, err
+		}
 	}
 
 	creds, err = t.Credentials.Retrieve(req.Context())
@@ -179,13 +184,34 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 		payloadHash: hash,
 		time:        t.now(),
 		presign:     presign,
-		expires:     expires,
+		expires:     expirySeconds,
 		logger:      t.Logger,
 	})
 	if err != nil {
 		return nil, creds, err
 	}
 	return out, creds, nil
+}
+
+// maxPresignExpiry is the longest lifetime AWS accepts for a presigned
+// request.
+const maxPresignExpiry = 7 * 24 * time.Hour
+
+// presignExpiry returns the X-Amz-Expires of a presigned request: expires,
+// else the policy's, else the default, in whole seconds rounded up, so that
+// a URL asked to live 1 ms is not expired at birth.
+func presignExpiry(expires time.Duration, pol Policy) (int64, error) {
+	d := expires
+	if d == 0 {
+		d = pol.Expires
+	}
+	if d == 0 {
+		d = DefaultPresignExpiry
+	}
+	if d < 0 || d > maxPresignExpiry {
+		return 0, &RequestError{Reason: fmt.Sprintf("a presigned request's lifetime of %v is outside 1s..%v, which AWS accepts", d, maxPresignExpiry)}
+	}
+	return int64((d + time.Second - 1) / time.Second), nil
 }
 
 // signingHeaders is how many headers signing may add: Authorization,
@@ -349,59 +375,123 @@ func isWebSocket(r *http.Request) bool {
 // payload returns the payload hash of r (a clone the caller owns) and, when
 // the body had to be buffered, replaces r's body with the buffer; consumed
 // reports that it then closed the original body.
+//
+// A body sent with UNSIGNED-PAYLOAD (S3) is never sent chunked, as S3
+// refuses chunked uploads: when its length is unknown, it is measured (an
+// io.Seeker) or read (GetBody, or buffered up to MaxBufferedBody) and then
+// signed with its hash, which costs nothing more once it has been read.
 func (t *Transport) payload(r *http.Request, pol Policy, presign bool) (hash string, consumed bool, err error) {
 	unsignedOK := pol.Payload == PayloadUnsigned || pol.UnsignedStreaming
-	switch {
-	case pol.Payload == PayloadUnsigned, presign && unsignedOK:
-		return UnsignedPayload, false, nil
-	case r.Body == nil || r.Body == http.NoBody:
+	unsigned := pol.Payload == PayloadUnsigned || presign && unsignedOK
+	if r.Body == nil || r.Body == http.NoBody {
 		if r.ContentLength > 0 {
 			return "", false, &RequestError{Reason: fmt.Sprintf("ContentLength is %d but Body is nil", r.ContentLength)}
 		}
+		if unsigned {
+			return UnsignedPayload, false, nil
+		}
 		return EmptyPayloadHash, false, nil
-	case r.GetBody != nil:
-		body, err := r.GetBody()
-		if err != nil {
-			return "", false, fmt.Errorf("kivuli: GetBody: %w", err)
-		}
-		n, hash, err := hashReader(body)
-		body.Close()
-		if err != nil {
-			return "", false, fmt.Errorf("kivuli: reading the body from GetBody: %w", err)
-		}
-		return hash, false, checkLength(r, n)
 	}
-	if s, ok := r.Body.(io.Seeker); ok {
-		start, err := s.Seek(0, io.SeekCurrent)
-		if err == nil {
-			n, hash, err := hashReader(r.Body)
-			if err == nil {
-				_, err = s.Seek(start, io.SeekStart)
-			}
-			if err != nil {
-				return "", false, fmt.Errorf("kivuli: hashing a seekable body: %w", err)
-			}
-			return hash, false, checkLength(r, n)
-		}
+	if unsignedOK {
+		r.TransferEncoding = nil // the length is known below, or the request refused
 	}
-	if pol.UnsignedStreaming {
+	known := r.ContentLength > 0
+	if unsigned && (known || seekLength(r)) {
 		return UnsignedPayload, false, nil
 	}
+	if r.GetBody != nil {
+		return hashGetBody(r)
+	}
+	if hash, ok, err := hashSeeker(r); ok {
+		return hash, false, err
+	}
+	if pol.UnsignedStreaming && known {
+		return UnsignedPayload, false, nil
+	}
+	return t.buffer(r, unsignedOK)
+}
+
+// hashGetBody hashes the body that r.GetBody returns.
+func hashGetBody(r *http.Request) (string, bool, error) {
+	body, err := r.GetBody()
+	if err != nil {
+		return "", false, &RequestError{Reason: "GetBody failed", Err: err}
+	}
+	if body == nil {
+		return "", false, &RequestError{Reason: "GetBody returned a nil body"}
+	}
+	n, hash, err := hashReader(body)
+	body.Close()
+	if err != nil {
+		return "", false, &RequestError{Reason: "reading the body from GetBody", Err: err}
+	}
+	return hash, false, checkLength(r, n)
+}
+
+// hashSeeker hashes a body that is an io.Seeker from where it stands, and
+// seeks back; ok is false when it is not one, or cannot tell where it
+// stands.
+func hashSeeker(r *http.Request) (hash string, ok bool, err error) {
+	s, isSeeker := r.Body.(io.Seeker)
+	if !isSeeker {
+		return "", false, nil
+	}
+	start, err := s.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return "", false, nil
+	}
+	n, hash, err := hashReader(r.Body)
+	if err == nil {
+		_, err = s.Seek(start, io.SeekStart)
+	}
+	if err != nil {
+		return "", true, &RequestError{Reason: "hashing a seekable body", Err: err}
+	}
+	return hash, true, checkLength(r, n)
+}
+
+// seekLength sets the ContentLength of a body that is an io.Seeker from
+// what is left of it, reporting whether it could.
+func seekLength(r *http.Request) bool {
+	s, ok := r.Body.(io.Seeker)
+	if !ok {
+		return false
+	}
+	start, err := s.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return false
+	}
+	end, err := s.Seek(0, io.SeekEnd)
+	if _, err2 := s.Seek(start, io.SeekStart); err != nil || err2 != nil {
+		return false
+	}
+	return checkLength(r, end-start) == nil
+}
+
+// buffer reads a body that can be read only once into memory, up to
+// MaxBufferedBody, to hash it, and makes the buffer the body.
+func (t *Transport) buffer(r *http.Request, s3 bool) (string, bool, error) {
 	limit := t.MaxBufferedBody
 	if limit == 0 {
 		limit = DefaultMaxBufferedBody
 	}
+	tooLarge := func(limit int64) error {
+		if s3 && r.ContentLength <= 0 {
+			return fmt.Errorf("%w: its length is unknown, it can be read only once (no GetBody, not an io.Seeker), and it is over the limit of %d bytes (Transport.MaxBufferedBody); S3 refuses chunked uploads: set Request.ContentLength, or use a multipart upload", ErrBodyTooLarge, limit)
+		}
+		return fmt.Errorf("%w: it can be read only once (no GetBody, not an io.Seeker) and is over the limit of %d bytes (Transport.MaxBufferedBody)", ErrBodyTooLarge, limit)
+	}
 	if limit < 0 || r.ContentLength > limit {
-		return "", false, fmt.Errorf("%w: it can be read only once (no GetBody, not an io.Seeker) and is over the limit of %d bytes (Transport.MaxBufferedBody)", ErrBodyTooLarge, max(limit, 0))
+		return "", false, tooLarge(max(limit, 0))
 	}
 	orig := r.Body
 	buf, err := io.ReadAll(io.LimitReader(orig, limit+1))
 	orig.Close()
 	if err != nil {
-		return "", true, fmt.Errorf("kivuli: reading the body: %w", err)
+		return "", true, &RequestError{Reason: "reading the body", Err: err}
 	}
 	if int64(len(buf)) > limit {
-		return "", true, fmt.Errorf("%w: it can be read only once (no GetBody, not an io.Seeker) and is over the limit of %d bytes (Transport.MaxBufferedBody)", ErrBodyTooLarge, limit)
+		return "", true, tooLarge(limit)
 	}
 	if r.ContentLength > 0 && int64(len(buf)) != r.ContentLength {
 		return "", true, &RequestError{Reason: fmt.Sprintf("ContentLength is %d but the body has %d bytes", r.ContentLength, len(buf))}

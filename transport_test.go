@@ -3,6 +3,7 @@ package kivuli_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -183,12 +185,13 @@ func TestTransportPolicies(t *testing.T) {
 				assert.Equal(t, tc.token, rec.Token)
 				assert.Equal(t, tc.sha256, rec.ContentSHA256)
 				assert.Equal(t, int64(n), rec.BodyLen)
-				streamed := tc.service == "s3" && strings.HasPrefix(kind.name, "one-shot")
-				// A one-shot body of unknown length that is not buffered is
-				// the one case where the length is not known.
-				assert.Equal(t, streamed && kind.name == "one-shot", rec.Chunked, "a body of known length is never sent chunked")
+				// S3 streams a one-shot body of known length; one of unknown
+				// length it buffers to learn the length, as it refuses
+				// chunked uploads, and then signs its hash.
+				streamed := tc.service == "s3" && kind.name == "one-shot with length"
+				assert.False(t, rec.Chunked, "a body is never sent chunked")
 				if streamed {
-					assert.Equal(t, kivuli.UnsignedPayload, rec.PayloadHash, "S3 streams one-shot bodies")
+					assert.Equal(t, kivuli.UnsignedPayload, rec.PayloadHash, "S3 streams one-shot bodies of known length")
 				} else if n > 0 {
 					assert.NotEqual(t, kivuli.EmptyPayloadHash, rec.PayloadHash, "a non-empty body is never signed as empty")
 				}
@@ -315,6 +318,39 @@ func TestRoundTripperContract(t *testing.T) {
 				return nil, 5, func() (io.ReadCloser, error) { return nil, errors.New("cannot rewind") }
 			},
 			expect: func(t *testing.T, _ *http.Response, err error) { require.ErrorContains(t, err, "cannot rewind") }},
+		{name: "GetBody returns nil", tr: func() *kivuli.Transport { return r.transport("es") },
+			body: func() (io.ReadCloser, int64, func() (io.ReadCloser, error)) {
+				return nil, 5, func() (io.ReadCloser, error) { return nil, nil }
+			},
+			expect: func(t *testing.T, _ *http.Response, err error) {
+				var re *kivuli.RequestError
+				require.ErrorAs(t, err, &re)
+				assert.ErrorContains(t, err, "GetBody returned a nil body")
+			}},
+		{name: "GetBody body fails", tr: func() *kivuli.Transport { return r.transport("es") },
+			body: func() (io.ReadCloser, int64, func() (io.ReadCloser, error)) {
+				return nil, 5, func() (io.ReadCloser, error) { return io.NopCloser(iotest.ErrReader(errors.New("disk gone"))), nil }
+			},
+			expect: func(t *testing.T, _ *http.Response, err error) {
+				var re *kivuli.RequestError
+				require.ErrorAs(t, err, &re)
+				assert.ErrorContains(t, err, "disk gone")
+			}},
+		{name: "nil GetBody body, S3", tr: func() *kivuli.Transport { return r.transport("s3") },
+			body: func() (io.ReadCloser, int64, func() (io.ReadCloser, error)) {
+				return nil, 0, func() (io.ReadCloser, error) { return nil, nil }
+			},
+			expect: func(t *testing.T, _ *http.Response, err error) {
+				var re *kivuli.RequestError
+				require.ErrorAs(t, err, &re)
+			}},
+		{name: "one-shot of unknown length too large, S3", tr: func() *kivuli.Transport { tr := r.transport("s3"); tr.MaxBufferedBody = 4; return tr },
+			body: func() (io.ReadCloser, int64, func() (io.ReadCloser, error)) { return nil, 0, nil },
+			expect: func(t *testing.T, _ *http.Response, err error) {
+				require.ErrorIs(t, err, kivuli.ErrBodyTooLarge)
+				assert.ErrorContains(t, err, "ContentLength")
+				assert.ErrorContains(t, err, "multipart")
+			}},
 		{name: "length mismatch", tr: func() *kivuli.Transport { return r.transport("es") },
 			body: func() (io.ReadCloser, int64, func() (io.ReadCloser, error)) {
 				return nil, 99, func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("hello")), nil }
@@ -324,26 +360,36 @@ func TestRoundTripperContract(t *testing.T) {
 				require.ErrorAs(t, err, &re)
 			}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			u := r.endpoint.URL + "/a/b?x=1"
-			if tc.url != "" {
-				u = tc.url
+		for _, retrying := range []bool{false, true} {
+			name := tc.name
+			if retrying {
+				name += "/retrying"
 			}
-			body := &closeCounter{Reader: strings.NewReader("hello")}
-			req, err := http.NewRequest(http.MethodPut, u, nil)
-			require.NoError(t, err)
-			req.Body = body
-			req.Header.Set("Content-Type", "text/plain")
-			if tc.body != nil {
-				_, n, gb := tc.body()
-				req.ContentLength, req.GetBody = n, gb
-			}
-			before := snapshotRequest(req)
-			resp, err := tc.tr().RoundTrip(req)
-			tc.expect(t, resp, err)
-			assert.Equal(t, int32(1), body.closes.Load(), "the body is closed exactly once")
-			assert.Equal(t, before, snapshotRequest(req), "the caller's request is not modified")
-		})
+			t.Run(name, func(t *testing.T) {
+				u := r.endpoint.URL + "/a/b?x=1"
+				if tc.url != "" {
+					u = tc.url
+				}
+				body := &closeCounter{Reader: strings.NewReader("hello")}
+				req, err := http.NewRequest(http.MethodPut, u, nil)
+				require.NoError(t, err)
+				req.Body = body
+				req.Header.Set("Content-Type", "text/plain")
+				if tc.body != nil {
+					_, n, gb := tc.body()
+					req.ContentLength, req.GetBody = n, gb
+				}
+				before := snapshotRequest(req)
+				var rt http.RoundTripper = tc.tr()
+				if retrying {
+					rt = kivuli.NewRetryingTransport(rt.(*kivuli.Transport))
+				}
+				resp, err := rt.RoundTrip(req)
+				tc.expect(t, resp, err)
+				assert.Equal(t, int32(1), body.closes.Load(), "the body is closed exactly once")
+				assert.Equal(t, before, snapshotRequest(req), "the caller's request is not modified")
+			})
+		}
 	}
 }
 
@@ -434,6 +480,49 @@ func TestTransportPaths(t *testing.T) {
 		_, err := r.transport("es").RoundTrip(&http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}})
 		var re *kivuli.RequestError
 		require.ErrorAs(t, err, &re)
+	})
+}
+
+// TestTransportDotSegments: services read a trailing dot segment
+// differently ("/a/." is "/a/" to RFC 3986 and smithy-rs, "/a" to
+// botocore), so for every service whose policy normalises paths the path
+// is sent with its dot segments and repeated slashes removed, and signed
+// as sent; S3 keeps its path as given. The endpoint refuses a normalised
+// service's path that still ends in a dot segment.
+func TestTransportDotSegments(t *testing.T) {
+	r := newRig(t, nil)
+	for _, tc := range []struct{ service, path, sent string }{
+		{"es", "/a/.", "/a/"},
+		{"es", "/a/b/..", "/a/"},
+		{"sts", "/a/b/../", "/a/"},
+		{"execute-api", "/prod//users/./a%2Fb/../c", "/prod/users/c"},
+		{"execute-api", "/prod/a/..", "/prod/"},
+		{"es", "/..", "/"},
+		{"es", "//", "/"},
+		{"s3", "/bucket/a/.", "/bucket/a/."},
+		{"s3", "/bucket/a//b/..", "/bucket/a//b/.."},
+	} {
+		t.Run(tc.service+tc.path, func(t *testing.T) {
+			u, err := url.Parse(r.endpoint.URL + tc.path)
+			require.NoError(t, err)
+			req := &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}}
+			resp, err := r.transport(tc.service).RoundTrip(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			rec := r.lastRecord(t)
+			require.NoError(t, rec.Err)
+			assert.Equal(t, tc.sent, rec.Path)
+			assert.Equal(t, tc.path, req.URL.EscapedPath(), "the caller's request is not modified")
+		})
+	}
+	t.Run("presigned", func(t *testing.T) {
+		req, err := http.NewRequest(http.MethodGet, "https://search-x.eu-west-2.es.amazonaws.com/a/b/..?q=1", nil)
+		require.NoError(t, err)
+		signed, err := (&kivuli.Transport{Credentials: staticCreds}).Presign(req, time.Minute)
+		require.NoError(t, err)
+		u, err := url.Parse(signed)
+		require.NoError(t, err)
+		assert.Equal(t, "/a/", u.EscapedPath())
 	})
 }
 
@@ -854,6 +943,99 @@ func TestLargeBodyStreamed(t *testing.T) {
 			allocated := after.TotalAlloc - before.TotalAlloc
 			t.Logf("%s: %d bytes allocated to sign and send a %d MiB body", kind, allocated, len(body)>>20)
 			assert.Less(t, allocated, uint64(1<<20))
+		})
+	}
+}
+
+// TestS3NeverChunked: S3 refuses chunked uploads (501 NotImplemented), so a
+// body of unknown length going to S3 is measured or buffered to learn its
+// length; past MaxBufferedBody the request is refused with an error that
+// says what to do (TestRoundTripperContract checks that case).
+func TestS3NeverChunked(t *testing.T) {
+	r := newRig(t, nil)
+	small := []byte("a small object of unknown length")
+	file := func(t *testing.T) io.ReadCloser {
+		path := filepath.Join(t.TempDir(), "body")
+		require.NoError(t, os.WriteFile(path, small, 0o600))
+		f, err := os.Open(path)
+		require.NoError(t, err)
+		return f
+	}
+	unsigned := kivuli.DefaultPolicies()
+	unsigned["s3"] = kivuli.Policy{Payload: kivuli.PayloadUnsigned, EscapePathOnce: true, KeepDotSegments: true}
+	for _, tc := range []struct {
+		name     string
+		policies kivuli.Policies
+		body     func(t *testing.T) io.ReadCloser
+		te       []string
+		hash     string // "" for the body's hash
+	}{
+		{"one-shot", nil, func(*testing.T) io.ReadCloser { return oneShot(small) }, nil, ""},
+		{"one-shot, chunked asked", nil, func(*testing.T) io.ReadCloser { return oneShot(small) }, []string{"chunked"}, ""},
+		{"file", nil, file, nil, ""},
+		{"one-shot, unsigned payload", unsigned, func(*testing.T) io.ReadCloser { return oneShot(small) }, nil, ""},
+		{"file, unsigned payload", unsigned, file, nil, kivuli.UnsignedPayload},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := r.transport("s3")
+			tr.Policies = tc.policies
+			req, err := http.NewRequest(http.MethodPut, r.endpoint.URL+"/bucket/key", nil)
+			require.NoError(t, err)
+			req.Body, req.ContentLength, req.TransferEncoding = tc.body(t), 0, tc.te
+			resp, err := tr.RoundTrip(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			rec := r.lastRecord(t)
+			require.NoError(t, rec.Err)
+			assert.False(t, rec.Chunked, "never chunked to S3")
+			assert.Equal(t, int64(len(small)), rec.BodyLen)
+			if tc.hash == "" {
+				assert.Equal(t, fmt.Sprintf("%x", sha256.Sum256(small)), rec.PayloadHash)
+			} else {
+				assert.Equal(t, tc.hash, rec.PayloadHash)
+			}
+		})
+	}
+}
+
+// TestPresignExpiry: AWS accepts presigned lifetimes of 1 s to 7 days; a
+// sub-second one is rounded up rather than expire at birth, and another is
+// refused rather than changed.
+func TestPresignExpiry(t *testing.T) {
+	tr := &kivuli.Transport{Credentials: staticCreds}
+	for _, tc := range []struct {
+		service string
+		expires time.Duration
+		want    string // X-Amz-Expires, or "" for an error
+	}{
+		{"s3", 0, "300"},
+		{"s3", time.Millisecond, "1"},
+		{"s3", 1500 * time.Millisecond, "2"},
+		{"s3", time.Hour, "3600"},
+		{"s3", 7 * 24 * time.Hour, "604800"},
+		{"s3", 7*24*time.Hour + time.Second, ""},
+		{"s3", 192 * time.Hour, ""},
+		{"s3", -time.Second, ""},
+		{"kafka-cluster", 0, "900"},
+	} {
+		t.Run(fmt.Sprintf("%s/%v", tc.service, tc.expires), func(t *testing.T) {
+			host := "bucket.s3.eu-west-2.amazonaws.com"
+			if tc.service == "kafka-cluster" {
+				host = "b-1.cluster.abc123.c2.kafka.eu-west-2.amazonaws.com"
+			}
+			req, err := http.NewRequest(http.MethodGet, "https://"+host+"/key", nil)
+			require.NoError(t, err)
+			signed, err := tr.Presign(req, tc.expires)
+			if tc.want == "" {
+				var re *kivuli.RequestError
+				require.ErrorAs(t, err, &re)
+				assert.ErrorContains(t, err, "1s..168h")
+				return
+			}
+			require.NoError(t, err)
+			u, err := url.Parse(signed)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, u.Query().Get("X-Amz-Expires"))
 		})
 	}
 }

@@ -24,6 +24,12 @@
 //     space), re-encoded with the RFC 3986 unreserved set, sorted by key then
 //     value, repeats kept; the signed headers trimmed, inner runs of spaces
 //     collapsed, repeats joined with ',' in arrival order.
+//   - A path that is normalised (every rule but S3's) must not end in a
+//     "." or ".." segment below the root ("/a/.", "/a/b/.."): AWS services
+//     read such paths differently (RFC 3986 and smithy-rs keep a trailing
+//     slash, botocore does not), so a signer must send paths with their dot
+//     segments removed. Such requests are rejected with the code
+//     AmbiguousPath, which is this package's own, not AWS's.
 //   - SignedHeaders must include host, and every x-amz-* header present
 //     except X-Amz-Security-Token must be signed.
 //   - The credential scope date must be the date of X-Amz-Date (or, for the
@@ -405,6 +411,10 @@ func (v *Verifier) verify(r *http.Request, body []byte, rec *Record) *Error {
 			a.scopeDate, a.amzDate[:8], a.amzDate)
 	}
 	rule := v.rule(a.service)
+	if p := wirePath(r); !rule.NoNormalize && ambiguousPath(p) {
+		return newErr("AmbiguousPath",
+			"The path %q ends in a '.' or '..' segment, which AWS services canonicalise differently (RFC 3986 and smithy-rs as a trailing slash, botocore without): send the path with its dot segments removed.", p)
+	}
 	signed := make(map[string]bool, len(a.signedHeaders))
 	for _, h := range a.signedHeaders {
 		signed[h] = true
@@ -982,6 +992,15 @@ func canonicalURI(wire string, rule Rule) (string, error) {
 		return "/", nil
 	}
 	return uriEncode(p, false), nil
+}
+
+// ambiguousPath reports whether normalising p depends on whose rule is
+// applied: it ends in a "." or ".." segment that does not climb to the
+// root, so that RFC 3986 reads "/a/." as "/a/" and botocore as "/a".
+func ambiguousPath(p string) bool {
+	i := strings.LastIndexByte(p, '/')
+	last := p[i+1:]
+	return (last == "." || last == "..") && normalizePath(p) != "/"
 }
 
 // normalizePath removes "." and ".." segments and empty segments (so "//"
