@@ -88,6 +88,45 @@ func ExampleTransport() {
 	// service: es token: HeaderSigned x-amz-content-sha256: true
 }
 
+// Through a tunnel (an SSH port forward, a local proxy), the host dialled
+// is the tunnel's, listed in AllowedHosts, and the host signed for, set in
+// Request.Host, is the AWS name the service knows, from which the scope is
+// inferred. The checking endpoint here stands in for the tunnel's far end.
+func ExampleTransport_tunnel() {
+	imds := imdstest.NewServer(imdstest.Config{})
+	defer imds.Close()
+	creds, err := kivuli.New(context.Background(), kivuli.WithEndpoint(imds.URL))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer creds.Close()
+	tunnel := sigv4test.NewServer(&sigv4test.Verifier{Secrets: secretsOf(imds)}, nil)
+	defer tunnel.Close()
+
+	t := &kivuli.Transport{
+		Credentials:  creds,
+		AllowedHosts: []string{strings.TrimPrefix(tunnel.URL, "http://")}, // e.g. "localhost:9200"
+	}
+	req, _ := http.NewRequest(http.MethodGet, tunnel.URL+"/logs-*/_search?q=status:500", nil)
+	req.Host = "search-logs-abc.eu-west-2.es.amazonaws.com"
+	resp, err := (&http.Client{Transport: t}).Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	rec := tunnel.Records()[0]
+	fmt.Println(resp.Status, rec.Service, rec.Region)
+
+	// The same request signed for a host that is not AWS's, nor listed, is
+	// refused before anything is sent.
+	req.Host = "evil.example"
+	_, err = (&http.Client{Transport: t}).Do(req)
+	fmt.Println(errors.Is(err, kivuli.ErrHostNotAllowed))
+	// Output:
+	// 200 OK es eu-west-2
+	// true
+}
+
 // DefaultPolicies returns the built-in per-service table, to override or
 // extend.
 func ExampleDefaultPolicies() {

@@ -215,11 +215,8 @@ func FuzzHostRules(f *testing.F) {
 			return strings.HasSuffix(lower, "."+strings.ToLower(w))
 		}
 		if a, err := netip.ParseAddr(strings.Trim(allowed, "[]")); err == nil {
-			// An IP literal matches the same address however written
-			// ("0::" is "[::0]").
-			if h, err := netip.ParseAddr(name); err == nil && a == h {
-				return true
-			}
+			b, err := netip.ParseAddr(name)
+			return err == nil && a == b
 		}
 		return allowed != "" && (strings.EqualFold(strings.Trim(allowed, "[]"), name) || strings.EqualFold(allowed, host))
 	}

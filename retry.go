@@ -110,15 +110,6 @@ func permanent(err error) bool {
 		errors.Is(err, ErrBodyTooLarge) || errors.Is(err, ErrNoCredentials) || errors.As(err, &re)
 }
 
-// throttleCodes are the AWS error codes that the SDKs retry as throttling.
-var throttleCodes = []string{
-	"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-	"TooManyRequestsException", "ProvisionedThroughputExceededException",
-	"TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
-	"LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
-	"EC2ThrottledException",
-}
-
 func checkAWSRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
@@ -131,6 +122,9 @@ func checkAWSRetry(ctx context.Context, resp *http.Response, err error) (bool, e
 	}
 	st, _ := ctx.Value(attemptKey{}).(*attemptState)
 	if st != nil {
+		peekAnswer(resp)
+		st.mu.Lock()
+		defer st.mu.Unlock()
 		again := st.expiredToken && !st.retriedToken || st.skewed && !st.retriedSkew
 		st.retriedToken = st.retriedToken || st.expiredToken
 		st.retriedSkew = st.retriedSkew || st.skewed
@@ -152,10 +146,20 @@ func checkAWSRetry(ctx context.Context, resp *http.Response, err error) (bool, e
 // otherwise waits as jitteredBackoff does.
 func awsBackoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
 	if resp != nil && resp.Request != nil {
-		if st, _ := resp.Request.Context().Value(attemptKey{}).(*attemptState); st != nil && st.immediate {
+		if st, _ := resp.Request.Context().Value(attemptKey{}).(*attemptState); st != nil {
+			st.mu.Lock()
+			immediate := st.immediate
 			st.immediate = false
-			return 0
+			st.mu.Unlock()
+			if immediate {
+				return 0
+			}
 		}
 	}
 	return jitteredBackoff(minWait, maxWait, attempt, resp)
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
 }

@@ -151,7 +151,7 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 		}
 	}
 	if capture != nil {
-		capture.log(ctx, s, r, token)
+		capture.log(ctx, s, r)
 	}
 	return nil
 }
@@ -361,6 +361,30 @@ func queryEscape(s string) string {
 	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
 }
 
+// redactCanonical replaces the session token in a canonical request by
+// REDACTED, by where it stands (the X-Amz-Security-Token query parameter
+// on the third line, the x-amz-security-token header line) rather than by
+// its value, which the signer may have changed (collapsing the spaces of
+// a header value, escaping a query value).
+func redactCanonical(canon string) string {
+	lines := strings.Split(canon, "\n")
+	if len(lines) > 2 && strings.Contains(lines[2], queryToken+"=") {
+		params := strings.Split(lines[2], "&")
+		for i, kv := range params {
+			if strings.HasPrefix(kv, queryToken+"=") {
+				params[i] = queryToken + "=REDACTED"
+			}
+		}
+		lines[2] = strings.Join(params, "&")
+	}
+	for i := 3; i < len(lines) && lines[i] != ""; i++ {
+		if strings.HasPrefix(lines[i], "x-amz-security-token:") {
+			lines[i] = "x-amz-security-token:REDACTED"
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
 // captureLogger receives the SDK signer's debug message.
 type captureLogger struct{ msg string }
 
@@ -371,7 +395,7 @@ func (c *captureLogger) Logf(_ logging.Classification, format string, v ...any) 
 // log writes the canonical request and the string to sign at debug level,
 // with the session token replaced by REDACTED. The signed URL of a
 // presignature, which carries the signature, is left out.
-func (c *captureLogger) log(ctx context.Context, s *signing, r *http.Request, token string) {
+func (c *captureLogger) log(ctx context.Context, s *signing, r *http.Request) {
 	const (
 		canonMark = "---[ CANONICAL STRING  ]-----------------------------\n"
 		stsMark   = "\n---[ STRING TO SIGN ]--------------------------------\n"
@@ -379,10 +403,7 @@ func (c *captureLogger) log(ctx context.Context, s *signing, r *http.Request, to
 	_, rest, _ := strings.Cut(c.msg, canonMark)
 	canon, rest, _ := strings.Cut(rest, stsMark)
 	sts, _, _ := strings.Cut(rest, "\n---")
-	if token != "" {
-		canon = strings.ReplaceAll(canon, token, "REDACTED")
-		canon = strings.ReplaceAll(canon, queryEscape(token), "REDACTED")
-	}
+	canon = redactCanonical(canon)
 	s.logger.LogAttrs(ctx, slog.LevelDebug, "kivuli: signed request",
 		slog.String("method", r.Method),
 		slog.String("host", r.Host),

@@ -2,7 +2,6 @@ package kivuli
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -35,16 +34,28 @@ const DefaultMaxBufferedBody = 16 << 20
 // attempt. A body is hashed without being held in memory when the request
 // has GetBody (as [http.NewRequest] sets for bytes, strings and buffers) or
 // its body is an [io.Seeker]; another body is buffered once, up to
-// MaxBufferedBody, unless the service accepts UNSIGNED-PAYLOAD.
+// MaxBufferedBody, unless the service accepts UNSIGNED-PAYLOAD and the
+// length is known (S3 refuses chunked uploads, so a body of unknown length
+// is never sent to it chunked).
 //
-// Requests go only to AWS endpoints and to AllowedHosts: the credentials
-// never follow a redirect elsewhere.
+// A request is signed only when the host it is sent to (URL.Host) and the
+// host it is signed for (Request.Host when set, else URL.Host) are both AWS
+// endpoints or listed in AllowedHosts, and, when it is sent in clear
+// (http:// or ws://), only to a listed or loopback host; otherwise it fails
+// with [ErrHostNotAllowed] or [ErrPlaintext] and nothing is sent. So the
+// credentials never follow a redirect elsewhere. Hosts that customers run
+// inside AWS domains (EC2 instances' public names, load balancers,
+// PrivateLink endpoint services) are not AWS endpoints, nor is any IP
+// literal. A tunnel is a listed URL.Host with the AWS name in Request.Host.
 //
 // When a service answers that the token has expired, Transport invalidates
 // the credentials (if they have an Invalidate method, as [*Credentials] and
 // [aws.CredentialsCache] do) so that the next request gets new ones; when
-// it answers that the clock is skewed, Transport corrects its clock from the
-// answer's Date header. [NewRetryingClient] also retries such requests.
+// an AWS endpoint answers that the clock is skewed, Transport corrects its
+// clock from the answer's Date header, by at most a day. It learns this from
+// the X-Amzn-ErrorType header, or from the body as the caller reads it:
+// RoundTrip returns as soon as the headers arrive. [NewRetryingClient] also
+// retries such requests.
 //
 // A Transport is safe for concurrent use, and must not be copied after
 // first use. Its fields, the Policies map and the AllowedHosts slice
@@ -71,8 +82,14 @@ type Transport struct {
 	// ([DefaultPolicies]). If nil, the built-in ones are used.
 	Policies Policies
 	// AllowedHosts lists the hosts, besides AWS endpoints, to which signed
-	// requests may go: a host name ("search.example.com"), a host and port
-	// ("127.0.0.1:9200"), or a wildcard for subdomains ("*.example.com").
+	// requests may go and for which they may be signed: a host name
+	// ("search.example.com") or IP address ("127.0.0.1", "::1"), which
+	// matches on any port; a host and port ("localhost:9200",
+	// "[::1]:9200"); or a wildcard for the subdomains of a name
+	// ("*.example.com"), which never matches an IP address. Names are
+	// matched on their ASCII form, case-insensitively; a host name that is
+	// not ASCII is refused (use its IDNA "xn--" form). A listed host may
+	// also be reached in clear (http://).
 	AllowedHosts []string
 	// MaxBufferedBody bounds the bytes buffered to hash a body that can be
 	// read only once. If zero, [DefaultMaxBufferedBody] is used; if
@@ -84,9 +101,10 @@ type Transport struct {
 	// token redacted, as awscurl -v shows them.
 	Logger *slog.Logger
 
-	env  envRegion             // AWS_REGION, AWS_DEFAULT_REGION, read once
-	skew atomic.Int64          // nanoseconds to add to the local clock
-	last atomic.Pointer[route] // the route of the last host signed for
+	env     envRegion             // AWS_REGION, AWS_DEFAULT_REGION, read once
+	skew    atomic.Int64          // nanoseconds to add to the local clock
+	refused atomic.Int64          // the last clock correction refused, to log it once
+	last    atomic.Pointer[route] // the route of the last host signed for
 }
 
 // route is what a Transport decides from a request's hosts and scheme
@@ -109,13 +127,13 @@ type route struct {
 
 // RoundTrip signs a clone of req and sends it with Base.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	out, creds, err := t.prepare(req, false, 0)
+	out, creds, route, err := t.prepare(req, false, 0)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := t.base().RoundTrip(out)
-	if err == nil && (resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
-		t.inspect(req.Context(), resp, creds)
+	if err == nil {
+		t.watch(req.Context(), resp, creds, route)
 	}
 	return resp, err
 }
@@ -131,7 +149,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *Transport) Presign(req *http.Request, expires time.Duration) (string, error) {
 	r := req.Clone(req.Context())
 	r.Body, r.GetBody, r.ContentLength = nil, nil, 0
-	out, _, err := t.prepare(r, true, expires)
+	out, _, _, err := t.prepare(r, true, expires)
 	if err != nil {
 		return "", err
 	}
@@ -139,7 +157,7 @@ func (t *Transport) Presign(req *http.Request, expires time.Duration) (string, e
 }
 
 // prepare returns the signed clone of req. On error it has closed req.Body.
-func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.Duration) (out *http.Request, creds aws.Credentials, err error) {
+func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.Duration) (out *http.Request, creds aws.Credentials, rt route, err error) {
 	bodyOwned := true // req.Body is still ours to close on error
 	defer func() {
 		if err != nil && bodyOwned && req.Body != nil {
@@ -147,34 +165,34 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 		}
 	}()
 	if req.URL == nil {
-		return nil, creds, &RequestError{Reason: "nil URL"}
+		return nil, creds, rt, &RequestError{Reason: "nil URL"}
 	}
 	if t.Credentials == nil {
-		return nil, creds, ErrNoCredentials
+		return nil, creds, rt, ErrNoCredentials
 	}
-	rt, err := t.route(req)
+	rt, err = t.route(req)
 	if err != nil {
-		return nil, creds, err
+		return nil, creds, rt, err
 	}
 	pol := rt.policy
 	presign := forcePresign || pol.Sign == SignQuery || pol.Sign == SignQueryWebSocket && isWebSocket(req)
 	var expirySeconds int64
 	if presign {
 		if expirySeconds, err = presignExpiry(expires, pol); err != nil {
-			return nil, creds, err
+			return nil, creds, rt, err
 		}
 	}
 
 	creds, err = t.Credentials.Retrieve(req.Context())
 	if err != nil {
-		return nil, creds, fmt.Errorf("kivuli: retrieving credentials: %w", err)
+		return nil, creds, rt, fmt.Errorf("kivuli: retrieving credentials: %w", err)
 	}
 
 	out = cloneRequest(req)
 	hash, consumed, err := t.payload(out, pol, presign)
 	bodyOwned = !consumed
 	if err != nil {
-		return nil, creds, err
+		return nil, creds, rt, err
 	}
 	err = sign(req.Context(), out, &signing{
 		creds:       creds,
@@ -188,9 +206,9 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 		logger:      t.Logger,
 	})
 	if err != nil {
-		return nil, creds, err
+		return nil, creds, rt, err
 	}
-	return out, creds, nil
+	return out, creds, rt, nil
 }
 
 // maxPresignExpiry is the longest lifetime AWS accepts for a presigned
@@ -551,77 +569,6 @@ func hexString(sum []byte) string {
 	var dst [2 * sha256.Size]byte
 	return string(dst[:hex.Encode(dst[:], sum)])
 }
-
-// inspect looks at an error answer: an expired token invalidates the
-// credentials used (unless they were replaced meanwhile); a skewed clock
-// corrects the transport's clock from the answer's Date. The body is read
-// in part and put back.
-func (t *Transport) inspect(ctx context.Context, resp *http.Response, used aws.Credentials) {
-	const peekMax = 16 << 10
-	peek, err := io.ReadAll(io.LimitReader(resp.Body, peekMax))
-	rest := resp.Body
-	resp.Body = readCloser{io.MultiReader(bytes.NewReader(peek), rest), rest}
-	if err != nil {
-		return
-	}
-	text := resp.Header.Get("X-Amzn-Errortype") + " " + string(peek)
-	st, _ := ctx.Value(attemptKey{}).(*attemptState)
-	switch {
-	case containsAny(text, expiredTokenCodes):
-		if inv, ok := t.Credentials.(interface{ Invalidate() }); ok {
-			cur, err := t.Credentials.Retrieve(ctx)
-			if err == nil && cur.AccessKeyID == used.AccessKeyID && cur.SessionToken == used.SessionToken {
-				inv.Invalidate()
-			}
-		}
-		if st != nil {
-			st.expiredToken = true
-		}
-	case containsAny(text, throttleCodes):
-		if st != nil {
-			st.throttled = true
-		}
-	case containsAny(text, skewCodes):
-		if date, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
-			t.skew.Store(int64(time.Until(date)))
-			if st != nil {
-				st.skewed = true
-			}
-		}
-	}
-}
-
-var (
-	expiredTokenCodes = []string{"ExpiredToken", "TokenRefreshRequired", "security token included in the request is expired"}
-	skewCodes         = []string{"RequestTimeTooSkewed", "RequestExpired", "RequestInTheFuture", "Signature expired", "Signature not yet current"}
-)
-
-func containsAny(s string, subs []string) bool {
-	for _, sub := range subs {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
-}
-
-type readCloser struct {
-	io.Reader
-	io.Closer
-}
-
-// attemptState is shared, through the request context, between the
-// retrying client and Transport: what the answer to one attempt was.
-type attemptState struct {
-	expiredToken bool // the answer said the token has expired
-	skewed       bool // the answer said the clock is skewed
-	throttled    bool // the answer was a throttling error
-	retriedToken bool
-	retriedSkew  bool
-	immediate    bool // retry without waiting
-}
-
-type attemptKey struct{}
 
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -68,6 +69,24 @@ func (r *rig) host() string { return strings.TrimPrefix(r.endpoint.URL, "http://
 
 func (r *rig) transport(service string) *kivuli.Transport {
 	return &kivuli.Transport{Credentials: r.creds, Service: service, Region: "eu-west-2", AllowedHosts: []string{r.host()}}
+}
+
+// awsHost is an AWS endpoint's name that awsTransport delivers to the rig's
+// endpoint.
+const awsHost = "search-rig.eu-west-2.es.amazonaws.com"
+
+// awsTransport is r.transport, but its Base delivers every request to the
+// rig's endpoint whatever host it names, so that a test can dial an AWS
+// endpoint's name (http://awsHost, listed to allow plaintext) and have its
+// answers count as AWS's.
+func (r *rig) awsTransport(service string) *kivuli.Transport {
+	tr := r.transport(service)
+	addr := r.host()
+	tr.Base = &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	tr.AllowedHosts = append(tr.AllowedHosts, awsHost)
+	return tr
 }
 
 // lastRecord returns the endpoint's newest record.
@@ -611,15 +630,47 @@ func TestTransportDebugLog(t *testing.T) {
 	assert.Empty(t, buf.String())
 }
 
+// TestTransportDebugLogRedactsByPosition: a token whose form the signer
+// changes in the canonical request (inner runs of spaces collapsed in a
+// header, escaping in the query) is still redacted.
+func TestTransportDebugLogRedactsByPosition(t *testing.T) {
+	const token = "  Fwo  GZXIvYXdzE//+abc  def==  "
+	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "SECRET", SessionToken: token}, nil
+	})
+	for _, tc := range []struct{ url, service string }{
+		{"https://sts.us-east-1.amazonaws.com/", "sts"},                                 // header, signed
+		{"wss://transcribestreaming.eu-west-2.amazonaws.com:8443/stream", "transcribe"}, // query, signed
+	} {
+		t.Run(tc.service, func(t *testing.T) {
+			var buf bytes.Buffer
+			tr := &kivuli.Transport{Credentials: creds, Base: &countingBase{},
+				Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+			req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
+			_, err := tr.Presign(req, time.Minute)
+			require.NoError(t, err)
+			if tc.service == "sts" {
+				_, err = tr.RoundTrip(req)
+				require.NoError(t, err)
+			}
+			out := buf.String()
+			assert.Contains(t, out, "REDACTED")
+			for _, part := range []string{"Fwo", "GZXIvYXdzE", "abc", "def=="} {
+				assert.NotContains(t, out, part)
+			}
+		})
+	}
+}
+
 // TestTransportRotation: requests keep being accepted across a credential
 // rotation, and an ExpiredToken answer invalidates the credentials.
 func TestTransportRotation(t *testing.T) {
 	r := newRig(t, nil)
-	tr := r.transport("es")
+	tr := r.awsTransport("es")
 	client := kivuli.NewRetryingClient(tr)
 	get := func() sigv4test.Record {
 		t.Helper()
-		resp, err := client.Get(r.endpoint.URL + "/")
+		resp, err := client.Get("http://" + awsHost + "/")
 		require.NoError(t, err)
 		resp.Body.Close()
 		return r.lastRecord(t)
@@ -716,10 +767,10 @@ func TestRetryingClient(t *testing.T) {
 		ahead := time.Now().Add(40 * time.Minute)
 		r.clock.Store(&ahead)
 		defer r.clock.Store(nil)
-		skewed := r.transport("es") // a fresh transport, no correction yet
+		skewed := r.awsTransport("es") // a fresh transport, no correction yet
 		client := kivuli.NewRetryingClient(skewed)
 		n := len(r.endpoint.Records())
-		resp, err := client.Get(r.endpoint.URL + "/")
+		resp, err := client.Get("http://" + awsHost + "/")
 		require.NoError(t, err)
 		resp.Body.Close()
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
@@ -730,7 +781,7 @@ func TestRetryingClient(t *testing.T) {
 		assert.Equal(t, "RequestTimeTooSkewed", se.Code)
 		require.NoError(t, recs[1].Err, "retried once with the corrected clock")
 		// The correction stays for later requests.
-		resp, err = (&http.Client{Transport: skewed}).Get(r.endpoint.URL + "/")
+		resp, err = (&http.Client{Transport: skewed}).Get("http://" + awsHost + "/")
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.NoError(t, r.lastRecord(t).Err)
