@@ -196,6 +196,13 @@ func uriPath(u *url.URL) string {
 // "/a/", botocore as "/a"); a path without dot segments every reading
 // agrees on.
 func sendNormalizedPath(u *url.URL) error {
+	// The escaped path has dot segments or repeated slashes only if the
+	// forms it is made from have them (escaping never makes a '/' or a
+	// '.'): looking there first spares building it, which allocates for
+	// a path that needs escaping ("/logs-*/_search").
+	if !hasDotsOrSlashes(u.Path) && !hasDotsOrSlashes(u.RawPath) && !hasDotsOrSlashes(u.Opaque) {
+		return nil
+	}
 	p := uriPath(u)
 	n := normalizePath(p)
 	if n == p {
@@ -212,11 +219,17 @@ func sendNormalizedPath(u *url.URL) error {
 	return nil
 }
 
+// hasDotsOrSlashes reports whether p may hold a dot segment or repeated
+// slashes.
+func hasDotsOrSlashes(p string) bool {
+	return strings.Contains(p, "//") || strings.Contains(p, "/.")
+}
+
 // normalizePath removes "." and ".." segments and empty segments (repeated
 // slashes) from an escaped path, as AWS services other than S3 do before
 // computing the signature. A trailing slash is kept.
 func normalizePath(p string) string {
-	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+	if !hasDotsOrSlashes(p) {
 		return p
 	}
 	segs := strings.Split(p, "/")
