@@ -188,7 +188,7 @@ var scopeRules = [...]scopeRule{
 // inferScope derives the signing service and region from an AWS endpoint's
 // host name (lower case, without port) and the request path. The service
 // is "" when no rule knows the host; the region is "" when the host does
-// not name it.
+// not name it (a host no rule knows may still name it).
 func inferScope(host, path string) (service, region string, byPath bool) {
 	h, ok := splitAWSHost(host)
 	if !ok {
@@ -198,6 +198,12 @@ func inferScope(host, path string) (service, region string, byPath bool) {
 		if service, region, byPath = scopeRules[i].infer(h, path); service != "" {
 			return service, region, byPath
 		}
+	}
+	// No rule knows the service, but a host SERVICE.REGION.DOMAIN still
+	// names the region, for a Transport that names the service (one of
+	// your own, or newer than the data).
+	if _, last := cutLast(h.prefix); regionIn(h.parts, last) {
+		return "", last, false
 	}
 	return "", "", false
 }

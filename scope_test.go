@@ -334,6 +334,7 @@ func TestScopeOverride(t *testing.T) {
 		{"", "us-east-1", "search-x.eu-west-2.es.amazonaws.com", "es/us-east-1"},
 		{"es", "eu-west-1", "search.example.com", "es/eu-west-1"},
 		{"iotdata", "", "a1b2-ats.iot.eu-west-1.amazonaws.com", "iotdata/eu-west-1"},
+		{"myservice", "", "myservice.eu-west-2.amazonaws.com", "myservice/eu-west-2"}, // a service no data names: the host still names the region
 	} {
 		tr := &kivuli.Transport{Service: tc.service, Region: tc.region, AllowedHosts: []string{"search.example.com"}}
 		got, err := newScopeSigner(t, tr).scope(tc.host, "/mqtt")
