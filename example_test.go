@@ -149,3 +149,29 @@ func ExampleDefaultPolicies() {
 	// s3-object-lambda | header (signed)   | sha256+header | header
 	// transcribe       | query (signed)    | sha256        | query for WebSockets
 }
+
+// A program that reaches AWS through a custom domain or a tunnel signs for
+// its own region: Credentials.Region asks the instance metadata service
+// with the client that fetches the credentials. Here the IMDS emulator
+// stands in for EC2.
+func ExampleCredentials_Region() {
+	imds := imdstest.NewServer(imdstest.Config{Region: "eu-west-2"})
+	defer imds.Close()
+	ctx := context.Background()
+	creds, err := kivuli.New(ctx, kivuli.WithEndpoint(imds.URL))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer creds.Close()
+
+	region, err := creds.Region(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	tr := &kivuli.Transport{Credentials: creds, Service: "es", Region: region,
+		AllowedHosts: []string{"search.example.com"}}
+	_ = &http.Client{Transport: tr}
+	fmt.Println("region:", region)
+	// Output:
+	// region: eu-west-2
+}

@@ -181,7 +181,11 @@ func FuzzHostRules(f *testing.F) {
 	f.Add("ſearch.example.com", "", "search.example.com")
 	f.Add("a.b.example.com:443", "[::1]", "*.example.com")
 	f.Add("ec2-1-2-3-4.compute-1.amazonaws.com", "", "")
-	awsDomains := []string{".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".on.aws", ".c2s.ic.gov", ".sc2s.sgov.gov", ".cloud.adc-e.uk", ".csp.hci.ic.gov"}
+	// Every partition's DNS suffixes, standard and dual-stack, and on.aws.
+	awsDomains := []string{".amazonaws.com", ".amazonaws.com.cn", ".amazonaws.eu", ".api.aws", ".on.aws",
+		".api.amazonwebservices.com.cn", ".api.amazonwebservices.eu", ".c2s.ic.gov", ".api.aws.ic.gov",
+		".sc2s.sgov.gov", ".api.aws.scloud", ".cloud.adc-e.uk", ".api.cloud-aws.adc-e.uk",
+		".csp.hci.ic.gov", ".api.aws.hci.ic.gov"}
 	ascii := func(s string) bool {
 		for i := 0; i < len(s); i++ {
 			if c := s[i]; c >= 0x80 || c == '%' || c <= ' ' {

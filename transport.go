@@ -65,11 +65,17 @@ type Transport struct {
 	// Credentials signs the requests. Required.
 	Credentials aws.CredentialsProvider
 	// Service is the signing name, e.g. "es", "s3", "execute-api". If
-	// empty, it is inferred from the host (search-x.eu-west-2.es.amazonaws.com
-	// is "es").
+	// empty, it is inferred from the host, from AWS's endpoint data
+	// (bedrock-runtime.us-east-1.amazonaws.com is "bedrock") and the forms
+	// of customers' endpoints (search-x.eu-west-2.es.amazonaws.com is
+	// "es"); a host that no rule knows is refused with [ErrUnknownScope].
 	Service string
-	// Region is the signing region, e.g. "eu-west-2". If empty, it is
-	// inferred from the host.
+	// Region is the signing region, e.g. "eu-west-2"; when set it is used
+	// for every host. If empty, it is inferred from the host, and for a
+	// host that does not name one (a custom domain, a tunnel, S3 Transfer
+	// Acceleration) taken from AWS_REGION, else AWS_DEFAULT_REGION, read
+	// when the Transport is first used. On EC2, [Credentials.Region] tells
+	// the instance's own region.
 	Region string
 	// Base sends the signed requests. If nil, http.DefaultTransport is used.
 	Base http.RoundTripper
@@ -96,6 +102,7 @@ type Transport struct {
 	// token redacted, as awscurl -v shows them.
 	Logger *slog.Logger
 
+	env     envRegion             // AWS_REGION, AWS_DEFAULT_REGION, read once
 	skew    atomic.Int64          // nanoseconds to add to the local clock
 	refused atomic.Int64          // the last clock correction refused, to log it once
 	last    atomic.Pointer[route] // the route of the last host signed for
@@ -194,7 +201,7 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 
 	creds, err = t.Credentials.Retrieve(req.Context())
 	if err != nil {
-		return nil, creds, rt, fmt.Errorf("kivuli: retrieving credentials: %w", err)
+		return nil, creds, rt, wrap("retrieving credentials", err)
 	}
 
 	out = cloneRequest(req)
@@ -411,27 +418,35 @@ func (t *Transport) viaProxy(req *http.Request) bool {
 }
 
 // resolveScope returns the signing service and region: the fields when
-// set, else inferred from the host; byPath reports that the inference
-// depended on the path too (AWS IoT's hosts), so that the route of the
-// host is not one for all its requests.
+// set, else inferred from the host (scope.go); a region that neither gives
+// comes from AWS_REGION, else AWS_DEFAULT_REGION (read once per
+// Transport). byPath reports that the inference depended on the path too
+// (AWS IoT's data endpoints), so that the route of the host is not one for
+// all its requests.
 func (t *Transport) resolveScope(hn, path string) (service, region string, byPath bool, err error) {
 	service, region = t.Service, t.Region
 	if service != "" && region != "" {
 		return service, region, false, nil
 	}
-	isvc, iregion := inferScope(hn, path)
-	byPath = strings.HasPrefix(isvc, "iot")
+	isvc, iregion, byPath := inferScope(hn, path)
 	if service == "" {
 		service = isvc
+	} else {
+		byPath = false
 	}
 	if region == "" {
 		region = iregion
 	}
+	if region == "" {
+		if region, err = t.envRegion(); err != nil {
+			return "", "", false, err
+		}
+	}
 	switch {
 	case service == "":
-		return "", "", false, fmt.Errorf("%w: host %q does not name the service: set Transport.Service", ErrUnknownScope, hn)
+		return "", "", false, fmt.Errorf("%w: no rule knows the service of host %q: set Transport.Service", ErrUnknownScope, hn)
 	case region == "":
-		return "", "", false, fmt.Errorf("%w: host %q does not name the region: set Transport.Region", ErrUnknownScope, hn)
+		return "", "", false, fmt.Errorf("%w: host %q does not name the region: set Transport.Region or AWS_REGION", ErrUnknownScope, hn)
 	}
 	return service, region, byPath, nil
 }

@@ -4,11 +4,12 @@
 //
 // A [Server] speaks the real protocol: IMDSv2 session tokens
 // (PUT /latest/api/token), the role list and the role's credential document
-// under /latest/meta-data/iam/security-credentials/ (GET and HEAD), and the
-// status codes real IMDS answers with. Credential sets rotate well ahead of
-// their expiry, as on EC2 (see [Config.RotateBefore]). [Fault] values
-// injected with [Server.Inject] make it fail: error statuses, throttling,
-// delays, dropped or reset connections, malformed or expired documents.
+// under /latest/meta-data/iam/security-credentials/ (GET and HEAD), the
+// instance's region (/latest/meta-data/placement/region), and the status
+// codes real IMDS answers with. Credential sets rotate well ahead of their
+// expiry, as on EC2 (see [Config.RotateBefore]). [Fault] values injected
+// with [Server.Inject] make it fail: error statuses, throttling, delays,
+// dropped or reset connections, malformed or expired documents.
 //
 // [NewServer] listens on a loopback port, for tests. [Listen] listens on a
 // given address, and [Server.Serve] on a given listener, for a program that
@@ -42,6 +43,7 @@ import (
 const (
 	tokenPath    = "/latest/api/token"
 	roleListPath = "/latest/meta-data/iam/security-credentials/"
+	regionPath   = "/latest/meta-data/placement/region"
 	ttlHeader    = "X-aws-ec2-metadata-token-ttl-seconds"
 	tokenHeader  = "X-aws-ec2-metadata-token"
 	maxTokenTTL  = 21600
@@ -49,6 +51,7 @@ const (
 	appJSON      = "application/json"
 
 	defaultRole     = "kivuli-test-role"
+	defaultRegion   = "us-east-1"
 	defaultLifetime = 6 * time.Hour
 	// rotateEvery is the default share of Lifetime after which a new set is
 	// issued: every hour for 6-hour sets, as on EC2.
@@ -126,6 +129,9 @@ type Config struct {
 	// refresh deadline one minute before expiry at the latest); a test that
 	// expects a new set by a fixed time must then allow for that.
 	RotateBefore time.Duration
+	// Region is the instance's region, served at
+	// /latest/meta-data/placement/region. Default "us-east-1".
+	Region string
 	// Clock tells the time for token expiry and credential sets. Default
 	// time.Now, which follows the fake clock of a testing/synctest bubble
 	// when called in one.
@@ -234,6 +240,9 @@ func NewHandler(cfg Config) *Server {
 	}
 	if cfg.Role == "" {
 		cfg.Role = defaultRole
+	}
+	if cfg.Region == "" {
+		cfg.Region = defaultRegion
 	}
 	if cfg.TokenStatus == 0 {
 		cfg.TokenStatus = http.StatusNotFound
@@ -616,6 +625,9 @@ func (st *state) answer(r *http.Request, target Target, expired bool) response {
 			Token:           set.SessionToken,
 			Expiration:      timestamp(exp),
 		})
+	}
+	if r.URL.Path == regionPath {
+		return response{status: http.StatusOK, ctype: textPlain, body: st.cfg.Region}
 	}
 	return plain(http.StatusNotFound)
 }

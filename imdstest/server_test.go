@@ -345,6 +345,31 @@ func TestRoleList(t *testing.T) {
 	})
 }
 
+// TestRegion: the instance's region is served like the other metadata,
+// under the same token rules.
+func TestRegion(t *testing.T) {
+	cases := []struct {
+		name   string
+		cfg    Config
+		status int
+		body   string
+	}{
+		{"default", Config{}, 200, "us-east-1"},
+		{"configured", Config{Region: "eu-west-2"}, 200, "eu-west-2"},
+		{"no token when required", Config{Mode: TokenRequired}, 401, ""},
+	}
+	eachTransport(t, func(t *testing.T, start func(Config) harness) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				res := start(tc.cfg).do(t, http.MethodGet, regionPath)
+				if res.status != tc.status || tc.status == 200 && res.body != tc.body {
+					t.Fatalf("status %d, body %q; want %d, %q", res.status, res.body, tc.status, tc.body)
+				}
+			})
+		}
+	})
+}
+
 func TestPaths(t *testing.T) {
 	cases := []struct {
 		name   string

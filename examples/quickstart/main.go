@@ -142,6 +142,9 @@ func run(useAWS bool) error {
 	policies := kivuli.DefaultPolicies()
 	policies["myservice"] = kivuli.Policy{Token: kivuli.TokenHeaderUnsigned}
 	placed := &http.Client{Transport: &kivuli.Transport{Credentials: creds, Base: deliverTo(endpoint), Policies: policies}}
+	// No endpoint data names a made-up service, so its host is not
+	// guessed at: its Transport says the service.
+	own := &http.Client{Transport: &kivuli.Transport{Credentials: creds, Base: deliverTo(endpoint), Policies: policies, Service: "myservice"}}
 	fmt.Println("4. token placement per policy, as the endpoint saw it")
 	for _, c := range []struct {
 		url     string
@@ -156,7 +159,11 @@ func run(useAWS bool) error {
 		if err != nil {
 			return err
 		}
-		resp, err := placed.Do(req)
+		client := placed
+		if c.service == "myservice" {
+			client = own
+		}
+		resp, err := client.Do(req)
 		if err != nil {
 			return err
 		}

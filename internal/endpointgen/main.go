@@ -1,0 +1,148 @@
+// Command endpointgen writes kivuli's endpoint table (endpoints_table.go)
+// from AWS's published endpoint data: the aws-sdk-go-v2 service modules of
+// this module's go.mod (internal/endpoints/endpoints.go for host names,
+// variants and credential scopes, auth.go for the SigV4 signing name), the
+// core module's partitions (internal/endpoints/awsrulesfn/partitions.json),
+// and, for the services whose Go module the module proxy does not serve,
+// botocore's endpoints.json and service models.
+//
+// It is run by hand, not in CI (go generate in the repository's root):
+//
+//	go generate
+//
+// To take newer data: in this directory, go get the newer module versions
+// (go get github.com/aws/aws-sdk-go-v2/service/NAME@latest ...), then go
+// generate again. Do not run go mod tidy here: no package of this module
+// imports the service modules, it only reads their source, so tidy would
+// drop them all.
+//
+// It also writes testdata/endpoints.txt.gz: the host, signing name and
+// region that the SDKs resolve for every service, variant and a sample of
+// regions, which the root package's tests check inference against.
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+func main() {
+	out := flag.String("out", "../../endpoints_table.go", "the Go file to write")
+	testdata := flag.String("testdata", "../../testdata/endpoints.txt.gz", "the test data file to write")
+	botocore := flag.String("botocore", "", "botocore's package directory; empty: ask python3; none: do without")
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("endpointgen: ")
+
+	mods, err := buildList()
+	if err != nil {
+		log.Fatal(err)
+	}
+	var core goModule
+	var services []*service
+	goPrefixes := map[string]*service{}
+	for _, m := range mods {
+		switch {
+		case m.Path == corePath:
+			core = m
+		case isServiceModule(m.Path):
+			s, err := readGoService(m)
+			if err != nil {
+				log.Fatal(err)
+			}
+			services = append(services, s)
+			if p := s.standardPrefix(); p != "" {
+				goPrefixes[p] = s
+			}
+		}
+	}
+	if core.Dir == "" {
+		log.Fatalf("%s is not in the build list", corePath)
+	}
+	parts, err := readPartitions(filepath.Join(core.Dir, "internal", "endpoints", "awsrulesfn", "partitions.json"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	sources := []string{fmt.Sprintf("%s %s (partitions)", corePath, core.Version)}
+	goSources := []string{}
+	for _, s := range services {
+		goSources = append(goSources, s.source)
+	}
+
+	var notes []string
+	bcDir := *botocore
+	if bcDir == "" {
+		if bcDir, err = findBotocore(); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if bcDir != "none" {
+		byPrefix, version, err := readBotocore(bcDir, parts)
+		if err != nil {
+			log.Fatal(err)
+		}
+		sources = append(sources, "botocore "+version+" (the services whose Go module the proxy did not serve)")
+		for _, m := range manualServices {
+			sources = append(sources, fmt.Sprintf("%s: %s", m.name, m.source))
+		}
+		prefixes := make([]string, 0, len(byPrefix))
+		for p := range byPrefix {
+			prefixes = append(prefixes, p)
+		}
+		sort.Strings(prefixes)
+		added := 0
+		for _, p := range prefixes {
+			for _, bs := range byPrefix[p] {
+				if gs, ok := goPrefixes[p]; ok {
+					if gs.signingName != bs.signingName && bs.signingName != "" {
+						notes = append(notes, fmt.Sprintf("prefix %s: Go module %s signs as %q, botocore's %s as %q: the Go module's name is kept", p, gs.name, gs.signingName, bs.name, bs.signingName))
+					}
+					continue
+				}
+				services = append(services, bs)
+				added++
+			}
+		}
+		log.Printf("%d services from Go modules, %d more from botocore %s", len(goSources), added, version)
+	}
+	sort.Slice(services, func(i, j int) bool { return services[i].name < services[j].name })
+
+	t, err := build(services, parts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	notes = append(notes, t.notes...)
+	for _, n := range notes {
+		log.Print(n)
+	}
+	src, err := t.emit(sources, goSources)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := os.WriteFile(*out, src, 0o644); err != nil {
+		log.Fatal(err)
+	}
+	td := t.testdata(sources)
+	if strings.HasSuffix(*testdata, ".gz") {
+		var zb bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&zb, gzip.BestCompression)
+		zw.Write(td)
+		zw.Close()
+		td = zb.Bytes()
+	}
+	if err := os.WriteFile(*testdata, td, 0o644); err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("%s: %d bytes; %d signing names, %d endpoint prefixes, %d hosts; %s: %d hosts",
+		*out, len(src), len(t.names), len(t.prefixes), len(t.hosts), *testdata, len(t.samples))
+	if len(t.leftOut) > 0 {
+		log.Printf("left out: %s", strings.Join(t.leftOut, "; "))
+	}
+}
