@@ -155,25 +155,55 @@ func (h hostName) runsCustomerCode() bool {
 }
 
 // customerHost reports whether prefix, the labels of a name before its AWS
-// domain, names a host that a customer runs:
+// domain, names a host that a customer runs, or whose answers a customer's
+// code or content makes:
 //
 //	ec2-203-0-113-25.compute-1.amazonaws.com          EC2 public DNS, us-east-1
 //	ec2-203-0-113-25.eu-west-2.compute.amazonaws.com  EC2 public DNS, other regions
 //	my-alb-123.eu-west-2.elb.amazonaws.com            Application and Classic Load Balancers
 //	my-nlb-123.elb.eu-west-2.amazonaws.com            Network and Gateway Load Balancers
 //	vpce-0abc.vpce-svc-0123.eu-west-2.vpce.amazonaws.com  a PrivateLink endpoint service
+//	bucket.s3-website-us-east-1.amazonaws.com         S3 static websites
+//	bucket.s3-website.eu-west-2.amazonaws.com
+//	env.vfs.cloud9.eu-west-2.amazonaws.com            Cloud9 application previews
+//	app.edge-1.vai-2.prod.verified-access.eu-west-2.amazonaws.com  Verified Access applications
+//	abcd.c2.eu-west-2.airflow.amazonaws.com           MWAA web servers
+//
+// It looks at the labels in place, without splitting them: it runs on every
+// host switch of a Transport, which allocates only the route it keeps.
 func customerHost(prefix string) bool {
-	rest, last := "", prefix
-	if i := strings.LastIndexByte(prefix, '.'); i >= 0 {
-		rest, last = prefix[:i], prefix[i+1:]
-	}
-	switch last {
-	case "compute-1", "compute", "elb":
+	rest, last := cutLastLabel(prefix)
+	switch {
+	case last == "compute-1", last == "compute", last == "elb":
 		return true
-	case "vpce":
+	case last == "vpce":
 		return strings.HasPrefix(prefix, "vpce-svc-") || strings.Contains(prefix, ".vpce-svc-")
+	case strings.HasPrefix(last, "s3-website-"):
+		return true
+	case last == "airflow":
+		// An environment's web server: NAME.cN.REGION.airflow; the MWAA
+		// API is airflow.REGION and env.airflow.REGION.
+		rest, region := cutLastLabel(rest)
+		_, cell := cutLastLabel(rest)
+		return isRegion(region) && len(cell) > 1 && cell[0] == 'c' && strings.Trim(cell[1:], "0123456789") == ""
+	case isRegion(last):
+		return hasLastLabels(rest, "elb") || hasLastLabels(rest, "s3-website") ||
+			hasLastLabels(rest, "vfs.cloud9") || hasLastLabels(rest, "verified-access")
 	}
-	return isRegion(last) && (rest == "elb" || strings.HasSuffix(rest, ".elb"))
+	return false
+}
+
+// cutLastLabel splits a name before its last label.
+func cutLastLabel(name string) (rest, last string) {
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		return name[:i], name[i+1:]
+	}
+	return "", name
+}
+
+// hasLastLabels reports whether name ends with the whole labels labels.
+func hasLastLabels(name, labels string) bool {
+	return strings.HasSuffix(name, labels) && (len(name) == len(labels) || name[len(name)-len(labels)-1] == '.')
 }
 
 // listed reports whether h matches an entry of allowed: a host name or IP

@@ -113,8 +113,8 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 	if strings.Contains(r.URL.RawQuery, "X-Amz-") {
 		r.URL.RawQuery = stripAuthQuery(r.URL.RawQuery)
 	}
-	if name, ok := unicodeEdgeSpace(h); ok {
-		return &RequestError{Reason: "the value of header " + name + " starts or ends with non-ASCII white space, which the SDK signer trims and AWS does not"}
+	if err := checkHeaders(r.Method, h, s.creds.SessionToken); err != nil {
+		return err
 	}
 	if !validQuery(r.URL.RawQuery) {
 		return &RequestError{Reason: "the query is not valid percent-encoding (or uses ';' as a separator), so it cannot be signed as the service will read it"}
@@ -244,11 +244,31 @@ func sendNormalizedPath(u *url.URL) error {
 		return nil
 	}
 	p := uriPath(u)
+	if encodedDotSegment(p) {
+		return &RequestError{Reason: "the path has a percent-encoded dot segment (%2E), which services read differently (as a dot segment to remove, or as a name): send it as '.' or '..', which is removed, or escape the name otherwise"}
+	}
 	n := normalizePath(p)
 	if n == p {
 		return nil
 	}
 	return setEscapedPath(u, n)
+}
+
+// encodedDotSegment reports whether the escaped path p has a segment that
+// decodes to "." or "..", but not literally: RFC 3986 reads it as a dot
+// segment, botocore as a name.
+func encodedDotSegment(p string) bool {
+	if !strings.Contains(p, "%2") {
+		return false
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if strings.Contains(seg, "%") {
+			if d, err := url.PathUnescape(seg); err == nil && (d == "." || d == "..") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // hasDotsOrSlashes reports whether p may hold a dot segment or repeated
@@ -350,23 +370,66 @@ func unreserved(c byte) bool {
 		c == '-' || c == '_' || c == '.' || c == '~'
 }
 
-// unicodeEdgeSpace finds a signed header whose value begins or ends with
-// white space beyond ASCII (U+0085, U+00A0, ...): the SDK signer trims it
-// with strings.TrimSpace, while servers trim only spaces and tabs, so the
-// signature could never match.
-func unicodeEdgeSpace(h http.Header) (string, bool) {
+// checkHeaders refuses what net/http would refuse to send, before it is
+// signed and logged: a method that is not a token, a header name that is
+// not one, a value or a session token holding a control character (a line
+// break in the debug log's canonical request would move the token out of
+// the line where it is redacted). It also refuses a signed header whose
+// value begins or ends with white space beyond ASCII (U+0085, U+00A0,
+// ...): the SDK signer trims it with strings.TrimSpace, while servers trim
+// only spaces and tabs, so the signature could never match. No error
+// quotes a value.
+func checkHeaders(method string, h http.Header, token string) error {
+	if method != "" && !isToken(method) {
+		return &RequestError{Reason: "the method is not an HTTP token"}
+	}
+	if hasCTL(token) {
+		return &RequestError{Reason: "the session token holds a control character"}
+	}
 	for k, vs := range h {
+		if !isToken(k) {
+			return &RequestError{Reason: fmt.Sprintf("the header name %q is not an HTTP token", k)}
+		}
 		for _, v := range vs {
+			if hasCTL(v) {
+				return &RequestError{Reason: "the value of header " + k + " holds a control character"}
+			}
 			if v != "" && (v[0] >= 0x80 || v[len(v)-1] >= 0x80) && strings.TrimSpace(v) != strings.Trim(v, " \t") {
 				switch k {
 				case "User-Agent", "X-Amzn-Trace-Id", "Expect":
 					continue // not signed
 				}
-				return k, true
+				return &RequestError{Reason: "the value of header " + k + " starts or ends with non-ASCII white space, which the SDK signer trims and AWS does not"}
 			}
 		}
 	}
-	return "", false
+	return nil
+}
+
+// hasCTL reports whether s holds a control byte other than tab.
+func hasCTL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// isToken reports whether s is an RFC 9110 token, as methods and header
+// names are.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
 }
 
 // validQuery reports whether raw parses as net/url and AWS parse it: every
@@ -423,7 +486,7 @@ func queryEscape(s string) string {
 // on the third line, the x-amz-security-token header line) rather than by
 // its value, which the signer may have changed (collapsing the spaces of
 // a header value, escaping a query value).
-func redactCanonical(canon string) string {
+func redactCanonical(canon, token string) string {
 	lines := strings.Split(canon, "\n")
 	if len(lines) > 2 && strings.Contains(lines[2], queryToken+"=") {
 		params := strings.Split(lines[2], "&")
@@ -439,7 +502,17 @@ func redactCanonical(canon string) string {
 			lines[i] = "x-amz-security-token:REDACTED"
 		}
 	}
-	return strings.Join(lines, "\n")
+	out := strings.Join(lines, "\n")
+	// And by value, in the forms the signer may give it, in case the
+	// request moved it elsewhere.
+	if token != "" {
+		for _, form := range []string{token, strings.Join(strings.Fields(token), " "), queryEscape(token)} {
+			if len(form) >= 8 { // a shorter one is no secret, and would garble the log
+				out = strings.ReplaceAll(out, form, "REDACTED")
+			}
+		}
+	}
+	return out
 }
 
 // captureLogger receives the SDK signer's debug message.
@@ -460,7 +533,7 @@ func (c *captureLogger) log(ctx context.Context, s *signing, r *http.Request) {
 	_, rest, _ := strings.Cut(c.msg, canonMark)
 	canon, rest, _ := strings.Cut(rest, stsMark)
 	sts, _, _ := strings.Cut(rest, "\n---")
-	canon = redactCanonical(canon)
+	canon = redactCanonical(canon, s.creds.SessionToken)
 	s.logger.LogAttrs(ctx, slog.LevelDebug, "kivuli: signed request",
 		slog.String("method", r.Method),
 		slog.String("host", r.Host),

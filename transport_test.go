@@ -527,6 +527,15 @@ func TestTransportDotSegments(t *testing.T) {
 			assert.Equal(t, tc.path, req.URL.EscapedPath(), "the caller's request is not modified")
 		})
 	}
+	t.Run("percent-encoded dot segments", func(t *testing.T) {
+		for _, p := range []string{"/a/%2E", "/a/b/%2E%2E", "/a/%2e%2e/b", "/a/.%2E/b"} {
+			u, err := url.Parse(r.endpoint.URL + p)
+			require.NoError(t, err)
+			_, err = r.transport("es").RoundTrip(&http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}})
+			var re *kivuli.RequestError
+			assert.ErrorAs(t, err, &re, p)
+		}
+	})
 	t.Run("presigned", func(t *testing.T) {
 		req, err := http.NewRequest(http.MethodGet, "https://search-x.eu-west-2.es.amazonaws.com/a/b/..?q=1", nil)
 		require.NoError(t, err)
@@ -651,6 +660,48 @@ func TestTransportDebugLogRedactsByPosition(t *testing.T) {
 			for _, part := range []string{"Fwo", "GZXIvYXdzE", "xyz", "wvu=="} {
 				assert.NotContains(t, out, part)
 			}
+		})
+	}
+}
+
+// TestControlCharactersRefused: what net/http would refuse to send (a line
+// break in a header value, the method or the token) is refused before it
+// is signed and logged, where a line break would move the token out of
+// the line on which it is redacted; the error quotes no value.
+func TestControlCharactersRefused(t *testing.T) {
+	const token = "SeCrEtToKeN-AAAA"
+	for name, tc := range map[string]struct {
+		method, header, token string
+	}{
+		"header value":    {http.MethodGet, "a\n\nb", token},
+		"method":          {"GET\nX", "", token},
+		"token with LF":   {http.MethodGet, "", "PART1\nPART2-SeCrEt"},
+		"token with CRLF": {http.MethodGet, "", "PART1\r\nPART2-SeCrEt"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+				return aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "SECRET", SessionToken: tc.token}, nil
+			})
+			base := &countingBase{}
+			tr := &kivuli.Transport{Credentials: creds, Service: "kafka-cluster", Region: "eu-west-2", Base: base,
+				Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+			req, _ := http.NewRequest(http.MethodGet, "https://sts.us-east-1.amazonaws.com/", nil)
+			req.Method = tc.method
+			if tc.header != "" {
+				req.Header.Set("X-Aaa", tc.header)
+			}
+			for _, sign := range []func() error{
+				func() error { _, err := tr.RoundTrip(req); return err },
+				func() error { _, err := tr.Presign(req, time.Minute); return err },
+			} {
+				err := sign()
+				var re *kivuli.RequestError
+				require.ErrorAs(t, err, &re)
+				assert.NotContains(t, err.Error(), "SeCrEt")
+			}
+			assert.Zero(t, base.sent.Load())
+			assert.NotContains(t, buf.String(), "SeCrEt")
 		})
 	}
 }

@@ -132,7 +132,19 @@ func canonicalURI(wire string, rule Rule) (string, error) {
 func ambiguousPath(p string) bool {
 	i := strings.LastIndexByte(p, '/')
 	last := p[i+1:]
-	return (last == "." || last == "..") && normalizePath(p) != "/"
+	if (last == "." || last == "..") && normalizePath(p) != "/" {
+		return true
+	}
+	// A segment that decodes to a dot segment ("%2E%2E") is one to RFC
+	// 3986 and a name to botocore, wherever it stands.
+	for seg := range strings.SplitSeq(p, "/") {
+		if strings.Contains(seg, "%") {
+			if d, err := url.PathUnescape(seg); err == nil && (d == "." || d == "..") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // normalizePath removes "." and ".." segments and empty segments (so "//"

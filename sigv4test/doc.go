@@ -25,10 +25,11 @@
 //     value, repeats kept; the signed headers trimmed, inner runs of spaces
 //     collapsed, repeats joined with ',' in arrival order.
 //   - A path that is normalised (every rule but S3's) must not end in a
-//     "." or ".." segment below the root ("/a/.", "/a/b/.."): AWS services
-//     read such paths differently (RFC 3986 and smithy-rs keep a trailing
-//     slash, botocore does not), so a signer must send paths with their dot
-//     segments removed. Such requests are rejected with the code
+//     "." or ".." segment below the root ("/a/.", "/a/b/..") nor hold a
+//     percent-encoded one anywhere ("/a/%2E%2E/b"): AWS services read such
+//     paths differently (RFC 3986 and smithy-rs keep a trailing slash and
+//     decode %2E, botocore does neither), so a signer must send paths with
+//     their dot segments removed. Such requests are rejected with the code
 //     AmbiguousPath, which is this package's own, not AWS's.
 //   - SignedHeaders must include host, and every x-amz-* header present
 //     except X-Amz-Security-Token must be signed.

@@ -884,3 +884,18 @@ func TestLookup(t *testing.T) {
 		t.Fatal("an unknown key was found")
 	}
 }
+
+// TestAmbiguousPath: the paths AWS services read differently are the ones
+// ending in a dot segment below the root, and those with a percent-encoded
+// dot segment anywhere.
+func TestAmbiguousPath(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/a/.": true, "/a/b/..": true, "/a/%2E": true, "/a/%2e%2e/b": true, "/a/.%2E/b": true,
+		"/": false, "/a/": false, "/a/./b": false, "/..": false, "/a/..": false, "/./": false,
+		"/a%2Eb": false, "/a/%2F": false, "/a/...": false,
+	} {
+		if got := ambiguousPath(p); got != want {
+			t.Errorf("ambiguousPath(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
