@@ -1,11 +1,15 @@
 package kivuli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -31,9 +35,18 @@ const peekMax = 16 << 10
 // AWS's next RequestTimeTooSkewed answer, which carries AWS's own time.
 const maxSkewCorrection = 24 * time.Hour
 
+// The codes acted on. They are matched where codes stand (the
+// X-Amzn-ErrorType header, a JSON body's __type or code, an XML body's
+// Code), never anywhere in the text, which may echo the caller's input;
+// the messages below are matched in a body's message field only.
 var (
-	expiredTokenCodes = []string{"ExpiredToken", "TokenRefreshRequired", "security token included in the request is expired"}
-	skewCodes         = []string{"RequestTimeTooSkewed", "RequestExpired", "RequestInTheFuture", "Signature expired", "Signature not yet current"}
+	expiredTokenCodes = []string{"ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired"}
+	// expiredTokenMessage is how OpenSearch Service and others say it,
+	// under another code or none.
+	expiredTokenMessage = "security token included in the request is expired"
+	skewCodes           = []string{"RequestTimeTooSkewed", "RequestExpired", "RequestInTheFuture"}
+	// skewMessages are InvalidSignatureException's when the clock is off.
+	skewMessages = []string{"Signature expired", "Signature not yet current"}
 	// throttleCodes are the AWS error codes that the SDKs retry as
 	// throttling.
 	throttleCodes = []string{
@@ -70,8 +83,8 @@ type answer struct {
 	st      *attemptState
 }
 
-// watch classifies an error answer by its X-Amzn-ErrorType header now, or
-// else by its body as the caller reads it.
+// watch classifies an error answer by its headers now, or else by its
+// body as the caller reads it.
 func (t *Transport) watch(ctx context.Context, resp *http.Response, used aws.Credentials, rt route) {
 	switch resp.StatusCode {
 	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
@@ -80,28 +93,103 @@ func (t *Transport) watch(ctx context.Context, resp *http.Response, used aws.Cre
 	}
 	st, _ := ctx.Value(attemptKey{}).(*attemptState)
 	a := &answer{t: t, ctx: ctx, used: used, fromAWS: rt.fromAWS, host: rt.dial, date: resp.Header.Get("Date"), st: st}
-	if a.classify(resp.Header.Get("X-Amzn-Errortype")) || resp.Body == nil || resp.Body == http.NoBody {
+	if a.classify(headerCode(resp.Header), "") || resp.Body == nil || resp.Body == http.NoBody {
 		return
 	}
 	resp.Body = &sniffer{rc: resp.Body, a: a}
 }
 
-// classify acts on what text says, reporting whether it said anything.
-func (a *answer) classify(text string) bool {
+// headerCode returns the error code an answer's headers state: the JSON
+// protocols' X-Amzn-ErrorType ("ExpiredTokenException:http://..."), or
+// the Query protocol's X-Amzn-Query-Error ("Code;Sender").
+func headerCode(h http.Header) string {
+	if v := h.Get("X-Amzn-Errortype"); v != "" {
+		code, _, _ := strings.Cut(v, ":")
+		return code
+	}
+	code, _, _ := strings.Cut(h.Get("X-Amzn-Query-Error"), ";")
+	return code
+}
+
+// bodyCode returns the error code and message an error body states: JSON
+// ({"__type": ..., "message": ...}, or "code", any letter case, at any
+// depth) or XML (<Code>...</Code>, <Message>...</Message>). The body may be
+// cut short: what was read is used.
+func bodyCode(b []byte) (code, message string) {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '<' {
+		return xmlElement(b, "Code"), xmlElement(b, "Message")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var stack []json.Delim // the open objects and arrays
+	var key string         // the key of the value read next, in an object
+	expectKey := false     // the next string in the innermost object is a key
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		inObject := len(stack) > 0 && stack[len(stack)-1] == '{'
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				stack = append(stack, v)
+				expectKey = v == '{'
+				continue
+			default:
+				stack = stack[:max(len(stack)-1, 0)]
+				inObject = len(stack) > 0 && stack[len(stack)-1] == '{'
+			}
+		case string:
+			if inObject && expectKey {
+				key, expectKey = v, false
+				continue
+			}
+			switch {
+			case !inObject:
+			case code == "" && (strings.EqualFold(key, "__type") || strings.EqualFold(key, "code")):
+				code = v
+			case message == "" && strings.EqualFold(key, "message"):
+				message = v
+			}
+		}
+		expectKey = inObject // a value ended: in an object, a key follows
+	}
+	// "com.amazonaws.sts#ExpiredTokenException" names the code after '#'.
+	if i := strings.LastIndexByte(code, '#'); i >= 0 {
+		code = code[i+1:]
+	}
+	return code, message
+}
+
+// xmlElement returns the text of the first element name in b.
+func xmlElement(b []byte, name string) string {
+	_, rest, ok := bytes.Cut(b, []byte("<"+name+">"))
+	if !ok {
+		return ""
+	}
+	text, _, _ := bytes.Cut(rest, []byte("</"+name+">"))
+	return string(bytes.TrimSpace(text))
+}
+
+// classify acts on the code and message an answer states, reporting
+// whether they said anything it acts on.
+func (a *answer) classify(code, message string) bool {
 	var flag *bool
 	switch {
-	case text == "":
+	case code == "" && message == "":
 		return false
-	case containsAny(text, expiredTokenCodes):
+	case slices.Contains(expiredTokenCodes, code) || strings.Contains(message, expiredTokenMessage):
 		a.t.invalidate(a.used)
 		if a.st != nil {
 			flag = &a.st.expiredToken
 		}
-	case containsAny(text, throttleCodes):
+	case slices.Contains(throttleCodes, code):
 		if a.st != nil {
 			flag = &a.st.throttled
 		}
-	case containsAny(text, skewCodes):
+	case slices.Contains(skewCodes, code) || containsAny(message, skewMessages):
 		if a.t.correctClock(a.ctx, a.fromAWS, a.host, a.date) && a.st != nil {
 			flag = &a.st.skewed
 		}
@@ -114,6 +202,11 @@ func (a *answer) classify(text string) bool {
 		a.st.mu.Unlock()
 	}
 	return true
+}
+
+// classifyBody classifies what was read of an error body.
+func (a *answer) classifyBody(b []byte) {
+	a.classify(bodyCode(b))
 }
 
 // invalidate invalidates the credentials used for a request the service
@@ -134,9 +227,10 @@ func (t *Transport) invalidate(used aws.Credentials) {
 }
 
 // correctClock sets the transport's clock offset from the Date of a
-// clock-skew answer, reporting whether it did. Only AWS endpoints' answers
-// count (an allowed host of the user's could set the clock of every later
-// request), within maxSkewCorrection; each change is logged once.
+// clock-skew answer, reporting whether it did. Only the answers of AWS
+// endpoints that run no customer's code count (any other host could set
+// the clock of every later request), within maxSkewCorrection. A change is
+// logged, at most once a minute however often answers change it.
 func (t *Transport) correctClock(ctx context.Context, fromAWS bool, host, dateHeader string) bool {
 	date, err := http.ParseTime(dateHeader)
 	if !fromAWS || err != nil {
@@ -144,17 +238,39 @@ func (t *Transport) correctClock(ctx context.Context, fromAWS bool, host, dateHe
 	}
 	offset := time.Until(date).Round(time.Second)
 	if offset > maxSkewCorrection || offset < -maxSkewCorrection {
-		if t.Logger != nil && time.Duration(t.refused.Swap(int64(offset))) != offset {
+		if n, ok := t.refusedLog.allow(); ok && t.Logger != nil {
 			t.Logger.WarnContext(ctx, "kivuli: ignoring a clock correction beyond the bound",
-				"host", host, "offset", offset, "bound", maxSkewCorrection)
+				"host", host, "offset", offset, "bound", maxSkewCorrection, "not_logged", n)
 		}
 		return false
 	}
-	if prev := time.Duration(t.skew.Swap(int64(offset))); prev != offset && t.Logger != nil {
-		t.Logger.WarnContext(ctx, "kivuli: the service says the local clock is off; correcting the signing time",
-			"host", host, "offset", offset, "previous_offset", prev)
+	// Dates have whole seconds: answers a second apart are one offset.
+	if prev := time.Duration(t.skew.Swap(int64(offset))); (offset - prev).Abs() > time.Second {
+		if n, ok := t.correctionLog.allow(); ok && t.Logger != nil {
+			t.Logger.WarnContext(ctx, "kivuli: the service says the local clock is off; correcting the signing time",
+				"host", host, "offset", offset, "previous_offset", prev, "not_logged", n)
+		}
 	}
 	return true
+}
+
+// everyMinute lets a warning through at most once a minute, counting the
+// ones held back. Its zero value is ready.
+type everyMinute struct {
+	last    atomic.Int64 // unix nanoseconds of the last one let through
+	skipped atomic.Int64
+}
+
+// allow reports whether a warning may be logged now, and how many were
+// held back since the last one.
+func (e *everyMinute) allow() (skipped int64, ok bool) {
+	now := time.Now().UnixNano()
+	last := e.last.Load()
+	if last != 0 && now-last < int64(time.Minute) || !e.last.CompareAndSwap(last, now) {
+		e.skipped.Add(1)
+		return 0, false
+	}
+	return e.skipped.Swap(0), true
 }
 
 func containsAny(s string, subs []string) bool {
@@ -198,7 +314,7 @@ func (s *sniffer) Read(p []byte) (int, error) {
 	a := s.observeLocked(p[:n], err)
 	s.mu.Unlock()
 	if a != nil {
-		a.classify(string(s.seen))
+		a.classifyBody(s.seen)
 	}
 	return n, err
 }
@@ -241,7 +357,7 @@ func (s *sniffer) peek() {
 		a := s.observeLocked(buf[:n], err)
 		s.mu.Unlock()
 		if a != nil {
-			a.classify(string(s.seen))
+			a.classifyBody(s.seen)
 		}
 	}
 }
@@ -252,7 +368,7 @@ func (s *sniffer) Close() error {
 	s.a = nil
 	s.mu.Unlock()
 	if a != nil {
-		a.classify(string(s.seen))
+		a.classifyBody(s.seen)
 	}
 	return s.rc.Close()
 }

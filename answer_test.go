@@ -228,3 +228,48 @@ func TestExpiredTokenNeverWaitsForAProvider(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, watchdog.Stop(), "RoundTrip waited for the provider's refresh")
 }
+
+// TestErrorTextIsNotACode: a code is taken only where codes stand; an
+// error body that merely mentions one (echoing the caller's input) does
+// not invalidate the credentials, which would cost IMDS calls each time.
+func TestErrorTextIsNotACode(t *testing.T) {
+	r := newRig(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":"invalid index name [ExpiredToken]","status":400}`)
+	}))
+	before := r.imds.Stats().CredentialGETs
+	for range 10 {
+		req, _ := http.NewRequest(http.MethodGet, r.endpoint.URL+"/", nil)
+		resp, err := r.transport("es").RoundTrip(req)
+		require.NoError(t, err)
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	_, err := r.creds.Retrieve(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, before, r.imds.Stats().CredentialGETs)
+}
+
+// TestClockWarningsBounded: answers that keep changing the offset are
+// logged at most once a minute.
+func TestClockWarningsBounded(t *testing.T) {
+	n := 0
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		n++
+		offset := 20 * time.Hour
+		if n%2 == 0 {
+			offset = -offset
+		}
+		h := http.Header{"X-Amzn-Errortype": {"RequestTimeTooSkewed"}, "Date": {time.Now().Add(offset).UTC().Format(http.TimeFormat)}}
+		return &http.Response{StatusCode: http.StatusForbidden, Header: h, Body: http.NoBody, Request: req}, nil
+	})
+	var logs bytes.Buffer
+	tr := &kivuli.Transport{Credentials: staticCreds, Service: "sts", Region: "us-east-1", Base: base,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	for range 20 {
+		req, _ := http.NewRequest(http.MethodGet, "https://sts.us-east-1.amazonaws.com/", nil)
+		_, err := tr.RoundTrip(req)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 1, strings.Count(logs.String(), "correcting"), logs.String())
+}

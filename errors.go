@@ -184,8 +184,10 @@ var (
 	// ErrBodyTooLarge is returned (wrapped) when a body that can be read
 	// only once is larger than [Transport.MaxBufferedBody].
 	ErrBodyTooLarge = errors.New("kivuli: request body too large to buffer for signing")
-	// ErrNoCredentials is returned by a Transport whose Credentials is nil.
-	ErrNoCredentials = errors.New("kivuli: Transport.Credentials is nil")
+	// ErrNoCredentials is returned by a nil Transport or one whose
+	// Credentials is nil, and by a RetryingTransport that
+	// NewRetryingTransport did not make.
+	ErrNoCredentials = errors.New("kivuli: no credentials to sign with (a nil Transport, or a nil Transport.Credentials)")
 )
 
 // prefix starts every kivuli error message, once.

@@ -3,6 +3,7 @@ package kivuli
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -49,7 +50,7 @@ func parseHost(host string) (hostName, error) {
 	}
 	if rest != "" {
 		h.port = rest[1:]
-		if h.port == "" || len(h.port) > 5 || strings.Trim(h.port, "0123456789") != "" {
+		if n, err := strconv.Atoi(h.port); err != nil || n < 1 || n > 65535 || strings.Trim(h.port, "0123456789") != "" {
 			return h, fmt.Errorf("host %q has a malformed port", host)
 		}
 	}
@@ -240,4 +241,26 @@ func sameAddr(a, b string) bool {
 	x, err1 := netip.ParseAddr(a)
 	y, err2 := netip.ParseAddr(b)
 	return err1 == nil && err2 == nil && x == y
+}
+
+// checkAllowed returns what is wrong with an AllowedHosts entry, or nil:
+// each must be a host name, an IP address, either with a port, or a
+// wildcard over a name of two labels or more ("*.example.com"; "*.com"
+// would allow half the internet).
+func checkAllowed(entry string) error {
+	if w, ok := strings.CutPrefix(entry, "*."); ok {
+		if err := checkHostName(w); err != nil || !strings.Contains(w, ".") {
+			return &ConfigError{"Transport.AllowedHosts", fmt.Sprintf("%q: a wildcard must stand for the subdomains of a name of two labels or more, without a port", entry)}
+		}
+		return nil
+	}
+	if strings.Count(entry, ":") > 1 && !strings.HasPrefix(entry, "[") {
+		if _, err := netip.ParseAddr(entry); err == nil {
+			return nil
+		}
+	}
+	if _, err := parseHost(entry); err != nil {
+		return &ConfigError{"Transport.AllowedHosts", fmt.Sprintf("%q is not a host, host:port, IP address or *.name", entry)}
+	}
+	return nil
 }

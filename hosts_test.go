@@ -350,3 +350,38 @@ func TestTunnelInClearThroughProxy(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, int32(1), proxied.Load())
 }
+
+// TestAllowedHostsChecked: an AllowedHosts entry that can match nothing, or
+// far too much, is a ConfigError rather than silently ignored.
+func TestAllowedHostsChecked(t *testing.T) {
+	for _, entry := range []string{"", "*", "*.", "*.com", "*.example.com:443", "host:99999", "café.example.com", "a b"} {
+		tr := &kivuli.Transport{Credentials: staticCreds, Service: "sts", Region: "us-east-1", Base: &countingBase{}, AllowedHosts: []string{entry}}
+		req, _ := http.NewRequest(http.MethodGet, "https://sts.us-east-1.amazonaws.com/", nil)
+		_, err := tr.RoundTrip(req)
+		var ce *kivuli.ConfigError
+		assert.ErrorAs(t, err, &ce, "%q", entry)
+	}
+	for _, entry := range []string{"search.example.com", "*.example.com", "127.0.0.1:9200", "::1", "[::1]:9200", "localhost"} {
+		tr := &kivuli.Transport{Credentials: staticCreds, Service: "sts", Region: "us-east-1", Base: &countingBase{}, AllowedHosts: []string{entry}}
+		req, _ := http.NewRequest(http.MethodGet, "https://sts.us-east-1.amazonaws.com/", nil)
+		_, err := tr.RoundTrip(req)
+		assert.NoError(t, err, entry)
+	}
+}
+
+// TestNilTransports: misuse gives an error, never a panic, and the body is
+// closed.
+func TestNilTransports(t *testing.T) {
+	for name, rt := range map[string]http.RoundTripper{
+		"nil Transport":             (*kivuli.Transport)(nil),
+		"NewRetryingTransport(nil)": kivuli.NewRetryingTransport(nil),
+		"zero RetryingTransport":    &kivuli.RetryingTransport{},
+	} {
+		body := &closeCounter{Reader: strings.NewReader("x")}
+		req, _ := http.NewRequest(http.MethodPut, "https://sts.us-east-1.amazonaws.com/", nil)
+		req.Body = body
+		_, err := rt.RoundTrip(req)
+		assert.ErrorIs(t, err, kivuli.ErrNoCredentials, name)
+		assert.Equal(t, int32(1), body.closes.Load(), name)
+	}
+}

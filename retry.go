@@ -60,6 +60,12 @@ func NewRetryingTransport(t *Transport) *RetryingTransport {
 
 // RoundTrip sends req, retrying as described on [RetryingTransport].
 func (rt *RetryingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if rt == nil || rt.signer == nil || rt.Client == nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, ErrNoCredentials
+	}
 	st := &attemptState{}
 	ctx := context.WithValue(req.Context(), attemptKey{}, st)
 	r := &retryablehttp.Request{Request: req.Clone(ctx)}

@@ -102,10 +102,11 @@ type Transport struct {
 	// token redacted, as awscurl -v shows them.
 	Logger *slog.Logger
 
-	env     envRegion             // AWS_REGION, AWS_DEFAULT_REGION, read once
-	skew    atomic.Int64          // nanoseconds to add to the local clock
-	refused atomic.Int64          // the last clock correction refused, to log it once
-	last    atomic.Pointer[route] // the route of the last host signed for
+	env  envRegion    // AWS_REGION, AWS_DEFAULT_REGION, read once
+	skew atomic.Int64 // nanoseconds to add to the local clock
+	// Warnings about clock corrections made and refused.
+	correctionLog, refusedLog everyMinute
+	last                      atomic.Pointer[route] // the route of the last host signed for
 }
 
 // route is what a Transport decides from a request's hosts and scheme
@@ -177,7 +178,7 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 	if req.URL == nil {
 		return nil, creds, rt, &RequestError{Reason: "nil URL"}
 	}
-	if t.Credentials == nil {
+	if t == nil || t.Credentials == nil {
 		return nil, creds, rt, ErrNoCredentials
 	}
 	if err = checkURL(req.URL); err != nil {
@@ -336,6 +337,11 @@ func (t *Transport) decide(req *http.Request) (rt route, byPath bool, err error)
 	u := req.URL
 	if u.Host == "" {
 		return rt, false, &RequestError{Reason: "the URL has no host"}
+	}
+	for _, a := range t.AllowedHosts {
+		if err := checkAllowed(a); err != nil {
+			return rt, false, err
+		}
 	}
 	scheme := asciiLower(u.Scheme)
 	var plaintext bool
