@@ -218,7 +218,6 @@ func pyQuote(s string) string {
 	return b.String()
 }
 
-
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {

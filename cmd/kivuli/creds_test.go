@@ -63,10 +63,10 @@ func TestIsoformat(t *testing.T) {
 func TestPyQuote(t *testing.T) {
 	// As Python's json.dumps("...") prints these.
 	for in, want := range map[string]string{
-		`a/b+c=`:    `"a/b+c="`,
-		`q"\`:       `"q\"\\"`,
+		`a/b+c=`:     `"a/b+c="`,
+		`q"\`:        `"q\"\\"`,
 		"\x01\n\x7f": `"\u0001\n\u007f"`,
-		"é😀":        `"\u00e9\ud83d\ude00"`,
+		"é😀":         `"\u00e9\ud83d\ude00"`,
 		"<&>":        `"<&>"`,
 	} {
 		if got := pyQuote(in); got != want {
