@@ -137,9 +137,15 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 		_, q, _ := strings.Cut(signed, "?")
 		r.URL.RawQuery = q
 	} else {
+		// The SDK signer replaces RawQuery by its canonical form (sorted,
+		// re-encoded). Send the query as given instead: validQuery made
+		// sure that the service reads it as the signer did, and a server
+		// behind the signature may read the order of repeated keys.
+		query := r.URL.RawQuery
 		if err := sdkSigner.SignHTTP(ctx, creds, r, s.payloadHash, s.service, s.region, s.time, optFns...); err != nil {
 			return fmt.Errorf("kivuli: signing: %w", err)
 		}
+		r.URL.RawQuery = query
 	}
 
 	if token != "" {

@@ -491,6 +491,11 @@ func TestTransportPaths(t *testing.T) {
 			require.NoError(t, err)
 			resp.Body.Close()
 			require.NoError(t, r.lastRecord(t).Err)
+			// Sent as given: the order of repeated keys is the caller's,
+			// and a server behind the signature (API Gateway's
+			// multi-value parameters) may read it.
+			require.Equal(t, q, r.lastRecord(t).RawQuery, "the query sent")
+			require.Equal(t, q, u.RawQuery, "the caller's URL")
 		})
 	}
 	t.Run("invalid query", func(t *testing.T) {
