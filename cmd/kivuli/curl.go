@@ -90,27 +90,31 @@ whoever holds it until it expires.`,
 			annSeeAlso: "curl(1), awscurl; kivuli creds --help, kivuli imds --help",
 		},
 		Example: `# who am I (STS, service and region from the host)
-kivuli curl 'https://sts.eu-west-2.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15'
+kivuli curl -d Action=GetCallerIdentity -d Version=2011-06-15 \
+    https://sts.eu-west-2.amazonaws.com/
 
 # OpenSearch: a search with a query as typed, and the signing steps shown
-kivuli curl -v 'https://search-logs-abc.eu-west-2.es.amazonaws.com/logs-*/_search?q=status:500'
+kivuli curl -v \
+    'https://search-logs-abc.eu-west-2.es.amazonaws.com/logs-*/_search?q=status:500'
 
 # an S3 upload from a file, and one from a pipe
 kivuli curl -T backup.tar.gz https://my-bucket.s3.eu-west-2.amazonaws.com/backups/
-tar cz data | kivuli curl -T - https://my-bucket.s3.eu-west-2.amazonaws.com/data.tar.gz
+tar cz data | kivuli curl -T - https://my-bucket.s3.eu-west-2.amazonaws.com/d.tgz
 
 # a JSON POST to an API Gateway stage, failing on 4xx and 5xx
 kivuli curl --fail -H 'Content-Type: application/json' -d @event.json \
     https://abc123.execute-api.eu-west-2.amazonaws.com/prod/events
 
 # Amazon Managed Prometheus: braces and quotes in the query, as typed
-kivuli curl --service aps 'https://aps-workspaces.eu-west-2.amazonaws.com/workspaces/ws-1/api/v1/query?query=up{job="api"}'
+kivuli curl --service aps \
+    'https://aps-workspaces.eu-west-2.amazonaws.com/workspaces/ws-1/api/v1/query?query=up{job="api"}'
 
 # a shareable link, valid for an hour
 kivuli curl --presign 1h https://my-bucket.s3.eu-west-2.amazonaws.com/report.pdf
 
 # through an SSH tunnel to a VPC-only OpenSearch domain
-kivuli curl --allow-host localhost:9200 -H 'Host: vpc-logs-abc.eu-west-2.es.amazonaws.com' \
+kivuli curl --allow-host localhost:9200 \
+    -H 'Host: vpc-logs-abc.eu-west-2.es.amazonaws.com' \
     http://localhost:9200/_cluster/health
 
 # offline, against the emulator: what would be signed, sending nothing
@@ -200,8 +204,12 @@ func (a *app) curl(ctx context.Context, f *curlFlags, args []string) error {
 		return usageErrorf("%v", err)
 	}
 	req.URL = u // as given: String and Parse would not keep every byte
-	req.Header.Set("User-Agent", "kivuli-curl")
-	req.Header.Set("Accept", "*/*")
+	if !f.presign.set {
+		// Not for a presigned URL: each header signed is one that
+		// whoever uses the URL must send.
+		req.Header.Set("User-Agent", "kivuli-curl")
+		req.Header.Set("Accept", "*/*")
+	}
 	if len(f.data) > 0 {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}

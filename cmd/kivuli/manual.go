@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -86,10 +87,18 @@ func writeManual(w io.Writer, cmd *cobra.Command) {
 	fmt.Fprint(w, b.String())
 }
 
+var optionalValueRE = regexp.MustCompile(`([A-Z]+)\[=` + regexp.QuoteMeta(presignDefault) + `\]`)
+
 // flagUsages lists the flags of fs, wrapped to the manual's width.
 func flagUsages(fs *pflag.FlagSet) string {
 	var lines []string
-	for line := range strings.SplitSeq(fs.FlagUsagesWrapped(manualWidth-4), "\n") {
+	usages := fs.FlagUsagesWrapped(manualWidth - 4)
+	// pflag shows an optional value as NAME[=default]; a man page as [NAME].
+	usages = optionalValueRE.ReplaceAllStringFunc(usages, func(m string) string {
+		sub := optionalValueRE.FindStringSubmatch(m)
+		return fmt.Sprintf("%-*s", len(m), "["+sub[1]+"]")
+	})
+	for line := range strings.SplitSeq(usages, "\n") {
 		lines = append(lines, strings.TrimPrefix(strings.TrimRight(line, " "), "  "))
 	}
 	return strings.Join(lines, "\n")

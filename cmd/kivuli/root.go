@@ -51,10 +51,15 @@ func usageErrorf(format string, args ...any) error {
 
 // exitCode returns the exit status for err.
 func exitCode(err error) int {
-	var ee *exitError
+	var (
+		ee *exitError
+		se *silentError
+	)
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &se):
+		return se.code
 	case errors.As(err, &ee):
 		return ee.code
 	case refusedBySigner(err):
@@ -200,8 +205,8 @@ kivuli imds -- go test ./...`,
 		Short: "show a command's manual",
 		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, _, err := root.Find(args)
-			if err != nil || c == nil {
+			c, rest, err := root.Find(args)
+			if err != nil || c == nil || len(rest) > 0 {
 				return usageErrorf("no such command %q", strings.Join(args, " "))
 			}
 			writeManual(cmd.OutOrStdout(), c)
@@ -209,6 +214,10 @@ kivuli imds -- go test ./...`,
 		},
 	})
 	root.AddCommand(a.curlCommand(), a.credsCommand(), a.execCommand(), a.imdsCommand())
+	for _, c := range append(root.Commands(), root) {
+		c.Flags().SortFlags = false
+		c.Flags().BoolP("help", "h", false, "print this manual")
+	}
 	return root
 }
 

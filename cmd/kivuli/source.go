@@ -48,10 +48,11 @@ type sourceFlags struct {
 // --source is called --from.
 func addSourceFlags(cmd *cobra.Command, sf *sourceFlags, imdsRole bool) {
 	fs := pflag.NewFlagSet("source", pflag.ContinueOnError)
+	fs.SortFlags = false
 	sf.from = "source"
 	if imdsRole {
-		fs.StringVar(&sf.source, "source", sourceIMDS, "where credentials come from: `imds` (the instance role, through the kivuli library) or chain (the aws-sdk-go-v2 default chain: environment, shared config and SSO, web identity, ECS/EKS container credentials, IMDS)")
-		fs.StringVar(&sf.role, "role", "", "the instance role to read from IMDS (default: the first role IMDS lists)")
+		fs.StringVar(&sf.source, "source", sourceIMDS, "where credentials come from: `SOURCE` is imds (the instance role, through the kivuli library) or chain (the aws-sdk-go-v2 default chain: environment, shared config and SSO, web identity, ECS/EKS container credentials, IMDS)")
+		fs.StringVar(&sf.role, "role", "", "the instance role `NAME` to read from IMDS (default: the first role IMDS lists)")
 		fs.BoolVar(&sf.noToken, "no-token", false, "IMDSv1 requests only, no session token (Elastic Beanstalk Docker containers, where the token request cannot succeed)")
 	} else {
 		sf.from = "from"
