@@ -59,20 +59,20 @@ func TestCurlQueries(t *testing.T) {
 	f := newFixture(t, imdstest.Config{}, nil)
 	for _, q := range []string{
 		"Action=GetCallerIdentity&Version=2011-06-15",
-		"a=b=c",                      // '=' in a value
-		"a=1+2&b=1%2B2",              // '+' (a space to AWS) and an encoded one
-		"path=a%2Fb%2Fc",             // already encoded, not encoded again (awscurl#216)
-		"scroll_id=cXVlcnk7NTs%3D",   // an encoded '=' at the end
-		`query=up{job="api"}`,        // PromQL braces and quotes, raw
+		"a=b=c",                         // '=' in a value
+		"a=1+2&b=1%2B2",                 // '+' (a space to AWS) and an encoded one
+		"path=a%2Fb%2Fc",                // already encoded, not encoded again (awscurl#216)
+		"scroll_id=cXVlcnk7NTs%3D",      // an encoded '=' at the end
+		`query=up{job="api"}`,           // PromQL braces and quotes, raw
 		"query=up%7Bjob%3D%22api%22%7D", // the same, encoded
-		"a=2&a=1&a=2",                // repeated keys
-		"a=&b=",                      // empty values
-		"versioning",                 // a key without '=' (curl#10129)
-		"v&format=json",              // the same beside a pair
-		"=x",                         // an empty key
-		"q=status:500&size=10",       // ':' raw (awscurl#115)
-		"arg=a,b,c",                  // commas (awscurl#138)
-		"%E2%9C%93=%C3%A9",           // encoded UTF-8 keys and values
+		"a=2&a=1&a=2",                   // repeated keys
+		"a=&b=",                         // empty values
+		"versioning",                    // a key without '=' (curl#10129)
+		"v&format=json",                 // the same beside a pair
+		"=x",                            // an empty key
+		"q=status:500&size=10",          // ':' raw (awscurl#115)
+		"arg=a,b,c",                     // commas (awscurl#138)
+		"%E2%9C%93=%C3%A9",              // encoded UTF-8 keys and values
 	} {
 		t.Run(q, func(t *testing.T) {
 			f.aws.Reset()
