@@ -106,8 +106,8 @@ kivuli curl --fail -H 'Content-Type: application/json' -d @event.json \
     https://abc123.execute-api.eu-west-2.amazonaws.com/prod/events
 
 # Amazon Managed Prometheus: braces and quotes in the query, as typed
-kivuli curl --service aps \
-    'https://aps-workspaces.eu-west-2.amazonaws.com/workspaces/ws-1/api/v1/query?query=up{job="api"}'
+W=https://aps-workspaces.eu-west-2.amazonaws.com/workspaces/ws-1
+kivuli curl --service aps "$W"'/api/v1/query?query=up{job="api"}'
 
 # a shareable link, valid for an hour
 kivuli curl --presign 1h https://my-bucket.s3.eu-west-2.amazonaws.com/report.pdf

@@ -23,5 +23,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := runContext(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Environ())
 	stop()
+	if sig, ok := pendingSignal.Load().(os.Signal); ok {
+		raise(sig) // end as exec's command ended, if the signal does end us
+	}
 	os.Exit(code)
 }

@@ -24,12 +24,16 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // reading credentials) do not build a binary each.
 const asKivuli = "KIVULI_TEST_AS_COMMAND"
 
+// childArg, as the first argument, makes the test binary a command that
+// kivuli exec runs (see childMain).
+const childArg = "kivuli-test-child"
+
 func TestMain(m *testing.M) {
-	switch os.Getenv(asKivuli) {
-	case "kivuli":
+	if len(os.Args) > 1 && os.Args[1] == childArg {
+		os.Exit(childMain(os.Args[2:]))
+	}
+	if os.Getenv(asKivuli) == "1" {
 		main()
-	case "child":
-		os.Exit(childMain(os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }

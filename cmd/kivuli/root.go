@@ -54,10 +54,13 @@ func exitCode(err error) int {
 	var (
 		ee *exitError
 		se *silentError
+		ke *signalExit
 	)
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &ke):
+		return 128 + signalNumber(ke.sig)
 	case errors.As(err, &se):
 		return se.code
 	case errors.As(err, &ee):
@@ -138,6 +141,10 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	err := root.ExecuteContext(ctx)
 	if err != nil {
 		code := exitCode(err)
+		var ke *signalExit
+		if errors.As(err, &ke) {
+			pendingSignal.Store(ke.sig)
+		}
 		if !silent(err) {
 			fmt.Fprintln(stderr, message(err))
 			if code == exitUsage {
@@ -157,8 +164,11 @@ type silentError struct{ code int }
 func (e *silentError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func silent(err error) bool {
-	var se *silentError
-	return errors.As(err, &se)
+	var (
+		se *silentError
+		ke *signalExit
+	)
+	return errors.As(err, &se) || errors.As(err, &ke)
 }
 
 func (a *app) rootCommand() *cobra.Command {
