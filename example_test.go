@@ -66,7 +66,7 @@ func ExampleTransport() {
 		log.Fatal(err)
 	}
 	defer creds.Close()
-	endpoint := sigv4test.NewServer(&sigv4test.Verifier{Secrets: secretsOf(imds)}, nil)
+	endpoint := sigv4test.NewServer(&sigv4test.Verifier{Secrets: sigv4test.Lookup(imds.Lookup)}, nil)
 	defer endpoint.Close()
 
 	client := &http.Client{Transport: &kivuli.Transport{
@@ -100,7 +100,7 @@ func ExampleTransport_tunnel() {
 		log.Fatal(err)
 	}
 	defer creds.Close()
-	tunnel := sigv4test.NewServer(&sigv4test.Verifier{Secrets: secretsOf(imds)}, nil)
+	tunnel := sigv4test.NewServer(&sigv4test.Verifier{Secrets: sigv4test.Lookup(imds.Lookup)}, nil)
 	defer tunnel.Close()
 
 	t := &kivuli.Transport{

@@ -146,6 +146,14 @@ func (h hostName) isAWSEndpoint() bool {
 	return false
 }
 
+// runsCustomerCode reports whether h is an AWS endpoint that hands
+// requests to customers' code (API Gateway, Lambda function URLs, VPC
+// Lattice services): requests may be signed for it, but what it answers is
+// the customer's.
+func (h hostName) runsCustomerCode() bool {
+	return strings.HasSuffix(h.name, ".on.aws") || strings.Contains(h.name, ".execute-api.")
+}
+
 // customerHost reports whether prefix, the labels of a name before its AWS
 // domain, names a host that a customer runs:
 //

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -209,6 +211,10 @@ func FuzzHostRules(f *testing.F) {
 		if w, ok := strings.CutPrefix(allowed, "*."); ok {
 			return strings.HasSuffix(lower, "."+strings.ToLower(w))
 		}
+		if a, err := netip.ParseAddr(strings.Trim(allowed, "[]")); err == nil {
+			b, err := netip.ParseAddr(name)
+			return err == nil && a == b
+		}
 		return allowed != "" && (strings.EqualFold(strings.Trim(allowed, "[]"), name) || strings.EqualFold(allowed, host))
 	}
 	f.Fuzz(func(t *testing.T, urlHost, reqHost, allowed string) {
@@ -230,4 +236,106 @@ func FuzzHostRules(f *testing.F) {
 			t.Fatalf("signed for %q (allowed %q)", reqHost, allowed)
 		}
 	})
+}
+
+// TestURLForms: forms of a URL that net/http would send elsewhere than
+// URL.Host are refused, and a presigned URL is made from the parts that
+// were checked and signed.
+func TestURLForms(t *testing.T) {
+	tr := &kivuli.Transport{Credentials: staticCreds, AllowedHosts: []string{"search.example.com", "bastion.internal:9200"}, Base: &countingBase{}}
+	newReq := func(t *testing.T, u string) *http.Request {
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		require.NoError(t, err)
+		return req
+	}
+	t.Run("Opaque naming another host", func(t *testing.T) {
+		req := newReq(t, "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15")
+		req.URL.Opaque = "//evil.example/"
+		_, err := tr.Presign(req, time.Minute)
+		assert.ErrorIs(t, err, kivuli.ErrHostNotAllowed)
+		_, err = tr.RoundTrip(req)
+		assert.ErrorIs(t, err, kivuli.ErrHostNotAllowed)
+	})
+	t.Run("Opaque naming URL.Host", func(t *testing.T) {
+		req := newReq(t, "https://sts.us-east-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15")
+		req.URL.Opaque = "//sts.us-east-1.amazonaws.com/"
+		s, err := tr.Presign(req, time.Minute)
+		require.NoError(t, err)
+		assert.True(t, strings.HasPrefix(s, "https://sts.us-east-1.amazonaws.com/?"), s)
+	})
+	t.Run("S3 key rewritten from an Opaque stays on the bucket's host", func(t *testing.T) {
+		for _, key := range []string{"/evil.example/a+b", "a+b", "/a(1)"} {
+			req := newReq(t, "https://bucket.s3.eu-west-2.amazonaws.com/")
+			req.URL.Opaque = "//bucket.s3.eu-west-2.amazonaws.com/" + (&url.URL{Path: key}).EscapedPath()
+			s, err := tr.Presign(req, time.Minute)
+			require.NoError(t, err)
+			u, err := url.Parse(s)
+			require.NoError(t, err)
+			assert.Equal(t, "bucket.s3.eu-west-2.amazonaws.com", u.Host, s)
+			unescaped, _ := url.PathUnescape(u.EscapedPath())
+			assert.Equal(t, "/"+key, unescaped, s)
+		}
+	})
+	t.Run("path without its leading slash", func(t *testing.T) {
+		for _, p := range []string{"@evil.example/steal", "evil"} {
+			req := &http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: "https", Host: "search.example.com", Path: p}, Header: http.Header{}}
+			_, err := tr.RoundTrip(req)
+			var re *kivuli.RequestError
+			assert.ErrorAs(t, err, &re, p)
+		}
+		req := newReq(t, "https://search.example.com/")
+		req.URL.Opaque = "evil"
+		_, err := tr.RoundTrip(req)
+		var re *kivuli.RequestError
+		assert.ErrorAs(t, err, &re)
+	})
+	t.Run("an AWS host that runs customers' code, signed for another", func(t *testing.T) {
+		for _, dial := range []string{"attacker.lambda-url.us-east-1.on.aws", "abc123.execute-api.us-east-1.amazonaws.com", "attacker-bucket.s3.us-east-1.amazonaws.com"} {
+			req := newReq(t, "https://"+dial+"/")
+			req.Host = "sts.us-east-1.amazonaws.com"
+			_, err := tr.RoundTrip(req)
+			assert.ErrorIs(t, err, kivuli.ErrHostNotAllowed, dial)
+			req.Host = dial + ":443" // the same host is fine
+			_, err = tr.RoundTrip(req)
+			assert.NoError(t, err, dial)
+		}
+	})
+	t.Run("schemes", func(t *testing.T) {
+		for _, scheme := range []string{"", "ftp", "h2c", "gopher", "http "} {
+			req := &http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: scheme, Host: "sts.us-east-1.amazonaws.com", Path: "/"}, Header: http.Header{}}
+			_, err := tr.RoundTrip(req)
+			var re *kivuli.RequestError
+			assert.ErrorAs(t, err, &re, "%q", scheme)
+			_, err = tr.Presign(req, time.Minute)
+			assert.ErrorAs(t, err, &re, "%q", scheme)
+		}
+		req := newReq(t, "HTTP://sts.us-east-1.amazonaws.com/")
+		_, err := tr.RoundTrip(req)
+		assert.ErrorIs(t, err, kivuli.ErrPlaintext)
+		assert.ErrorContains(t, err, "use https://")
+	})
+}
+
+// TestTunnelInClearThroughProxy: through an HTTP proxy, net/http sends a
+// plaintext request to Request.Host, not URL.Host: a tunnel's request in
+// clear is refused when Base would use a proxy for it.
+func TestTunnelInClearThroughProxy(t *testing.T) {
+	var proxied atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { proxied.Add(1) }))
+	defer proxy.Close()
+	proxyURL, _ := url.Parse(proxy.URL)
+	tr := &kivuli.Transport{Credentials: staticCreds, AllowedHosts: []string{"bastion.internal:9200"},
+		Base: &http.Transport{Proxy: http.ProxyURL(proxyURL)}}
+	req, _ := http.NewRequest(http.MethodGet, "http://bastion.internal:9200/_search", nil)
+	req.Host = "search-logs-abc.eu-west-2.es.amazonaws.com"
+	_, err := tr.RoundTrip(req)
+	require.ErrorIs(t, err, kivuli.ErrPlaintext)
+	assert.Zero(t, proxied.Load(), "nothing reached the proxy")
+
+	req.Host = "" // signed for the listed host itself: the user's choice
+	tr.Service, tr.Region = "es", "eu-west-2"
+	resp, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, int32(1), proxied.Load())
 }

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,9 +30,46 @@ const (
 	queryToken          = "X-Amz-Security-Token"
 )
 
-// sdkSigner is shared by every Transport: it caches derived signing keys by
-// access key, date, region and service.
-var sdkSigner = v4.NewSigner()
+// A v4.Signer caches the signing keys it derives, one per region and
+// service, and takes a cached key whenever the access key ID and the day
+// match, without looking at the secret. One signer shared by credentials
+// with different secrets would sign with another's key: with a known
+// access key ID (they are not secret) and any secret, a request would be
+// signed with the key of whoever signed last. So each secret has a signer
+// of its own, kept while it is in use.
+type signerKey struct{ accessKeyID, secret string }
+
+var signers struct {
+	mu sync.RWMutex
+	m  map[signerKey]*v4.Signer
+}
+
+// maxSigners bounds the signers kept: a program signs with a few sets of
+// credentials at a time (rotation keeps two alive for a while; a
+// multi-tenant one, one per tenant).
+const maxSigners = 64
+
+// signerFor returns the signer of creds' secret.
+func signerFor(creds aws.Credentials) *v4.Signer {
+	k := signerKey{creds.AccessKeyID, creds.SecretAccessKey}
+	signers.mu.RLock()
+	s := signers.m[k]
+	signers.mu.RUnlock()
+	if s != nil {
+		return s
+	}
+	signers.mu.Lock()
+	defer signers.mu.Unlock()
+	if s = signers.m[k]; s != nil {
+		return s
+	}
+	if signers.m == nil || len(signers.m) >= maxSigners {
+		signers.m = make(map[signerKey]*v4.Signer) // the ones in use come back at once
+	}
+	s = v4.NewSigner()
+	signers.m[k] = s
+	return s
+}
 
 // The token is always placed by this package, never by the SDK signer.
 // These are plain functions so that passing them allocates nothing.
@@ -84,7 +122,9 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 
 	pol := s.policy
 	if pol.EscapePathOnce {
-		s3CanonicalisePath(r.URL)
+		if err := s3CanonicalisePath(r.URL); err != nil {
+			return err
+		}
 	}
 	if !pol.KeepDotSegments {
 		if err := sendNormalizedPath(r.URL); err != nil {
@@ -130,7 +170,7 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 
 	creds := s.creds
 	if s.presign {
-		signed, _, err := sdkSigner.PresignHTTP(ctx, creds, r, s.payloadHash, s.service, s.region, s.time, optFns...)
+		signed, _, err := signerFor(creds).PresignHTTP(ctx, creds, r, s.payloadHash, s.service, s.region, s.time, optFns...)
 		if err != nil {
 			return fmt.Errorf("kivuli: presigning: %w", err)
 		}
@@ -142,7 +182,7 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 		// sure that the service reads it as the signer did, and a server
 		// behind the signature may read the order of repeated keys.
 		query := r.URL.RawQuery
-		if err := sdkSigner.SignHTTP(ctx, creds, r, s.payloadHash, s.service, s.region, s.time, optFns...); err != nil {
+		if err := signerFor(creds).SignHTTP(ctx, creds, r, s.payloadHash, s.service, s.region, s.time, optFns...); err != nil {
 			return fmt.Errorf("kivuli: signing: %w", err)
 		}
 		r.URL.RawQuery = query
@@ -202,27 +242,32 @@ func uriPath(u *url.URL) string {
 // "/a/", botocore as "/a"); a path without dot segments every reading
 // agrees on.
 func sendNormalizedPath(u *url.URL) error {
+	// The escaped path has dot segments or repeated slashes only if the
+	// forms it is made from have them (escaping never makes a '/' or a
+	// '.'): looking there first spares building it, which allocates for
+	// a path that needs escaping ("/logs-*/_search").
+	if !hasDotsOrSlashes(u.Path) && !hasDotsOrSlashes(u.RawPath) && !hasDotsOrSlashes(u.Opaque) {
+		return nil
+	}
 	p := uriPath(u)
 	n := normalizePath(p)
 	if n == p {
 		return nil
 	}
-	dec, err := url.PathUnescape(n)
-	if err != nil {
-		return &RequestError{Reason: "the path is not valid percent-encoding"}
-	}
-	u.Path, u.RawPath, u.Opaque = dec, n, ""
-	if u.EscapedPath() != n {
-		u.Opaque = n // net/http sends Opaque as it is
-	}
-	return nil
+	return setEscapedPath(u, n)
+}
+
+// hasDotsOrSlashes reports whether p may hold a dot segment or repeated
+// slashes.
+func hasDotsOrSlashes(p string) bool {
+	return strings.Contains(p, "//") || strings.Contains(p, "/.")
 }
 
 // normalizePath removes "." and ".." segments and empty segments (repeated
 // slashes) from an escaped path, as AWS services other than S3 do before
 // computing the signature. A trailing slash is kept.
 func normalizePath(p string) string {
-	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+	if !hasDotsOrSlashes(p) {
 		return p
 	}
 	segs := strings.Split(p, "/")
@@ -251,16 +296,28 @@ func normalizePath(p string) string {
 // escaped "%2F" becomes '/', the same key to S3). S3 signs the path
 // escaped exactly once; sending that same form makes the path sent and the
 // path signed agree.
-func s3CanonicalisePath(u *url.URL) {
+func s3CanonicalisePath(u *url.URL) error {
 	p := uriPath(u)
 	strict := strictEscapePath(p)
 	if strict == p {
-		return
+		return nil
 	}
-	u.RawPath = strict
-	if u.Opaque != "" || u.EscapedPath() != strict {
-		u.Opaque = strict
+	return setEscapedPath(u, strict)
+}
+
+// setEscapedPath makes p, an escaped path, the path of u, in Path and
+// RawPath; never in Opaque, where a path starting with "//" would name a
+// host.
+func setEscapedPath(u *url.URL, p string) error {
+	dec, err := url.PathUnescape(p)
+	if err != nil {
+		return &RequestError{Reason: "the path is not valid percent-encoding"}
 	}
+	u.Path, u.RawPath, u.Opaque = dec, p, ""
+	if u.EscapedPath() != p {
+		return &RequestError{Reason: "the path holds bytes that cannot be sent as they are"}
+	}
+	return nil
 }
 
 func strictEscapePath(p string) string {

@@ -113,9 +113,13 @@ type route struct {
 
 	service, region string
 	policy          Policy
-	// fromAWS reports that the dialled host is an AWS endpoint, so that
-	// its answers may correct the clock.
+	// fromAWS reports that the dialled host is an AWS endpoint that runs
+	// no customer's code, so that its answers may correct the clock.
 	fromAWS bool
+	// tunnelInClear reports a request in clear whose signed host is not
+	// the dialled one: through an HTTP proxy, it would go to the signed
+	// host, in clear.
+	tunnelInClear bool
 }
 
 // RoundTrip signs a clone of req and sends it with Base.
@@ -146,7 +150,9 @@ func (t *Transport) Presign(req *http.Request, expires time.Duration) (string, e
 	if err != nil {
 		return "", err
 	}
-	return out.URL.String(), nil
+	// Made from the parts checked and signed, never from an Opaque.
+	u := out.URL
+	return u.Scheme + "://" + u.Host + uriPath(u) + "?" + u.RawQuery, nil
 }
 
 // prepare returns the signed clone of req. On error it has closed req.Body.
@@ -163,9 +169,15 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 	if t.Credentials == nil {
 		return nil, creds, rt, ErrNoCredentials
 	}
+	if err = checkURL(req.URL); err != nil {
+		return nil, creds, rt, err
+	}
 	rt, err = t.route(req)
 	if err != nil {
 		return nil, creds, rt, err
+	}
+	if rt.tunnelInClear && t.viaProxy(req) {
+		return nil, creds, rt, fmt.Errorf("%w: through the HTTP proxy Base would use, %s:// to %q would go to %q, in clear: use https://, or a Base without a proxy", ErrPlaintext, req.URL.Scheme, req.URL.Host, req.Host)
 	}
 	pol := rt.policy
 	presign := forcePresign || pol.Sign == SignQuery || pol.Sign == SignQueryWebSocket && isWebSocket(req)
@@ -314,6 +326,15 @@ func (t *Transport) decide(req *http.Request) (rt route, byPath bool, err error)
 	if u.Host == "" {
 		return rt, false, &RequestError{Reason: "the URL has no host"}
 	}
+	scheme := asciiLower(u.Scheme)
+	var plaintext bool
+	switch scheme {
+	case "https", "wss":
+	case "http", "ws":
+		plaintext = true
+	default:
+		return rt, false, &RequestError{Reason: fmt.Sprintf("the URL's scheme %q is none of https, wss, http and ws", u.Scheme)}
+	}
 	dial, err := parseHost(u.Host)
 	if err != nil {
 		return rt, false, fmt.Errorf("%w: %v", ErrHostNotAllowed, err)
@@ -330,9 +351,15 @@ func (t *Transport) decide(req *http.Request) (rt route, byPath bool, err error)
 		if !signed.listed(t.AllowedHosts) && !signed.isAWSEndpoint() {
 			return rt, false, fmt.Errorf("%w: Request.Host %q, the host the request would be signed for, is not an AWS endpoint (add it to Transport.AllowedHosts if it is yours)", ErrHostNotAllowed, req.Host)
 		}
+		// Only a listed host, a tunnel, is dialled for another one: an AWS
+		// host that runs customers' code (a function URL, an API) must not
+		// receive a request signed for STS.
+		if !dialListed && signed.name != dial.name {
+			return rt, false, fmt.Errorf("%w: Request.Host %q is not URL.Host %q, which is not listed in Transport.AllowedHosts: only a listed host (a tunnel) may be sent a request signed for another", ErrHostNotAllowed, req.Host, u.Host)
+		}
 	}
-	if isPlaintext(u.Scheme) && !dialListed && !dial.isLoopback() {
-		return rt, false, fmt.Errorf("%w: %s://%s would carry the signature and the session token readable by the network and any HTTP proxy: use %ss://, or list the host in Transport.AllowedHosts to allow it", ErrPlaintext, u.Scheme, u.Host, u.Scheme)
+	if plaintext && !dialListed && !dial.isLoopback() {
+		return rt, false, fmt.Errorf("%w: %s://%s would carry the signature and the session token readable by the network and any HTTP proxy: use %ss://, or list the host in Transport.AllowedHosts to allow it", ErrPlaintext, scheme, u.Host, scheme)
 	}
 	service, region, byPath, err := t.resolveScope(signed.name, u.Path)
 	if err != nil {
@@ -341,8 +368,42 @@ func (t *Transport) decide(req *http.Request) (rt route, byPath bool, err error)
 	return route{
 		dial: u.Host, host: req.Host, scheme: u.Scheme,
 		service: service, region: region, policy: t.Policies.lookup(service),
-		fromAWS: dialAWS,
+		fromAWS:       dialAWS && !dial.runsCustomerCode(),
+		tunnelInClear: plaintext && signed.name != dial.name,
 	}, byPath, nil
+}
+
+// checkURL refuses the forms of a URL that net/http would send elsewhere
+// than URL.Host: an Opaque naming another host, or a path without its
+// leading '/' (through an HTTP proxy, the absolute form
+// "http://search.example.com" + "@evil.example/" names another host).
+func checkURL(u *url.URL) error {
+	switch {
+	case strings.HasPrefix(u.Opaque, "//"):
+		authority := u.Opaque[2:]
+		if i := strings.IndexAny(authority, "/?"); i >= 0 {
+			authority = authority[:i]
+		}
+		if !strings.EqualFold(authority, u.Host) {
+			return fmt.Errorf("%w: URL.Opaque names the host %q, not URL.Host %q", ErrHostNotAllowed, authority, u.Host)
+		}
+	case u.Opaque != "" && u.Opaque[0] != '/':
+		return &RequestError{Reason: "URL.Opaque is neither a path nor //host/path"}
+	case u.Opaque == "" && (u.Path != "" && u.Path[0] != '/' || u.RawPath != "" && u.RawPath[0] != '/'):
+		return &RequestError{Reason: "the URL's path does not start with '/'"}
+	}
+	return nil
+}
+
+// viaProxy reports whether Base would send req through an HTTP proxy, as
+// far as it can tell (an *http.Transport, http.DefaultTransport included).
+func (t *Transport) viaProxy(req *http.Request) bool {
+	ht, ok := t.base().(*http.Transport)
+	if !ok || ht.Proxy == nil {
+		return false
+	}
+	u, err := ht.Proxy(req)
+	return err != nil || u != nil
 }
 
 // resolveScope returns the signing service and region: the fields when

@@ -40,13 +40,6 @@ type rig struct {
 	clock    atomic.Pointer[time.Time] // the verifier's (and IMDS's) clock offset
 }
 
-func secretsOf(srv *imdstest.Server) sigv4test.Secrets {
-	return func(id string) (sigv4test.Credentials, bool) {
-		c, ok := srv.Lookup(id)
-		return sigv4test.Credentials(c), ok
-	}
-}
-
 func newRig(t *testing.T, next http.Handler) *rig {
 	t.Helper()
 	r := &rig{}
@@ -59,7 +52,7 @@ func newRig(t *testing.T, next http.Handler) *rig {
 	r.imds = imdstest.NewServer(imdstest.Config{Clock: now})
 	t.Cleanup(r.imds.Close)
 	r.creds = newCredentials(t, r.imds)
-	r.verifier = &sigv4test.Verifier{Secrets: secretsOf(r.imds), Now: now}
+	r.verifier = &sigv4test.Verifier{Secrets: sigv4test.Lookup(r.imds.Lookup), Now: now}
 	r.endpoint = sigv4test.NewServer(r.verifier, next)
 	t.Cleanup(r.endpoint.Close)
 	return r

@@ -579,10 +579,7 @@ func TestImplementationsSignValidRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.close()
-	v := &sigv4test.Verifier{Secrets: func(id string) (sigv4test.Credentials, bool) {
-		c, ok := e.srv.Lookup(id)
-		return sigv4test.Credentials(c), ok
-	}}
+	v := &sigv4test.Verifier{Secrets: sigv4test.Lookup(e.srv.Lookup)}
 	for _, w := range []*workload{getWorkload, postDoc, body1MiB} {
 		for _, im := range implementations {
 			t.Run(w.name+"/impl="+im.name, func(t *testing.T) {

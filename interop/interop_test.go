@@ -57,10 +57,7 @@ func TestSDKClientWithKivuliCredentials(t *testing.T) {
 	require.NoError(t, err)
 	defer creds.Close()
 
-	endpoint := sigv4test.NewServer(&sigv4test.Verifier{Secrets: func(id string) (sigv4test.Credentials, bool) {
-		c, ok := srv.Lookup(id)
-		return sigv4test.Credentials(c), ok
-	}}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	endpoint := sigv4test.NewServer(&sigv4test.Verifier{Secrets: sigv4test.Lookup(srv.Lookup)}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/xml")
 		io.WriteString(w, callerIdentity)
 	}))

@@ -862,3 +862,25 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestLookup: Lookup converts credentials of any type with Credentials'
+// fields, such as imdstest's.
+func TestLookup(t *testing.T) {
+	type issued struct {
+		AccessKeyID     string
+		SecretAccessKey string
+		SessionToken    string
+		Expiration      time.Time
+	}
+	exp := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	secrets := Lookup(func(id string) (issued, bool) {
+		return issued{id, "secret", "token", exp}, id == "AKID"
+	})
+	c, ok := secrets("AKID")
+	if !ok || c != (Credentials{"AKID", "secret", "token", exp}) {
+		t.Fatalf("Lookup gave %+v, %v", c, ok)
+	}
+	if _, ok := secrets("other"); ok {
+		t.Fatal("an unknown key was found")
+	}
+}

@@ -75,10 +75,7 @@ func run(useAWS bool, endpointURL, region, service string) (err error) {
 		imds := imdstest.NewServer(imdstest.Config{})
 		defer imds.Close()
 		opts = append(opts, kivuli.WithEndpoint(imds.URL))
-		endpoint = sigv4test.NewServer(&sigv4test.Verifier{Secrets: func(id string) (sigv4test.Credentials, bool) {
-			c, ok := imds.Lookup(id)
-			return sigv4test.Credentials(c), ok
-		}}, &fakeCluster{docs: map[string][]json.RawMessage{}})
+		endpoint = sigv4test.NewServer(&sigv4test.Verifier{Secrets: sigv4test.Lookup(imds.Lookup)}, &fakeCluster{docs: map[string][]json.RawMessage{}})
 		defer endpoint.Close()
 		endpointURL = endpoint.URL
 		// Signed requests go only to AWS hosts and to those listed here.

@@ -68,10 +68,7 @@ func run(useAWS bool) error {
 		return sigv4test.Credentials{AccessKeyID: v.AccessKeyID, SecretAccessKey: v.SecretAccessKey, SessionToken: v.SessionToken, Expiration: v.Expires}, err == nil && v.AccessKeyID == id
 	}
 	if imds != nil { // the emulator, which issued the credentials, is the authority
-		secrets = func(id string) (sigv4test.Credentials, bool) {
-			c, ok := imds.Lookup(id)
-			return sigv4test.Credentials(c), ok
-		}
+		secrets = sigv4test.Lookup(imds.Lookup)
 	}
 	endpoint := sigv4test.NewServer(&sigv4test.Verifier{Secrets: secrets}, nil)
 	defer endpoint.Close()

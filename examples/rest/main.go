@@ -61,10 +61,7 @@ func run(useAWS bool, region string) error {
 		imds := imdstest.NewServer(imdstest.Config{Role: "rest-example-role"})
 		defer imds.Close()
 		opts = append(opts, kivuli.WithEndpoint(imds.URL))
-		endpoint = sigv4test.NewServer(&sigv4test.Verifier{Secrets: func(id string) (sigv4test.Credentials, bool) {
-			c, ok := imds.Lookup(id)
-			return sigv4test.Credentials(c), ok
-		}}, sts)
+		endpoint = sigv4test.NewServer(&sigv4test.Verifier{Secrets: sigv4test.Lookup(imds.Lookup)}, sts)
 		defer endpoint.Close()
 		// The local endpoint's host name says nothing: name the service and
 		// region, and allow signed requests to go there.

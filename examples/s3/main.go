@@ -69,10 +69,7 @@ func run(useAWS bool, bucket, region string) (err error) {
 		imds := imdstest.NewServer(imdstest.Config{})
 		defer imds.Close()
 		opts = append(opts, kivuli.WithEndpoint(imds.URL))
-		endpoint = sigv4test.NewServer(&sigv4test.Verifier{Secrets: func(id string) (sigv4test.Credentials, bool) {
-			c, ok := imds.Lookup(id)
-			return sigv4test.Credentials(c), ok
-		}}, &bucketStore{objects: map[string][]byte{}})
+		endpoint = sigv4test.NewServer(&sigv4test.Verifier{Secrets: sigv4test.Lookup(imds.Lookup)}, &bucketStore{objects: map[string][]byte{}})
 		defer endpoint.Close()
 		signer.Base = deliverTo(endpoint)
 	}

@@ -1,0 +1,52 @@
+// Package sigv4test checks AWS Signature Version 4 (SigV4) the way AWS
+// services do: it recomputes each request's signature from what arrived on
+// the wire and compares it with the one the request carries.
+//
+// It is an independent implementation, written against the published
+// algorithm and the official test vectors (see testdata/sigv4), and shares no
+// code with any SDK signer, so it can check a signer's output rather than
+// agree with its bugs.
+//
+// A [Verifier] checks one *http.Request as a server received it. A [Server]
+// is a loopback HTTP endpoint (an [httptest.Server]) that verifies every
+// request, records a [Record] of each, answers rejected requests with an
+// AWS-style error and passes accepted ones to a handler.
+//
+// Both forms of SigV4 are checked: the Authorization header form and the
+// presigned (query string) form, with session tokens that are signed or
+// added after signing, in a header or in the query.
+//
+// # What is checked
+//
+//   - The canonical request is rebuilt from the wire: the path as received
+//     (double-encoded and normalised, or for S3 decoded and encoded once,
+//     see [Rule]); the query split on '&' and '=', percent-decoded ('+' is a
+//     space), re-encoded with the RFC 3986 unreserved set, sorted by key then
+//     value, repeats kept; the signed headers trimmed, inner runs of spaces
+//     collapsed, repeats joined with ',' in arrival order.
+//   - A path that is normalised (every rule but S3's) must not end in a
+//     "." or ".." segment below the root ("/a/.", "/a/b/.."): AWS services
+//     read such paths differently (RFC 3986 and smithy-rs keep a trailing
+//     slash, botocore does not), so a signer must send paths with their dot
+//     segments removed. Such requests are rejected with the code
+//     AmbiguousPath, which is this package's own, not AWS's.
+//   - SignedHeaders must include host, and every x-amz-* header present
+//     except X-Amz-Security-Token must be signed.
+//   - The credential scope date must be the date of X-Amz-Date (or, for the
+//     header form, of the Date header, in basic or HTTP format).
+//   - X-Amz-Date must be within 15 minutes of [Verifier.Now]; a presigned
+//     URL with X-Amz-Expires is instead valid from 15 minutes before
+//     X-Amz-Date until X-Amz-Date plus X-Amz-Expires (at most 7 days).
+//   - The key must be known and unexpired; a key with a session token must
+//     present exactly that token, and a key without one must present none.
+//   - Payload: an X-Amz-Content-Sha256 header (or presigned query
+//     parameter) is the canonical payload hash and must be the SHA-256 of
+//     the body received, or UNSIGNED-PAYLOAD where the rule allows it. With
+//     no such header the body is hashed. A presigned URL without one is
+//     checked against UNSIGNED-PAYLOAD and, for services other than S3, also
+//     against the SHA-256 of the body and of an empty body (IoT, Transcribe
+//     and MSK sign sha256("")). aws-chunked streaming payloads
+//     (STREAMING-*) are not supported.
+//   - A session token in the query is tried first as part of the canonical
+//     query, then without it (a token appended after signing).
+package sigv4test
