@@ -211,8 +211,3 @@ func sameAddr(a, b string) bool {
 	y, err2 := netip.ParseAddr(b)
 	return err1 == nil && err2 == nil && x == y
 }
-
-// isPlaintext reports whether scheme sends requests in clear.
-func isPlaintext(scheme string) bool {
-	return strings.EqualFold(scheme, "http") || strings.EqualFold(scheme, "ws")
-}
