@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -143,6 +144,9 @@ func (sf *sourceFlags) open(ctx context.Context, a *app, region string, needRegi
 			s.region = sf.imdsRegion(ctx)
 		}
 	case sourceChain:
+		if err := recursionGuard(); err != nil {
+			return nil, err
+		}
 		cfg, err := config.LoadDefaultConfig(ctx, sf.configOptions(region)...)
 		if err != nil {
 			return nil, &exitError{code: exitNoCreds, err: fmt.Errorf("kivuli: loading the AWS configuration: %w", err)}
@@ -246,4 +250,24 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// depthVar counts the kivuli commands reading the chain inside one
+// another, as the AWS CLI's _AWS_CLI_PROFILE_CHAIN does: a profile whose
+// credential_process is "kivuli creds --profile" of itself would
+// otherwise run itself until the machine gives out.
+const depthVar = "_KIVULI_CHAIN_DEPTH"
+
+// maxDepth allows a credential_process that runs kivuli on another
+// profile, and one more level.
+const maxDepth = 4
+
+// recursionGuard refuses a chain read nested too deep, and counts this
+// one in the environment the SDK's credential_process children inherit.
+func recursionGuard() error {
+	depth, _ := strconv.Atoi(os.Getenv(depthVar))
+	if depth >= maxDepth {
+		return &exitError{code: exitNoCreds, err: fmt.Errorf("kivuli: %d kivuli commands read the credential chain inside one another: a credential_process runs kivuli on its own profile?", depth)}
+	}
+	return os.Setenv(depthVar, strconv.Itoa(depth+1))
 }
