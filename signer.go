@@ -177,8 +177,18 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 		_, q, _ := strings.Cut(signed, "?")
 		r.URL.RawQuery = q
 	} else {
+		// The SDK signer replaces RawQuery by its canonical form (sorted,
+		// re-encoded). Send the query as given instead: validQuery made
+		// sure that the service reads it as the signer did, and a server
+		// behind the signature may read the order of repeated keys. A
+		// query holding bytes that cannot go on the wire as they are
+		// (controls, spaces, non-ASCII) goes in the signer's encoding.
+		query := r.URL.RawQuery
 		if err := signerFor(creds).SignHTTP(ctx, creds, r, s.payloadHash, s.service, s.region, s.time, optFns...); err != nil {
 			return fmt.Errorf("kivuli: signing: %w", err)
+		}
+		if wireSafe(query) {
+			r.URL.RawQuery = query
 		}
 	}
 
@@ -444,6 +454,17 @@ func validQuery(raw string) bool {
 				return false
 			}
 			i += 2
+		}
+	}
+	return true
+}
+
+// wireSafe reports whether a query can be sent as it is: printable
+// ASCII, no space.
+func wireSafe(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] <= ' ' || raw[i] >= 0x7f {
+			return false
 		}
 	}
 	return true

@@ -484,6 +484,25 @@ func TestTransportPaths(t *testing.T) {
 			require.NoError(t, err)
 			resp.Body.Close()
 			require.NoError(t, r.lastRecord(t).Err)
+			// Sent as given: the order of repeated keys is the caller's,
+			// and a server behind the signature (API Gateway's
+			// multi-value parameters) may read it.
+			require.Equal(t, q, r.lastRecord(t).RawQuery, "the query sent")
+			require.Equal(t, q, u.RawQuery, "the caller's URL")
+		})
+	}
+	// Bytes that cannot go on the wire as they are go in the signer's
+	// encoding (FuzzTransportSignature found the control character).
+	for q, sent := range map[string]string{"q=a b": "q=a%20b", "q=\x01": "q=%01", "q=caf\xc3\xa9": "q=caf%C3%A9"} {
+		t.Run("query "+q, func(t *testing.T) {
+			u, err := url.Parse(r.endpoint.URL + "/index/_search")
+			require.NoError(t, err)
+			u.RawQuery = q
+			resp, err := r.transport("es").RoundTrip(&http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}, Host: u.Host})
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.NoError(t, r.lastRecord(t).Err)
+			require.Equal(t, sent, r.lastRecord(t).RawQuery)
 		})
 	}
 	t.Run("invalid query", func(t *testing.T) {

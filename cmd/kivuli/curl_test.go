@@ -1,0 +1,449 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/sigv4test"
+)
+
+// curlArgs are the flags every curl test passes: the emulator's
+// credentials, and the checking endpoint reached as a tunnel (its
+// loopback address listed, the AWS name signed).
+func (f *fixture) curlArgs(signedHost string, args ...string) []string {
+	return append([]string{"curl", "--imds-endpoint", f.imds.URL, "--allow-host", f.host(), "-H", "Host: " + signedHost}, args...)
+}
+
+// accepted fails t unless the endpoint's last record is an accepted
+// signature, and returns it.
+func (f *fixture) accepted(t *testing.T) sigv4test.Record {
+	t.Helper()
+	recs := f.aws.Records()
+	if len(recs) == 0 {
+		t.Fatal("the endpoint received nothing")
+	}
+	rec := recs[len(recs)-1]
+	if rec.Err != nil {
+		t.Fatalf("the endpoint refused the signature: %v", rec.Err)
+	}
+	return rec
+}
+
+type okBody struct {
+	OK      bool   `json:"ok"`
+	Service string `json:"service"`
+	Bytes   int64  `json:"bytes"`
+	Method  string `json:"method"`
+	Path    string `json:"path"`
+}
+
+func decodeOK(t *testing.T, s string) okBody {
+	t.Helper()
+	var b okBody
+	if err := json.Unmarshal([]byte(s), &b); err != nil {
+		t.Fatalf("body %q: %v", s, err)
+	}
+	return b
+}
+
+// Queries go through exactly as typed, and are signed as the endpoint
+// reads them: awscurl's most reported bug class.
+func TestCurlQueries(t *testing.T) {
+	f := newFixture(t, imdstest.Config{}, nil)
+	for _, q := range []string{
+		"Action=GetCallerIdentity&Version=2011-06-15",
+		"a=b=c",                         // '=' in a value
+		"a=1+2&b=1%2B2",                 // '+' (a space to AWS) and an encoded one
+		"path=a%2Fb%2Fc",                // already encoded, not encoded again (awscurl#216)
+		"scroll_id=cXVlcnk7NTs%3D",      // an encoded '=' at the end
+		`query=up{job="api"}`,           // PromQL braces and quotes, raw
+		"query=up%7Bjob%3D%22api%22%7D", // the same, encoded
+		"a=2&a=1&a=2",                   // repeated keys
+		"a=&b=",                         // empty values
+		"versioning",                    // a key without '=' (curl#10129)
+		"v&format=json",                 // the same beside a pair
+		"=x",                            // an empty key
+		"q=status:500&size=10",          // ':' raw (awscurl#115)
+		"arg=a,b,c",                     // commas (awscurl#138)
+		"%E2%9C%93=%C3%A9",              // encoded UTF-8 keys and values
+	} {
+		t.Run(q, func(t *testing.T) {
+			f.aws.Reset()
+			r := runCmd(t, "", f.curlArgs("sts.eu-west-2.amazonaws.com", "http://"+f.host()+"/?"+q)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			rec := f.accepted(t)
+			if rec.RawQuery != q {
+				t.Errorf("sent query %q, typed %q", rec.RawQuery, q)
+			}
+			if rec.Service != "sts" || rec.Region != "eu-west-2" {
+				t.Errorf("scope %s/%s, want sts/eu-west-2 from the signed host", rec.Service, rec.Region)
+			}
+			noSecrets(t, f, "stderr", r.stderr)
+		})
+	}
+	// Bytes that a request line cannot hold are encoded, nothing else.
+	f.aws.Reset()
+	r := runCmd(t, "", f.curlArgs("sts.eu-west-2.amazonaws.com", "http://"+f.host()+"/a b?q=x y")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if rec := f.accepted(t); rec.RawQuery != "q=x%20y" || rec.Path != "/a%20b" {
+		t.Errorf("sent %s?%s, want /a%%20b?q=x%%20y", rec.Path, rec.RawQuery)
+	}
+	// A query that is not valid percent-encoding is refused, not sent.
+	f.aws.Reset()
+	r = runCmd(t, "", f.curlArgs("sts.eu-west-2.amazonaws.com", "http://"+f.host()+"/?a=%zz")...)
+	if r.code != exitRefused || len(f.aws.Records()) != 0 {
+		t.Errorf("bad escape: exit %d (%s), %d requests sent", r.code, r.stderr, len(f.aws.Records()))
+	}
+}
+
+func TestCurlBodies(t *testing.T) {
+	f := newFixture(t, imdstest.Config{}, nil)
+	dir := t.TempDir()
+	form := filepath.Join(dir, "form.txt")
+	os.WriteFile(form, []byte("Action=GetCallerIdentity\r\n&Version=2011-06-15\n"), 0o600)
+	blob := filepath.Join(dir, "blob.bin")
+	payload := strings.Repeat("kivuli\x00\n", 100_000) // 800 kB with NUL and newlines
+	os.WriteFile(blob, []byte(payload), 0o600)
+	sts := "sts.eu-west-2.amazonaws.com"
+	for _, c := range []struct {
+		name   string
+		stdin  string
+		args   []string
+		method string
+		bytes  int
+		ctype  string
+	}{
+		{"-d", "", []string{"-d", "Action=GetCallerIdentity", "-d", "Version=2011-06-15"}, "POST", 43, "application/x-www-form-urlencoded"},
+		{"-d @file strips newlines", "", []string{"-d", "@" + form}, "POST", 43, "application/x-www-form-urlencoded"},
+		{"-d @- from stdin", "Action=GetCallerIdentity\n", []string{"-d", "@-"}, "POST", 24, "application/x-www-form-urlencoded"},
+		{"--data-binary @file", "", []string{"--data-binary", "@" + blob, "-H", "Content-Type: application/octet-stream"}, "POST", len(payload), "application/octet-stream"},
+		{"--data-binary @- from stdin", payload, []string{"--data-binary", "@-"}, "POST", len(payload), "application/x-www-form-urlencoded"},
+		{"--data-raw keeps @", "", []string{"--data-raw", "@user"}, "POST", 5, "application/x-www-form-urlencoded"},
+		{"-X PATCH", "", []string{"-X", "PATCH", "--data-binary", "{}"}, "PATCH", 2, "application/x-www-form-urlencoded"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f.aws.Reset()
+			var seen http.Header
+			args := append(f.curlArgs(sts, c.args...), "http://"+f.host()+"/")
+			r := runCmd(t, c.stdin, args...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			rec := f.accepted(t)
+			_ = seen
+			if rec.Method != c.method || rec.BodyLen != int64(c.bytes) || rec.Chunked {
+				t.Errorf("endpoint saw %s with %d bytes (chunked %t), want %s with %d", rec.Method, rec.BodyLen, rec.Chunked, c.method, c.bytes)
+			}
+			if b := decodeOK(t, r.stdout); b.Bytes != int64(c.bytes) {
+				t.Errorf("answer says %d bytes, want %d", b.Bytes, c.bytes)
+			}
+		})
+	}
+}
+
+// S3 uploads with -T: the file's length is known, so the body is never
+// chunked (S3 refuses that) and its hash is signed.
+func TestCurlS3Upload(t *testing.T) {
+	f := newFixture(t, imdstest.Config{}, nil)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "report 2025.csv")
+	payload := strings.Repeat("a,b,c\n", 50_000)
+	os.WriteFile(file, []byte(payload), 0o600)
+	bucket := "my-bucket.s3.eu-west-2.amazonaws.com"
+	for _, c := range []struct {
+		name, stdin, upload, url, path string
+	}{
+		{"file", "", file, "/backups/report.csv", "/backups/report.csv"},
+		{"file into a directory", "", file, "/backups/", "/backups/report%202025.csv"},
+		{"stdin", payload, "-", "/from-stdin.csv", "/from-stdin.csv"},
+		{"awkward key", "", file, "/dir/a+b=c%2Fd.csv", "/dir/a%2Bb%3Dc/d.csv"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f.aws.Reset()
+			r := runCmd(t, c.stdin, f.curlArgs(bucket, "-T", c.upload, "http://"+f.host()+c.url)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			rec := f.accepted(t)
+			if rec.Service != "s3" || rec.Method != "PUT" || rec.Chunked || rec.BodyLen != int64(len(payload)) || !rec.ContentSHA256 {
+				t.Errorf("endpoint saw %s %s, %d bytes, chunked %t, content-sha256 %t", rec.Service, rec.Method, rec.BodyLen, rec.Chunked, rec.ContentSHA256)
+			}
+			if rec.Path != c.path {
+				t.Errorf("path %s, want %s", rec.Path, c.path)
+			}
+		})
+	}
+}
+
+// -L follows redirects on the same host, signing each request afresh,
+// and never to another host: nothing reaches it.
+func TestCurlRedirects(t *testing.T) {
+	var foreignHits atomic.Int64
+	foreign := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		foreignHits.Add(1)
+	}))
+	defer foreign.Close()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/same", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/final?x=1", http.StatusFound)
+	})
+	mux.HandleFunc("/loop", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/loop", http.StatusFound)
+	})
+	mux.HandleFunc("/away", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, foreign.URL+"/steal", http.StatusTemporaryRedirect)
+	})
+	mux.HandleFunc("/final", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("final")) })
+	f := newFixture(t, imdstest.Config{}, mux)
+	host := "sts.eu-west-2.amazonaws.com"
+	base := "http://" + f.host()
+
+	r := runCmd(t, "", f.curlArgs(host, "-L", base+"/same")...)
+	if r.code != 0 || r.stdout != "final" {
+		t.Errorf("same host: exit %d, %q (%s)", r.code, r.stdout, r.stderr)
+	}
+	if recs := f.aws.Records(); len(recs) != 2 || recs[0].Err != nil || recs[1].Err != nil || recs[1].RawQuery != "x=1" {
+		t.Errorf("same host: records %+v", recs)
+	}
+
+	// Without -L the redirect is the answer, as with curl.
+	r = runCmd(t, "", f.curlArgs(host, "-i", base+"/away")...)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "HTTP/1.1 307") {
+		t.Errorf("without -L: exit %d, %q", r.code, r.stdout)
+	}
+
+	for _, extra := range [][]string{
+		{"-L"},
+		{"-L", "--allow-host", foreign.Listener.Addr().String()}, // listed, and still not followed
+		{"-L", "-d", "secret=1"},
+	} {
+		r = runCmd(t, "", f.curlArgs(host, append(extra, base+"/away")...)...)
+		if r.code != exitRefused || !strings.Contains(r.stderr, "not following the redirect") {
+			t.Errorf("%v to another host: exit %d, %q", extra, r.code, r.stderr)
+		}
+	}
+	if n := foreignHits.Load(); n != 0 {
+		t.Errorf("the foreign host received %d requests", n)
+	}
+
+	r = runCmd(t, "", f.curlArgs(host, "-L", "--max-redirs", "3", base+"/loop")...)
+	if r.code != exitRedirects {
+		t.Errorf("loop: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+// The redirect policy alone: another host, port or scheme is refused.
+func TestRedirectPolicy(t *testing.T) {
+	check := redirectPolicy(true, 5)
+	from, _ := http.NewRequest("GET", "https://sts.amazonaws.com/a", nil)
+	for to, ok := range map[string]bool{
+		"https://sts.amazonaws.com/b":         true,
+		"https://STS.amazonaws.com/b":         true,
+		"https://sts.amazonaws.com:444/b":     false,
+		"http://sts.amazonaws.com/b":          false,
+		"https://sts.eu-west-2.amazonaws.com": false,
+		"https://evil.example/b":              false,
+	} {
+		req, _ := http.NewRequest("GET", to, nil)
+		if err := check(req, []*http.Request{from}); (err == nil) != ok {
+			t.Errorf("redirect to %s: %v", to, err)
+		}
+	}
+}
+
+// -v and --dry-run show the canonical request and the string to sign,
+// with neither the token nor the signature; --dry-run sends nothing.
+func TestCurlVerboseAndDryRun(t *testing.T) {
+	f := newFixture(t, imdstest.Config{}, nil)
+	host := "search-logs-abc.eu-west-2.es.amazonaws.com"
+	r := runCmd(t, "", f.curlArgs(host, "-v", "http://"+f.host()+"/logs-*/_search?q=status:500")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	f.accepted(t)
+	for _, want := range []string{
+		"* signing GET " + host + " for service es in eu-west-2",
+		"* canonical request:\n*   GET\n*   /logs-%2A/_search\n*   q=status%3A500\n",
+		"x-amz-security-token:REDACTED",
+		"* string to sign:\n*   AWS4-HMAC-SHA256\n",
+		"> GET /logs-*/_search?q=status:500 HTTP/1.1\n",
+		"> X-Amz-Security-Token: REDACTED\n",
+		"Signature=REDACTED",
+		"< HTTP/1.1 200 OK\n",
+	} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("-v lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	noSecrets(t, f, "-v", r.stderr)
+
+	f.aws.Reset()
+	r = runCmd(t, "", f.curlArgs(host, "--dry-run", "-d", "{}", "http://"+f.host()+"/logs/_doc")...)
+	if r.code != 0 || r.stdout != "" {
+		t.Fatalf("--dry-run: exit %d, stdout %q, %s", r.code, r.stdout, r.stderr)
+	}
+	if n := len(f.aws.Records()); n != 0 {
+		t.Errorf("--dry-run sent %d requests", n)
+	}
+	for _, want := range []string{"* canonical request:\n*   POST\n", "> POST /logs/_doc HTTP/1.1\n", "> Content-Length: 2\n", "x-amz-content-sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("--dry-run lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	noSecrets(t, f, "--dry-run", r.stderr)
+}
+
+// --presign prints a URL that the endpoint accepts, sent by anyone.
+func TestCurlPresign(t *testing.T) {
+	f := newFixture(t, imdstest.Config{}, nil)
+	bucket := "my-bucket.s3.eu-west-2.amazonaws.com"
+	for _, args := range [][]string{{"--presign"}, {"--presign=15m"}, {"--presign", "2h"}, {"--presign", "7d"}} {
+		r := runCmd(t, "", f.curlArgs(bucket, append(args, "http://"+f.host()+"/report.pdf?versionId=3")...)...)
+		if r.code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, r.code, r.stderr)
+		}
+		if n := len(f.aws.Records()); n != 0 {
+			t.Fatalf("%v: sent %d requests", args, n)
+		}
+		u := strings.TrimSpace(r.stdout)
+		if !strings.Contains(u, "X-Amz-Signature=") || !strings.Contains(u, "versionId=3") {
+			t.Fatalf("%v: not a presigned URL: %s", args, u)
+		}
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Host = bucket
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if rec := f.accepted(t); !rec.Presigned {
+			t.Errorf("%v: not presigned: %+v", args, rec)
+		}
+		f.aws.Reset()
+	}
+	for _, bad := range [][]string{{"--presign", "8d"}, {"--presign=-1m"}, {"--presign=soon"}} {
+		r := runCmd(t, "", f.curlArgs(bucket, append(bad, "http://"+f.host()+"/x")...)...)
+		if r.code == 0 || r.stdout != "" {
+			t.Errorf("%v: exit %d, %q", bad, r.code, r.stdout)
+		}
+	}
+}
+
+func TestCurlOutputAndFail(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/missing", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")
+		http.Error(w, `{"message":"no such thing"}`, http.StatusNotFound)
+	})
+	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Test", "1")
+		w.Write([]byte("hello"))
+	})
+	f := newFixture(t, imdstest.Config{}, mux)
+	host := "abc123.execute-api.eu-west-2.amazonaws.com"
+	base := "http://" + f.host()
+
+	r := runCmd(t, "", f.curlArgs(host, "-i", base+"/ok")...)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "HTTP/1.1 200 OK\r\n") || !strings.Contains(r.stdout, "\r\nX-Test: 1\r\n") || !strings.HasSuffix(r.stdout, "\r\n\r\nhello") {
+		t.Errorf("-i: exit %d, %q", r.code, r.stdout)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	r = runCmd(t, "", f.curlArgs(host, "-o", out, base+"/ok")...)
+	if b, _ := os.ReadFile(out); r.code != 0 || r.stdout != "" || string(b) != "hello" {
+		t.Errorf("-o: exit %d, stdout %q, file %q", r.code, r.stdout, b)
+	}
+
+	r = runCmd(t, "", f.curlArgs(host, base+"/missing")...)
+	if r.code != 0 || !strings.Contains(r.stdout, "no such thing") {
+		t.Errorf("404 without --fail: exit %d, %q", r.code, r.stdout)
+	}
+	r = runCmd(t, "", f.curlArgs(host, "--fail", base+"/missing")...)
+	if r.code != exitHTTPError || r.stdout != "" || !strings.Contains(r.stderr, "error: 404") {
+		t.Errorf("--fail: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runCmd(t, "", f.curlArgs(host, "-fs", base+"/missing")...)
+	if r.code != exitHTTPError || r.stdout != "" || r.stderr != "" {
+		t.Errorf("-fs: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = runCmd(t, "", f.curlArgs(host, "--fail-with-body", base+"/missing")...)
+	if r.code != exitHTTPError || !strings.Contains(r.stdout, "no such thing") {
+		t.Errorf("--fail-with-body: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+func TestCurlHeaders(t *testing.T) {
+	var got http.Header
+	f := newFixture(t, imdstest.Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
+	dir := t.TempDir()
+	hfile := filepath.Join(dir, "headers")
+	os.WriteFile(hfile, []byte("X-From-File: 1\r\nX-Two: a\n\n"), 0o600)
+	r := runCmd(t, "", f.curlArgs("sts.eu-west-2.amazonaws.com",
+		"-H", "X-Two: b", "-H", "@"+hfile, "-H", "Accept:", "-H", "X-Empty;", "-H", "User-Agent: mine/1",
+		"-H", "x-amz-meta-note:  spaced   value ", "http://"+f.host()+"/")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	f.accepted(t)
+	if v := got.Values("X-Two"); len(v) != 2 || v[0] != "b" || v[1] != "a" {
+		t.Errorf("X-Two %q", v)
+	}
+	if got.Get("X-From-File") != "1" || got.Get("User-Agent") != "mine/1" || got.Get("Accept") != "" {
+		t.Errorf("headers %v", got)
+	}
+	if v, ok := got["X-Empty"]; !ok || v[0] != "" {
+		t.Errorf("X-Empty %q %t", v, ok)
+	}
+	for _, bad := range []string{"NoColon", ": v"} {
+		r := runCmd(t, "", f.curlArgs("sts.eu-west-2.amazonaws.com", "-H", bad, "http://"+f.host()+"/")...)
+		if r.code != exitUsage {
+			t.Errorf("-H %q: exit %d", bad, r.code)
+		}
+	}
+}
+
+// Where the signer refuses, nothing is sent and the exit status says so.
+func TestCurlRefused(t *testing.T) {
+	f := newFixture(t, imdstest.Config{}, nil)
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"not AWS", []string{"https://example.com/"}, exitRefused, "not an AWS endpoint"},
+		{"EC2 public name", []string{"https://ec2-203-0-113-25.compute-1.amazonaws.com/"}, exitRefused, "not an AWS endpoint"},
+		{"plaintext", []string{"http://sts.amazonaws.com/"}, exitRefused, "in clear"},
+		{"loopback unlisted", []string{"http://" + f.host() + "/"}, exitRefused, "not an AWS endpoint"},
+		{"no scope", []string{"--allow-host", f.host(), "http://" + f.host() + "/"}, exitRefused, "cannot tell"},
+		{"ftp", []string{"ftp://sts.amazonaws.com/"}, exitUsage, "http and https"},
+		{"two URLs", []string{"https://sts.amazonaws.com/", "https://sts.amazonaws.com/"}, exitUsage, "one URL"},
+		{"-T and -d", []string{"-T", "x", "-d", "y", "https://sts.amazonaws.com/"}, exitUsage, "exclude"},
+		{"missing file", []string{"-T", "/nonexistent", "https://sts.amazonaws.com/"}, exitUsage, "-T"},
+		{"unknown flag", []string{"--compressed", "https://sts.amazonaws.com/"}, exitUsage, "unknown flag"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := runCmd(t, "", append([]string{"curl", "--imds-endpoint", f.imds.URL}, c.args...)...)
+			if r.code != c.code || !strings.Contains(r.stderr, c.msg) {
+				t.Errorf("exit %d, %q; want %d and %q", r.code, r.stderr, c.code, c.msg)
+			}
+		})
+	}
+	if n := len(f.aws.Records()); n != 0 {
+		t.Errorf("%d requests sent", n)
+	}
+	r := runCmd(t, "", "curl", "--imds-endpoint", "http://127.0.0.1:1", "https://sts.amazonaws.com/")
+	if r.code != exitNoCreds {
+		t.Errorf("no IMDS: exit %d, %s", r.code, r.stderr)
+	}
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// errNoExecve says that the system cannot replace the process.
+var errNoExecve = errors.New("kivuli: no execve on this system")
+
+// credentialsPath is the endpoint's path, as ECS's agent names it.
+const credentialsPath = "/v2/credentials"
+
+// signalExit is the end of a command by a signal: kivuli ends the same
+// way (main raises it), or with 128+N.
+type signalExit struct{ sig os.Signal }
+
+func (e *signalExit) Error() string { return "kivuli: the command was ended by " + e.sig.String() }
+
+// pendingSignal is the signal main must end the process with, set by
+// exec --serve when a signal ended its command.
+var pendingSignal atomic.Value // os.Signal
+
+// randomToken is a 256-bit token, base64url.
+func randomToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("kivuli: a random token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// credentialsHandler serves credentials in the format of ECS container
+// credentials (the endpoint of AWS_CONTAINER_CREDENTIALS_FULL_URI), to
+// loopback clients that send the token as their Authorization header.
+type credentialsHandler struct {
+	creds aws.CredentialsProvider
+	token []byte
+}
+
+func newCredentialsHandler(creds aws.CredentialsProvider, token string) http.Handler {
+	return &credentialsHandler{creds: creds, token: []byte(token)}
+}
+
+// containerCredentials is the endpoint's answer, as the SDKs'
+// endpointcreds providers read it.
+type containerCredentials struct {
+	AccessKeyID     string `json:"AccessKeyId"`
+	SecretAccessKey string `json:"SecretAccessKey"`
+	Token           string `json:"Token,omitempty"`
+	Expiration      string `json:"Expiration,omitempty"`
+}
+
+func (h *credentialsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !loopbackPeer(r.RemoteAddr) {
+		writeEndpointError(w, http.StatusForbidden, "AccessDenied", "kivuli: the credentials endpoint answers loopback clients only")
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), h.token) != 1 {
+		writeEndpointError(w, http.StatusUnauthorized, "AccessDenied", "kivuli: the Authorization header must hold AWS_CONTAINER_AUTHORIZATION_TOKEN")
+		return
+	}
+	if r.URL.Path != credentialsPath {
+		writeEndpointError(w, http.StatusNotFound, "NotFound", "kivuli: credentials are served at "+credentialsPath)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeEndpointError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "kivuli: GET or HEAD")
+		return
+	}
+	v, err := h.creds.Retrieve(r.Context())
+	if err != nil {
+		writeEndpointError(w, http.StatusServiceUnavailable, "CredentialsUnavailable", message(err))
+		return
+	}
+	doc := containerCredentials{AccessKeyID: v.AccessKeyID, SecretAccessKey: v.SecretAccessKey, Token: v.SessionToken}
+	if v.CanExpire {
+		doc.Expiration = v.Expires.UTC().Format(time.RFC3339)
+	}
+	body, _ := json.Marshal(doc)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	if r.Method == http.MethodGet {
+		w.Write(body)
+	}
+}
+
+// writeEndpointError answers as the ECS agent does: {"code", "message"}.
+func writeEndpointError(w http.ResponseWriter, status int, code, msg string) {
+	body, _ := json.Marshal(map[string]string{"code": code, "message": msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// loopbackPeer reports whether a request's remote address is loopback.
+func loopbackPeer(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// discardLog is an http.Server's error log that keeps quiet: a client
+// hanging up is not the user's business.
+func discardLog() *log.Logger { return log.New(io.Discard, "", 0) }

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/spf13/cobra"
+)
+
+// Exit statuses of kivuli exec when its command does not run, as
+// env(1) and the shells have them.
+const (
+	exitCannotRun = 126 // the command was found but could not be run
+	exitNotFound  = 127 // the command was not found
+)
+
+// credentialVars are the environment variables that give an AWS SDK
+// credentials, or a way to get them, ahead of the ones kivuli exec sets:
+// none of the caller's reaches the command.
+var credentialVars = []string{
+	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+	"AWS_CREDENTIAL_EXPIRATION",
+	"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+	"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
+}
+
+// profileVars name a shared-config profile, which the SDKs read ahead of
+// container credentials: with --serve the command must not have them.
+var profileVars = []string{"AWS_PROFILE", "AWS_DEFAULT_PROFILE"}
+
+func (a *app) execCommand() *cobra.Command {
+	var (
+		sf     sourceFlags
+		serve  bool
+		region string
+	)
+	cmd := &cobra.Command{
+		Use:   "exec [options] [--] CMD [ARGS...]",
+		Short: "run a command with credentials, in its environment or served to it",
+		Long: `kivuli exec runs CMD with the credentials of the source (the instance role
+by default) in its environment:
+
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+  AWS_CREDENTIAL_EXPIRATION   when they expire (RFC 3339, +00:00)
+  AWS_REGION, AWS_DEFAULT_REGION
+                              from --region, else AWS_REGION or
+                              AWS_DEFAULT_REGION, else the profile's,
+                              else IMDS's placement/region
+
+Variables that would give the command other credentials are removed
+(AWS_CONTAINER_*, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN, ...). kivuli
+exec then becomes CMD (execve), so that signals reach it directly and its
+exit status is kivuli's.
+
+Environment variables do not refresh: a command that outlives the
+credentials (an hour to six on EC2) gets refusals. For such commands use
+--serve: kivuli exec then serves the credentials, kept fresh, from an
+endpoint on 127.0.0.1 in the format of ECS container credentials, and sets
+only AWS_CONTAINER_CREDENTIALS_FULL_URI and a random
+AWS_CONTAINER_AUTHORIZATION_TOKEN (and the region). Every AWS SDK and the
+AWS CLI read such an endpoint and refresh from it by themselves. The
+endpoint answers only requests that carry the token, listens on loopback
+only, and ends with the command. AWS_PROFILE is removed too, but a
+[default] profile with keys in ~/.aws/credentials still comes first in the
+SDKs' chain. With --serve, kivuli exec stays the command's parent: it
+passes every signal it can catch on to the command (a Ctrl-C in a
+terminal reaches the command from the terminal as well) and exits with the
+command's status, or by the signal that ended it.
+
+Flags after CMD are CMD's: use -- before a command that starts with '-'.`,
+		Annotations: map[string]string{
+			annSynopsis: "kivuli exec [--serve] [--region R] [CREDENTIAL SOURCE options] [--] CMD [ARGS...]",
+			annExitOnly: fmt.Sprintf(`The exit status of CMD; when a signal ended CMD, kivuli exec --serve ends
+by the same signal (a shell reports 128+N). Before CMD runs:
+2    a flag or an argument is wrong.
+3    no credentials: the source did not give any.
+%d  CMD was found but could not be run.
+%d  CMD was not found.`, exitCannotRun, exitNotFound),
+			annSeeAlso: "kivuli creds --help, aws-vault exec, env(1)",
+		},
+		Example: `# a script with the instance role's credentials and region
+kivuli exec -- ./deploy.sh --stage prod
+
+# a long job: credentials served and refreshed, never stale
+kivuli exec --serve -- python etl.py
+
+# the AWS CLI with a role assumed on top of the instance role
+kivuli exec --role-arn arn:aws:iam::123456789012:role/read-only -- aws s3 ls
+
+# a profile of the shared config, through the SDK's chain
+kivuli exec --profile ci -- terraform plan
+
+# offline, with the emulator's credentials
+kivuli imds -- kivuli exec -- env`,
+		Args: usageArgs(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := exec.LookPath(args[0])
+			if err != nil {
+				code := exitNotFound
+				if errors.Is(err, fs.ErrPermission) {
+					code = exitCannotRun
+				}
+				return &exitError{code: code, err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
+			}
+			src, err := sf.open(cmd.Context(), a, region, true)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			env := a.env.without(credentialVars...)
+			if src.region != "" {
+				env = env.with("AWS_REGION", src.region).with("AWS_DEFAULT_REGION", src.region)
+			}
+			if serve {
+				return a.serveAndRun(cmd.Context(), src, env.without(profileVars...), path, args)
+			}
+			v, err := retrieve(cmd.Context(), src.creds)
+			if err != nil {
+				return err
+			}
+			env = withCredentials(env, v)
+			src.Close()
+			return a.execve(path, args, env)
+		},
+	}
+	cmd.Flags().SetInterspersed(false) // flags after CMD are CMD's
+	cmd.Flags().BoolVar(&serve, "serve", false, "serve the credentials, kept fresh, from a loopback endpoint in the ECS format instead of setting them in the environment")
+	cmd.Flags().StringVar(&region, "region", "", "the `REGION` to set as AWS_REGION and AWS_DEFAULT_REGION (default: see above)")
+	addSourceFlags(cmd, &sf, true)
+	return cmd
+}
+
+// withCredentials sets v in env as the AWS SDKs read it.
+func withCredentials(env environ, v aws.Credentials) environ {
+	env = env.with("AWS_ACCESS_KEY_ID", v.AccessKeyID).with("AWS_SECRET_ACCESS_KEY", v.SecretAccessKey)
+	if v.SessionToken != "" {
+		env = env.with("AWS_SESSION_TOKEN", v.SessionToken)
+	}
+	if v.CanExpire {
+		env = env.with("AWS_CREDENTIAL_EXPIRATION", isoformat(v.Expires))
+	}
+	return env
+}
+
+// execve makes the process become the command, where the system can;
+// elsewhere it runs it as a child.
+func (a *app) execve(path string, args []string, env environ) error {
+	if err := replaceProcess(path, args, env); err != nil && !errors.Is(err, errNoExecve) {
+		return &exitError{code: exitCannotRun, err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
+	}
+	return a.runChild(path, args, env, nil)
+}
+
+// serveAndRun serves src's credentials on loopback and runs the command
+// with the endpoint in its environment, until it ends.
+func (a *app) serveAndRun(ctx context.Context, src *source, env environ, path string, args []string) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("kivuli: listening on loopback: %w", err)
+	}
+	token, err := randomToken()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           newCredentialsHandler(src.creds, token),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          discardLog(),
+	}
+	go srv.Serve(ln)
+	defer func() {
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	env = env.with("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://"+ln.Addr().String()+credentialsPath).
+		with("AWS_CONTAINER_AUTHORIZATION_TOKEN", token)
+	return a.runChild(path, args, env, src)
+}
+
+// runChild runs the command as a child, passing signals on, and returns
+// its exit status as the error.
+func (a *app) runChild(path string, args []string, env environ, _ *source) error {
+	c := exec.Command(path, args[1:]...)
+	c.Args = args
+	c.Env = env
+	c.Stdin, c.Stdout, c.Stderr = a.stdin, a.stdout, a.stderr
+	signals := make(chan os.Signal, 16)
+	signal.Notify(signals, forwardedSignals...)
+	defer signal.Stop(signals)
+	if err := c.Start(); err != nil {
+		return &exitError{code: exitCannotRun, err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	for {
+		select {
+		case sig := <-signals:
+			c.Process.Signal(sig)
+		case err := <-done:
+			return childStatus(c, err)
+		}
+	}
+}
+
+// childStatus turns the command's end into kivuli's exit status.
+func childStatus(c *exec.Cmd, err error) error {
+	if c.ProcessState == nil {
+		return fmt.Errorf("kivuli: %s: %w", c.Args[0], err)
+	}
+	if sig, ok := killedBy(c.ProcessState); ok {
+		return &signalExit{sig: sig}
+	}
+	if code := c.ProcessState.ExitCode(); code != 0 {
+		return &silentError{code: code}
+	}
+	return nil
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os/exec"
+	"time"
+
+	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/spf13/cobra"
+)
+
+// imdsFlags are kivuli imds's own flags.
+type imdsFlags struct {
+	listen       string
+	v1, v2only   bool
+	noToken      bool
+	role         string
+	noRole       bool
+	lifetime     time.Duration
+	rotateBefore time.Duration
+	faults       []string
+	region       string
+	allowRemote  bool
+	sf           sourceFlags
+}
+
+func (a *app) imdsCommand() *cobra.Command {
+	f := &imdsFlags{}
+	cmd := &cobra.Command{
+		Use:   "imds [options] [-- CMD [ARGS...]]",
+		Short: "run the EC2 Instance Metadata Service emulator as a server",
+		Long: `kivuli imds serves the project's IMDS emulator (the library's imdstest) over
+HTTP, speaking the protocol as the EC2 User Guide defines it: session
+tokens (PUT /latest/api/token with a TTL of 1 to 21600 seconds, refused when
+the request carries X-Forwarded-For), the role list and the role's
+credential document under /latest/meta-data/iam/security-credentials/, 401
+for a missing or expired token in --v2-only mode, GET and HEAD. It also
+serves placement/region, placement/availability-zone and a minimal
+dynamic/instance-identity/document (what the SDKs read for the region).
+
+Credentials are fakes by default, in the shapes of real ones, issued anew
+--rotate-before their expiry, as EC2 rotates them. With --from, the
+documents carry real, refreshing credentials from a source (imds: another
+IMDS, chain: the aws-sdk-go-v2 default chain, with --profile and --role-arn),
+so that code written for EC2 runs unchanged on a laptop or in CI:
+
+  AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1338/
+
+Given CMD, kivuli imds runs it with that variable set (and the credential
+variables that would come first removed), and exits with its status when
+it ends; otherwise it serves until interrupted.
+
+Any local process can read what kivuli imds serves, real credentials
+included: it listens on loopback by default, and with --from it refuses a
+non-loopback --listen address unless --allow-remote says so.
+
+Faults, as the emulator has them, are switched on at start with --fault
+and at run time through the control endpoint (loopback clients only):
+
+  curl -X POST --data 'credentials:503,times=3' http://127.0.0.1:1338/kivuli/faults
+  curl -X DELETE http://127.0.0.1:1338/kivuli/faults      # clear them
+  curl -X POST http://127.0.0.1:1338/kivuli/rotate        # new credentials now
+  curl http://127.0.0.1:1338/kivuli/stats                 # requests counted
+
+` + faultSpecHelp,
+		Annotations: map[string]string{
+			annSynopsis: `kivuli imds [--listen 127.0.0.1:1338] [--v1 | --v2-only | --no-token]
+            [--role NAME] [--lifetime DUR] [--rotate-before DUR] [--fault SPEC]...
+            [--region R] [--from SOURCE [--allow-remote]] [-- CMD [ARGS...]]`,
+			annExitOnly: `0    interrupted (SIGINT, SIGTERM) while serving.
+1    the server failed (the address is in use, ...).
+2    a flag or an argument is wrong.
+3    --from: the source gave no credentials.
+With CMD: CMD's exit status, or 126 and 127 when it cannot run.`,
+			annSeeAlso: "amazon-ec2-metadata-mock (AEMM); kivuli curl --help",
+		},
+		Example: `# an IMDSv2-only instance on the default port, in the background
+kivuli imds --v2-only &
+export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1338/
+
+# a test suite against an IMDS whose token PUT is lost (hop limit 1)
+kivuli imds --fault token:hang -- go test ./...
+
+# credentials that rotate every two minutes, and a throttled IMDS
+kivuli imds --lifetime 10m --rotate-before 8m --fault 'credentials:429,times=2'
+
+# real credentials from the shared config for code written for EC2
+kivuli imds --from chain --profile dev -- python app.py
+
+# an Elastic Beanstalk Docker container: no tokens at all
+kivuli imds --no-token --role aws-elasticbeanstalk-ec2-role`,
+		Args: usageArgs(func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && cmd.ArgsLenAtDash() != 0 {
+				return fmt.Errorf("a command to run goes after --: kivuli imds [options] -- CMD")
+			}
+			return nil
+		}),
+		RunE: func(cmd *cobra.Command, args []string) error { return a.imds(cmd.Context(), f, args) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:1338", "listen on `ADDR` (host:port; port 0 picks one)")
+	fl.BoolVar(&f.v1, "v1", false, "accept IMDSv1 and IMDSv2 requests alike (the default)")
+	fl.BoolVar(&f.v2only, "v2-only", false, "IMDSv2 only: a GET without a valid token is answered 401")
+	fl.BoolVar(&f.noToken, "no-token", false, "an IMDS that knows no tokens: the token PUT is answered 404, GETs need none (Elastic Beanstalk)")
+	fl.StringVar(&f.role, "role", "kivuli-test-role", "the instance role `NAME` listed and served")
+	fl.BoolVar(&f.noRole, "no-role", false, "an instance without a role: the role list answers 404")
+	fl.DurationVar(&f.lifetime, "lifetime", 6*time.Hour, "the lifetime `DUR` of each fake credential set")
+	fl.DurationVar(&f.rotateBefore, "rotate-before", 15*time.Minute, "issue a new set when the current one has less than `DUR` left")
+	fl.StringArrayVar(&f.faults, "fault", nil, "inject the fault `SPEC` from the start (repeatable; see DESCRIPTION)")
+	fl.StringVar(&f.region, "region", "us-east-1", "the `REGION` served as placement/region and in the identity document")
+	fl.BoolVar(&f.allowRemote, "allow-remote", false, "with --from, listen on a non-loopback --listen address all the same")
+	addSourceFlags(cmd, &f.sf, false)
+	return cmd
+}
+
+func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
+	modes := 0
+	for _, set := range []bool{f.v1, f.v2only, f.noToken} {
+		if set {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return usageErrorf("--v1, --v2-only and --no-token exclude each other")
+	}
+	mode := imdstest.TokenOptional
+	switch {
+	case f.v2only:
+		mode = imdstest.TokenRequired
+	case f.noToken:
+		mode = imdstest.TokenUnsupported
+	}
+	if f.lifetime <= 0 || f.rotateBefore <= 0 || f.rotateBefore >= f.lifetime {
+		return usageErrorf("--rotate-before (%v) must be positive and under --lifetime (%v)", f.rotateBefore, f.lifetime)
+	}
+	var faults []imdstest.Fault
+	for _, spec := range f.faults {
+		fault, err := parseFault(spec)
+		if err != nil {
+			return usageErrorf("--fault: %v", err)
+		}
+		faults = append(faults, fault)
+	}
+	real := f.sf.source != "" || f.sf.profile != "" || f.sf.roleARN != ""
+	if !real && f.sf.imdsEndpoint != "" {
+		return usageErrorf("--imds-endpoint names the source of --from imds")
+	}
+	if real && !f.allowRemote && !loopbackListen(f.listen) {
+		return usageErrorf("--listen %s is not loopback: with --from every host that reaches it can read real credentials (add --allow-remote if that is what you want)", f.listen)
+	}
+
+	s := &imdsServer{
+		emu: imdstest.NewHandler(imdstest.Config{
+			Role: f.role, NoRole: f.noRole, Mode: mode, Lifetime: f.lifetime, RotateBefore: f.rotateBefore,
+		}),
+		region: f.region,
+		start:  time.Now(),
+	}
+	defer s.emu.Close()
+	what := "fake credentials"
+	if real {
+		src, err := f.sf.open(ctx, a, "", false)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		s.real, what = src.creds, "real credentials from "+firstNonEmpty(f.sf.source, sourceChain)
+	}
+	for _, fault := range faults {
+		s.emu.Inject(fault)
+	}
+
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("kivuli: imds: %w", err)
+	}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: discardLog()}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	url := "http://" + ln.Addr().String()
+	fmt.Fprintf(a.stderr, "kivuli imds: serving IMDS on %s (%s, role %s, %s)\n", url, modeName(mode), f.role, what)
+	fmt.Fprintf(a.stderr, "kivuli imds:   export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s/\n", url)
+
+	var runErr error
+	if len(args) > 0 {
+		runErr = a.runUnder(url, args)
+	} else {
+		select {
+		case <-ctx.Done():
+		case err := <-served:
+			runErr = fmt.Errorf("kivuli: imds: %w", err)
+		}
+	}
+	s.emu.Close() // releases requests held by hang and delay faults
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdown)
+	return runErr
+}
+
+// runUnder runs the command with the emulator as its IMDS.
+func (a *app) runUnder(url string, args []string) error {
+	path, err := exec.LookPath(args[0])
+	if err != nil {
+		code := exitNotFound
+		if !errors.Is(err, exec.ErrNotFound) {
+			code = exitCannotRun
+		}
+		return &exitError{code: code, err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
+	}
+	env := a.env.without(credentialVars...).without(profileVars...).without("AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").
+		with("AWS_EC2_METADATA_SERVICE_ENDPOINT", url+"/")
+	return a.runChild(path, args, env, nil)
+}
+
+func modeName(m imdstest.Mode) string {
+	switch m {
+	case imdstest.TokenRequired:
+		return "IMDSv2 only"
+	case imdstest.TokenUnsupported:
+		return "no tokens"
+	}
+	return "IMDSv1 and IMDSv2"
+}
+
+// loopbackListen reports whether a listen address is loopback only.
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}

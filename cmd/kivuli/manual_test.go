@@ -1,0 +1,40 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// Every command's manual, as --help and help COMMAND print it.
+func TestManualGolden(t *testing.T) {
+	for _, cmd := range []string{"", "curl", "creds", "exec", "imds"} {
+		name := cmd
+		if name == "" {
+			name = "kivuli"
+		}
+		t.Run(name, func(t *testing.T) {
+			r := runCmd(t, "", strings.Fields(cmd+" --help")...)
+			if r.code != 0 || r.stderr != "" {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			golden(t, "help/"+name+".golden", r.stdout)
+			h := runCmd(t, "", strings.Fields("help "+cmd)...)
+			if h.stdout != r.stdout {
+				t.Errorf("help %s differs from %s --help", cmd, cmd)
+			}
+			for _, section := range []string{"NAME\n", "SYNOPSIS\n", "DESCRIPTION\n", "EXAMPLES\n", "EXIT STATUS\n"} {
+				if !strings.Contains(r.stdout, section) {
+					t.Errorf("no %s section", strings.TrimSpace(section))
+				}
+			}
+			for i, line := range strings.Split(r.stdout, "\n") {
+				if len([]rune(line)) > manualWidth+12 {
+					t.Errorf("line %d is %d wide: %q", i+1, len(line), line)
+				}
+			}
+		})
+	}
+	if r := runCmd(t, "", "help", "nope"); r.code != exitUsage {
+		t.Errorf("help nope: exit %d", r.code)
+	}
+}

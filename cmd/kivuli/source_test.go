@@ -1,0 +1,57 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// chainEnv makes the SDK's chain read only what a test gives it.
+func chainEnv(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, k := range append(append([]string{}, credentialVars...), profileVars...) {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
+	t.Setenv(depthVar, "")
+	return dir
+}
+
+func TestSourceChain(t *testing.T) {
+	dir := chainEnv(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAFROMENVIRONMENT1")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "env/secret")
+	r := runCmd(t, "", "creds", "--source", "chain", "--format", "env")
+	if r.code != 0 || r.stdout != "export AWS_ACCESS_KEY_ID=AKIAFROMENVIRONMENT1\nexport AWS_SECRET_ACCESS_KEY=env/secret\n" {
+		t.Errorf("environment: exit %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	os.Unsetenv("AWS_ACCESS_KEY_ID")
+	os.Unsetenv("AWS_SECRET_ACCESS_KEY")
+	os.WriteFile(filepath.Join(dir, "credentials"), []byte("[dev]\naws_access_key_id = AKIAFROMPROFILE12345\naws_secret_access_key = profile/secret\n"), 0o600)
+	r = runCmd(t, "", "creds", "--profile", "dev", "--format", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"AccessKeyId":"AKIAFROMPROFILE12345"`) {
+		t.Errorf("--profile: exit %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	r = runCmd(t, "", "creds", "--profile", "nope")
+	if r.code != exitNoCreds {
+		t.Errorf("unknown profile: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// A profile whose credential_process is kivuli creds on itself ends, with
+// an error, instead of running itself forever.
+func TestSourceChainRecursion(t *testing.T) {
+	dir := chainEnv(t)
+	t.Setenv(asKivuli, "1")
+	t.Setenv("GORACE", "atexit_sleep_ms=0")
+	os.WriteFile(filepath.Join(dir, "config"), []byte("[profile loop]\ncredential_process = "+os.Args[0]+" creds --profile loop\n"), 0o600)
+	r := runCmd(t, "", "creds", "--profile", "loop")
+	if r.code != exitNoCreds || !strings.Contains(r.stderr, "credential_process") {
+		t.Errorf("exit %d %q", r.code, r.stderr)
+	}
+}
