@@ -110,7 +110,7 @@ kivuli imds --no-token --role aws-elasticbeanstalk-ec2-role`,
 	fl.StringVar(&f.role, "role", "kivuli-test-role", "the instance role `NAME` listed and served")
 	fl.BoolVar(&f.noRole, "no-role", false, "an instance without a role: the role list answers 404")
 	fl.DurationVar(&f.lifetime, "lifetime", 6*time.Hour, "the lifetime `DUR` of each fake credential set")
-	fl.DurationVar(&f.rotateBefore, "rotate-before", 15*time.Minute, "issue a new set when the current one has less than `DUR` left")
+	fl.DurationVar(&f.rotateBefore, "rotate-before", 0, "issue a new set when the current one has less than `DUR` left (default: five sixths of --lifetime, a new set every hour for 6h ones, as EC2 does)")
 	fl.StringArrayVar(&f.faults, "fault", nil, "inject the fault `SPEC` from the start (repeatable; see DESCRIPTION)")
 	fl.StringVar(&f.region, "region", "us-east-1", "the `REGION` served as placement/region and in the identity document")
 	fl.BoolVar(&f.allowRemote, "allow-remote", false, "with --from, listen on a non-loopback --listen address all the same")
@@ -135,6 +135,9 @@ func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
 	case f.noToken:
 		mode = imdstest.TokenUnsupported
 	}
+	if f.rotateBefore == 0 {
+		f.rotateBefore = f.lifetime * 5 / 6
+	}
 	if f.lifetime <= 0 || f.rotateBefore <= 0 || f.rotateBefore >= f.lifetime {
 		return usageErrorf("--rotate-before (%v) must be positive and under --lifetime (%v)", f.rotateBefore, f.lifetime)
 	}
@@ -156,7 +159,7 @@ func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
 
 	s := &imdsServer{
 		emu: imdstest.NewHandler(imdstest.Config{
-			Role: f.role, NoRole: f.noRole, Mode: mode, Lifetime: f.lifetime, RotateBefore: f.rotateBefore,
+			Role: f.role, NoRole: f.noRole, Mode: mode, Lifetime: f.lifetime, RotateBefore: f.rotateBefore, Region: f.region,
 		}),
 		region: f.region,
 		start:  time.Now(),

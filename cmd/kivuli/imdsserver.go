@@ -16,7 +16,6 @@ import (
 
 // Paths that the emulator of kivuli imds serves besides imdstest's.
 const (
-	regionPath   = "/latest/meta-data/placement/region"
 	zonePath     = "/latest/meta-data/placement/availability-zone"
 	identityPath = "/latest/dynamic/instance-identity/document"
 	credsPrefix  = "/latest/meta-data/iam/security-credentials/"
@@ -80,8 +79,6 @@ func (s *imdsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // extra returns what the emulator serves at path beyond imdstest.
 func (s *imdsServer) extra(path string) (string, bool) {
 	switch path {
-	case regionPath:
-		return s.region, true
 	case zonePath:
 		return s.region + "a", true
 	case identityPath:
