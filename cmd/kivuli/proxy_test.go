@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"io"
 	"net"
 	"net/http"
@@ -125,7 +126,7 @@ func (p *proxyRun) host() string { return strings.TrimPrefix(p.url, "http://") }
 
 // rawRequest sends text, a request as it goes on the wire, to addr and
 // reads the answer, so that a test controls every byte of the request
-// line and the headers.
+// line and the headers. The head ends at the first blank line.
 func rawRequest(t *testing.T, addr, text string) (*http.Response, string) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
@@ -133,7 +134,8 @@ func rawRequest(t *testing.T, addr, text string) (*http.Response, string) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := io.WriteString(c, strings.ReplaceAll(text, "\n", "\r\n")); err != nil {
+	head, body, _ := strings.Cut(text, "\n\n") // the head's lines end in CRLF, the body is as given
+	if _, err := io.WriteString(c, strings.ReplaceAll(head, "\n", "\r\n")+"\r\n\r\n"+body); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -292,3 +294,5 @@ func (p *proxyProcess) waitLine(t *testing.T, s string) {
 		}
 	}
 }
+
+func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }

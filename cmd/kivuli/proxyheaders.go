@@ -130,7 +130,7 @@ func newHeaderRules(allow, deny []string) (*headerRules, error) {
 // one ("x-opensearch-" is "X-Opensearch-").
 func canonicalPrefix(s string) string {
 	if strings.HasSuffix(s, "-") {
-		return http.CanonicalHeaderKey(s+"x")[:len(s)]
+		return http.CanonicalHeaderKey(s + "x")[:len(s)]
 	}
 	return http.CanonicalHeaderKey(s)
 }
