@@ -39,6 +39,24 @@ type lineLog struct {
 	once    sync.Once
 	listen  string
 	admin   string
+	logged  int // access log lines
+	waiters map[int][]chan struct{}
+}
+
+// requests returns a channel closed once n requests have been logged.
+func (l *lineLog) requests(n int) <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := make(chan struct{})
+	if l.logged >= n {
+		close(c)
+		return c
+	}
+	if l.waiters == nil {
+		l.waiters = map[int][]chan struct{}{}
+	}
+	l.waiters[n] = append(l.waiters[n], c)
+	return c
 }
 
 var (
@@ -57,6 +75,13 @@ func (l *lineLog) Write(p []byte) (int, error) {
 	if m := listenRE.FindStringSubmatch(s); m != nil && strings.Contains(s, "kivuli proxy: listening") {
 		l.listen = m[1]
 		l.once.Do(func() { close(l.started) })
+	}
+	if strings.Contains(s, "msg=request") {
+		l.logged++
+		for _, c := range l.waiters[l.logged] {
+			close(c)
+		}
+		delete(l.waiters, l.logged)
 	}
 	l.mu.Unlock()
 	return l.syncBuffer.Write(p)
@@ -229,6 +254,7 @@ type proxyProcess struct {
 	url, admin string
 	lines      <-chan string
 	stderr     *syncBuffer
+	logged     int // access log lines read by waitLine and waitRequests
 }
 
 func startProxyProcess(t *testing.T, f *fixture, args ...string) *proxyProcess {
@@ -286,6 +312,9 @@ func (p *proxyProcess) waitLine(t *testing.T, s string) {
 			if !ok {
 				t.Fatalf("kivuli proxy ended before logging %q:\n%s", s, p.stderr.String())
 			}
+			if strings.Contains(l, "msg=request") {
+				p.logged++
+			}
 			if strings.Contains(l, s) {
 				return
 			}
@@ -296,3 +325,24 @@ func (p *proxyProcess) waitLine(t *testing.T, s string) {
 }
 
 func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// waitRequests waits until the process has logged n requests in all: a
+// request is counted, in the log and the metrics, once its handler has
+// returned, which may be after the client has read the whole answer.
+func (p *proxyProcess) waitRequests(t *testing.T, n int) {
+	t.Helper()
+	for p.logged < n {
+		p.waitLine(t, "msg=request")
+	}
+}
+
+// waitRequests waits until the proxy has logged n requests in all, as
+// proxyProcess.waitRequests does.
+func (p *proxyRun) waitRequests(t *testing.T, n int) {
+	t.Helper()
+	select {
+	case <-p.logs.requests(n):
+	case <-time.After(failAfter):
+		t.Fatalf("the proxy did not log %d requests:\n%s", n, p.logs.String())
+	}
+}

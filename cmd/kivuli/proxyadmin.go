@@ -52,6 +52,10 @@ func newProxyMetrics(p *proxy) *proxyMetrics {
 		refreshes: newCounterVec("kivuli_credentials_refreshes_total",
 			"Credential refreshes, by result (success or failure).", "result"),
 	}
+	// Series known in advance start at 0, so that a rate over them is
+	// defined before the first event.
+	m.refreshes.add(0, "success")
+	m.refreshes.add(0, "failure")
 	r := &m.reg
 	r.add(m.requests)
 	r.add(m.duration)

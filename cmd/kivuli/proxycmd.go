@@ -319,6 +319,10 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 		TLSConfig:         tlsConfig,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Shutdown runs this once it has closed the listener.
+	srv.RegisterOnShutdown(func() {
+		log.Info("kivuli proxy: draining: not accepting connections", "in_flight", p.m.inFlight.Load(), "timeout", f.drainTimeout)
+	})
 	served := make(chan error, 2)
 	scheme := "http"
 	if tlsConfig != nil {
@@ -366,7 +370,6 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 // what is left.
 func (p *proxy) drain(log *slog.Logger, srv *http.Server, timeout time.Duration) {
 	p.draining.Store(true)
-	log.Info("kivuli proxy: draining", "in_flight", p.m.inFlight.Load(), "timeout", timeout)
 	deadline := time.Now().Add(timeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
