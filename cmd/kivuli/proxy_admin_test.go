@@ -201,7 +201,7 @@ func TestProxyMetrics(t *testing.T) {
 	for range 3 {
 		do("GET", "/logs/_search", "")
 	}
-	do("PUT", "/logs/_doc/1", `{"a":1}`)              // buffered
+	do("PUT", "/logs/_doc/1", `{"a":1}`)             // buffered
 	do("POST", "/_bulk", strings.Repeat("x", 4<<10)) // spooled
 	do("GET", "/missing", "")
 	do("GET", "/a/%2e%2e/b", "") // refused by the signer: 400
@@ -216,19 +216,19 @@ func TestProxyMetrics(t *testing.T) {
 		io.Copy(w, resp.Body)
 	}))
 	for series, want := range map[string]float64{
-		`kivuli_proxy_requests_total{code="200",method="GET"}`:         3,
-		`kivuli_proxy_requests_total{code="200",method="PUT"}`:         1,
-		`kivuli_proxy_requests_total{code="200",method="POST"}`:        1,
-		`kivuli_proxy_requests_total{code="404",method="GET"}`:         1,
-		`kivuli_proxy_requests_total{code="400",method="GET"}`:         1,
-		`kivuli_proxy_request_bodies_total{mode="buffered"}`:           1,
-		`kivuli_proxy_request_bodies_total{mode="spooled"}`:            1,
-		`kivuli_proxy_request_body_bytes_total{mode="spooled"}`:        4 << 10,
-		`kivuli_proxy_upstream_requests_total{code="200"}`:             5,
-		`kivuli_proxy_upstream_requests_total{code="404"}`:             1,
-		`kivuli_proxy_signing_errors_total{reason="bad_request"}`:      1,
-		`kivuli_proxy_request_duration_seconds_count`:                  7,
-		`kivuli_proxy_upstream_response_seconds_count`:                 6,
+		`kivuli_proxy_requests_total{code="200",method="GET"}`:    3,
+		`kivuli_proxy_requests_total{code="200",method="PUT"}`:    1,
+		`kivuli_proxy_requests_total{code="200",method="POST"}`:   1,
+		`kivuli_proxy_requests_total{code="404",method="GET"}`:    1,
+		`kivuli_proxy_requests_total{code="400",method="GET"}`:    1,
+		`kivuli_proxy_request_bodies_total{mode="buffered"}`:      1,
+		`kivuli_proxy_request_bodies_total{mode="spooled"}`:       1,
+		`kivuli_proxy_request_body_bytes_total{mode="spooled"}`:   4 << 10,
+		`kivuli_proxy_upstream_requests_total{code="200"}`:        5,
+		`kivuli_proxy_upstream_requests_total{code="404"}`:        1,
+		`kivuli_proxy_signing_errors_total{reason="bad_request"}`: 1,
+		`kivuli_proxy_request_duration_seconds_count`:             7,
+		`kivuli_proxy_upstream_response_seconds_count`:            6,
 		`kivuli_proxy_ready`:                                           1,
 		`kivuli_proxy_in_flight_requests`:                              0,
 		`kivuli_proxy_body_memory_bytes`:                               0,
