@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,7 @@ import (
 // proxyConfig is a proxy's configuration, from the flags.
 type proxyConfig struct {
 	upstream              *url.URL // scheme://host[:port][/path]
+	serverName            string   // the name the upstream's certificate is verified for, when not its host
 	signHost              string   // the host signed for, when not the upstream's
 	service, region       string   // the signing scope, when the host does not tell it
 	allowHosts            []string // hosts besides AWS endpoints that may be sent signed requests
@@ -162,7 +164,12 @@ func newRetrier(t *kivuli.Transport) http.RoundTripper {
 // through as they are (no transparent gzip), HTTP/2 where the upstream
 // offers it.
 func newUpstreamTransport(cfg proxyConfig) *http.Transport {
+	var tlsConfig *tls.Config
+	if cfg.serverName != "" {
+		tlsConfig = &tls.Config{ServerName: cfg.serverName}
+	}
 	return &http.Transport{
+		TLSClientConfig:       tlsConfig,
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,

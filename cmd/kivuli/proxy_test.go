@@ -259,7 +259,15 @@ type proxyProcess struct {
 
 func startProxyProcess(t *testing.T, f *fixture, args ...string) *proxyProcess {
 	t.Helper()
-	c := command(t, append(proxyArgs(f), args...)...)
+	return startProxyProcessArgs(t, f, append(proxyArgs(f), args...))
+}
+
+// startProxyProcessArgs starts kivuli with args, a proxy command line, and
+// env added to its environment.
+func startProxyProcessArgs(t *testing.T, f *fixture, args []string, env ...string) *proxyProcess {
+	t.Helper()
+	c := command(t, args...)
+	c.Env = append(c.Env, env...)
 	pipe, err := c.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ type proxyFlags struct {
 	signHost              string
 	allowHosts            []string
 	tlsCert, tlsKey       string
+	serverName            string
 	maxBody               sizeFlag
 	maxBuffer             sizeFlag
 	spoolDir              string
@@ -74,9 +75,10 @@ tells them (set them for a custom domain or a tunnel).
 Where a request goes is fixed by --upstream, never by the client: its
 Host header, an absolute-form request URI and X-Forwarded-Host are
 ignored, the path and query are kept. The upstream must be an AWS endpoint
-or a host given with --allow-host (a tunnel: --upstream https://localhost:9200
---sign-host vpc-x.eu-west-2.es.amazonaws.com --allow-host localhost:9200),
-and is reached in clear (http://) only on loopback or a listed host. An
+or a host given with --allow-host; a tunnel is a listed --upstream with the
+AWS name as --sign-host (and --upstream-server-name, to verify the
+certificate for it). The upstream is reached in clear (http://) only on
+loopback or a listed host. An
 upstream that is the proxy itself is refused at start; a request that comes
 back through the proxy anyway (its Via entry) is answered 508.
 
@@ -148,9 +150,10 @@ kivuli proxy --upstream https://aps-workspaces.eu-west-2.amazonaws.com
 kivuli proxy --upstream https://my-bucket.s3.eu-west-2.amazonaws.com
 curl -T backup.tar.gz http://127.0.0.1:8080/backups/backup.tar.gz
 
-# a VPC-only domain through a tunnel, with TLS for a remote listener
+# a VPC-only domain through an SSH tunnel, with TLS for a remote listener
+D=vpc-logs-abc.eu-west-2.es.amazonaws.com
 kivuli proxy --upstream https://localhost:9200 --allow-host localhost:9200 \
-    --sign-host vpc-logs-abc.eu-west-2.es.amazonaws.com \
+    --sign-host $D --upstream-server-name $D \
     --listen 0.0.0.0:8443 --allow-remote --tls-cert proxy.pem --tls-key proxy.key
 
 # health and metrics
@@ -167,6 +170,7 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.StringVar(&f.region, "region", "", "the signing `REGION`, e.g. eu-west-2 (default: inferred from the host, else AWS_REGION)")
 	fl.StringVar(&f.signHost, "sign-host", "", "sign for, and send as Host, `HOST` instead of the upstream's (a tunnel)")
 	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "also send signed requests to `HOST` (host, host:port, or *.domain), which may be reached over http:// (repeatable)")
+	fl.StringVar(&f.serverName, "upstream-server-name", "", "verify the upstream's TLS certificate for `NAME` (a tunnel: the AWS name; default: the upstream's host)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with the certificate chain in PEM `FILE` (with --tls-key)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "the private key in PEM `FILE` for --tls-cert")
 	fl.Var(&f.maxBody, "max-body", "refuse request bodies over `SIZE` with 413 (e.g. 100MiB, 5GiB)")
@@ -226,6 +230,7 @@ func (f *proxyFlags) config() (proxyConfig, error) {
 	}
 	return proxyConfig{
 		upstream:              u,
+		serverName:            f.serverName,
 		signHost:              f.signHost,
 		service:               f.service,
 		region:                f.region,
