@@ -109,16 +109,6 @@ func (c *counterVec) add(n uint64, values ...string) {
 
 func (c *counterVec) inc(values ...string) { c.add(1, values...) }
 
-// value returns a series' count, for tests.
-func (c *counterVec) value(values ...string) uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if s := c.series[labelString(c.labels, values)]; s != nil {
-		return s.Load()
-	}
-	return 0
-}
-
 func (c *counterVec) write(w *bufio.Writer) {
 	writeHead(w, c.name, c.help, "counter")
 	c.mu.Lock()

@@ -81,9 +81,6 @@ func TestProxyRetries(t *testing.T) {
 	f3.aws = sigv4test.NewServer(v3, handler)
 	defer f3.aws.Close()
 	p3 := startProxy(t, f3, "--sign-host", "sts.eu-west-2.amazonaws.com")
-	if p3.logs.String() == "" {
-		t.Fatal("no log")
-	}
 	f3.imds.Rotate()
 	if code, body := post(p3.url+"/?Action=GetCallerIdentity&Version=2011-06-15", nil, 0); code != http.StatusOK {
 		t.Fatalf("after ExpiredToken: %d %s", code, body)
