@@ -42,14 +42,22 @@ func writeHead(w *bufio.Writer, name, help, typ string) {
 	w.WriteString("# TYPE " + name + " " + typ + "\n")
 }
 
+// The escapes of the format, built once: a Replacer builds its tables on
+// first use, which costs more than the counting it serves.
+var (
+	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
+	labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+)
+
 // escapeHelp escapes a HELP text: backslash and line feed.
-func escapeHelp(s string) string {
-	return strings.NewReplacer(`\`, `\\`, "\n", `\n`).Replace(s)
-}
+func escapeHelp(s string) string { return helpEscaper.Replace(s) }
 
 // escapeLabel escapes a label value: backslash, double quote, line feed.
 func escapeLabel(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+	if !strings.ContainsAny(s, "\\\"\n") {
+		return s
+	}
+	return labelEscaper.Replace(s)
 }
 
 func formatFloat(v float64) string {

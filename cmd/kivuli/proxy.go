@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -414,7 +415,7 @@ func (l *lastHop) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // statusClass is a status as a metric label: the code.
-func statusClass(code int) string { return fmt.Sprint(code) }
+func statusClass(code int) string { return strconv.Itoa(code) }
 
 // proxyError answers a request that could not be forwarded, with a status
 // that says whose fault it was: 400 for a request the signer cannot sign
@@ -507,7 +508,7 @@ func (p *proxy) finish(r *http.Request, rec *statusRecorder, st *requestState, b
 	if b != nil {
 		mode, in = b.mode, b.bytesIn()
 	}
-	p.m.requests.inc(fmt.Sprint(status), methodLabel(r.Method))
+	p.m.requests.inc(strconv.Itoa(status), methodLabel(r.Method))
 	p.m.duration.observe(d.Seconds())
 	p.m.bodies.inc(mode)
 	p.m.bodyBytes.add(uint64(in), mode)
