@@ -127,6 +127,21 @@ func TestProxyS3(t *testing.T) {
 			t.Errorf("GET %s: %d, %d bytes back of %d", k.wire, resp.StatusCode, len(got), len(data))
 		}
 	}
+	// curl sends Expect: 100-continue with a large upload: the proxy
+	// forwards it with the streamed body, and the upload completes.
+	f.aws.Reset()
+	data := bytes.Repeat([]byte("expect "), 100<<10)
+	req, _ := http.NewRequest(http.MethodPut, p.url+"/expect.bin", bytes.NewReader(data))
+	req.Header.Set("Expect", "100-continue")
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: failAfter}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if recs := accepted(t, f.aws); resp.StatusCode != http.StatusOK || len(recs) != 1 || recs[0].BodyLen != int64(len(data)) || recs[0].PayloadHash != "UNSIGNED-PAYLOAD" {
+		t.Errorf("PUT with Expect: 100-continue: %d, %+v", resp.StatusCode, recs)
+	}
 	store.mu.Lock()
 	for _, k := range keys {
 		if _, ok := store.objects[k.key]; !ok {
@@ -140,7 +155,7 @@ func TestProxyS3(t *testing.T) {
 	// Chunked, without a length: 411 at once.
 	pr, pw := io.Pipe()
 	go func() { pw.Write([]byte("part of a stream")); pw.Close() }()
-	resp, err := http.Post(p.url+"/stream.bin", "application/octet-stream", pr)
+	resp, err = http.Post(p.url+"/stream.bin", "application/octet-stream", pr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +165,7 @@ func TestProxyS3(t *testing.T) {
 		t.Errorf("chunked PUT: %d %s", resp.StatusCode, b)
 	}
 	// Over --max-body: 413, the body not read.
-	req, _ := http.NewRequest(http.MethodPut, p.url+"/big.bin", io.LimitReader(zeros{}, 9<<20))
+	req, _ = http.NewRequest(http.MethodPut, p.url+"/big.bin", io.LimitReader(zeros{}, 9<<20))
 	req.ContentLength = 9 << 20
 	resp, err = http.DefaultClient.Do(req)
 	if err == nil {
@@ -166,7 +181,8 @@ func TestProxyS3(t *testing.T) {
 	if ents, _ := os.ReadDir(spool); len(ents) != 0 {
 		t.Errorf("the spool directory holds %v", ents)
 	}
-	if v := metricValue(t, p.admin, `kivuli_proxy_request_bodies_total{mode="streamed"}`); v != float64(len(keys)/2) {
+	p.waitRequests(t, 2*len(keys)+3)
+	if v := metricValue(t, p.admin, `kivuli_proxy_request_bodies_total{mode="streamed"}`); v != float64(len(keys)/2+1) {
 		t.Errorf("%v streamed bodies", v)
 	}
 }
