@@ -24,7 +24,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -195,8 +194,9 @@ func aspArgs(listen, upstream, signHost, service string) []string {
 
 // proc is a proxy process.
 type proc struct {
-	cmd *exec.Cmd
-	url string
+	cmd  *exec.Cmd
+	url  string
+	home string // its HOME, and its standard error
 }
 
 // start runs the proxy for signHost and waits until it accepts
@@ -216,8 +216,20 @@ func (p *proxyKind) start(up *upstream, signHost, service string) (*proc, error)
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE=" + home + "/config",
 		"AWS_SHARED_CREDENTIALS_FILE=" + home + "/credentials",
 	}
-	var stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = io.Discard, &limitedWriter{w: &stderr, n: 64 << 10}
+	// Standard error to a file, not a pipe: a pipe needs a goroutine of
+	// this process to drain it, which would take CPU from the proxy under
+	// test on a small machine (kivuli proxy writes an access log line per
+	// request; aws-sigv4-proxy writes nothing).
+	logFile, err := os.CreateTemp(home, "stderr-")
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close() // the child keeps its own descriptor
+	cmd.Stdout, cmd.Stderr = nil, logFile
+	stderr := func() string {
+		b, _ := os.ReadFile(logFile.Name())
+		return string(b[:min(len(b), 8<<10)])
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -231,16 +243,19 @@ func (p *proxyKind) start(up *upstream, signHost, service string) (*proc, error)
 		if time.Now().After(deadline) || cmd.ProcessState != nil {
 			cmd.Process.Kill()
 			cmd.Wait()
-			return nil, fmt.Errorf("%s did not start: %v\n%s", p.name, err, stderr.String())
+			msg := stderr()
+			os.RemoveAll(home)
+			return nil, fmt.Errorf("%s did not start: %v\n%s", p.name, err, msg)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return &proc{cmd: cmd, url: "http://" + listen}, nil
+	return &proc{cmd: cmd, url: "http://" + listen, home: home}, nil
 }
 
 func (p *proc) stop() {
 	p.cmd.Process.Kill()
 	p.cmd.Wait()
+	os.RemoveAll(p.home)
 }
 
 // peakRSS is the process's VmHWM, in MiB.
@@ -256,24 +271,6 @@ func (p *proc) peakRSS() float64 {
 		}
 	}
 	return -1
-}
-
-// limitedWriter keeps the first n bytes written to it.
-type limitedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-	n  int
-}
-
-func (l *limitedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.n > 0 {
-		k := min(len(p), l.n)
-		l.w.Write(p[:k])
-		l.n -= k
-	}
-	return len(p), nil
 }
 
 func freePort() (string, error) {
