@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/kivuli-go/kivuli/sigv4test"
 )
 
 // objectStore is an S3 stand-in behind sigv4test: PUT stores the body
@@ -193,4 +195,43 @@ type zeros struct{}
 func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// --unsigned-payload signs every body UNSIGNED-PAYLOAD, for a service
+// that accepts it (here an es upstream told to): a large body of known
+// length streams, a chunked one is spooled to learn its length, and none
+// is hashed.
+func TestProxyUnsignedPayload(t *testing.T) {
+	f := newFixture(t, imdstestConfig(), nil)
+	rules := sigv4test.DefaultRules()
+	rules["es"] = sigv4test.Rule{AllowUnsignedPayload: true}
+	f.aws.Verifier.Rules = rules
+	p := startProxy(t, f, "--sign-host", "search-logs-abc.eu-west-2.es.amazonaws.com", "--unsigned-payload", "--max-buffer", "64KiB")
+	for _, c := range []struct {
+		size    int64
+		chunked bool
+		mode    string
+	}{{1 << 10, false, "buffered"}, {1 << 20, false, "streamed"}, {300 << 10, true, "spooled"}} {
+		req, _ := http.NewRequest(http.MethodPost, p.url+"/_bulk", io.LimitReader(zeros{}, c.size))
+		req.ContentLength = c.size
+		if c.chunked {
+			req.ContentLength = -1
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		recs := accepted(t, f.aws)
+		r := recs[len(recs)-1]
+		if resp.StatusCode != http.StatusOK || r.PayloadHash != "UNSIGNED-PAYLOAD" || r.BodyLen != c.size || r.Chunked {
+			t.Errorf("%d bytes, chunked %v: %d, %s, %d bytes, chunked %v", c.size, c.chunked, resp.StatusCode, r.PayloadHash, r.BodyLen, r.Chunked)
+		}
+	}
+	p.waitRequests(t, 3)
+	for _, mode := range []string{"buffered", "streamed", "spooled"} {
+		if v := metricValue(t, p.admin, `kivuli_proxy_request_bodies_total{mode="`+mode+`"}`); v != 1 {
+			t.Errorf("%s: %v", mode, v)
+		}
+	}
 }
