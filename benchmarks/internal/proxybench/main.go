@@ -72,6 +72,7 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "the length of each small-GET run")
 	sizeFlag := flag.String("size", "1GiB", "the size of the upload and the download")
 	readme := flag.String("readme", "", "rewrite the proxy section of this README (between its markers)")
+	extra := flag.String("kivuli-args", "", "more arguments for kivuli proxy, space-separated (for experiments)")
 	flag.Parse()
 	size, err := parseSize(*sizeFlag)
 	if err != nil || *kivuliBin == "" || *reps < 1 {
@@ -81,7 +82,9 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	proxies := []*proxyKind{{name: "kivuli proxy", bin: *kivuliBin, args: kivuliArgs}}
+	proxies := []*proxyKind{{name: "kivuli proxy", bin: *kivuliBin, args: func(listen, upstream, signHost, service string) []string {
+		return append(kivuliArgs(listen, upstream, signHost, service), strings.Fields(*extra)...)
+	}}}
 	if *aspBin != "" {
 		proxies = append(proxies, &proxyKind{name: "aws-sigv4-proxy", bin: *aspBin, args: aspArgs})
 	}
@@ -125,11 +128,13 @@ func runAll(p *proxyKind, up *upstream, res *results, d time.Duration, size int6
 		return err
 	}
 	for _, c := range []int{1, 16, 64} {
-		rps, p50, p99, err := smallGETs(proc.url+"/logs-2026.12.01/_search?q=status:500&size=10", c, d)
+		cpu0 := proc.cpuSeconds()
+		rps, p50, p99, n, err := smallGETs(proc.url+"/logs-2026.12.01/_search?q=status:500&size=10", c, d)
 		if err != nil {
 			proc.stop()
 			return fmt.Errorf("small GETs, %d clients: %w", c, err)
 		}
+		res.add(p.name, fmt.Sprintf("get%d.cpu", c), (proc.cpuSeconds()-cpu0)/float64(n)*1e6)
 		res.add(p.name, fmt.Sprintf("get%d.rps", c), rps)
 		res.add(p.name, fmt.Sprintf("get%d.p50", c), p50)
 		res.add(p.name, fmt.Sprintf("get%d.p99", c), p99)
@@ -258,6 +263,23 @@ func (p *proc) stop() {
 	os.RemoveAll(p.home)
 }
 
+// cpuSeconds is the CPU time the process has used, user and system, from
+// /proc/PID/stat (in clock ticks of 1/100 s).
+func (p *proc) cpuSeconds() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100
+}
+
 // peakRSS is the process's VmHWM, in MiB.
 func (p *proc) peakRSS() float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
@@ -283,9 +305,9 @@ func freePort() (string, error) {
 }
 
 // smallGETs runs c clients sending GETs to url for d, after a warm-up,
-// and returns the requests per second and the p50 and p99 latencies in
-// milliseconds.
-func smallGETs(url string, c int, d time.Duration) (rps, p50, p99 float64, err error) {
+// and returns the requests per second, the p50 and p99 latencies in
+// milliseconds, and the number of requests sent (the warm-up's included).
+func smallGETs(url string, c int, d time.Duration) (rps, p50, p99 float64, n int, err error) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c, DisableCompression: true}}
 	defer client.CloseIdleConnections()
 	run := func(d time.Duration, record bool) ([]time.Duration, error) {
@@ -331,21 +353,22 @@ func smallGETs(url string, c int, d time.Duration) (rps, p50, p99 float64, err e
 		wg.Wait()
 		return all, errors.Join(errs...)
 	}
-	if _, err := run(d/5, false); err != nil {
-		return 0, 0, 0, err
+	warm, err := run(d/5, true)
+	if err != nil {
+		return 0, 0, 0, 0, err
 	}
 	t0 := time.Now()
 	lat, err := run(d, true)
 	elapsed := time.Since(t0)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	if len(lat) == 0 {
-		return 0, 0, 0, errors.New("no request completed")
+		return 0, 0, 0, 0, errors.New("no request completed")
 	}
 	slices.Sort(lat)
 	ms := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))]) / 1e6 }
-	return float64(len(lat)) / elapsed.Seconds(), ms(0.50), ms(0.99), nil
+	return float64(len(lat)) / elapsed.Seconds(), ms(0.50), ms(0.99), len(warm) + len(lat), nil
 }
 
 // pattern is the content of the large bodies: a repeated 256 KiB block,
@@ -617,12 +640,15 @@ var rows = []struct{ label, metric, unit, format string }{
 	{"small GET, 1 client", "get1.rps", "req/s", "%.0f"},
 	{"small GET, 1 client: p50", "get1.p50", "ms", "%.2f"},
 	{"small GET, 1 client: p99", "get1.p99", "ms", "%.2f"},
+	{"small GET, 1 client: proxy CPU per request", "get1.cpu", "µs", "%.0f"},
 	{"small GET, 16 clients", "get16.rps", "req/s", "%.0f"},
 	{"small GET, 16 clients: p50", "get16.p50", "ms", "%.2f"},
 	{"small GET, 16 clients: p99", "get16.p99", "ms", "%.2f"},
+	{"small GET, 16 clients: proxy CPU per request", "get16.cpu", "µs", "%.0f"},
 	{"small GET, 64 clients", "get64.rps", "req/s", "%.0f"},
 	{"small GET, 64 clients: p50", "get64.p50", "ms", "%.2f"},
 	{"small GET, 64 clients: p99", "get64.p99", "ms", "%.2f"},
+	{"small GET, 64 clients: proxy CPU per request", "get64.cpu", "µs", "%.0f"},
 	{"upload (S3 PUT): throughput", "upload.mibs", "MiB/s", "%.0f"},
 	{"upload: proxy peak RSS", "upload.rss", "MiB", "%.0f"},
 	{"download (S3 GET): throughput", "download.mibs", "MiB/s", "%.0f"},
