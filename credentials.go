@@ -410,7 +410,7 @@ func staleSnapshot(prev, s *snapshot, now time.Time) (*snapshot, error) {
 		if s.docExpires.After(now) {
 			when = "expire in " + s.docExpires.Sub(now).Round(time.Second).String()
 		}
-		return nil, chain(ErrStaleCredentials, " (they "+when+"); the ones in hand serve until they expire", nil)
+		return nil, chain(ErrStaleCredentials, "they "+when+"; the ones in hand serve until they expire", nil)
 	}
 	if prev != nil && prev.docExpires.After(s.docExpires) {
 		p := *prev

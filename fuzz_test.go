@@ -9,7 +9,7 @@ import (
 
 // FuzzParseDocument: the credential document parser never panics, accepts
 // only complete documents, and never quotes a secret in its errors: not in
-// a DocumentError, and not in the Code and Message of a CredentialsError,
+// an ErrInvalidDocument error, and not in the Code and Message of a CredentialsError,
 // where IMDS's text is quoted with secrets redacted (issue 8, point 11).
 func FuzzParseDocument(f *testing.F) {
 	f.Add([]byte(`{"Code":"Success","LastUpdated":"2026-11-28T17:00:00Z","Type":"AWS-HMAC","AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"wJalrXUtnFEMI/K7MDENG","Token":"IQoJb3JpZ2luX2VjE","Expiration":"2026-11-28T23:00:00Z"}`))
@@ -43,7 +43,7 @@ func FuzzParseDocument(f *testing.F) {
 				}
 				continue
 			}
-			// A DocumentError's reasons are fixed texts; a secret shaped like
+			// An ErrInvalidDocument error's reasons are fixed texts; a secret shaped like
 			// one (12 or more characters, a digit, + or /, no space) is
 			// never in them.
 			if len(secret) >= 12 && strings.ContainsAny(secret, "0123456789+/") && !strings.Contains(secret, " ") &&

@@ -250,7 +250,7 @@ func sameAddr(a, b string) bool {
 func checkAllowed(entry string) error {
 	if w, ok := strings.CutPrefix(entry, "*."); ok {
 		if err := checkHostName(w); err != nil || !strings.Contains(w, ".") {
-			return &ConfigError{"Transport.AllowedHosts", fmt.Sprintf("%q: a wildcard must stand for the subdomains of a name of two labels or more, without a port", entry)}
+			return invalid(ErrInvalidConfig, "Transport.AllowedHosts: %q: a wildcard must stand for the subdomains of a name of two labels or more, without a port", entry)
 		}
 		return nil
 	}
@@ -260,7 +260,7 @@ func checkAllowed(entry string) error {
 		}
 	}
 	if _, err := parseHost(entry); err != nil {
-		return &ConfigError{"Transport.AllowedHosts", fmt.Sprintf("%q is not a host, host:port, IP address or *.name", entry)}
+		return invalid(ErrInvalidConfig, "Transport.AllowedHosts: %q is not a host, host:port, IP address or *.name", entry)
 	}
 	return nil
 }

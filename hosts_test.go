@@ -291,14 +291,12 @@ func TestURLForms(t *testing.T) {
 		for _, p := range []string{"@evil.example/steal", "evil"} {
 			req := &http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: "https", Host: "search.example.com", Path: p}, Header: http.Header{}}
 			_, err := tr.RoundTrip(req)
-			var re *kivuli.RequestError
-			assert.ErrorAs(t, err, &re, p)
+			assert.ErrorIs(t, err, kivuli.ErrInvalidRequest, p)
 		}
 		req := newReq(t, "https://search.example.com/")
 		req.URL.Opaque = "evil"
 		_, err := tr.RoundTrip(req)
-		var re *kivuli.RequestError
-		assert.ErrorAs(t, err, &re)
+		assert.ErrorIs(t, err, kivuli.ErrInvalidRequest)
 	})
 	t.Run("an AWS host that runs customers' code, signed for another", func(t *testing.T) {
 		for _, dial := range []string{"attacker.lambda-url.us-east-1.on.aws", "abc123.execute-api.us-east-1.amazonaws.com", "attacker-bucket.s3.us-east-1.amazonaws.com"} {
@@ -315,10 +313,9 @@ func TestURLForms(t *testing.T) {
 		for _, scheme := range []string{"", "ftp", "h2c", "gopher", "http "} {
 			req := &http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: scheme, Host: "sts.us-east-1.amazonaws.com", Path: "/"}, Header: http.Header{}}
 			_, err := tr.RoundTrip(req)
-			var re *kivuli.RequestError
-			assert.ErrorAs(t, err, &re, "%q", scheme)
+			assert.ErrorIs(t, err, kivuli.ErrInvalidRequest, "%q", scheme)
 			_, err = tr.Presign(req, time.Minute)
-			assert.ErrorAs(t, err, &re, "%q", scheme)
+			assert.ErrorIs(t, err, kivuli.ErrInvalidRequest, "%q", scheme)
 		}
 		req := newReq(t, "HTTP://sts.us-east-1.amazonaws.com/")
 		_, err := tr.RoundTrip(req)
@@ -352,14 +349,13 @@ func TestTunnelInClearThroughProxy(t *testing.T) {
 }
 
 // TestAllowedHostsChecked: an AllowedHosts entry that can match nothing, or
-// far too much, is a ConfigError rather than silently ignored.
+// far too much, is an ErrInvalidConfig error rather than silently ignored.
 func TestAllowedHostsChecked(t *testing.T) {
 	for _, entry := range []string{"", "*", "*.", "*.com", "*.example.com:443", "host:99999", "café.example.com", "a b"} {
 		tr := &kivuli.Transport{Credentials: staticCreds, Service: "sts", Region: "us-east-1", Base: &countingBase{}, AllowedHosts: []string{entry}}
 		req, _ := http.NewRequest(http.MethodGet, "https://sts.us-east-1.amazonaws.com/", nil)
 		_, err := tr.RoundTrip(req)
-		var ce *kivuli.ConfigError
-		assert.ErrorAs(t, err, &ce, "%q", entry)
+		assert.ErrorIs(t, err, kivuli.ErrInvalidConfig, "%q", entry)
 	}
 	for _, entry := range []string{"search.example.com", "*.example.com", "127.0.0.1:9200", "::1", "[::1]:9200", "localhost"} {
 		tr := &kivuli.Transport{Credentials: staticCreds, Service: "sts", Region: "us-east-1", Base: &countingBase{}, AllowedHosts: []string{entry}}

@@ -115,10 +115,10 @@ func newIMDS(c config) (*IMDS, error) {
 		return nil, err
 	}
 	if c.tokenTTL < time.Second || c.tokenTTL > DefaultTokenTTL {
-		return nil, &ConfigError{"token TTL", fmt.Sprintf("%v is outside 1s..6h", c.tokenTTL)}
+		return nil, invalid(ErrInvalidConfig, "token TTL: %v is outside 1s..6h", c.tokenTTL)
 	}
 	if c.maxAttempts < 1 {
-		return nil, &ConfigError{"max attempts", fmt.Sprintf("%d is less than 1", c.maxAttempts)}
+		return nil, invalid(ErrInvalidConfig, "max attempts: %d is less than 1", c.maxAttempts)
 	}
 	p := &IMDS{
 		endpoint:   endpoint,
@@ -157,12 +157,12 @@ func resolveEndpoint(explicit string) (string, error) {
 		case strings.EqualFold(mode, "IPv6"):
 			return IPv6Endpoint, nil
 		default:
-			return "", &ConfigError{"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", fmt.Sprintf("%q is neither IPv4 nor IPv6", mode)}
+			return "", invalid(ErrInvalidConfig, "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE: %q is neither IPv4 nor IPv6", mode)
 		}
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
-		return "", &ConfigError{setting, fmt.Sprintf("%q is not an http(s)://host[:port] URL", endpoint)}
+		return "", invalid(ErrInvalidConfig, setting+": %q is not an http(s)://host[:port] URL", endpoint)
 	}
 	return strings.TrimSuffix(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), nil
 }
@@ -273,7 +273,7 @@ func (p *IMDS) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		}
 		role, _, _ = strings.Cut(string(body), "\n")
 		if role = strings.TrimSpace(role); role == "" {
-			return aws.Credentials{}, chain(ErrNoRole, ": the role list is empty", nil)
+			return aws.Credentials{}, chain(ErrNoRole, "the role list is empty", nil)
 		}
 	}
 	body, err := p.get(ctx, op, "credentials", rolesPath+url.PathEscape(role))
@@ -434,7 +434,7 @@ func (p *IMDS) transportError(ctx context.Context, op *operation, what string, e
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return chain(ErrNotOnEC2, " ("+what+" at "+p.endpoint+")", err)
+		return chain(ErrNotOnEC2, what+" at "+p.endpoint, err)
 	}
 	return wrap("IMDS "+what+" request", err)
 }
@@ -503,7 +503,7 @@ func readBody(resp *http.Response) ([]byte, error) {
 		return b, err
 	}
 	if len(b) > maxBody {
-		return b[:maxBody], &DocumentError{Reason: "response larger than 64 KiB"}
+		return b[:maxBody], invalidDoc("response larger than 64 KiB")
 	}
 	return b, nil
 }
@@ -525,17 +525,17 @@ func parseDocument(role string, body []byte) (aws.Credentials, error) {
 	if err := json.Unmarshal(body, &d); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			return aws.Credentials{}, &DocumentError{Reason: fmt.Sprintf("not JSON (syntax error at offset %d)", se.Offset)}
+			return aws.Credentials{}, invalid(ErrInvalidDocument, "not JSON (syntax error at offset %d)", se.Offset)
 		}
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return aws.Credentials{}, &DocumentError{Reason: fmt.Sprintf("field %s is a JSON %s, not a %s", te.Field, te.Value, te.Type)}
+			return aws.Credentials{}, invalid(ErrInvalidDocument, "field %s is a JSON %s, not a %s", te.Field, te.Value, te.Type)
 		}
-		return aws.Credentials{}, &DocumentError{Reason: "not a JSON object"}
+		return aws.Credentials{}, invalidDoc("not a JSON object")
 	}
 	if d.Code != "Success" {
 		if d.Code == "" {
-			return aws.Credentials{}, &DocumentError{Reason: "missing Code"}
+			return aws.Credentials{}, invalidDoc("missing Code")
 		}
 		secrets := []string{d.AccessKeyID, d.SecretAccessKey, d.Token}
 		return aws.Credentials{}, &CredentialsError{Role: role, Code: redactSecrets(d.Code, secrets...), Message: redactSecrets(d.Message, secrets...)}
@@ -544,19 +544,19 @@ func parseDocument(role string, body []byte) (aws.Credentials, error) {
 		{"AccessKeyId", d.AccessKeyID}, {"SecretAccessKey", d.SecretAccessKey}, {"Token", d.Token}, {"Expiration", d.Expiration},
 	} {
 		if f.value == "" {
-			return aws.Credentials{}, &DocumentError{Reason: "missing " + f.name}
+			return aws.Credentials{}, invalidDoc("missing " + f.name)
 		}
 	}
 	for _, f := range [...]struct{ name, value string }{
 		{"AccessKeyId", d.AccessKeyID}, {"SecretAccessKey", d.SecretAccessKey}, {"Token", d.Token},
 	} {
 		if !printable(f.value) {
-			return aws.Credentials{}, &DocumentError{Reason: f.name + " holds characters other than visible ASCII"}
+			return aws.Credentials{}, invalidDoc(f.name + " holds characters other than visible ASCII")
 		}
 	}
 	exp, err := time.Parse(time.RFC3339, d.Expiration)
 	if err != nil {
-		return aws.Credentials{}, &DocumentError{Reason: "Expiration is not an RFC 3339 time"}
+		return aws.Credentials{}, invalidDoc("Expiration is not an RFC 3339 time")
 	}
 	return aws.Credentials{
 		AccessKeyID:     d.AccessKeyID,

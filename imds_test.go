@@ -260,9 +260,10 @@ func TestIMDSDocument(t *testing.T) {
 			tc.fault.Target = imdstest.CredentialsPath
 			srv.Inject(tc.fault)
 			_, err := newIMDS(t, kivuli.WithEndpoint(srv.URL)).Retrieve(t.Context())
-			var de *kivuli.DocumentError
-			require.ErrorAs(t, err, &de)
-			assert.Contains(t, de.Reason, tc.reason)
+			require.ErrorIs(t, err, kivuli.ErrInvalidDocument)
+			var ke *kivuli.Error
+			require.ErrorAs(t, err, &ke)
+			assert.Contains(t, err.Error(), tc.reason)
 			assert.NotContains(t, err.Error(), "SECRETKEYVALUE")
 			assert.NotContains(t, err.Error(), "TOKENVALUE")
 		})
@@ -380,14 +381,12 @@ func TestIMDSEndpointConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", tc.mode)
 			_, err := kivuli.NewIMDS(kivuli.WithEndpoint(tc.endpoint))
-			var ce *kivuli.ConfigError
-			require.ErrorAs(t, err, &ce)
+			require.ErrorIs(t, err, kivuli.ErrInvalidConfig)
 		})
 	}
 	for _, opt := range []kivuli.Option{kivuli.WithTokenTTL(0), kivuli.WithTokenTTL(7 * time.Hour), kivuli.WithMaxAttempts(0)} {
 		_, err := kivuli.NewIMDS(opt)
-		var ce *kivuli.ConfigError
-		require.ErrorAs(t, err, &ce)
+		require.ErrorIs(t, err, kivuli.ErrInvalidConfig)
 	}
 }
 

@@ -3,7 +3,6 @@ package kivuli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -48,7 +47,7 @@ func regionFromEnv() (string, error) {
 	for _, name := range [...]string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
 		if v := os.Getenv(name); v != "" {
 			if !validRegionName(v) {
-				return "", &ConfigError{name, fmt.Sprintf("%q is not a region name", v)}
+				return "", invalid(ErrInvalidConfig, name+": %q is not a region name", v)
 			}
 			return v, nil
 		}
@@ -99,14 +98,10 @@ func (p *IMDS) Region(ctx context.Context) (string, error) {
 	}
 	region := strings.TrimSpace(string(body))
 	if !validRegionName(region) {
-		return "", &DocumentError{Reason: fmt.Sprintf("the region answer (%d bytes, not shown) is not a region name", len(region))}
+		return "", invalid(ErrInvalidDocument, "the region answer (%d bytes, not shown) is not a region name", len(region))
 	}
 	return region, nil
 }
-
-// ErrNotIMDS is returned by [Credentials.Region] when the credentials come
-// from another source than the instance metadata service ([WithProvider]).
-var ErrNotIMDS = errors.New("kivuli: the credentials do not come from the instance metadata service")
 
 // Region returns the AWS Region the instance runs in, from the instance
 // metadata service that the credentials come from ([IMDS.Region]), so that

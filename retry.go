@@ -78,9 +78,9 @@ func (rt *RetryingTransport) RoundTrip(req *http.Request) (*http.Response, error
 			body, err := req.GetBody()
 			switch {
 			case err != nil:
-				return nil, &RequestError{Reason: "GetBody failed", Err: err}
+				return nil, invalidRequest("GetBody failed", err)
 			case body == nil:
-				return nil, &RequestError{Reason: "GetBody returned a nil body"}
+				return nil, invalidRequest("GetBody returned a nil body", nil)
 			}
 			return body, nil
 		})); err != nil {
@@ -102,7 +102,7 @@ func (rt *RetryingTransport) RoundTrip(req *http.Request) (*http.Response, error
 			req.Body.Close()
 		}
 		if err != nil {
-			return nil, &RequestError{Reason: "reading the body", Err: err}
+			return nil, invalidRequest("reading the body", err)
 		}
 		if err := r.SetBody(buf); err != nil {
 			return nil, err
@@ -117,9 +117,12 @@ func (rt *RetryingTransport) RoundTrip(req *http.Request) (*http.Response, error
 
 // permanent reports errors of the signing layer that no retry can mend.
 func permanent(err error) bool {
-	var re *RequestError
-	return errors.Is(err, ErrHostNotAllowed) || errors.Is(err, ErrUnknownScope) ||
-		errors.Is(err, ErrBodyTooLarge) || errors.Is(err, ErrNoCredentials) || errors.As(err, &re)
+	for _, kind := range []error{ErrHostNotAllowed, ErrPlaintext, ErrUnknownScope, ErrBodyTooLarge, ErrNoCredentials, ErrInvalidRequest, ErrInvalidConfig} {
+		if errors.Is(err, kind) {
+			return true
+		}
+	}
+	return false
 }
 
 func checkAWSRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {

@@ -386,8 +386,7 @@ func TestRegionFromEnv(t *testing.T) {
 	t.Run("not a region name", func(t *testing.T) {
 		t.Setenv("AWS_REGION", "eu-west-1\r\nX-Injected: 1")
 		_, err := newScopeSigner(t, nil).scope("bucket.s3-accelerate.amazonaws.com", "/")
-		var ce *kivuli.ConfigError
-		require.ErrorAs(t, err, &ce)
+		require.ErrorIs(t, err, kivuli.ErrInvalidConfig)
 		assert.Contains(t, err.Error(), "AWS_REGION")
 	})
 }

@@ -117,7 +117,7 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 		return err
 	}
 	if !validQuery(r.URL.RawQuery) {
-		return &RequestError{Reason: "the query is not valid percent-encoding (or uses ';' as a separator), so it cannot be signed as the service will read it"}
+		return invalidRequest("the query is not valid percent-encoding (or uses ';' as a separator), so it cannot be signed as the service will read it", nil)
 	}
 
 	pol := s.policy
@@ -172,7 +172,7 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 	if s.presign {
 		signed, _, err := signerFor(creds).PresignHTTP(ctx, creds, r, s.payloadHash, s.service, s.region, s.time, optFns...)
 		if err != nil {
-			return fmt.Errorf("kivuli: presigning: %w", err)
+			return wrap("presigning", err)
 		}
 		_, q, _ := strings.Cut(signed, "?")
 		r.URL.RawQuery = q
@@ -185,7 +185,7 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 		// (controls, spaces, non-ASCII) goes in the signer's encoding.
 		query := r.URL.RawQuery
 		if err := signerFor(creds).SignHTTP(ctx, creds, r, s.payloadHash, s.service, s.region, s.time, optFns...); err != nil {
-			return fmt.Errorf("kivuli: signing: %w", err)
+			return wrap("signing", err)
 		}
 		if wireSafe(query) {
 			r.URL.RawQuery = query
@@ -255,7 +255,7 @@ func sendNormalizedPath(u *url.URL) error {
 	}
 	p := uriPath(u)
 	if encodedDotSegment(p) {
-		return &RequestError{Reason: "the path has a percent-encoded dot segment (%2E), which services read differently (as a dot segment to remove, or as a name): send it as '.' or '..', which is removed, or escape the name otherwise"}
+		return invalidRequest("the path has a percent-encoded dot segment (%2E), which services read differently (as a dot segment to remove, or as a name): send it as '.' or '..', which is removed, or escape the name otherwise", nil)
 	}
 	n := normalizePath(p)
 	if n == p {
@@ -335,11 +335,11 @@ func s3CanonicalisePath(u *url.URL) error {
 func setEscapedPath(u *url.URL, p string) error {
 	dec, err := url.PathUnescape(p)
 	if err != nil {
-		return &RequestError{Reason: "the path is not valid percent-encoding"}
+		return invalidRequest("the path is not valid percent-encoding", nil)
 	}
 	u.Path, u.RawPath, u.Opaque = dec, p, ""
 	if u.EscapedPath() != p {
-		return &RequestError{Reason: "the path holds bytes that cannot be sent as they are"}
+		return invalidRequest("the path holds bytes that cannot be sent as they are", nil)
 	}
 	return nil
 }
@@ -391,25 +391,25 @@ func unreserved(c byte) bool {
 // quotes a value.
 func checkHeaders(method string, h http.Header, token string) error {
 	if method != "" && !isToken(method) {
-		return &RequestError{Reason: "the method is not an HTTP token"}
+		return invalidRequest("the method is not an HTTP token", nil)
 	}
 	if hasCTL(token) {
-		return &RequestError{Reason: "the session token holds a control character"}
+		return invalidRequest("the session token holds a control character", nil)
 	}
 	for k, vs := range h {
 		if !isToken(k) {
-			return &RequestError{Reason: fmt.Sprintf("the header name %q is not an HTTP token", k)}
+			return invalid(ErrInvalidRequest, "the header name %q is not an HTTP token", k)
 		}
 		for _, v := range vs {
 			if hasCTL(v) {
-				return &RequestError{Reason: "the value of header " + k + " holds a control character"}
+				return invalidRequest("the value of header "+k+" holds a control character", nil)
 			}
 			if v != "" && (v[0] >= 0x80 || v[len(v)-1] >= 0x80) && strings.TrimSpace(v) != strings.Trim(v, " \t") {
 				switch k {
 				case "User-Agent", "X-Amzn-Trace-Id", "Expect":
 					continue // not signed
 				}
-				return &RequestError{Reason: "the value of header " + k + " starts or ends with non-ASCII white space, which the SDK signer trims and AWS does not"}
+				return invalidRequest("the value of header "+k+" starts or ends with non-ASCII white space, which the SDK signer trims and AWS does not", nil)
 			}
 		}
 	}

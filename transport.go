@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"hash"
 	"io"
 	"log/slog"
@@ -153,7 +152,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // query). expires is how long the URL stays valid, between one second and
 // seven days (AWS refuses longer), rounded up to whole seconds; zero means
 // the policy's Expires, else [DefaultPresignExpiry]. Another value is
-// refused with a [*RequestError]. Presign does not send anything and
+// refused with an [ErrInvalidRequest] error. Presign does not send anything and
 // does not close req.Body.
 func (t *Transport) Presign(req *http.Request, expires time.Duration) (string, error) {
 	r := req.Clone(req.Context())
@@ -176,7 +175,7 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 		}
 	}()
 	if req.URL == nil {
-		return nil, creds, rt, &RequestError{Reason: "nil URL"}
+		return nil, creds, rt, invalidRequest("nil URL", nil)
 	}
 	if t == nil || t.Credentials == nil {
 		return nil, creds, rt, ErrNoCredentials
@@ -189,7 +188,7 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 		return nil, creds, rt, err
 	}
 	if rt.tunnelInClear && t.viaProxy(req) {
-		return nil, creds, rt, fmt.Errorf("%w: through the HTTP proxy Base would use, %s:// to %q would go to %q, in clear: use https://, or a Base without a proxy", ErrPlaintext, req.URL.Scheme, req.URL.Host, req.Host)
+		return nil, creds, rt, invalid(ErrPlaintext, "through the HTTP proxy Base would use, %s:// to %q would go to %q, in clear: use https://, or a Base without a proxy", req.URL.Scheme, req.URL.Host, req.Host)
 	}
 	pol := rt.policy
 	presign := forcePresign || pol.Sign == SignQuery || pol.Sign == SignQueryWebSocket && isWebSocket(req)
@@ -244,7 +243,7 @@ func presignExpiry(expires time.Duration, pol Policy) (int64, error) {
 		d = DefaultPresignExpiry
 	}
 	if d < 0 || d > maxPresignExpiry {
-		return 0, &RequestError{Reason: fmt.Sprintf("a presigned request's lifetime of %v is outside 1s..%v, which AWS accepts", d, maxPresignExpiry)}
+		return 0, invalid(ErrInvalidRequest, "a presigned request's lifetime of %v is outside 1s..%v, which AWS accepts", d, maxPresignExpiry)
 	}
 	return int64((d + time.Second - 1) / time.Second), nil
 }
@@ -336,7 +335,7 @@ func (t *Transport) route(req *http.Request) (route, error) {
 func (t *Transport) decide(req *http.Request) (rt route, byPath bool, err error) {
 	u := req.URL
 	if u.Host == "" {
-		return rt, false, &RequestError{Reason: "the URL has no host"}
+		return rt, false, invalidRequest("the URL has no host", nil)
 	}
 	for _, a := range t.AllowedHosts {
 		if err := checkAllowed(a); err != nil {
@@ -350,33 +349,33 @@ func (t *Transport) decide(req *http.Request) (rt route, byPath bool, err error)
 	case "http", "ws":
 		plaintext = true
 	default:
-		return rt, false, &RequestError{Reason: fmt.Sprintf("the URL's scheme %q is none of https, wss, http and ws", u.Scheme)}
+		return rt, false, invalid(ErrInvalidRequest, "the URL's scheme %q is none of https, wss, http and ws", u.Scheme)
 	}
 	dial, err := parseHost(u.Host)
 	if err != nil {
-		return rt, false, fmt.Errorf("%w: %v", ErrHostNotAllowed, err)
+		return rt, false, invalid(ErrHostNotAllowed, "%v", err)
 	}
 	dialListed, dialAWS := dial.listed(t.AllowedHosts), dial.isAWSEndpoint()
 	if !dialListed && !dialAWS {
-		return rt, false, fmt.Errorf("%w: %q is not an AWS endpoint (add it to Transport.AllowedHosts if it is yours)", ErrHostNotAllowed, u.Host)
+		return rt, false, invalid(ErrHostNotAllowed, "%q is not an AWS endpoint (add it to Transport.AllowedHosts if it is yours)", u.Host)
 	}
 	signed := dial
 	if req.Host != "" && req.Host != u.Host {
 		if signed, err = parseHost(req.Host); err != nil {
-			return rt, false, fmt.Errorf("%w: Request.Host: %v", ErrHostNotAllowed, err)
+			return rt, false, invalid(ErrHostNotAllowed, "Request.Host: %v", err)
 		}
 		if !signed.listed(t.AllowedHosts) && !signed.isAWSEndpoint() {
-			return rt, false, fmt.Errorf("%w: Request.Host %q, the host the request would be signed for, is not an AWS endpoint (add it to Transport.AllowedHosts if it is yours)", ErrHostNotAllowed, req.Host)
+			return rt, false, invalid(ErrHostNotAllowed, "Request.Host %q, the host the request would be signed for, is not an AWS endpoint (add it to Transport.AllowedHosts if it is yours)", req.Host)
 		}
 		// Only a listed host, a tunnel, is dialled for another one: an AWS
 		// host that runs customers' code (a function URL, an API) must not
 		// receive a request signed for STS.
 		if !dialListed && signed.name != dial.name {
-			return rt, false, fmt.Errorf("%w: Request.Host %q is not URL.Host %q, which is not listed in Transport.AllowedHosts: only a listed host (a tunnel) may be sent a request signed for another", ErrHostNotAllowed, req.Host, u.Host)
+			return rt, false, invalid(ErrHostNotAllowed, "Request.Host %q is not URL.Host %q, which is not listed in Transport.AllowedHosts: only a listed host (a tunnel) may be sent a request signed for another", req.Host, u.Host)
 		}
 	}
 	if plaintext && !dialListed && !dial.isLoopback() {
-		return rt, false, fmt.Errorf("%w: %s://%s would carry the signature and the session token readable by the network and any HTTP proxy: use %ss://, or list the host in Transport.AllowedHosts to allow it", ErrPlaintext, scheme, u.Host, scheme)
+		return rt, false, invalid(ErrPlaintext, "%s://%s would carry the signature and the session token readable by the network and any HTTP proxy: use %ss://, or list the host in Transport.AllowedHosts to allow it", scheme, u.Host, scheme)
 	}
 	service, region, byPath, err := t.resolveScope(signed.name, u.Path)
 	if err != nil {
@@ -402,12 +401,12 @@ func checkURL(u *url.URL) error {
 			authority = authority[:i]
 		}
 		if !strings.EqualFold(authority, u.Host) {
-			return fmt.Errorf("%w: URL.Opaque names the host %q, not URL.Host %q", ErrHostNotAllowed, authority, u.Host)
+			return invalid(ErrHostNotAllowed, "URL.Opaque names the host %q, not URL.Host %q", authority, u.Host)
 		}
 	case u.Opaque != "" && u.Opaque[0] != '/':
-		return &RequestError{Reason: "URL.Opaque is neither a path nor //host/path"}
+		return invalidRequest("URL.Opaque is neither a path nor //host/path", nil)
 	case u.Opaque == "" && (u.Path != "" && u.Path[0] != '/' || u.RawPath != "" && u.RawPath[0] != '/'):
-		return &RequestError{Reason: "the URL's path does not start with '/'"}
+		return invalidRequest("the URL's path does not start with '/'", nil)
 	}
 	return nil
 }
@@ -450,9 +449,9 @@ func (t *Transport) resolveScope(hn, path string) (service, region string, byPat
 	}
 	switch {
 	case service == "":
-		return "", "", false, fmt.Errorf("%w: no rule knows the service of host %q: set Transport.Service", ErrUnknownScope, hn)
+		return "", "", false, invalid(ErrUnknownScope, "no rule knows the service of host %q: set Transport.Service", hn)
 	case region == "":
-		return "", "", false, fmt.Errorf("%w: host %q does not name the region: set Transport.Region or AWS_REGION", ErrUnknownScope, hn)
+		return "", "", false, invalid(ErrUnknownScope, "host %q does not name the region: set Transport.Region or AWS_REGION", hn)
 	}
 	return service, region, byPath, nil
 }
@@ -474,7 +473,7 @@ func (t *Transport) payload(r *http.Request, pol Policy, presign bool) (hash str
 	unsigned := pol.Payload == PayloadUnsigned || presign && unsignedOK
 	if r.Body == nil || r.Body == http.NoBody {
 		if r.ContentLength > 0 {
-			return "", false, &RequestError{Reason: fmt.Sprintf("ContentLength is %d but Body is nil", r.ContentLength)}
+			return "", false, invalid(ErrInvalidRequest, "ContentLength is %d but Body is nil", r.ContentLength)
 		}
 		if unsigned {
 			return UnsignedPayload, false, nil
@@ -504,10 +503,10 @@ func (t *Transport) payload(r *http.Request, pol Policy, presign bool) (hash str
 func hashGetBody(r *http.Request) (string, bool, error) {
 	body, err := r.GetBody()
 	if err != nil {
-		return "", false, &RequestError{Reason: "GetBody failed", Err: err}
+		return "", false, invalidRequest("GetBody failed", err)
 	}
 	if body == nil {
-		return "", false, &RequestError{Reason: "GetBody returned a nil body"}
+		return "", false, invalidRequest("GetBody returned a nil body", nil)
 	}
 	var n int64
 	var hash string
@@ -519,7 +518,7 @@ func hashGetBody(r *http.Request) (string, bool, error) {
 		body.Close()
 	}
 	if err != nil {
-		return "", false, &RequestError{Reason: "reading the body from GetBody", Err: err}
+		return "", false, invalidRequest("reading the body from GetBody", err)
 	}
 	return hash, false, checkLength(r, n)
 }
@@ -545,7 +544,7 @@ func hashSeeker(r *http.Request) (hash string, ok, consumed bool, err error) {
 		_, err = s.Seek(start, io.SeekStart)
 	}
 	if err != nil {
-		return "", true, consumed, &RequestError{Reason: "hashing a seekable body", Err: err}
+		return "", true, consumed, invalidRequest("hashing a seekable body", err)
 	}
 	return hash, true, false, checkLength(r, n)
 }
@@ -609,9 +608,9 @@ func (t *Transport) buffer(r *http.Request, s3 bool) (string, bool, error) {
 	limit := t.bufferLimit()
 	tooLarge := func(limit int64) error {
 		if s3 && r.ContentLength <= 0 {
-			return fmt.Errorf("%w: its length is unknown, it can be read only once (no GetBody, not an io.Seeker), and it is over the limit of %d bytes (Transport.MaxBufferedBody); S3 refuses chunked uploads: set Request.ContentLength, or use a multipart upload", ErrBodyTooLarge, limit)
+			return invalid(ErrBodyTooLarge, "its length is unknown, it can be read only once (no GetBody, not an io.Seeker), and it is over the limit of %d bytes (Transport.MaxBufferedBody); S3 refuses chunked uploads: set Request.ContentLength, or use a multipart upload", limit)
 		}
-		return fmt.Errorf("%w: it can be read only once (no GetBody, not an io.Seeker) and is over the limit of %d bytes (Transport.MaxBufferedBody)", ErrBodyTooLarge, limit)
+		return invalid(ErrBodyTooLarge, "it can be read only once (no GetBody, not an io.Seeker) and is over the limit of %d bytes (Transport.MaxBufferedBody)", limit)
 	}
 	if limit < 0 || r.ContentLength > limit {
 		return "", false, tooLarge(max(limit, 0))
@@ -622,13 +621,13 @@ func (t *Transport) buffer(r *http.Request, s3 bool) (string, bool, error) {
 		orig.Close()
 	}
 	if err != nil {
-		return "", true, &RequestError{Reason: "reading the body", Err: err}
+		return "", true, invalidRequest("reading the body", err)
 	}
 	if int64(len(buf)) > limit {
 		return "", true, tooLarge(limit)
 	}
 	if r.ContentLength > 0 && int64(len(buf)) != r.ContentLength {
-		return "", true, &RequestError{Reason: fmt.Sprintf("ContentLength is %d but the body has %d bytes", r.ContentLength, len(buf))}
+		return "", true, invalid(ErrInvalidRequest, "ContentLength is %d but the body has %d bytes", r.ContentLength, len(buf))
 	}
 	// The buffer becomes the body and is never reused: net/http may read it
 	// after RoundTrip returns (golang/go#51907).
@@ -648,7 +647,7 @@ func (t *Transport) buffer(r *http.Request, s3 bool) (string, bool, error) {
 func checkLength(r *http.Request, n int64) error {
 	switch {
 	case r.ContentLength > 0 && r.ContentLength != n:
-		return &RequestError{Reason: fmt.Sprintf("ContentLength is %d but the body has %d bytes", r.ContentLength, n)}
+		return invalid(ErrInvalidRequest, "ContentLength is %d but the body has %d bytes", r.ContentLength, n)
 	case r.ContentLength <= 0 && n > 0:
 		r.ContentLength = n
 	case n == 0:

@@ -335,8 +335,7 @@ func TestRoundTripperContract(t *testing.T) {
 				return nil, 5, func() (io.ReadCloser, error) { return nil, nil }
 			},
 			expect: func(t *testing.T, _ *http.Response, err error) {
-				var re *kivuli.RequestError
-				require.ErrorAs(t, err, &re)
+				require.ErrorIs(t, err, kivuli.ErrInvalidRequest)
 				assert.ErrorContains(t, err, "GetBody returned a nil body")
 			}},
 		{name: "GetBody body fails", tr: func() *kivuli.Transport { return r.transport("es") },
@@ -344,8 +343,7 @@ func TestRoundTripperContract(t *testing.T) {
 				return nil, 5, func() (io.ReadCloser, error) { return io.NopCloser(iotest.ErrReader(errors.New("disk gone"))), nil }
 			},
 			expect: func(t *testing.T, _ *http.Response, err error) {
-				var re *kivuli.RequestError
-				require.ErrorAs(t, err, &re)
+				require.ErrorIs(t, err, kivuli.ErrInvalidRequest)
 				assert.ErrorContains(t, err, "disk gone")
 			}},
 		{name: "nil GetBody body, S3", tr: func() *kivuli.Transport { return r.transport("s3") },
@@ -353,8 +351,7 @@ func TestRoundTripperContract(t *testing.T) {
 				return nil, 0, func() (io.ReadCloser, error) { return nil, nil }
 			},
 			expect: func(t *testing.T, _ *http.Response, err error) {
-				var re *kivuli.RequestError
-				require.ErrorAs(t, err, &re)
+				require.ErrorIs(t, err, kivuli.ErrInvalidRequest)
 			}},
 		{name: "one-shot of unknown length too large, S3", tr: func() *kivuli.Transport { tr := r.transport("s3"); tr.MaxBufferedBody = 4; return tr },
 			body: func() (io.ReadCloser, int64, func() (io.ReadCloser, error)) { return nil, 0, nil },
@@ -368,8 +365,7 @@ func TestRoundTripperContract(t *testing.T) {
 				return nil, 99, func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("hello")), nil }
 			},
 			expect: func(t *testing.T, _ *http.Response, err error) {
-				var re *kivuli.RequestError
-				require.ErrorAs(t, err, &re)
+				require.ErrorIs(t, err, kivuli.ErrInvalidRequest)
 			}},
 	} {
 		for _, retrying := range []bool{false, true} {
@@ -509,8 +505,7 @@ func TestTransportPaths(t *testing.T) {
 		u, _ := url.Parse(r.endpoint.URL + "/")
 		u.RawQuery = "a=%zz"
 		_, err := r.transport("es").RoundTrip(&http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}})
-		var re *kivuli.RequestError
-		require.ErrorAs(t, err, &re)
+		require.ErrorIs(t, err, kivuli.ErrInvalidRequest)
 	})
 }
 
@@ -551,8 +546,7 @@ func TestTransportDotSegments(t *testing.T) {
 			u, err := url.Parse(r.endpoint.URL + p)
 			require.NoError(t, err)
 			_, err = r.transport("es").RoundTrip(&http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}})
-			var re *kivuli.RequestError
-			assert.ErrorAs(t, err, &re, p)
+			assert.ErrorIs(t, err, kivuli.ErrInvalidRequest, p)
 		}
 	})
 	t.Run("presigned", func(t *testing.T) {
@@ -715,8 +709,7 @@ func TestControlCharactersRefused(t *testing.T) {
 				func() error { _, err := tr.Presign(req, time.Minute); return err },
 			} {
 				err := sign()
-				var re *kivuli.RequestError
-				require.ErrorAs(t, err, &re)
+				require.ErrorIs(t, err, kivuli.ErrInvalidRequest)
 				assert.NotContains(t, err.Error(), "SeCrEt")
 			}
 			assert.Zero(t, base.sent.Load())
@@ -1137,8 +1130,7 @@ func TestPresignExpiry(t *testing.T) {
 			require.NoError(t, err)
 			signed, err := tr.Presign(req, tc.expires)
 			if tc.want == "" {
-				var re *kivuli.RequestError
-				require.ErrorAs(t, err, &re)
+				require.ErrorIs(t, err, kivuli.ErrInvalidRequest)
 				assert.ErrorContains(t, err, "1s..168h")
 				return
 			}
@@ -1237,8 +1229,7 @@ func TestBodyReadHonoursContext(t *testing.T) {
 			cancel()
 			err := <-done
 			require.ErrorIs(t, err, context.Canceled)
-			var re *kivuli.RequestError
-			assert.ErrorAs(t, err, &re)
+			assert.ErrorIs(t, err, kivuli.ErrInvalidRequest)
 			assert.Equal(t, int32(1), body.closes.Load(), "the caller's body is closed exactly once")
 		})
 	}
@@ -1262,8 +1253,7 @@ func TestRetryingBodyErrorsTyped(t *testing.T) {
 		},
 	} {
 		_, err := rt.RoundTrip(req())
-		var re *kivuli.RequestError
-		assert.ErrorAs(t, err, &re, name)
+		assert.ErrorIs(t, err, kivuli.ErrInvalidRequest, name)
 		assert.ErrorContains(t, err, "kivuli: ", name)
 	}
 }
