@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/hashicorp/go-retryablehttp"
 )
 
 // What an error answer says matters to the Transport and to the retrying
@@ -271,6 +272,56 @@ func (e *everyMinute) allow() (skipped int64, ok bool) {
 		return 0, false
 	}
 	return e.skipped.Swap(0), true
+}
+
+// checkAWSRetry is the retrying client's decision: whether an attempt's
+// answer is worth another, from what the Transport and the answer say.
+func checkAWSRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil {
+		if permanent(err) {
+			return false, err
+		}
+		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+	}
+	st, _ := ctx.Value(attemptKey{}).(*attemptState)
+	if st != nil {
+		peekAnswer(resp)
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		again := st.expiredToken && !st.retriedToken || st.skewed && !st.retriedSkew
+		st.retriedToken = st.retriedToken || st.expiredToken
+		st.retriedSkew = st.retriedSkew || st.skewed
+		throttled := st.throttled
+		st.expiredToken, st.skewed, st.throttled = false, false, false
+		if again {
+			st.immediate = true
+			return true, nil
+		}
+		if throttled {
+			return true, nil
+		}
+	}
+	return retryableStatus(resp.StatusCode), nil
+}
+
+// awsBackoff retries at once after a refresh or a clock correction, and
+// otherwise waits as jitteredBackoff does.
+func awsBackoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil && resp.Request != nil {
+		if st, _ := resp.Request.Context().Value(attemptKey{}).(*attemptState); st != nil {
+			st.mu.Lock()
+			immediate := st.immediate
+			st.immediate = false
+			st.mu.Unlock()
+			if immediate {
+				return 0
+			}
+		}
+	}
+	return jitteredBackoff(minWait, maxWait, attempt, resp)
 }
 
 func containsAny(s string, subs []string) bool {

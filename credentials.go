@@ -526,7 +526,7 @@ func backoff(n int) time.Duration {
 	if n < 6 {
 		d = min(maxBackoff, 10*time.Second<<(n-1))
 	}
-	return d/2 + rand.N(d/2+1)
+	return halfJitter(d)
 }
 
 // AccessKeyID returns the current access key ID, refreshing first if due.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -471,24 +470,7 @@ func retryable(op *operation, resp *http.Response, err error) bool {
 	if op != nil {
 		op.answered = true
 	}
-	return resp.StatusCode == http.StatusTooManyRequests ||
-		resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented
-}
-
-// jitteredBackoff waits a random time between half and all of
-// min(max, min·2^attempt), or what a 429 or 503 answer's Retry-After asks,
-// capped at max.
-func jitteredBackoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
-	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
-			return min(time.Duration(s)*time.Second, maxWait)
-		}
-	}
-	d := maxWait
-	if attempt < 30 {
-		d = min(maxWait, minWait<<attempt)
-	}
-	return d/2 + rand.N(d/2+1)
+	return retryableStatus(resp.StatusCode)
 }
 
 func isTimeout(err error) bool {

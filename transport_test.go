@@ -783,8 +783,7 @@ func TestRetryingClient(t *testing.T) {
 	})
 	r := newRig(t, next)
 	tr := r.transport("es")
-	rt := kivuli.NewRetryingTransport(tr)
-	rt.Client.RetryWaitMin, rt.Client.RetryWaitMax = time.Millisecond, 2*time.Millisecond
+	rt := kivuli.NewRetryingTransport(tr, func(o *kivuli.RetryOptions) { o.MinWait, o.MaxWait = time.Millisecond, 2*time.Millisecond })
 	client := &http.Client{Transport: rt}
 
 	for _, kind := range bodyKinds() {
