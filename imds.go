@@ -20,20 +20,16 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 )
 
-// DefaultTokenTTL is the lifetime asked for an IMDSv2 session token: six
-// hours, the longest IMDS grants.
-const DefaultTokenTTL = 6 * time.Hour
-
-// DefaultBudget bounds one [IMDS.Retrieve] call whose context has no
-// deadline: all its requests, retries and backoff included. A deadline on the
-// caller's context replaces it.
-const DefaultBudget = 5 * time.Second
-
 const (
-	// IPv4Endpoint is the instance metadata service's IPv4 address.
-	IPv4Endpoint = "http://169.254.169.254"
-	// IPv6Endpoint is the instance metadata service's IPv6 address.
-	IPv6Endpoint = "http://[fd00:ec2::254]"
+	// defaultTokenTTL is the lifetime asked for an IMDSv2 session token:
+	// six hours, the longest IMDS grants.
+	defaultTokenTTL = 6 * time.Hour
+	// defaultBudget bounds one IMDS call whose context has no deadline: all
+	// its requests, retries and backoff included.
+	defaultBudget = 5 * time.Second
+
+	ipv4Endpoint = "http://169.254.169.254"
+	ipv6Endpoint = "http://[fd00:ec2::254]"
 
 	tokenPath     = "/latest/api/token"
 	rolesPath     = "/latest/meta-data/iam/security-credentials/"
@@ -113,7 +109,7 @@ func newIMDS(c config) (*IMDS, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.tokenTTL < time.Second || c.tokenTTL > DefaultTokenTTL {
+	if c.tokenTTL < time.Second || c.tokenTTL > defaultTokenTTL {
 		return nil, invalid(ErrInvalidConfig, "token TTL: %v is outside 1s..6h", c.tokenTTL)
 	}
 	if c.maxAttempts < 1 {
@@ -152,9 +148,9 @@ func resolveEndpoint(explicit string) (string, error) {
 	if endpoint == "" {
 		switch mode := os.Getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE"); {
 		case mode == "" || strings.EqualFold(mode, "IPv4"):
-			return IPv4Endpoint, nil
+			return ipv4Endpoint, nil
 		case strings.EqualFold(mode, "IPv6"):
-			return IPv6Endpoint, nil
+			return ipv6Endpoint, nil
 		default:
 			return "", invalid(ErrInvalidConfig, "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE: %q is neither IPv4 nor IPv6", mode)
 		}
@@ -252,14 +248,14 @@ func (p *IMDS) newOperation(ctx context.Context) (context.Context, *operation) {
 
 // Retrieve fetches the role's credentials: a session token (cached), the role
 // name (unless given with [WithRoleName]), then the credential document. The
-// context bounds everything; without a deadline [DefaultBudget] applies.
+// context bounds everything; without a deadline, 5 seconds do.
 func (p *IMDS) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	if p.disabled {
 		return aws.Credentials{}, ErrIMDSDisabled
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultBudget)
+		ctx, cancel = context.WithTimeout(ctx, defaultBudget)
 		defer cancel()
 	}
 	ctx, op := p.newOperation(ctx)

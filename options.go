@@ -31,7 +31,7 @@ type config struct {
 }
 
 func newConfig(opts []Option) config {
-	c := config{tokenTTL: DefaultTokenTTL, maxAttempts: defaultMaxAttempts}
+	c := config{tokenTTL: defaultTokenTTL, maxAttempts: defaultMaxAttempts}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -59,7 +59,7 @@ func WithEndpoint(url string) Option { return func(c *config) { c.endpoint = url
 func WithoutAPIToken() Option { return func(c *config) { c.noToken = true } }
 
 // WithTokenTTL sets the lifetime asked for the IMDSv2 session token, between
-// one second and six hours. The default is [DefaultTokenTTL].
+// one second and six hours. The default is six hours, the longest IMDS grants.
 func WithTokenTTL(d time.Duration) Option { return func(c *config) { c.tokenTTL = d } }
 
 // WithMaxAttempts bounds the attempts made for each IMDS request that fails

@@ -117,13 +117,13 @@ type Policy struct {
 	KeepDotSegments bool
 	Sign            SignMode
 	// Expires is how long a presigned request stays valid; zero means
-	// [DefaultPresignExpiry].
+	// five minutes.
 	Expires time.Duration
 }
 
-// DefaultPresignExpiry is how long a presigned request stays valid unless
+// defaultPresignExpiry is how long a presigned request stays valid unless
 // the policy or the caller says otherwise.
-const DefaultPresignExpiry = 5 * time.Minute
+const defaultPresignExpiry = 5 * time.Minute
 
 // DefaultService is the key of the row used for services that have none.
 const DefaultService = "default"

@@ -74,7 +74,7 @@ func validRegionName(s string) bool {
 // Region returns the AWS Region the instance runs in, as the instance
 // metadata service tells it (GET /latest/meta-data/placement/region), with
 // the session token, retries and fallbacks of credential requests. The
-// context bounds the call; without a deadline [DefaultBudget] applies. It
+// context bounds the call; without a deadline, 5 seconds do. It
 // does not cache the answer: call it once, at start-up.
 func (p *IMDS) Region(ctx context.Context) (string, error) {
 	if p.disabled {
@@ -82,7 +82,7 @@ func (p *IMDS) Region(ctx context.Context) (string, error) {
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultBudget)
+		ctx, cancel = context.WithTimeout(ctx, defaultBudget)
 		defer cancel()
 	}
 	op := &operation{}

@@ -17,11 +17,11 @@ import (
 )
 
 const (
-	// EmptyPayloadHash is the hex SHA-256 of an empty body.
-	EmptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-	// UnsignedPayload stands for the body hash where a service accepts an
+	// emptyPayloadHash is the hex SHA-256 of an empty body.
+	emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	// unsignedPayload stands for the body hash where a service accepts an
 	// unsigned body.
-	UnsignedPayload = "UNSIGNED-PAYLOAD"
+	unsignedPayload = "UNSIGNED-PAYLOAD"
 
 	headerAuthorization = "Authorization"
 	headerDate          = "X-Amz-Date"
@@ -151,7 +151,7 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 			r.URL.RawQuery = appendQuery(r.URL.RawQuery, queryToken, token)
 		}
 	}
-	if !s.presign && (pol.Payload != PayloadHash || s.payloadHash == UnsignedPayload) {
+	if !s.presign && (pol.Payload != PayloadHash || s.payloadHash == unsignedPayload) {
 		h[headerContentSHA256] = []string{s.payloadHash}
 	}
 	if s.presign {

@@ -19,9 +19,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
-// DefaultMaxBufferedBody is how much of a body that can be read only once
+// defaultMaxBufferedBody is how much of a body that can be read only once
 // is buffered to hash it, unless [Transport.MaxBufferedBody] says otherwise.
-const DefaultMaxBufferedBody = 16 << 20
+const defaultMaxBufferedBody = 16 << 20
 
 // Transport is an [http.RoundTripper] that signs each request with AWS
 // Signature Version 4, using the credentials of Credentials, before passing
@@ -92,7 +92,7 @@ type Transport struct {
 	// also be reached in clear (http://).
 	AllowedHosts []string
 	// MaxBufferedBody bounds the bytes buffered to hash a body that can be
-	// read only once. If zero, [DefaultMaxBufferedBody] is used; if
+	// read only once. If zero, 16 MiB; if
 	// negative, such bodies are refused unless the service accepts
 	// UNSIGNED-PAYLOAD.
 	MaxBufferedBody int64
@@ -151,7 +151,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // token goes where the service's policy says (a header placement means the
 // query). expires is how long the URL stays valid, between one second and
 // seven days (AWS refuses longer), rounded up to whole seconds; zero means
-// the policy's Expires, else [DefaultPresignExpiry]. Another value is
+// the policy's Expires, else five minutes. Another value is
 // refused with an [ErrInvalidRequest] error. Presign does not send anything and
 // does not close req.Body.
 func (t *Transport) Presign(req *http.Request, expires time.Duration) (string, error) {
@@ -240,7 +240,7 @@ func presignExpiry(expires time.Duration, pol Policy) (int64, error) {
 		d = pol.Expires
 	}
 	if d == 0 {
-		d = DefaultPresignExpiry
+		d = defaultPresignExpiry
 	}
 	if d < 0 || d > maxPresignExpiry {
 		return 0, invalid(ErrInvalidRequest, "a presigned request's lifetime of %v is outside 1s..%v, which AWS accepts", d, maxPresignExpiry)
@@ -476,16 +476,16 @@ func (t *Transport) payload(r *http.Request, pol Policy, presign bool) (hash str
 			return "", false, invalid(ErrInvalidRequest, "ContentLength is %d but Body is nil", r.ContentLength)
 		}
 		if unsigned {
-			return UnsignedPayload, false, nil
+			return unsignedPayload, false, nil
 		}
-		return EmptyPayloadHash, false, nil
+		return emptyPayloadHash, false, nil
 	}
 	if unsignedOK {
 		r.TransferEncoding = nil // the length is known below, or the request refused
 	}
 	known := r.ContentLength > 0
 	if unsigned && (known || seekLength(r)) {
-		return UnsignedPayload, false, nil
+		return unsignedPayload, false, nil
 	}
 	if r.GetBody != nil {
 		return hashGetBody(r)
@@ -494,7 +494,7 @@ func (t *Transport) payload(r *http.Request, pol Policy, presign bool) (hash str
 		return hash, consumed, err
 	}
 	if pol.UnsignedStreaming && known {
-		return UnsignedPayload, false, nil
+		return unsignedPayload, false, nil
 	}
 	return t.buffer(r, unsignedOK)
 }
@@ -570,7 +570,7 @@ func seekLength(r *http.Request) bool {
 // bufferLimit is MaxBufferedBody, or its default; negative means none.
 func (t *Transport) bufferLimit() int64 {
 	if t.MaxBufferedBody == 0 {
-		return DefaultMaxBufferedBody
+		return defaultMaxBufferedBody
 	}
 	return t.MaxBufferedBody
 }
