@@ -100,108 +100,138 @@ type signing struct {
 }
 
 // sign signs r in place per s: it removes stale signing headers and query
-// parameters, places the token and the payload hash header as the policy
-// says, and adds the Authorization header, or for presigning the signature
-// query parameters.
+// parameters, checks that r can be sent as signed, sets the path it is sent
+// and signed with, places the token and the payload hash header as the
+// policy says, and adds the Authorization header, or for presigning the
+// signature query parameters.
 func sign(ctx context.Context, r *http.Request, s *signing) error {
-	h := r.Header
-	for k := range h {
-		if isSigningHeader(k) {
-			delete(h, k)
-		}
-	}
-	if strings.Contains(r.URL.RawQuery, "X-Amz-") {
-		r.URL.RawQuery = stripAuthQuery(r.URL.RawQuery)
-	}
-	if err := checkHeaders(r.Method, h, s.creds.SessionToken); err != nil {
+	stripSigning(r)
+	if err := checkHeaders(r.Method, r.Header, s.creds.SessionToken); err != nil {
 		return err
 	}
 	if !validQuery(r.URL.RawQuery) {
 		return invalidRequest("the query is not valid percent-encoding (or uses ';' as a separator), so it cannot be signed as the service will read it", nil)
 	}
-
-	pol := s.policy
-	if pol.EscapePathOnce {
-		if err := s3CanonicalisePath(r.URL); err != nil {
-			return err
-		}
-	}
-	if !pol.KeepDotSegments {
-		if err := sendNormalizedPath(r.URL); err != nil {
-			return err
-		}
+	if err := setSigningPath(r.URL, s.policy); err != nil {
+		return err
 	}
 
-	token := s.creds.SessionToken
-	place := pol.Token
-	if s.presign {
-		// A URL carries no headers: the header placements mean the query.
-		switch place {
-		case TokenHeader:
-			place = TokenQuery
-		case TokenHeaderUnsigned:
-			place = TokenQueryUnsigned
-		}
-	}
-	if token != "" {
-		switch place {
-		case TokenHeader:
-			h[headerToken] = []string{token}
-		case TokenQuery:
-			r.URL.RawQuery = appendQuery(r.URL.RawQuery, queryToken, token)
-		}
-	}
-	if !s.presign && (pol.Payload != PayloadHash || s.payloadHash == unsignedPayload) {
-		h[headerContentSHA256] = []string{s.payloadHash}
+	place := s.tokenPlacement()
+	placeToken(r, place, s.creds.SessionToken, true)
+	if !s.presign && (s.policy.Payload != PayloadHash || s.payloadHash == unsignedPayload) {
+		r.Header[headerContentSHA256] = []string{s.payloadHash}
 	}
 	if s.presign {
 		r.URL.RawQuery = appendQuery(r.URL.RawQuery, "X-Amz-Expires", strconv.FormatInt(s.expires, 10))
 	}
+	capture, optFns := s.signerOptions(ctx)
+	if err := s.sdkSign(ctx, r, optFns); err != nil {
+		return err
+	}
+	placeToken(r, place, s.creds.SessionToken, false)
+	if capture != nil {
+		capture.log(ctx, s, r)
+	}
+	return nil
+}
 
-	var capture *captureLogger
-	optFns := signerOptionList
+// stripSigning removes what an earlier signature left, or what the caller
+// set by hand where signing puts its own: the signing headers, in any case,
+// and the parameters of a presignature.
+func stripSigning(r *http.Request) {
+	for k := range r.Header {
+		if isSigningHeader(k) {
+			delete(r.Header, k)
+		}
+	}
+	if strings.Contains(r.URL.RawQuery, "X-Amz-") {
+		r.URL.RawQuery = stripAuthQuery(r.URL.RawQuery)
+	}
+}
+
+// setSigningPath sets the path that is sent, and signed, as the policy
+// says: S3's strictly escaped once, every other service's with its dot
+// segments removed.
+func setSigningPath(u *url.URL, pol Policy) error {
 	if pol.EscapePathOnce {
+		if err := s3CanonicalisePath(u); err != nil {
+			return err
+		}
+	}
+	if !pol.KeepDotSegments {
+		return sendNormalizedPath(u)
+	}
+	return nil
+}
+
+// tokenPlacement is where the token goes: the policy's placement, in the
+// query when presigning, as a URL carries no headers.
+func (s *signing) tokenPlacement() TokenPlacement {
+	switch p := s.policy.Token; {
+	case !s.presign:
+		return p
+	case p == TokenHeader:
+		return TokenQuery
+	case p == TokenHeaderUnsigned:
+		return TokenQueryUnsigned
+	default:
+		return p
+	}
+}
+
+// placeToken puts token where place says: a signed placement before
+// signing (beforeSigning true), an unsigned one after.
+func placeToken(r *http.Request, place TokenPlacement, token string, beforeSigning bool) {
+	signed := place == TokenHeader || place == TokenQuery
+	if token == "" || signed != beforeSigning {
+		return
+	}
+	switch place {
+	case TokenHeader, TokenHeaderUnsigned:
+		r.Header[headerToken] = []string{token}
+	case TokenQuery, TokenQueryUnsigned:
+		r.URL.RawQuery = appendQuery(r.URL.RawQuery, queryToken, token)
+	}
+}
+
+// signerOptions returns the SDK signer's options for s, and the logger that
+// captures the canonical request when the debug log is on.
+func (s *signing) signerOptions(ctx context.Context) (*captureLogger, []func(*v4.SignerOptions)) {
+	optFns := signerOptionList
+	if s.policy.EscapePathOnce {
 		optFns = signerOptionOnceList
 	}
-	if s.logger != nil && s.logger.Enabled(ctx, slog.LevelDebug) {
-		capture = &captureLogger{}
-		optFns = append(optFns[:1:1], func(o *v4.SignerOptions) { o.LogSigning, o.Logger = true, capture })
+	if s.logger == nil || !s.logger.Enabled(ctx, slog.LevelDebug) {
+		return nil, optFns
 	}
+	capture := &captureLogger{}
+	return capture, append(optFns[:1:1], func(o *v4.SignerOptions) { o.LogSigning, o.Logger = true, capture })
+}
 
-	creds := s.creds
+// sdkSign signs r with the SDK signer: in the Authorization header, or in
+// the query when presigning.
+func (s *signing) sdkSign(ctx context.Context, r *http.Request, optFns []func(*v4.SignerOptions)) error {
+	signer := signerFor(s.creds)
 	if s.presign {
-		signed, _, err := signerFor(creds).PresignHTTP(ctx, creds, r, s.payloadHash, s.service, s.region, s.time, optFns...)
+		signed, _, err := signer.PresignHTTP(ctx, s.creds, r, s.payloadHash, s.service, s.region, s.time, optFns...)
 		if err != nil {
 			return wrap("presigning", err)
 		}
-		_, q, _ := strings.Cut(signed, "?")
-		r.URL.RawQuery = q
-	} else {
-		// The SDK signer replaces RawQuery by its canonical form (sorted,
-		// re-encoded). Send the query as given instead: validQuery made
-		// sure that the service reads it as the signer did, and a server
-		// behind the signature may read the order of repeated keys. A
-		// query holding bytes that cannot go on the wire as they are
-		// (controls, spaces, non-ASCII) goes in the signer's encoding.
-		query := r.URL.RawQuery
-		if err := signerFor(creds).SignHTTP(ctx, creds, r, s.payloadHash, s.service, s.region, s.time, optFns...); err != nil {
-			return wrap("signing", err)
-		}
-		if wireSafe(query) {
-			r.URL.RawQuery = query
-		}
+		_, r.URL.RawQuery, _ = strings.Cut(signed, "?")
+		return nil
 	}
-
-	if token != "" {
-		switch place {
-		case TokenHeaderUnsigned:
-			h[headerToken] = []string{token}
-		case TokenQueryUnsigned:
-			r.URL.RawQuery = appendQuery(r.URL.RawQuery, queryToken, token)
-		}
+	// The SDK signer replaces RawQuery by its canonical form (sorted,
+	// re-encoded). Send the query as given instead: validQuery made sure
+	// that the service reads it as the signer did, and a server behind the
+	// signature may read the order of repeated keys. A query holding bytes
+	// that cannot go on the wire as they are (controls, spaces, non-ASCII)
+	// goes in the signer's encoding.
+	query := r.URL.RawQuery
+	if err := signer.SignHTTP(ctx, s.creds, r, s.payloadHash, s.service, s.region, s.time, optFns...); err != nil {
+		return wrap("signing", err)
 	}
-	if capture != nil {
-		capture.log(ctx, s, r)
+	if wireSafe(query) {
+		r.URL.RawQuery = query
 	}
 	return nil
 }
