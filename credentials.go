@@ -359,44 +359,56 @@ func (c *Credentials) fetch(ctx context.Context, trigger Trigger, f *flight) (*s
 	}
 	ev.Err = err
 	if err == nil {
-		changed := prev == nil || prev.creds.AccessKeyID != s.creds.AccessKeyID || prev.creds.SessionToken != s.creds.SessionToken
-		c.last, c.failures, c.nextTry, c.lastErr, c.invalid = s, 0, time.Time{}, nil, false
-		c.sameUntil = time.Time{}
-		if !changed {
-			c.sameUntil = now.Add(minForcedInterval)
-		}
-		if c.env && !c.closed {
-			if err := exportEnv(s.creds); err != nil {
-				c.logger.Warn("kivuli: could not export the new credentials to the environment; it holds the previous ones", "error", err)
-			} else {
-				c.exported = s.creds
-			}
-		}
-		if !c.closed { // after Close, readers must keep looking at the clock
-			c.fresh.Store(s)
-		}
-		c.scheduleLocked(s, now)
-		ev.Expires, ev.Extended, ev.Changed = s.expires, s.extended, changed
-		if s.extended {
-			c.logger.Warn("kivuli: the credential source served expired credentials and had nothing better; serving the newest ones longer and retrying later",
-				"expires", s.expires, "retry_in", s.deadline.Sub(now).Round(time.Second))
-		}
+		c.installLocked(s, prev, now, &ev)
 	} else {
-		c.failures++
-		c.lastErr = err
-		c.nextTry = retryAt(prev, c.failures, now)
-		if c.background && !c.closed && prev != nil {
-			c.timer = c.afterLocked(c.timer, c.nextTry, c.backgroundRefresh)
-		}
-		if prev != nil {
-			ev.Expires = prev.expires
-			c.logger.Warn("kivuli: credential refresh failed; serving the last good credentials until they expire",
-				"error", err, "expires", prev.expires, "retry_in", c.nextTry.Sub(now).Round(time.Second))
-		}
+		c.failedLocked(err, prev, now, &ev)
 	}
 	c.mu.Unlock()
 	c.publish(ev)
 	return s, err
+}
+
+// installLocked makes s, fetched at now, the credentials served, and
+// says so in ev. c.mu is held.
+func (c *Credentials) installLocked(s, prev *snapshot, now time.Time, ev *RefreshEvent) {
+	changed := prev == nil || prev.creds.AccessKeyID != s.creds.AccessKeyID || prev.creds.SessionToken != s.creds.SessionToken
+	c.last, c.failures, c.nextTry, c.lastErr, c.invalid = s, 0, time.Time{}, nil, false
+	c.sameUntil = time.Time{}
+	if !changed {
+		c.sameUntil = now.Add(minForcedInterval)
+	}
+	if c.env && !c.closed {
+		if err := exportEnv(s.creds); err != nil {
+			c.logger.Warn("kivuli: could not export the new credentials to the environment; it holds the previous ones", "error", err)
+		} else {
+			c.exported = s.creds
+		}
+	}
+	if !c.closed { // after Close, readers must keep looking at the clock
+		c.fresh.Store(s)
+	}
+	c.scheduleLocked(s, now)
+	ev.Expires, ev.Extended, ev.Changed = s.expires, s.extended, changed
+	if s.extended {
+		c.logger.Warn("kivuli: the credential source served expired credentials and had nothing better; serving the newest ones longer and retrying later",
+			"expires", s.expires, "retry_in", s.deadline.Sub(now).Round(time.Second))
+	}
+}
+
+// failedLocked records a failed refresh, keeping prev, and schedules the
+// next try. c.mu is held.
+func (c *Credentials) failedLocked(err error, prev *snapshot, now time.Time, ev *RefreshEvent) {
+	c.failures++
+	c.lastErr = err
+	c.nextTry = retryAt(prev, c.failures, now)
+	if c.background && !c.closed && prev != nil {
+		c.timer = c.afterLocked(c.timer, c.nextTry, c.backgroundRefresh)
+	}
+	if prev != nil {
+		ev.Expires = prev.expires
+		c.logger.Warn("kivuli: credential refresh failed; serving the last good credentials until they expire",
+			"error", err, "expires", prev.expires, "retry_in", c.nextTry.Sub(now).Round(time.Second))
+	}
 }
 
 // staleSnapshot decides what to serve when the source gave credentials
