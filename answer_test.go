@@ -97,37 +97,6 @@ func TestErrorAnswerHeader(t *testing.T) {
 	assert.NotEqual(t, used.AccessKeyID, cur.AccessKeyID)
 }
 
-// TestRetryingClientReadsErrorBody: the retrying client, which reads error
-// bodies anyway, finds the code there and retries with new credentials.
-func TestRetryingClientReadsErrorBody(t *testing.T) {
-	var mu sync.Mutex
-	calls := 0
-	r := newRig(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		mu.Lock()
-		calls++
-		first := calls == 1
-		mu.Unlock()
-		if first {
-			w.WriteHeader(http.StatusForbidden)
-			io.WriteString(w, expiredTokenBody)
-			return
-		}
-		io.WriteString(w, "ok")
-	}))
-	used, err := r.creds.Retrieve(context.Background())
-	require.NoError(t, err)
-	r.imds.Rotate()
-	resp, err := kivuli.NewRetryingClient(r.transport("es")).Get(r.endpoint.URL + "/")
-	require.NoError(t, err)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	assert.Equal(t, "ok", string(body))
-	recs := r.endpoint.Records()
-	require.Len(t, recs, 2, "one retry")
-	assert.Equal(t, used.AccessKeyID, recs[0].AccessKeyID)
-	assert.NotEqual(t, used.AccessKeyID, recs[1].AccessKeyID, "retried with refreshed credentials")
-}
-
 // TestClockCorrection: a clock-skew answer corrects the signing clock only
 // when it comes from an AWS endpoint, only within a day, and each change is
 // logged once.

@@ -381,3 +381,59 @@ func TestNilTransports(t *testing.T) {
 		assert.Equal(t, int32(1), body.closes.Load(), name)
 	}
 }
+
+func TestTransportHosts(t *testing.T) {
+	r := newRig(t, nil)
+	var foreign atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		foreign.Add(1)
+	}))
+	defer elsewhere.Close()
+	redirector := sigv4test.NewServer(r.verifier, http.RedirectHandler(elsewhere.URL+"/steal", http.StatusFound))
+	defer redirector.Close()
+
+	tr := r.transport("es")
+	tr.AllowedHosts = []string{strings.TrimPrefix(redirector.URL, "http://")}
+	client := &http.Client{Transport: tr}
+	_, err := client.Get(redirector.URL + "/")
+	require.ErrorIs(t, err, kivuli.ErrHostNotAllowed)
+	assert.Zero(t, foreign.Load(), "credentials never follow a redirect to a foreign host")
+
+	for _, tc := range []struct {
+		allowed []string
+		host    string
+		ok      bool
+	}{
+		{nil, "search-x.eu-west-2.es.amazonaws.com", true},
+		{nil, "sts.amazonaws.com.cn", true},
+		{nil, "x.lambda-url.eu-west-1.on.aws", true},
+		// Every partition's domains, standard and dual-stack, from the
+		// endpoint data (issue 10: China's dual-stack domain was refused).
+		{nil, "sts.cn-north-1.api.amazonwebservices.com.cn", true},
+		{nil, "sts.eusc-de-east-1.amazonaws.eu", true},
+		{nil, "sts.eusc-de-east-1.api.amazonwebservices.eu", true},
+		{nil, "sts.us-iso-east-1.api.aws.ic.gov", true},
+		{nil, "sts.us-isob-east-1.api.aws.scloud", true},
+		{nil, "api.aws", false},
+		{nil, "amazonaws.eu.evil.com", false},
+		{nil, "amazonaws.com.evil.com", false},
+		{nil, "evilamazonaws.com", false},
+		{[]string{"search.example.com"}, "search.example.com", true},
+		{[]string{"search.example.com"}, "search.example.com:9200", true},
+		{[]string{"localhost:9200"}, "localhost:9201", false},
+		{[]string{"*.example.com"}, "a.b.example.com", true},
+		{[]string{"*.example.com"}, "example.com", false},
+		{[]string{"*.example.com"}, "badexample.com", false},
+	} {
+		tr := &kivuli.Transport{Credentials: r.creds, Service: "es", Region: "eu-west-2", AllowedHosts: tc.allowed,
+			Base: roundTripFunc(func(*http.Request) (*http.Response, error) {
+				return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+			})}
+		_, err := tr.RoundTrip(&http.Request{Method: "GET", URL: &url.URL{Scheme: "https", Host: tc.host, Path: "/"}, Header: http.Header{}})
+		if tc.ok {
+			assert.NoError(t, err, tc.host)
+		} else {
+			assert.ErrorIs(t, err, kivuli.ErrHostNotAllowed, tc.host)
+		}
+	}
+}
