@@ -132,7 +132,7 @@ func TestPolicyLookup(t *testing.T) {
 		{"s3", sigv4test.HeaderSigned, "UNSIGNED-PAYLOAD"},   // the table's row
 		{"es", sigv4test.HeaderSigned, emptySHA256},          // deleted: the built-in row
 		{"myservice", sigv4test.HeaderUnsigned, emptySHA256}, // the table's default
-		{"transcribe", sigv4test.HeaderSigned, emptySHA256},  // built-in, not a WebSocket
+		{"transcribe", sigv4test.QuerySigned, emptySHA256},   // built-in: its token in the query
 	} {
 		tr := &kivuli.Transport{Credentials: staticCreds, Service: tc.service, Region: "eu-west-2", Policies: p,
 			AllowedHosts: []string{strings.TrimPrefix(endpoint.URL, "http://")}}
