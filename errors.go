@@ -56,7 +56,7 @@ const maxSafeBody = 40
 type IMDSError struct {
 	Op         string // "token", "role", or "credentials"
 	Path       string // the request path, e.g. /latest/api/token
-	StatusCode int
+	StatusCode int    // the HTTP status IMDS answered with
 	Body       string // a known-safe short body, or a note in parentheses, or ""
 	BodyLen    int    // the length of the body received, quoted or not
 }
@@ -118,9 +118,9 @@ func safeBody(b []byte) bool {
 // of the document's own AccessKeyId, SecretAccessKey and Token fields,
 // replaced by "[REDACTED]"; Message is cut to 256 bytes.
 type CredentialsError struct {
-	Role    string
-	Code    string
-	Message string
+	Role    string // the role whose credentials were asked for
+	Code    string // IMDS's Code, such as "AssumeRoleUnauthorizedAccess"
+	Message string // IMDS's Message, redacted and cut
 }
 
 // Error implements the error interface.

@@ -101,7 +101,11 @@ func (m SignMode) String() string {
 // The zero Policy is the default: token in a signed header, body hashed,
 // path normalised and escaped twice, signature in the Authorization header.
 type Policy struct {
-	Token   TokenPlacement
+	// Token says where the session token goes and whether it is signed.
+	// The zero value, TokenHeader, is a signed X-Amz-Security-Token header.
+	Token TokenPlacement
+	// Payload says how the body enters the signature. The zero value,
+	// PayloadHash, signs its SHA-256.
 	Payload PayloadMode
 	// UnsignedStreaming sends a body that can be read only once (it has no
 	// GetBody and is not an io.Seeker) as UNSIGNED-PAYLOAD rather than
@@ -115,7 +119,9 @@ type Policy struct {
 	// KeepDotSegments signs the path as sent, without removing "." and ".."
 	// segments and repeated slashes, as S3 wants.
 	KeepDotSegments bool
-	Sign            SignMode
+	// Sign says where the signature goes. The zero value, SignHeader, is
+	// the Authorization header.
+	Sign SignMode
 	// Expires is how long a presigned request stays valid; zero means
 	// five minutes.
 	Expires time.Duration
@@ -147,19 +153,23 @@ var builtinPolicies = Policies{
 }
 
 // DefaultPolicies returns a copy of the built-in table, to change or extend
-// and set as [Transport.Policies]:
+// and set as [Transport.Policies]. Every row:
 //
-//	service           token              payload                       path          signature
-//	default           header, signed     SHA-256                       normalised,   header
-//	                                                                   escaped twice
-//	es, aoss          header, signed     SHA-256 + X-Amz-Content-Sha256
-//	s3                header, signed     SHA-256 + X-Amz-Content-Sha256 as sent,      header
-//	                                     (UNSIGNED-PAYLOAD for one-     escaped once
-//	                                     shot bodies)
-//	iotdevicegateway  query, unsigned    SHA-256 ("")                                 query
-//	transcribe        query, signed      SHA-256 ("")                                 query for WebSockets
-//	kafka-cluster     query, signed      SHA-256 ("")                                 query, 15 min
-//	neptune-db, execute-api: default
+//	service            token            payload                          path                 signature
+//	default            header, signed   SHA-256                          normalised, escaped  header
+//	                                                                     twice
+//	es                 header, signed   SHA-256 + X-Amz-Content-Sha256   as default           header
+//	aoss               header, signed   SHA-256 + X-Amz-Content-Sha256   as default           header
+//	s3                 header, signed   SHA-256 + X-Amz-Content-Sha256;  as sent, escaped     header
+//	                                    UNSIGNED-PAYLOAD for one-shot    once
+//	                                    bodies of known length
+//	s3-object-lambda   as s3            as s3                            as s3                header
+//	iotdevicegateway   query, unsigned  SHA-256 of ""                    as default           query (presigned)
+//	transcribe         query, signed    SHA-256 of ""                    as default           query for WebSockets,
+//	                                                                                          else header
+//	kafka-cluster      query, signed    SHA-256 of ""                    as default           query, 15 minutes
+//	neptune-db         as default       as default                       as default           header (WebSockets too)
+//	execute-api        as default       as default                       as default           header
 func DefaultPolicies() Policies { return maps.Clone(builtinPolicies) }
 
 // lookup returns the row for service: the table's own, else the built-in

@@ -78,6 +78,8 @@ func NewRetryingTransport(t *Transport, optFns ...func(*RetryOptions)) *Retrying
 	}
 }
 
+// RoundTrip sends req through the Transport, retrying as
+// [RetryingTransport] says. resp.Request is req.
 func (rt *RetryingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if rt == nil || rt.transport == nil || rt.client == nil {
 		if req.Body != nil {

@@ -154,10 +154,10 @@ type Server struct {
 // [A-Za-z0-9/+] that always hold '/' and '+' and end in "==", so that a
 // signer must encode them right. Expiration is in UTC, in whole seconds.
 type Credentials struct {
-	AccessKeyID     string
-	SecretAccessKey string
-	SessionToken    string
-	Expiration      time.Time
+	AccessKeyID     string    // the access key ID, which requests name
+	SecretAccessKey string    // the secret that signs
+	SessionToken    string    // the session token of temporary credentials
+	Expiration      time.Time // when they expire
 }
 
 // String describes c by its AccessKeyID and Expiration only: the secret
