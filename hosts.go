@@ -173,7 +173,7 @@ func (h hostName) runsCustomerCode() bool {
 // It looks at the labels in place, without splitting them: it runs on every
 // host switch of a Transport, which allocates only the route it keeps.
 func customerHost(prefix string) bool {
-	rest, last := cutLastLabel(prefix)
+	rest, last := cutLast(prefix)
 	switch {
 	case last == "compute-1", last == "compute", last == "elb":
 		return true
@@ -184,22 +184,14 @@ func customerHost(prefix string) bool {
 	case last == "airflow":
 		// An environment's web server: NAME.cN.REGION.airflow; the MWAA
 		// API is airflow.REGION and env.airflow.REGION.
-		rest, region := cutLastLabel(rest)
-		_, cell := cutLastLabel(rest)
+		rest, region := cutLast(rest)
+		_, cell := cutLast(rest)
 		return isRegion(region) && len(cell) > 1 && cell[0] == 'c' && strings.Trim(cell[1:], "0123456789") == ""
 	case isRegion(last):
 		return hasLastLabels(rest, "elb") || hasLastLabels(rest, "s3-website") ||
 			hasLastLabels(rest, "vfs.cloud9") || hasLastLabels(rest, "verified-access")
 	}
 	return false
-}
-
-// cutLastLabel splits a name before its last label.
-func cutLastLabel(name string) (rest, last string) {
-	if i := strings.LastIndexByte(name, '.'); i >= 0 {
-		return name[:i], name[i+1:]
-	}
-	return "", name
 }
 
 // hasLastLabels reports whether name ends with the whole labels labels.
