@@ -23,13 +23,15 @@
 // also serves aws-sdk-go-v2 clients; [WithProvider] caches any other
 // provider the same way.
 //
-// Signing (transport.go, signer.go, hosts.go, scope.go, endpoints_table.go,
-// policy.go, answer.go): [Transport] is the http.RoundTripper. It decides
-// where a request may go (hosts.go), the signing service and region from
-// the host (scope.go, from AWS's own endpoint data in endpoints_table.go),
+// Signing (transport.go, route.go, hosts.go, scope.go, endpoints_table.go,
+// policy.go, body.go, signer.go, answer.go): [Transport] is the
+// http.RoundTripper. From a request's URL and Host it decides a route
+// (route.go): where the request may go (hosts.go), the signing service and
+// region (scope.go, from AWS's own endpoint data in endpoints_table.go),
 // and the per-service [Policy] (policy.go: token placement, payload hash,
-// path escaping, presigning); signs a clone of each request with
-// aws-sdk-go-v2's SigV4 signer (signer.go); and reads error answers for
+// path escaping, presigning). It hashes the body without holding it in
+// memory where it can (body.go), signs a clone of each request with
+// aws-sdk-go-v2's SigV4 signer (signer.go), and reads error answers for
 // expired tokens and skewed clocks without waiting for their bodies
 // (answer.go).
 //
