@@ -216,15 +216,32 @@ func (a *answer) classifyBody(b []byte) {
 // the set used is still current; another provider cannot be asked without
 // the risk of waiting for its refresh, so it is invalidated (which for
 // aws.CredentialsCache costs nothing until the next Retrieve).
+//
+// A Transport forces a refresh at most once every 30 seconds
+// (minForcedInterval): a service that keeps answering ExpiredToken, or any
+// host that may be signed for, would otherwise make one credential fetch
+// per answer from a source that hands out new credentials on every call
+// (aws.CredentialsCache over STS, say), which *Credentials' own spacing of
+// refreshes that changed nothing does not catch.
 func (t *Transport) invalidate(used aws.Credentials) {
 	switch c := t.Credentials.(type) {
 	case *Credentials:
-		if s := c.current(); s != nil && s.creds.AccessKeyID == used.AccessKeyID && s.creds.SessionToken == used.SessionToken {
+		if s := c.current(); s != nil && s.creds.AccessKeyID == used.AccessKeyID && s.creds.SessionToken == used.SessionToken && t.mayForce() {
 			c.Invalidate()
 		}
 	case interface{ Invalidate() }:
-		c.Invalidate()
+		if t.mayForce() {
+			c.Invalidate()
+		}
 	}
+}
+
+// mayForce reports whether the Transport may force a refresh now, and if
+// so counts it.
+func (t *Transport) mayForce() bool {
+	now := time.Now().UnixNano()
+	last := t.forced.Load()
+	return (last == 0 || now-last >= int64(minForcedInterval)) && t.forced.CompareAndSwap(last, now)
 }
 
 // correctClock sets the transport's clock offset from the Date of a

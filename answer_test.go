@@ -3,11 +3,13 @@ package kivuli_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,4 +243,40 @@ func TestClockWarningsBounded(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.Equal(t, 1, strings.Count(logs.String(), "correcting"), logs.String())
+}
+
+// TestExpiredTokenAnswersBounded: answers that keep saying ExpiredToken
+// force at most one refresh every 30 seconds, even from a source that
+// hands out new credentials on every call, behind kivuli's cache or the
+// SDK's.
+func TestExpiredTokenAnswersBounded(t *testing.T) {
+	var fetches atomic.Int32
+	minting := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		n := fetches.Add(1)
+		return aws.Credentials{AccessKeyID: fmt.Sprintf("ASIAMINTED%06d", n), SecretAccessKey: "SECRET", SessionToken: "TOKEN",
+			CanExpire: true, Expires: time.Now().Add(time.Hour)}, nil
+	})
+	expired := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		h := http.Header{"X-Amzn-Errortype": {"ExpiredTokenException"}}
+		return &http.Response{StatusCode: http.StatusForbidden, Header: h, Body: http.NoBody, Request: req}, nil
+	})
+	kc, err := kivuli.New(context.Background(), kivuli.WithProvider(minting))
+	require.NoError(t, err)
+	defer kc.Close()
+	for name, provider := range map[string]aws.CredentialsProvider{
+		"kivuli.Credentials":   kc,
+		"aws.CredentialsCache": aws.NewCredentialsCache(minting),
+	} {
+		tr := &kivuli.Transport{Credentials: provider, Service: "sts", Region: "us-east-1", Base: expired}
+		if _, err := provider.Retrieve(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		before := fetches.Load()
+		for range 100 {
+			req, _ := http.NewRequest(http.MethodGet, "https://sts.us-east-1.amazonaws.com/", nil)
+			_, err := tr.RoundTrip(req)
+			require.NoError(t, err)
+		}
+		assert.LessOrEqual(t, fetches.Load()-before, int32(1), name)
+	}
 }

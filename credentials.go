@@ -71,7 +71,9 @@ const (
 // A Credentials is safe for concurrent use. Call Close to stop its
 // background refresh and release its connections.
 type Credentials struct {
-	src        aws.CredentialsProvider
+	// src is behind a pointer, so that %v of a Credentials value does not
+	// print a source that holds its secrets in its fields (a static one).
+	src        *source
 	imds       *IMDS // src when New made it, whose connections Close releases
 	refresh    bool
 	background bool
@@ -95,14 +97,17 @@ type Credentials struct {
 	lastErr   error      // of the last failed refresh
 	timer     *wallTimer
 	deadline  *wallTimer
-	invalid   bool            // Invalidate was called since the last good fetch
-	exported  aws.Credentials // what was last exported to the environment
+	invalid   bool             // Invalidate was called since the last good fetch
+	exported  *aws.Credentials // what was last exported to the environment; a pointer, so that %v of a Credentials value prints no secret
 	closed    bool
 	subsMu    sync.Mutex // guards subs, nil once closed; never held with mu
 	subs      map[*subscriber]struct{}
 }
 
 var _ aws.CredentialsProvider = (*Credentials)(nil)
+
+// source is where a Credentials gets its credentials.
+type source struct{ aws.CredentialsProvider }
 
 // snapshot is one set of credentials and the times that govern it.
 type snapshot struct {
@@ -148,19 +153,19 @@ func (s *snapshot) validAt(t time.Time) bool { return !s.canExpire || t.Before(s
 func New(ctx context.Context, opts ...Option) (*Credentials, error) {
 	cfg := newConfig(opts)
 	c := &Credentials{
-		src:        cfg.provider,
+		src:        &source{cfg.provider},
 		refresh:    !cfg.noRefresh,
 		background: !cfg.noRefresh && !cfg.noBackground,
 		env:        cfg.env,
 		logger:     cfg.logger,
 		subs:       make(map[*subscriber]struct{}),
 	}
-	if c.src == nil {
+	if cfg.provider == nil {
 		p, err := newIMDS(cfg)
 		if err != nil {
 			return nil, err
 		}
-		c.src, c.imds = p, p
+		c.src.CredentialsProvider, c.imds = p, p
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if _, err := c.fetch(ctx, TriggerInitial, nil); err != nil {
@@ -307,7 +312,9 @@ func (c *Credentials) Close() error {
 		c.mu.Lock()
 		exported := c.exported
 		c.mu.Unlock()
-		unexportEnv(exported)
+		if exported != nil {
+			unexportEnv(*exported)
+		}
 	}
 	c.subsMu.Lock()
 	for s := range c.subs {
@@ -381,7 +388,7 @@ func (c *Credentials) installLocked(s, prev *snapshot, now time.Time, ev *Refres
 		if err := exportEnv(s.creds); err != nil {
 			c.logger.Warn("kivuli: could not export the new credentials to the environment; it holds the previous ones", "error", err)
 		} else {
-			c.exported = s.creds
+			c.exported = &s.creds
 		}
 	}
 	if !c.closed { // after Close, readers must keep looking at the clock

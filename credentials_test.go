@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -666,4 +667,57 @@ func TestCredentialsThatNeverExpire(t *testing.T) {
 	v, err = c.Retrieve(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, "AKIDSTATIC", v.AccessKeyID)
+}
+
+// TestCredentialsValueFormatting: %v of a Credentials value (which vet
+// flags, but a user can write) prints no secret, whatever the source and
+// options.
+func TestCredentialsValueFormatting(t *testing.T) {
+	srv := imdstest.NewServer(imdstest.Config{})
+	defer srv.Close()
+	static := staticSource{aws.Credentials{AccessKeyID: "AKIDSTATIC", SecretAccessKey: "STATICSECRETVALUE", SessionToken: "STATICTOKENVALUE"}}
+	for name, opts := range map[string][]kivuli.Option{
+		"IMDS":              {kivuli.WithEndpoint(srv.URL)},
+		"IMDS, environment": {kivuli.WithEndpoint(srv.URL), kivuli.WithEnvironment()},
+		"static source":     {kivuli.WithProvider(static)},
+	} {
+		c, err := kivuli.New(t.Context(), opts...)
+		require.NoError(t, err)
+		cur := srv.Current()
+		for _, verb := range []string{"%v", "%+v", "%#v"} {
+			s := fmt.Sprintf(verb, reflect.ValueOf(c).Elem().Interface()) // *c, which vet flags, but a user can write
+			for _, secret := range []string{cur.SecretAccessKey, cur.SessionToken, "STATICSECRETVALUE", "STATICTOKENVALUE"} {
+				assert.NotContains(t, s, secret, "%s, %s", name, verb)
+			}
+		}
+		c.Close()
+	}
+}
+
+// staticSource holds its credentials in a field, as the SDK's static
+// provider does.
+type staticSource struct{ v aws.Credentials }
+
+func (s staticSource) Retrieve(context.Context) (aws.Credentials, error) { return s.v, nil }
+
+// TestForcedRefreshBodyStall: an IMDS that sends a document's headers and
+// then stalls its body does not hold callers during a forced refresh: the
+// default client bounds each request, body included, so the refresh fails
+// soon and callers get the credentials in hand, still valid.
+func TestForcedRefreshBodyStall(t *testing.T) {
+	srv := imdstest.NewServer(imdstest.Config{})
+	defer srv.Close()
+	c, err := kivuli.New(t.Context(), kivuli.WithEndpoint(srv.URL)) // the default IMDS client
+	require.NoError(t, err)
+	defer c.Close()
+	first, err := c.Retrieve(t.Context())
+	require.NoError(t, err)
+
+	srv.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, StallBody: true})
+	c.Invalidate()                                                  // as an ExpiredToken answer does
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a hang detector: a second is expected
+	defer cancel()
+	v, err := c.Retrieve(ctx)
+	require.NoError(t, err, "the caller got the credentials in hand, not the stalled refresh")
+	assert.Equal(t, first.AccessKeyID, v.AccessKeyID)
 }

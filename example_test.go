@@ -152,6 +152,7 @@ func ExampleDefaultPolicies() {
 	// neptune-db       | header (signed)   | sha256        | header
 	// s3               | header (signed)   | sha256+header | header
 	// s3-object-lambda | header (signed)   | sha256+header | header
+	// s3-outposts      | header (signed)   | sha256+header | header
 	// transcribe       | query (signed)    | sha256        | query for WebSockets
 }
 

@@ -105,6 +105,7 @@ func TestHostRules(t *testing.T) {
 		{"PrivateLink endpoint service", "https://vpce-0abc-xyz.vpce-svc-0123456789abcdef0.eu-west-2.vpce.amazonaws.com/", "", nil, notAllowed},
 		{"S3 website", "https://bucket.s3-website-us-east-1.amazonaws.com/", "", nil, notAllowed},
 		{"S3 website, dotted", "https://bucket.s3-website.eu-west-2.amazonaws.com/", "", nil, notAllowed},
+		{"S3 website, dual-stack", "https://bucket.s3-website.dualstack.eu-west-2.amazonaws.com/", "", nil, notAllowed},
 		{"Cloud9 preview", "https://0123abcd.vfs.cloud9.eu-west-2.amazonaws.com/", "", nil, notAllowed},
 		{"Verified Access application", "https://app.edge-0123.vai-0456.prod.verified-access.eu-west-2.amazonaws.com/", "", nil, notAllowed},
 		{"MWAA web server", "https://0a1b2c3d-4e5f-6789-abcd-ef0123456789.c2.eu-west-2.airflow.amazonaws.com/", "", nil, notAllowed},

@@ -39,6 +39,9 @@ const (
 	maxTokenLen   = 4096 // real tokens are 56 characters
 	dialTimeout   = 250 * time.Millisecond
 	headerTimeout = 500 * time.Millisecond
+	// requestTimeout bounds each request of the default client, its body
+	// included; documents are a few KiB from a link-local service.
+	requestTimeout = time.Second
 
 	defaultMaxAttempts = 4
 	retryWaitMin       = 100 * time.Millisecond
@@ -115,6 +118,9 @@ func newIMDS(c config) (*IMDS, error) {
 	if c.maxAttempts < 1 {
 		return nil, invalid(ErrInvalidConfig, "max attempts: %d is less than 1", c.maxAttempts)
 	}
+	if c.role != "" && !validRoleName(c.role) {
+		return nil, invalid(ErrInvalidConfig, "role name: %q is not an IAM role name (1 to 64 of A-Z a-z 0-9 +=,.@_-)", c.role)
+	}
 	p := &IMDS{
 		endpoint:   endpoint,
 		role:       c.role,
@@ -184,6 +190,10 @@ func imdsHTTPClient(hc *http.Client) (_ *http.Client, owned bool) {
 			MaxIdleConns:          2,
 			IdleConnTimeout:       90 * time.Second,
 		}
+		// The whole request, body included: an IMDS (or a proxy in front
+		// of it) that sends headers and then stalls must not hold a
+		// refresh, and the callers waiting for it, for long.
+		c.Timeout = requestTimeout
 	case *http.Transport:
 		owned = true
 		c.Transport = noProxy(t)
@@ -270,12 +280,32 @@ func (p *IMDS) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		if role = strings.TrimSpace(role); role == "" {
 			return aws.Credentials{}, chain(ErrNoRole, "the role list is empty", nil)
 		}
+		if !validRoleName(role) {
+			// Never quoted: a proxy answering with the credential
+			// document would put the secret in every error.
+			return aws.Credentials{}, invalidDoc(fmt.Sprintf("the role list's first line (%d bytes, not shown) is not an IAM role name", len(role)))
+		}
 	}
 	body, err := p.get(ctx, op, "credentials", rolesPath+url.PathEscape(role))
 	if err != nil {
 		return aws.Credentials{}, err
 	}
 	return parseDocument(role, body)
+}
+
+// validRoleName reports whether name is an IAM role name: 1 to 64 letters,
+// digits and the characters +=,.@_-.
+func validRoleName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("+=,.@_-", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // get makes one GET request (with the retries of the client) and returns the

@@ -611,3 +611,24 @@ type idleCounter struct {
 }
 
 func (c *idleCounter) CloseIdleConnections() { c.closes.Add(1) }
+
+// TestIMDSRoleNameNeverQuoted: a role list that is not a role name (a
+// proxy answering with the credential document, say) is refused without
+// being quoted anywhere, and a role name given is checked.
+func TestIMDSRoleNameNeverQuoted(t *testing.T) {
+	srv := imdstest.NewServer(imdstest.Config{})
+	defer srv.Close()
+	doc := `{"Code":"Success","AccessKeyId":"ASIAEXAMPLE","SecretAccessKey":"SECRETKEYVALUE","Token":"TOKENVALUE","Expiration":"2030-01-01T00:00:00Z"}`
+	srv.Inject(imdstest.Fault{Target: imdstest.RoleListPath, Body: doc})
+	var logs bytes.Buffer
+	_, err := kivuli.New(t.Context(), kivuli.WithEndpoint(srv.URL), kivuli.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	require.ErrorIs(t, err, kivuli.ErrInvalidDocument)
+	for _, s := range []string{err.Error(), fmt.Sprintf("%+v", err), logs.String()} {
+		assert.NotContains(t, s, "SECRETKEYVALUE")
+		assert.NotContains(t, s, "TOKENVALUE")
+	}
+	_, err = kivuli.NewIMDS(kivuli.WithRoleName("no/slashes"))
+	assert.ErrorIs(t, err, kivuli.ErrInvalidConfig)
+	_, err = kivuli.NewIMDS(kivuli.WithRoleName("My+Role=1,a.b@c_d-e"))
+	assert.NoError(t, err)
+}

@@ -145,6 +145,7 @@ var builtinPolicies = Policies{
 	"aoss":             {Payload: PayloadHashHeader},
 	"s3":               {Payload: PayloadHashHeader, UnsignedStreaming: true, EscapePathOnce: true, KeepDotSegments: true},
 	"s3-object-lambda": {Payload: PayloadHashHeader, UnsignedStreaming: true, EscapePathOnce: true, KeepDotSegments: true},
+	"s3-outposts":      {Payload: PayloadHashHeader, UnsignedStreaming: true, EscapePathOnce: true, KeepDotSegments: true},
 	"iotdevicegateway": {Token: TokenQueryUnsigned, Sign: SignQuery},
 	"transcribe":       {Token: TokenQuery, Sign: SignQueryWebSocket},
 	"kafka-cluster":    {Token: TokenQuery, Sign: SignQuery, Expires: 15 * time.Minute},
@@ -164,6 +165,7 @@ var builtinPolicies = Policies{
 //	                                    UNSIGNED-PAYLOAD for one-shot    once
 //	                                    bodies of known length
 //	s3-object-lambda   as s3            as s3                            as s3                header
+//	s3-outposts        as s3            as s3                            as s3                header
 //	iotdevicegateway   query, unsigned  SHA-256 of ""                    as default           query (presigned)
 //	transcribe         query, signed    SHA-256 of ""                    as default           query for WebSockets,
 //	                                                                                          else header

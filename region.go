@@ -115,7 +115,7 @@ func (p *IMDS) Region(ctx context.Context) (string, error) {
 //
 // It returns [ErrNotIMDS] for credentials from another source.
 func (c *Credentials) Region(ctx context.Context) (string, error) {
-	p, ok := c.src.(*IMDS)
+	p, ok := c.src.CredentialsProvider.(*IMDS)
 	if !ok {
 		return "", ErrNotIMDS
 	}

@@ -87,6 +87,12 @@ func (rt *RetryingTransport) RoundTrip(req *http.Request) (*http.Response, error
 		}
 		return nil, ErrNoCredentials
 	}
+	if req.URL == nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, invalidRequest("nil URL", nil)
+	}
 	st := &attemptState{}
 	ctx := context.WithValue(req.Context(), attemptKey{}, st)
 	r := &retryablehttp.Request{Request: req.Clone(ctx)}

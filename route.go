@@ -28,8 +28,9 @@ type route struct {
 	fromAWS bool
 	// tunnelInClear reports a request in clear whose signed host is not
 	// the dialled one: through an HTTP proxy, it would go to the signed
-	// host, in clear.
-	tunnelInClear bool
+	// host, in clear. dialLoopback reports that the dialled host is
+	// loopback.
+	tunnelInClear, dialLoopback bool
 }
 
 // route returns the route of req, the last one's when its hosts and
@@ -108,6 +109,7 @@ func (t *Transport) decide(req *http.Request) (rt route, byPath bool, err error)
 		service: service, region: region, policy: t.Policies.lookup(service),
 		fromAWS:       dialAWS && !dial.runsCustomerCode(),
 		tunnelInClear: plaintext && signed.name != dial.name,
+		dialLoopback:  dial.isLoopback(),
 	}, byPath, nil
 }
 
@@ -133,11 +135,17 @@ func checkURL(u *url.URL) error {
 	return nil
 }
 
-// viaProxy reports whether Base would send req through an HTTP proxy, as
-// far as it can tell (an *http.Transport, http.DefaultTransport included).
-func (t *Transport) viaProxy(req *http.Request) bool {
+// viaProxy reports whether Base may send req through an HTTP proxy. An
+// *http.Transport (http.DefaultTransport included) is asked; of any other
+// Base (a wrapper for tracing or metrics, say) kivuli cannot tell, so it
+// is taken to use one unless the host dialled is loopback, which the
+// environment's proxy settings never proxy.
+func (t *Transport) viaProxy(req *http.Request, dialLoopback bool) bool {
 	ht, ok := t.base().(*http.Transport)
-	if !ok || ht.Proxy == nil {
+	if !ok {
+		return !dialLoopback
+	}
+	if ht.Proxy == nil {
 		return false
 	}
 	u, err := ht.Proxy(req)

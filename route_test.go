@@ -225,3 +225,31 @@ func TestTunnelInClearThroughProxy(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, int32(1), proxied.Load())
 }
+
+// TestTunnelInClearBehindAWrappedBase: of a Base that is not an
+// *http.Transport (middleware around one), kivuli cannot ask whether it
+// uses a proxy, so a plaintext tunnel through it is refused, unless the
+// host dialled is loopback, which proxies from the environment never
+// serve.
+func TestTunnelInClearBehindAWrappedBase(t *testing.T) {
+	var proxied atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { proxied.Add(1) }))
+	defer proxy.Close()
+	proxyURL, _ := url.Parse(proxy.URL)
+	inner := &http.Transport{Proxy: http.ProxyURL(proxyURL)}
+	wrapped := roundTripFunc(func(r *http.Request) (*http.Response, error) { return inner.RoundTrip(r) })
+	tr := &kivuli.Transport{Credentials: staticCreds, AllowedHosts: []string{"bastion.internal:9200", "localhost:9200"}, Base: wrapped}
+	req, _ := http.NewRequest(http.MethodGet, "http://bastion.internal:9200/_search", nil)
+	req.Host = "search-logs-abc.eu-west-2.es.amazonaws.com"
+	_, err := tr.RoundTrip(req)
+	require.ErrorIs(t, err, kivuli.ErrPlaintext)
+	assert.Zero(t, proxied.Load(), "nothing reached the proxy")
+
+	base := &countingBase{}
+	tr = &kivuli.Transport{Credentials: staticCreds, AllowedHosts: []string{"localhost:9200"}, Base: base}
+	req, _ = http.NewRequest(http.MethodGet, "http://localhost:9200/_search", nil)
+	req.Host = "search-logs-abc.eu-west-2.es.amazonaws.com"
+	_, err = tr.RoundTrip(req)
+	require.NoError(t, err, "a loopback tunnel behind any Base")
+	assert.Equal(t, int32(1), base.sent.Load())
+}

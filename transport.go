@@ -94,6 +94,7 @@ type Transport struct {
 	skew atomic.Int64 // nanoseconds to add to the local clock
 	// Warnings about clock corrections made and refused.
 	correctionLog, refusedLog everyMinute
+	forced                    atomic.Int64          // unix nanoseconds of the last refresh forced by an answer
 	last                      atomic.Pointer[route] // the route of the last host signed for
 }
 
@@ -154,8 +155,8 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 	if err != nil {
 		return nil, creds, rt, err
 	}
-	if rt.tunnelInClear && t.viaProxy(req) {
-		return nil, creds, rt, invalid(ErrPlaintext, "through the HTTP proxy Base would use, %s:// to %q would go to %q, in clear: use https://, or a Base without a proxy", req.URL.Scheme, req.URL.Host, req.Host)
+	if rt.tunnelInClear && t.viaProxy(req, rt.dialLoopback) {
+		return nil, creds, rt, invalid(ErrPlaintext, "through an HTTP proxy that Base may use (kivuli can ask only an *http.Transport), %s:// to %q would go to %q, in clear: use https://, a loopback tunnel, or an *http.Transport Base without a proxy", req.URL.Scheme, req.URL.Host, req.Host)
 	}
 	pol := rt.policy
 	presign := forcePresign || pol.Sign == SignQuery || pol.Sign == SignQueryWebSocket && isWebSocket(req)
