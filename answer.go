@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/hashicorp/go-retryablehttp"
 )
 
 // What an error answer says matters to the Transport and to the retrying
@@ -215,15 +216,32 @@ func (a *answer) classifyBody(b []byte) {
 // the set used is still current; another provider cannot be asked without
 // the risk of waiting for its refresh, so it is invalidated (which for
 // aws.CredentialsCache costs nothing until the next Retrieve).
+//
+// A Transport forces a refresh at most once every 30 seconds
+// (minForcedInterval): a service that keeps answering ExpiredToken, or any
+// host that may be signed for, would otherwise make one credential fetch
+// per answer from a source that hands out new credentials on every call
+// (aws.CredentialsCache over STS, say), which *Credentials' own spacing of
+// refreshes that changed nothing does not catch.
 func (t *Transport) invalidate(used aws.Credentials) {
 	switch c := t.Credentials.(type) {
 	case *Credentials:
-		if s := c.current(); s != nil && s.creds.AccessKeyID == used.AccessKeyID && s.creds.SessionToken == used.SessionToken {
+		if s := c.current(); s != nil && s.creds.AccessKeyID == used.AccessKeyID && s.creds.SessionToken == used.SessionToken && t.mayForce() {
 			c.Invalidate()
 		}
 	case interface{ Invalidate() }:
-		c.Invalidate()
+		if t.mayForce() {
+			c.Invalidate()
+		}
 	}
+}
+
+// mayForce reports whether the Transport may force a refresh now, and if
+// so counts it.
+func (t *Transport) mayForce() bool {
+	now := time.Now().UnixNano()
+	last := t.forced.Load()
+	return (last == 0 || now-last >= int64(minForcedInterval)) && t.forced.CompareAndSwap(last, now)
 }
 
 // correctClock sets the transport's clock offset from the Date of a
@@ -271,6 +289,56 @@ func (e *everyMinute) allow() (skipped int64, ok bool) {
 		return 0, false
 	}
 	return e.skipped.Swap(0), true
+}
+
+// checkAWSRetry is the retrying client's decision: whether an attempt's
+// answer is worth another, from what the Transport and the answer say.
+func checkAWSRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil {
+		if permanent(err) {
+			return false, err
+		}
+		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+	}
+	st, _ := ctx.Value(attemptKey{}).(*attemptState)
+	if st != nil {
+		peekAnswer(resp)
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		again := st.expiredToken && !st.retriedToken || st.skewed && !st.retriedSkew
+		st.retriedToken = st.retriedToken || st.expiredToken
+		st.retriedSkew = st.retriedSkew || st.skewed
+		throttled := st.throttled
+		st.expiredToken, st.skewed, st.throttled = false, false, false
+		if again {
+			st.immediate = true
+			return true, nil
+		}
+		if throttled {
+			return true, nil
+		}
+	}
+	return retryableStatus(resp.StatusCode), nil
+}
+
+// awsBackoff retries at once after a refresh or a clock correction, and
+// otherwise waits as jitteredBackoff does.
+func awsBackoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil && resp.Request != nil {
+		if st, _ := resp.Request.Context().Value(attemptKey{}).(*attemptState); st != nil {
+			st.mu.Lock()
+			immediate := st.immediate
+			st.immediate = false
+			st.mu.Unlock()
+			if immediate {
+				return 0
+			}
+		}
+	}
+	return jitteredBackoff(minWait, maxWait, attempt, resp)
 }
 
 func containsAny(s string, subs []string) bool {

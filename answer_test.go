@@ -3,11 +3,13 @@ package kivuli_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,37 +97,6 @@ func TestErrorAnswerHeader(t *testing.T) {
 	cur, err := r.creds.Retrieve(context.Background())
 	require.NoError(t, err)
 	assert.NotEqual(t, used.AccessKeyID, cur.AccessKeyID)
-}
-
-// TestRetryingClientReadsErrorBody: the retrying client, which reads error
-// bodies anyway, finds the code there and retries with new credentials.
-func TestRetryingClientReadsErrorBody(t *testing.T) {
-	var mu sync.Mutex
-	calls := 0
-	r := newRig(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		mu.Lock()
-		calls++
-		first := calls == 1
-		mu.Unlock()
-		if first {
-			w.WriteHeader(http.StatusForbidden)
-			io.WriteString(w, expiredTokenBody)
-			return
-		}
-		io.WriteString(w, "ok")
-	}))
-	used, err := r.creds.Retrieve(context.Background())
-	require.NoError(t, err)
-	r.imds.Rotate()
-	resp, err := kivuli.NewRetryingClient(r.transport("es")).Get(r.endpoint.URL + "/")
-	require.NoError(t, err)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	assert.Equal(t, "ok", string(body))
-	recs := r.endpoint.Records()
-	require.Len(t, recs, 2, "one retry")
-	assert.Equal(t, used.AccessKeyID, recs[0].AccessKeyID)
-	assert.NotEqual(t, used.AccessKeyID, recs[1].AccessKeyID, "retried with refreshed credentials")
 }
 
 // TestClockCorrection: a clock-skew answer corrects the signing clock only
@@ -272,4 +243,40 @@ func TestClockWarningsBounded(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.Equal(t, 1, strings.Count(logs.String(), "correcting"), logs.String())
+}
+
+// TestExpiredTokenAnswersBounded: answers that keep saying ExpiredToken
+// force at most one refresh every 30 seconds, even from a source that
+// hands out new credentials on every call, behind kivuli's cache or the
+// SDK's.
+func TestExpiredTokenAnswersBounded(t *testing.T) {
+	var fetches atomic.Int32
+	minting := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		n := fetches.Add(1)
+		return aws.Credentials{AccessKeyID: fmt.Sprintf("ASIAMINTED%06d", n), SecretAccessKey: "SECRET", SessionToken: "TOKEN",
+			CanExpire: true, Expires: time.Now().Add(time.Hour)}, nil
+	})
+	expired := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		h := http.Header{"X-Amzn-Errortype": {"ExpiredTokenException"}}
+		return &http.Response{StatusCode: http.StatusForbidden, Header: h, Body: http.NoBody, Request: req}, nil
+	})
+	kc, err := kivuli.New(context.Background(), kivuli.WithProvider(minting))
+	require.NoError(t, err)
+	defer kc.Close()
+	for name, provider := range map[string]aws.CredentialsProvider{
+		"kivuli.Credentials":   kc,
+		"aws.CredentialsCache": aws.NewCredentialsCache(minting),
+	} {
+		tr := &kivuli.Transport{Credentials: provider, Service: "sts", Region: "us-east-1", Base: expired}
+		if _, err := provider.Retrieve(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		before := fetches.Load()
+		for range 100 {
+			req, _ := http.NewRequest(http.MethodGet, "https://sts.us-east-1.amazonaws.com/", nil)
+			_, err := tr.RoundTrip(req)
+			require.NoError(t, err)
+		}
+		assert.LessOrEqual(t, fetches.Load()-before, int32(1), name)
+	}
 }

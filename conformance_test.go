@@ -99,7 +99,7 @@ func signVector(t *testing.T, r *http.Request, token, service, region string, po
 	require.NoError(t, err)
 	hash := sha256Hex(body)
 	if presign && pol.Payload == PayloadUnsigned {
-		hash = UnsignedPayload
+		hash = unsignedPayload
 	}
 	err = sign(context.Background(), r, &signing{
 		creds:       aws.Credentials{AccessKeyID: vectorKey, SecretAccessKey: vectorSecret, SessionToken: token},

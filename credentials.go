@@ -71,7 +71,9 @@ const (
 // A Credentials is safe for concurrent use. Call Close to stop its
 // background refresh and release its connections.
 type Credentials struct {
-	src        aws.CredentialsProvider
+	// src is behind a pointer, so that %v of a Credentials value does not
+	// print a source that holds its secrets in its fields (a static one).
+	src        *source
 	imds       *IMDS // src when New made it, whose connections Close releases
 	refresh    bool
 	background bool
@@ -95,14 +97,17 @@ type Credentials struct {
 	lastErr   error      // of the last failed refresh
 	timer     *wallTimer
 	deadline  *wallTimer
-	invalid   bool            // Invalidate was called since the last good fetch
-	exported  aws.Credentials // what was last exported to the environment
+	invalid   bool             // Invalidate was called since the last good fetch
+	exported  *aws.Credentials // what was last exported to the environment; a pointer, so that %v of a Credentials value prints no secret
 	closed    bool
 	subsMu    sync.Mutex // guards subs, nil once closed; never held with mu
 	subs      map[*subscriber]struct{}
 }
 
 var _ aws.CredentialsProvider = (*Credentials)(nil)
+
+// source is where a Credentials gets its credentials.
+type source struct{ aws.CredentialsProvider }
 
 // snapshot is one set of credentials and the times that govern it.
 type snapshot struct {
@@ -148,19 +153,19 @@ func (s *snapshot) validAt(t time.Time) bool { return !s.canExpire || t.Before(s
 func New(ctx context.Context, opts ...Option) (*Credentials, error) {
 	cfg := newConfig(opts)
 	c := &Credentials{
-		src:        cfg.provider,
+		src:        &source{cfg.provider},
 		refresh:    !cfg.noRefresh,
 		background: !cfg.noRefresh && !cfg.noBackground,
 		env:        cfg.env,
 		logger:     cfg.logger,
 		subs:       make(map[*subscriber]struct{}),
 	}
-	if c.src == nil {
+	if cfg.provider == nil {
 		p, err := newIMDS(cfg)
 		if err != nil {
 			return nil, err
 		}
-		c.src, c.imds = p, p
+		c.src.CredentialsProvider, c.imds = p, p
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if _, err := c.fetch(ctx, TriggerInitial, nil); err != nil {
@@ -307,7 +312,9 @@ func (c *Credentials) Close() error {
 		c.mu.Lock()
 		exported := c.exported
 		c.mu.Unlock()
-		unexportEnv(exported)
+		if exported != nil {
+			unexportEnv(*exported)
+		}
 	}
 	c.subsMu.Lock()
 	for s := range c.subs {
@@ -359,44 +366,56 @@ func (c *Credentials) fetch(ctx context.Context, trigger Trigger, f *flight) (*s
 	}
 	ev.Err = err
 	if err == nil {
-		changed := prev == nil || prev.creds.AccessKeyID != s.creds.AccessKeyID || prev.creds.SessionToken != s.creds.SessionToken
-		c.last, c.failures, c.nextTry, c.lastErr, c.invalid = s, 0, time.Time{}, nil, false
-		c.sameUntil = time.Time{}
-		if !changed {
-			c.sameUntil = now.Add(minForcedInterval)
-		}
-		if c.env && !c.closed {
-			if err := exportEnv(s.creds); err != nil {
-				c.logger.Warn("kivuli: could not export the new credentials to the environment; it holds the previous ones", "error", err)
-			} else {
-				c.exported = s.creds
-			}
-		}
-		if !c.closed { // after Close, readers must keep looking at the clock
-			c.fresh.Store(s)
-		}
-		c.scheduleLocked(s, now)
-		ev.Expires, ev.Extended, ev.Changed = s.expires, s.extended, changed
-		if s.extended {
-			c.logger.Warn("kivuli: the credential source served expired credentials and had nothing better; serving the newest ones longer and retrying later",
-				"expires", s.expires, "retry_in", s.deadline.Sub(now).Round(time.Second))
-		}
+		c.installLocked(s, prev, now, &ev)
 	} else {
-		c.failures++
-		c.lastErr = err
-		c.nextTry = retryAt(prev, c.failures, now)
-		if c.background && !c.closed && prev != nil {
-			c.timer = c.afterLocked(c.timer, c.nextTry, c.backgroundRefresh)
-		}
-		if prev != nil {
-			ev.Expires = prev.expires
-			c.logger.Warn("kivuli: credential refresh failed; serving the last good credentials until they expire",
-				"error", err, "expires", prev.expires, "retry_in", c.nextTry.Sub(now).Round(time.Second))
-		}
+		c.failedLocked(err, prev, now, &ev)
 	}
 	c.mu.Unlock()
 	c.publish(ev)
 	return s, err
+}
+
+// installLocked makes s, fetched at now, the credentials served, and
+// says so in ev. c.mu is held.
+func (c *Credentials) installLocked(s, prev *snapshot, now time.Time, ev *RefreshEvent) {
+	changed := prev == nil || prev.creds.AccessKeyID != s.creds.AccessKeyID || prev.creds.SessionToken != s.creds.SessionToken
+	c.last, c.failures, c.nextTry, c.lastErr, c.invalid = s, 0, time.Time{}, nil, false
+	c.sameUntil = time.Time{}
+	if !changed {
+		c.sameUntil = now.Add(minForcedInterval)
+	}
+	if c.env && !c.closed {
+		if err := exportEnv(s.creds); err != nil {
+			c.logger.Warn("kivuli: could not export the new credentials to the environment; it holds the previous ones", "error", err)
+		} else {
+			c.exported = &s.creds
+		}
+	}
+	if !c.closed { // after Close, readers must keep looking at the clock
+		c.fresh.Store(s)
+	}
+	c.scheduleLocked(s, now)
+	ev.Expires, ev.Extended, ev.Changed = s.expires, s.extended, changed
+	if s.extended {
+		c.logger.Warn("kivuli: the credential source served expired credentials and had nothing better; serving the newest ones longer and retrying later",
+			"expires", s.expires, "retry_in", s.deadline.Sub(now).Round(time.Second))
+	}
+}
+
+// failedLocked records a failed refresh, keeping prev, and schedules the
+// next try. c.mu is held.
+func (c *Credentials) failedLocked(err error, prev *snapshot, now time.Time, ev *RefreshEvent) {
+	c.failures++
+	c.lastErr = err
+	c.nextTry = retryAt(prev, c.failures, now)
+	if c.background && !c.closed && prev != nil {
+		c.timer = c.afterLocked(c.timer, c.nextTry, c.backgroundRefresh)
+	}
+	if prev != nil {
+		ev.Expires = prev.expires
+		c.logger.Warn("kivuli: credential refresh failed; serving the last good credentials until they expire",
+			"error", err, "expires", prev.expires, "retry_in", c.nextTry.Sub(now).Round(time.Second))
+	}
 }
 
 // staleSnapshot decides what to serve when the source gave credentials
@@ -410,7 +429,7 @@ func staleSnapshot(prev, s *snapshot, now time.Time) (*snapshot, error) {
 		if s.docExpires.After(now) {
 			when = "expire in " + s.docExpires.Sub(now).Round(time.Second).String()
 		}
-		return nil, chain(ErrStaleCredentials, " (they "+when+"); the ones in hand serve until they expire", nil)
+		return nil, chain(ErrStaleCredentials, "they "+when+"; the ones in hand serve until they expire", nil)
 	}
 	if prev != nil && prev.docExpires.After(s.docExpires) {
 		p := *prev
@@ -526,7 +545,7 @@ func backoff(n int) time.Duration {
 	if n < 6 {
 		d = min(maxBackoff, 10*time.Second<<(n-1))
 	}
-	return d/2 + rand.N(d/2+1)
+	return halfJitter(d)
 }
 
 // AccessKeyID returns the current access key ID, refreshing first if due.

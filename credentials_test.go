@@ -8,7 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -318,130 +318,6 @@ func TestExpiredCredentialsFromIMDS(t *testing.T) {
 	})
 }
 
-func TestSubscribers(t *testing.T) {
-	srv := imdstest.NewServer(imdstest.Config{})
-	defer srv.Close()
-	c := newCredentials(t, srv)
-	slow, cancelSlow := c.Subscribe()
-	_, cancelAbsent := c.Subscribe()
-	defer cancelAbsent()
-
-	const refreshes = 20
-	for range refreshes {
-		srv.Rotate() // a new set each time: forced refreshes that return the same one are rate-limited
-		c.Invalidate()
-		_, err := c.Retrieve(t.Context())
-		require.NoError(t, err)
-	}
-	assert.Equal(t, refreshes+1, srv.Stats().CredentialGETs, "full channels never hold a refresh back")
-	for range 16 {
-		ev := <-slow
-		assert.Equal(t, kivuli.TriggerOnDemand, ev.Trigger)
-		assert.Zero(t, ev.Missed)
-	}
-	srv.Rotate()
-	c.Invalidate()
-	_, err := c.Retrieve(t.Context())
-	require.NoError(t, err)
-	ev := <-slow
-	assert.Equal(t, refreshes-16, ev.Missed, "dropped events are counted")
-	cancelSlow()
-	_, open := <-slow
-	assert.False(t, open, "cancel closes the channel")
-
-	late, _ := c.Subscribe()
-	require.NoError(t, c.Close())
-	_, open = <-late
-	assert.False(t, open, "Close closes the channels")
-	_, open = <-func() <-chan kivuli.RefreshEvent { ch, _ := c.Subscribe(); return ch }()
-	assert.False(t, open, "Subscribe after Close gets a closed channel")
-}
-
-func TestEnvironment(t *testing.T) {
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
-		t.Setenv(k, "")
-	}
-	synctest.Test(t, func(t *testing.T) {
-		srv := imdstest.NewHandler(imdstest.Config{Lifetime: time.Hour})
-		defer srv.Close()
-		c := newCredentials(t, srv, kivuli.WithEnvironment())
-		check := func() {
-			t.Helper()
-			cur := srv.Current()
-			assert.Equal(t, cur.AccessKeyID, os.Getenv("AWS_ACCESS_KEY_ID"))
-			assert.Equal(t, cur.SecretAccessKey, os.Getenv("AWS_SECRET_ACCESS_KEY"))
-			assert.Equal(t, cur.SessionToken, os.Getenv("AWS_SESSION_TOKEN"))
-		}
-		check()
-		first := os.Getenv("AWS_ACCESS_KEY_ID")
-		// No Retrieve: the refresh, and the export, happen on their own.
-		time.Sleep(time.Until(c.Expires().Add(-kivuli.RefreshDeadline)))
-		synctest.Wait()
-		assert.NotEqual(t, first, os.Getenv("AWS_ACCESS_KEY_ID"))
-		check()
-	})
-}
-
-func TestWithoutRefresh(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		srv := imdstest.NewHandler(imdstest.Config{Lifetime: time.Hour})
-		defer srv.Close()
-		c := newCredentials(t, srv, kivuli.WithoutRefresh())
-		first, _ := c.Retrieve(t.Context())
-		time.Sleep(2 * time.Hour)
-		v, err := c.Retrieve(t.Context())
-		require.NoError(t, err)
-		assert.Equal(t, first, v)
-		assert.Equal(t, 1, srv.Stats().CredentialGETs)
-	})
-}
-
-func TestWithProvider(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var calls atomic.Int32
-		var fail atomic.Bool
-		p := aws.CredentialsProviderFunc(func(ctx context.Context) (aws.Credentials, error) {
-			n := calls.Add(1)
-			if fail.Load() {
-				return aws.Credentials{}, errors.New("source down")
-			}
-			return aws.Credentials{
-				AccessKeyID: fmt.Sprintf("AKID%d", n), SecretAccessKey: "secret",
-				CanExpire: true, Expires: time.Now().Add(30 * time.Minute),
-			}, nil
-		})
-		c, err := kivuli.New(t.Context(), kivuli.WithProvider(p))
-		require.NoError(t, err)
-		defer c.Close()
-		for range 1000 {
-			_, err := c.Retrieve(t.Context())
-			require.NoError(t, err)
-		}
-		assert.Equal(t, int32(1), calls.Load(), "cached")
-		time.Sleep(29 * time.Minute)
-		synctest.Wait()
-		assert.Equal(t, "AKID2", c.AccessKeyID(), "refreshed in the background")
-
-		fail.Store(true)
-		c.Invalidate()
-		v, err := c.Retrieve(t.Context())
-		require.NoError(t, err, "the last good credentials keep serving")
-		assert.Equal(t, "AKID2", v.AccessKeyID)
-	})
-	t.Run("first fetch fails", func(t *testing.T) {
-		_, err := kivuli.New(t.Context(), kivuli.WithProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{}, errors.New("source down")
-		})))
-		require.ErrorContains(t, err, "source down")
-	})
-	t.Run("empty credentials", func(t *testing.T) {
-		_, err := kivuli.New(t.Context(), kivuli.WithProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{}, nil
-		})))
-		require.Error(t, err)
-	})
-}
-
 // TestCallerStopsWaiting: a caller's context ends its wait, not the shared
 // refresh. (The caller waits because the credentials have expired; at the
 // refresh deadline it no longer would, since issue 9.)
@@ -746,60 +622,6 @@ func TestNoWaitWhileValid(t *testing.T) {
 	}
 }
 
-// TestEnvironmentAllOrNothing (issue 9, defect 5): a refreshed set that the
-// environment cannot hold (a NUL in the secret) is refused as a whole: the
-// variables keep the previous set, never its key ID with another secret.
-func TestEnvironmentAllOrNothing(t *testing.T) {
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
-		t.Setenv(k, "")
-	}
-	var calls atomic.Int32
-	p := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-		n := calls.Add(1)
-		v := aws.Credentials{AccessKeyID: fmt.Sprintf("AKID%d", n), SecretAccessKey: fmt.Sprintf("secret%d", n),
-			SessionToken: fmt.Sprintf("token%d", n), CanExpire: true, Expires: time.Now().Add(time.Hour)}
-		if n == 2 {
-			v.SecretAccessKey = "sec\x00ret"
-		}
-		return v, nil
-	})
-	c, err := kivuli.New(t.Context(), kivuli.WithProvider(p), kivuli.WithEnvironment())
-	require.NoError(t, err)
-	defer c.Close()
-	c.Invalidate()
-	v, err := c.Retrieve(t.Context())
-	require.NoError(t, err)
-	assert.Equal(t, "AKID1", v.AccessKeyID, "the set with a NUL is refused")
-	assert.Equal(t, int32(2), calls.Load())
-	assert.Equal(t, []string{"AKID1", "secret1", "token1"},
-		[]string{os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")})
-}
-
-// TestEnvironmentUnsetOnClose (issue 9, defect 5): Close unsets the
-// variables it exported, if they still hold its values: left behind they
-// would expire within hours, where without them a child process's SDK
-// asks IMDS itself. Values someone else set since are left alone.
-func TestEnvironmentUnsetOnClose(t *testing.T) {
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
-		t.Setenv(k, "")
-	}
-	srv := imdstest.NewServer(imdstest.Config{})
-	defer srv.Close()
-	c := newCredentials(t, srv, kivuli.WithEnvironment())
-	assert.Equal(t, srv.Current().AccessKeyID, os.Getenv("AWS_ACCESS_KEY_ID"))
-	require.NoError(t, c.Close())
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
-		_, set := os.LookupEnv(k)
-		assert.False(t, set, "%s is unset by Close", k)
-	}
-
-	c = newCredentials(t, srv, kivuli.WithEnvironment())
-	os.Setenv("AWS_ACCESS_KEY_ID", "AKIDSOMEONEELSE")
-	require.NoError(t, c.Close())
-	assert.Equal(t, "AKIDSOMEONEELSE", os.Getenv("AWS_ACCESS_KEY_ID"), "someone else's value is left alone")
-	assert.Equal(t, srv.Current().SecretAccessKey, os.Getenv("AWS_SECRET_ACCESS_KEY"))
-}
-
 // TestEmulatorRotatesBeforeKivuliLooks (issue 9, point 7): with the
 // emulator's defaults, new credentials are available long before kivuli's
 // background refresh looks for them, so that a test expecting "rotated by
@@ -845,4 +667,57 @@ func TestCredentialsThatNeverExpire(t *testing.T) {
 	v, err = c.Retrieve(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, "AKIDSTATIC", v.AccessKeyID)
+}
+
+// TestCredentialsValueFormatting: %v of a Credentials value (which vet
+// flags, but a user can write) prints no secret, whatever the source and
+// options.
+func TestCredentialsValueFormatting(t *testing.T) {
+	srv := imdstest.NewServer(imdstest.Config{})
+	defer srv.Close()
+	static := staticSource{aws.Credentials{AccessKeyID: "AKIDSTATIC", SecretAccessKey: "STATICSECRETVALUE", SessionToken: "STATICTOKENVALUE"}}
+	for name, opts := range map[string][]kivuli.Option{
+		"IMDS":              {kivuli.WithEndpoint(srv.URL)},
+		"IMDS, environment": {kivuli.WithEndpoint(srv.URL), kivuli.WithEnvironment()},
+		"static source":     {kivuli.WithProvider(static)},
+	} {
+		c, err := kivuli.New(t.Context(), opts...)
+		require.NoError(t, err)
+		cur := srv.Current()
+		for _, verb := range []string{"%v", "%+v", "%#v"} {
+			s := fmt.Sprintf(verb, reflect.ValueOf(c).Elem().Interface()) // *c, which vet flags, but a user can write
+			for _, secret := range []string{cur.SecretAccessKey, cur.SessionToken, "STATICSECRETVALUE", "STATICTOKENVALUE"} {
+				assert.NotContains(t, s, secret, "%s, %s", name, verb)
+			}
+		}
+		c.Close()
+	}
+}
+
+// staticSource holds its credentials in a field, as the SDK's static
+// provider does.
+type staticSource struct{ v aws.Credentials }
+
+func (s staticSource) Retrieve(context.Context) (aws.Credentials, error) { return s.v, nil }
+
+// TestForcedRefreshBodyStall: an IMDS that sends a document's headers and
+// then stalls its body does not hold callers during a forced refresh: the
+// default client bounds each request, body included, so the refresh fails
+// soon and callers get the credentials in hand, still valid.
+func TestForcedRefreshBodyStall(t *testing.T) {
+	srv := imdstest.NewServer(imdstest.Config{})
+	defer srv.Close()
+	c, err := kivuli.New(t.Context(), kivuli.WithEndpoint(srv.URL)) // the default IMDS client
+	require.NoError(t, err)
+	defer c.Close()
+	first, err := c.Retrieve(t.Context())
+	require.NoError(t, err)
+
+	srv.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, StallBody: true})
+	c.Invalidate()                                                  // as an ExpiredToken answer does
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a hang detector: a second is expected
+	defer cancel()
+	v, err := c.Retrieve(ctx)
+	require.NoError(t, err, "the caller got the credentials in hand, not the stalled refresh")
+	assert.Equal(t, first.AccessKeyID, v.AccessKeyID)
 }

@@ -37,6 +37,10 @@ var ErrClosed = errors.New("kivuli: credentials closed")
 // refresh counts as failed and the credentials in hand keep serving.
 var ErrStaleCredentials = errors.New("kivuli: the credential source served credentials that expire within the refresh deadline")
 
+// ErrNotIMDS is returned by [Credentials.Region] when the credentials come
+// from another source than the instance metadata service ([WithProvider]).
+var ErrNotIMDS = errors.New("kivuli: the credentials do not come from the instance metadata service")
+
 // maxSafeBody bounds the IMDS error bodies an [IMDSError] may quote.
 const maxSafeBody = 40
 
@@ -52,7 +56,7 @@ const maxSafeBody = 40
 type IMDSError struct {
 	Op         string // "token", "role", or "credentials"
 	Path       string // the request path, e.g. /latest/api/token
-	StatusCode int
+	StatusCode int    // the HTTP status IMDS answered with
 	Body       string // a known-safe short body, or a note in parentheses, or ""
 	BodyLen    int    // the length of the body received, quoted or not
 }
@@ -114,9 +118,9 @@ func safeBody(b []byte) bool {
 // of the document's own AccessKeyId, SecretAccessKey and Token fields,
 // replaced by "[REDACTED]"; Message is cut to 256 bytes.
 type CredentialsError struct {
-	Role    string
-	Code    string
-	Message string
+	Role    string // the role whose credentials were asked for
+	Code    string // IMDS's Code, such as "AssumeRoleUnauthorizedAccess"
+	Message string // IMDS's Message, redacted and cut
 }
 
 // Error implements the error interface.
@@ -127,46 +131,6 @@ func (e *CredentialsError) Error() string {
 	}
 	return msg
 }
-
-// DocumentError is returned when a credential document cannot be used: it is
-// not JSON, a required field is missing or malformed, or it is larger than
-// 64 KiB. It never contains the document's secret values.
-type DocumentError struct {
-	Reason string
-}
-
-// Error implements the error interface.
-func (e *DocumentError) Error() string {
-	return "kivuli: invalid IMDS credential document: " + e.Reason
-}
-
-// ConfigError reports an option or environment variable that cannot be used.
-type ConfigError struct {
-	Setting string // the option or environment variable
-	Reason  string
-}
-
-// Error implements the error interface.
-func (e *ConfigError) Error() string {
-	return "kivuli: invalid " + e.Setting + ": " + e.Reason
-}
-
-// RequestError reports a request that cannot be signed as it is.
-type RequestError struct {
-	Reason string // what is wrong with the request
-	Err    error  // the cause, if any, such as the error of GetBody
-}
-
-// Error implements the error interface.
-func (e *RequestError) Error() string {
-	if e.Err != nil {
-		return "kivuli: cannot sign request: " + e.Reason + ": " + e.Err.Error()
-	}
-	return "kivuli: cannot sign request: " + e.Reason
-}
-
-// Unwrap returns the cause.
-func (e *RequestError) Unwrap() error { return e.Err }
 
 var (
 	// ErrHostNotAllowed is returned (wrapped) for a request whose dialled
@@ -190,34 +154,96 @@ var (
 	ErrNoCredentials = errors.New("kivuli: no credentials to sign with (a nil Transport, or a nil Transport.Credentials)")
 )
 
+// The kinds of errors in what kivuli is given rather than what it is told:
+// an *Error with one of them as its Kind.
+var (
+	// ErrInvalidConfig is the Kind of an [*Error] about an option, a field
+	// or an environment variable that cannot be used.
+	ErrInvalidConfig = errors.New("kivuli: invalid configuration")
+	// ErrInvalidRequest is the Kind of an [*Error] about a request that
+	// cannot be signed as it is (its body, URL, headers or presigned
+	// lifetime).
+	ErrInvalidRequest = errors.New("kivuli: cannot sign the request")
+	// ErrInvalidDocument is the Kind of an [*Error] about an answer of the
+	// instance metadata service that cannot be used: a credential document
+	// that is not JSON, lacks a field or is over 64 KiB, or a region that
+	// is not a region's name. It never holds the answer's secret values.
+	ErrInvalidDocument = errors.New("kivuli: unusable answer from the instance metadata service")
+)
+
+// Error is the type of the errors kivuli makes itself; the answers of
+// others keep types of their own ([*IMDSError], [*CredentialsError]).
+// Kind, when set, is one of the sentinel errors (ErrHostNotAllowed,
+// ErrInvalidRequest, ErrNoRole, ...): errors.Is finds it, and the cause,
+// and errors.As finds the *Error and the cause's own type:
+//
+//	if errors.Is(err, kivuli.ErrHostNotAllowed) { ... }
+//	var ke *kivuli.Error
+//	if errors.As(err, &ke) { log.Print(ke.Reason) }
+//
+// Its message says "kivuli: " once, then the kind, the reason and the
+// cause: "kivuli: no IAM role is attached to this instance: IMDS role
+// request /latest/meta-data/iam/security-credentials/ answered HTTP 404".
+// It never holds a secret.
+type Error struct {
+	Kind   error  // a sentinel error of this package, or nil
+	Reason string // what is wrong, without the kind
+	Err    error  // the cause, or nil
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	parts := make([]string, 0, 3)
+	if e.Kind != nil {
+		parts = append(parts, strings.TrimPrefix(e.Kind.Error(), prefix))
+	}
+	if e.Reason != "" {
+		parts = append(parts, e.Reason)
+	}
+	if e.Err != nil {
+		parts = append(parts, strings.TrimPrefix(e.Err.Error(), prefix))
+	}
+	return prefix + strings.Join(parts, ": ")
+}
+
+// Unwrap returns Kind and Err, those that are set.
+func (e *Error) Unwrap() []error {
+	errs := make([]error, 0, 2)
+	if e.Kind != nil {
+		errs = append(errs, e.Kind)
+	}
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	return errs
+}
+
 // prefix starts every kivuli error message, once.
 const prefix = "kivuli: "
 
-// chainError is an error of kivuli's that wraps others and says "kivuli: "
-// only once, however many of them it joins.
-type chainError struct {
-	msg  string
-	errs []error
-}
-
-func (e *chainError) Error() string   { return e.msg }
-func (e *chainError) Unwrap() []error { return e.errs }
-
-// chain returns head (a sentinel error), then detail, then cause, as one
-// error for which errors.Is and errors.As find both head and cause:
-// "kivuli: no IAM role is attached to this instance: IMDS role request ...".
+// chain returns an *Error of kind head, saying detail and wrapping cause
+// (either may be empty).
 func chain(head error, detail string, cause error) error {
-	msg := head.Error() + detail
-	errs := []error{head}
-	if cause != nil {
-		msg += ": " + strings.TrimPrefix(cause.Error(), prefix)
-		errs = append(errs, cause)
-	}
-	return &chainError{msg, errs}
+	return &Error{Kind: head, Reason: detail, Err: cause}
 }
 
-// wrap returns "kivuli: what: cause" wrapping cause, with cause's own
-// "kivuli: " dropped.
+// wrap returns "kivuli: what: cause" wrapping cause.
 func wrap(what string, cause error) error {
-	return &chainError{prefix + what + ": " + strings.TrimPrefix(cause.Error(), prefix), []error{cause}}
+	return &Error{Reason: what, Err: cause}
+}
+
+// invalid returns an *Error of kind kind saying what fmt.Sprintf(format,
+// args...) says.
+func invalid(kind error, format string, args ...any) error {
+	return &Error{Kind: kind, Reason: fmt.Sprintf(format, args...)}
+}
+
+// invalidRequest is an ErrInvalidRequest with a cause.
+func invalidRequest(reason string, cause error) error {
+	return &Error{Kind: ErrInvalidRequest, Reason: reason, Err: cause}
+}
+
+// invalidDoc is an ErrInvalidDocument saying reason.
+func invalidDoc(reason string) error {
+	return &Error{Kind: ErrInvalidDocument, Reason: reason}
 }

@@ -34,7 +34,7 @@ func (t Trigger) String() string {
 // A RefreshEvent reports one refresh, successful or not. It never holds
 // secrets.
 type RefreshEvent struct {
-	Trigger Trigger
+	Trigger Trigger   // what started the refresh
 	Start   time.Time // when the fetch started
 	End     time.Time // when it ended
 	// Expires is when the credentials served from now on expire: the new

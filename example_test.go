@@ -1,17 +1,22 @@
 package kivuli_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/kivuli-go/kivuli"
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/kivuli-go/kivuli/sigv4test"
@@ -147,6 +152,7 @@ func ExampleDefaultPolicies() {
 	// neptune-db       | header (signed)   | sha256        | header
 	// s3               | header (signed)   | sha256+header | header
 	// s3-object-lambda | header (signed)   | sha256+header | header
+	// s3-outposts      | header (signed)   | sha256+header | header
 	// transcribe       | query (signed)    | sha256        | query for WebSockets
 }
 
@@ -174,4 +180,153 @@ func ExampleCredentials_Region() {
 	fmt.Println("region:", region)
 	// Output:
 	// region: eu-west-2
+}
+
+// NewRetryingClient retries throttled and failed requests, each attempt
+// signed afresh from a rewound body.
+func ExampleNewRetryingClient() {
+	imds := imdstest.NewServer(imdstest.Config{})
+	defer imds.Close()
+	creds, err := kivuli.New(context.Background(), kivuli.WithEndpoint(imds.URL))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer creds.Close()
+	attempts := 0
+	endpoint := sigv4test.NewServer(&sigv4test.Verifier{Secrets: sigv4test.Lookup(imds.Lookup)},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if attempts++; attempts == 1 {
+				w.WriteHeader(http.StatusServiceUnavailable) // busy, this once
+				return
+			}
+			fmt.Fprint(w, "done")
+		}))
+	defer endpoint.Close()
+
+	client := kivuli.NewRetryingClient(&kivuli.Transport{
+		Credentials:  creds,
+		Service:      "execute-api",
+		Region:       "eu-west-2",
+		AllowedHosts: []string{strings.TrimPrefix(endpoint.URL, "http://")},
+	}, func(o *kivuli.RetryOptions) { o.MaxAttempts, o.MinWait = 4, time.Millisecond })
+	resp, err := client.Post(endpoint.URL+"/prod/orders", "application/json", strings.NewReader(`{"item":42}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, rec := range endpoint.Records() {
+		fmt.Println("attempt signed:", rec.Err == nil, "body bytes:", rec.BodyLen)
+	}
+	fmt.Println(resp.Status)
+	// Output:
+	// attempt signed: true body bytes: 11
+	// attempt signed: true body bytes: 11
+	// 200 OK
+}
+
+// Presign signs a URL in its query, as WebSocket handshakes need: here AWS
+// IoT Core's MQTT over WebSocket, whose policy adds the session token after
+// the signature.
+func ExampleTransport_Presign() {
+	t := &kivuli.Transport{Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "SECRET", SessionToken: "TOKEN"}, nil
+	})}
+	req, _ := http.NewRequest(http.MethodGet, "wss://abc123-ats.iot.eu-west-2.amazonaws.com/mqtt", nil)
+	signed, err := t.Presign(req, time.Minute)
+	if err != nil {
+		log.Fatal(err)
+	}
+	u, _ := url.Parse(signed)
+	q := u.Query()
+	fmt.Println(u.Scheme, u.Host, u.Path)
+	fmt.Println("scope:", strings.SplitN(q.Get("X-Amz-Credential"), "/", 3)[2])
+	fmt.Println("expires:", q.Get("X-Amz-Expires"))
+	fmt.Println("token last:", strings.HasSuffix(u.RawQuery, "&X-Amz-Security-Token=TOKEN"))
+	// Output:
+	// wss abc123-ats.iot.eu-west-2.amazonaws.com /mqtt
+	// scope: eu-west-2/iotdevicegateway/aws4_request
+	// expires: 60
+	// token last: true
+}
+
+// Subscribe receives an event after every refresh; events never hold a
+// secret.
+func ExampleCredentials_Subscribe() {
+	imds := imdstest.NewServer(imdstest.Config{})
+	defer imds.Close()
+	creds, err := kivuli.New(context.Background(), kivuli.WithEndpoint(imds.URL))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer creds.Close()
+	events, cancel := creds.Subscribe()
+	defer cancel()
+
+	imds.Rotate()      // IMDS has new credentials
+	creds.Invalidate() // and a service said the old token expired
+	if _, err := creds.Retrieve(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	ev := <-events
+	fmt.Println("trigger:", ev.Trigger, "changed:", ev.Changed, "error:", ev.Err)
+	// Output: trigger: on-demand changed: true error: <nil>
+}
+
+// WithProvider caches and refreshes credentials from any source, with the
+// same refresh rules as the instance role's.
+func ExampleWithProvider() {
+	fetches := 0
+	source := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		fetches++
+		return aws.Credentials{AccessKeyID: fmt.Sprintf("ASIAEXAMPLE%d", fetches), SecretAccessKey: "SECRET",
+			SessionToken: "TOKEN", CanExpire: true, Expires: time.Now().Add(time.Hour)}, nil
+	})
+	creds, err := kivuli.New(context.Background(), kivuli.WithProvider(source))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer creds.Close()
+	for range 3 {
+		v, _ := creds.Retrieve(context.Background())
+		fmt.Println(v.AccessKeyID)
+	}
+	fmt.Println("fetches:", fetches)
+	// Output:
+	// ASIAEXAMPLE1
+	// ASIAEXAMPLE1
+	// ASIAEXAMPLE1
+	// fetches: 1
+}
+
+// With a Logger at debug level, the Transport logs each request's canonical
+// request and string to sign, as awscurl -v shows them, with the session
+// token redacted: what to compare with a service's SignatureDoesNotMatch.
+func ExampleTransport_logger() {
+	var logs bytes.Buffer
+	t := &kivuli.Transport{
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "SECRET", SessionToken: "TOKEN"}, nil
+		}),
+		Base: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+		}),
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	req, _ := http.NewRequest(http.MethodGet, "https://sts.eu-west-2.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15", nil)
+	if _, err := t.RoundTrip(req); err != nil {
+		log.Fatal(err)
+	}
+	var entry struct {
+		Service, Region string
+		Canonical       string `json:"canonical_request"`
+	}
+	json.Unmarshal(logs.Bytes(), &entry)
+	lines := strings.Split(entry.Canonical, "\n")
+	fmt.Println(entry.Service, entry.Region)
+	fmt.Println(lines[0], lines[1], lines[2])
+	fmt.Println(lines[5])
+	// Output:
+	// sts eu-west-2
+	// GET / Action=GetCallerIdentity&Version=2011-06-15
+	// x-amz-security-token:REDACTED
 }

@@ -149,10 +149,12 @@ func (h hostName) isAWSEndpoint() bool {
 
 // runsCustomerCode reports whether h is an AWS endpoint that hands
 // requests to customers' code (API Gateway, Lambda function URLs, VPC
-// Lattice services): requests may be signed for it, but what it answers is
-// the customer's.
+// Lattice services, AppSync resolvers, S3 Object Lambda functions):
+// requests may be signed for it, but what it answers is the customer's.
 func (h hostName) runsCustomerCode() bool {
-	return strings.HasSuffix(h.name, ".on.aws") || strings.Contains(h.name, ".execute-api.")
+	return strings.HasSuffix(h.name, ".on.aws") || strings.Contains(h.name, ".execute-api.") ||
+		strings.Contains(h.name, ".appsync-api.") || strings.Contains(h.name, ".appsync-realtime-api.") ||
+		strings.Contains(h.name, ".s3-object-lambda.")
 }
 
 // customerHost reports whether prefix, the labels of a name before its AWS
@@ -166,6 +168,7 @@ func (h hostName) runsCustomerCode() bool {
 //	vpce-0abc.vpce-svc-0123.eu-west-2.vpce.amazonaws.com  a PrivateLink endpoint service
 //	bucket.s3-website-us-east-1.amazonaws.com         S3 static websites
 //	bucket.s3-website.eu-west-2.amazonaws.com
+//	bucket.s3-website.dualstack.eu-west-2.amazonaws.com
 //	env.vfs.cloud9.eu-west-2.amazonaws.com            Cloud9 application previews
 //	app.edge-1.vai-2.prod.verified-access.eu-west-2.amazonaws.com  Verified Access applications
 //	abcd.c2.eu-west-2.airflow.amazonaws.com           MWAA web servers
@@ -173,7 +176,7 @@ func (h hostName) runsCustomerCode() bool {
 // It looks at the labels in place, without splitting them: it runs on every
 // host switch of a Transport, which allocates only the route it keeps.
 func customerHost(prefix string) bool {
-	rest, last := cutLastLabel(prefix)
+	rest, last := cutLast(prefix)
 	switch {
 	case last == "compute-1", last == "compute", last == "elb":
 		return true
@@ -184,22 +187,14 @@ func customerHost(prefix string) bool {
 	case last == "airflow":
 		// An environment's web server: NAME.cN.REGION.airflow; the MWAA
 		// API is airflow.REGION and env.airflow.REGION.
-		rest, region := cutLastLabel(rest)
-		_, cell := cutLastLabel(rest)
+		rest, region := cutLast(rest)
+		_, cell := cutLast(rest)
 		return isRegion(region) && len(cell) > 1 && cell[0] == 'c' && strings.Trim(cell[1:], "0123456789") == ""
 	case isRegion(last):
-		return hasLastLabels(rest, "elb") || hasLastLabels(rest, "s3-website") ||
+		return hasLastLabels(rest, "elb") || hasLastLabels(rest, "s3-website") || hasLastLabels(rest, "s3-website.dualstack") ||
 			hasLastLabels(rest, "vfs.cloud9") || hasLastLabels(rest, "verified-access")
 	}
 	return false
-}
-
-// cutLastLabel splits a name before its last label.
-func cutLastLabel(name string) (rest, last string) {
-	if i := strings.LastIndexByte(name, '.'); i >= 0 {
-		return name[:i], name[i+1:]
-	}
-	return "", name
 }
 
 // hasLastLabels reports whether name ends with the whole labels labels.
@@ -250,7 +245,7 @@ func sameAddr(a, b string) bool {
 func checkAllowed(entry string) error {
 	if w, ok := strings.CutPrefix(entry, "*."); ok {
 		if err := checkHostName(w); err != nil || !strings.Contains(w, ".") {
-			return &ConfigError{"Transport.AllowedHosts", fmt.Sprintf("%q: a wildcard must stand for the subdomains of a name of two labels or more, without a port", entry)}
+			return invalid(ErrInvalidConfig, "Transport.AllowedHosts: %q: a wildcard must stand for the subdomains of a name of two labels or more, without a port", entry)
 		}
 		return nil
 	}
@@ -260,7 +255,7 @@ func checkAllowed(entry string) error {
 		}
 	}
 	if _, err := parseHost(entry); err != nil {
-		return &ConfigError{"Transport.AllowedHosts", fmt.Sprintf("%q is not a host, host:port, IP address or *.name", entry)}
+		return invalid(ErrInvalidConfig, "Transport.AllowedHosts: %q is not a host, host:port, IP address or *.name", entry)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -21,20 +20,16 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 )
 
-// DefaultTokenTTL is the lifetime asked for an IMDSv2 session token: six
-// hours, the longest IMDS grants.
-const DefaultTokenTTL = 6 * time.Hour
-
-// DefaultBudget bounds one [IMDS.Retrieve] call whose context has no
-// deadline: all its requests, retries and backoff included. A deadline on the
-// caller's context replaces it.
-const DefaultBudget = 5 * time.Second
-
 const (
-	// IPv4Endpoint is the instance metadata service's IPv4 address.
-	IPv4Endpoint = "http://169.254.169.254"
-	// IPv6Endpoint is the instance metadata service's IPv6 address.
-	IPv6Endpoint = "http://[fd00:ec2::254]"
+	// defaultTokenTTL is the lifetime asked for an IMDSv2 session token:
+	// six hours, the longest IMDS grants.
+	defaultTokenTTL = 6 * time.Hour
+	// defaultBudget bounds one IMDS call whose context has no deadline: all
+	// its requests, retries and backoff included.
+	defaultBudget = 5 * time.Second
+
+	ipv4Endpoint = "http://169.254.169.254"
+	ipv6Endpoint = "http://[fd00:ec2::254]"
 
 	tokenPath     = "/latest/api/token"
 	rolesPath     = "/latest/meta-data/iam/security-credentials/"
@@ -44,6 +39,9 @@ const (
 	maxTokenLen   = 4096 // real tokens are 56 characters
 	dialTimeout   = 250 * time.Millisecond
 	headerTimeout = 500 * time.Millisecond
+	// requestTimeout bounds each request of the default client, its body
+	// included; documents are a few KiB from a link-local service.
+	requestTimeout = time.Second
 
 	defaultMaxAttempts = 4
 	retryWaitMin       = 100 * time.Millisecond
@@ -114,11 +112,14 @@ func newIMDS(c config) (*IMDS, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.tokenTTL < time.Second || c.tokenTTL > DefaultTokenTTL {
-		return nil, &ConfigError{"token TTL", fmt.Sprintf("%v is outside 1s..6h", c.tokenTTL)}
+	if c.tokenTTL < time.Second || c.tokenTTL > defaultTokenTTL {
+		return nil, invalid(ErrInvalidConfig, "token TTL: %v is outside 1s..6h", c.tokenTTL)
 	}
 	if c.maxAttempts < 1 {
-		return nil, &ConfigError{"max attempts", fmt.Sprintf("%d is less than 1", c.maxAttempts)}
+		return nil, invalid(ErrInvalidConfig, "max attempts: %d is less than 1", c.maxAttempts)
+	}
+	if c.role != "" && !validRoleName(c.role) {
+		return nil, invalid(ErrInvalidConfig, "role name: %q is not an IAM role name (1 to 64 of A-Z a-z 0-9 +=,.@_-)", c.role)
 	}
 	p := &IMDS{
 		endpoint:   endpoint,
@@ -153,16 +154,16 @@ func resolveEndpoint(explicit string) (string, error) {
 	if endpoint == "" {
 		switch mode := os.Getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE"); {
 		case mode == "" || strings.EqualFold(mode, "IPv4"):
-			return IPv4Endpoint, nil
+			return ipv4Endpoint, nil
 		case strings.EqualFold(mode, "IPv6"):
-			return IPv6Endpoint, nil
+			return ipv6Endpoint, nil
 		default:
-			return "", &ConfigError{"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", fmt.Sprintf("%q is neither IPv4 nor IPv6", mode)}
+			return "", invalid(ErrInvalidConfig, "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE: %q is neither IPv4 nor IPv6", mode)
 		}
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
-		return "", &ConfigError{setting, fmt.Sprintf("%q is not an http(s)://host[:port] URL", endpoint)}
+		return "", invalid(ErrInvalidConfig, setting+": %q is not an http(s)://host[:port] URL", endpoint)
 	}
 	return strings.TrimSuffix(u.Scheme+"://"+u.Host+u.EscapedPath(), "/"), nil
 }
@@ -189,6 +190,10 @@ func imdsHTTPClient(hc *http.Client) (_ *http.Client, owned bool) {
 			MaxIdleConns:          2,
 			IdleConnTimeout:       90 * time.Second,
 		}
+		// The whole request, body included: an IMDS (or a proxy in front
+		// of it) that sends headers and then stalls must not hold a
+		// refresh, and the callers waiting for it, for long.
+		c.Timeout = requestTimeout
 	case *http.Transport:
 		owned = true
 		c.Transport = noProxy(t)
@@ -253,14 +258,14 @@ func (p *IMDS) newOperation(ctx context.Context) (context.Context, *operation) {
 
 // Retrieve fetches the role's credentials: a session token (cached), the role
 // name (unless given with [WithRoleName]), then the credential document. The
-// context bounds everything; without a deadline [DefaultBudget] applies.
+// context bounds everything; without a deadline, 5 seconds do.
 func (p *IMDS) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	if p.disabled {
 		return aws.Credentials{}, ErrIMDSDisabled
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultBudget)
+		ctx, cancel = context.WithTimeout(ctx, defaultBudget)
 		defer cancel()
 	}
 	ctx, op := p.newOperation(ctx)
@@ -273,7 +278,12 @@ func (p *IMDS) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		}
 		role, _, _ = strings.Cut(string(body), "\n")
 		if role = strings.TrimSpace(role); role == "" {
-			return aws.Credentials{}, chain(ErrNoRole, ": the role list is empty", nil)
+			return aws.Credentials{}, chain(ErrNoRole, "the role list is empty", nil)
+		}
+		if !validRoleName(role) {
+			// Never quoted: a proxy answering with the credential
+			// document would put the secret in every error.
+			return aws.Credentials{}, invalidDoc(fmt.Sprintf("the role list's first line (%d bytes, not shown) is not an IAM role name", len(role)))
 		}
 	}
 	body, err := p.get(ctx, op, "credentials", rolesPath+url.PathEscape(role))
@@ -281,6 +291,21 @@ func (p *IMDS) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		return aws.Credentials{}, err
 	}
 	return parseDocument(role, body)
+}
+
+// validRoleName reports whether name is an IAM role name: 1 to 64 letters,
+// digits and the characters +=,.@_-.
+func validRoleName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("+=,.@_-", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // get makes one GET request (with the retries of the client) and returns the
@@ -434,7 +459,7 @@ func (p *IMDS) transportError(ctx context.Context, op *operation, what string, e
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return chain(ErrNotOnEC2, " ("+what+" at "+p.endpoint+")", err)
+		return chain(ErrNotOnEC2, what+" at "+p.endpoint, err)
 	}
 	return wrap("IMDS "+what+" request", err)
 }
@@ -471,24 +496,7 @@ func retryable(op *operation, resp *http.Response, err error) bool {
 	if op != nil {
 		op.answered = true
 	}
-	return resp.StatusCode == http.StatusTooManyRequests ||
-		resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented
-}
-
-// jitteredBackoff waits a random time between half and all of
-// min(max, min·2^attempt), or what a 429 or 503 answer's Retry-After asks,
-// capped at max.
-func jitteredBackoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
-	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
-			return min(time.Duration(s)*time.Second, maxWait)
-		}
-	}
-	d := maxWait
-	if attempt < 30 {
-		d = min(maxWait, minWait<<attempt)
-	}
-	return d/2 + rand.N(d/2+1)
+	return retryableStatus(resp.StatusCode)
 }
 
 func isTimeout(err error) bool {
@@ -503,7 +511,7 @@ func readBody(resp *http.Response) ([]byte, error) {
 		return b, err
 	}
 	if len(b) > maxBody {
-		return b[:maxBody], &DocumentError{Reason: "response larger than 64 KiB"}
+		return b[:maxBody], invalidDoc("response larger than 64 KiB")
 	}
 	return b, nil
 }
@@ -525,17 +533,17 @@ func parseDocument(role string, body []byte) (aws.Credentials, error) {
 	if err := json.Unmarshal(body, &d); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			return aws.Credentials{}, &DocumentError{Reason: fmt.Sprintf("not JSON (syntax error at offset %d)", se.Offset)}
+			return aws.Credentials{}, invalid(ErrInvalidDocument, "not JSON (syntax error at offset %d)", se.Offset)
 		}
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return aws.Credentials{}, &DocumentError{Reason: fmt.Sprintf("field %s is a JSON %s, not a %s", te.Field, te.Value, te.Type)}
+			return aws.Credentials{}, invalid(ErrInvalidDocument, "field %s is a JSON %s, not a %s", te.Field, te.Value, te.Type)
 		}
-		return aws.Credentials{}, &DocumentError{Reason: "not a JSON object"}
+		return aws.Credentials{}, invalidDoc("not a JSON object")
 	}
 	if d.Code != "Success" {
 		if d.Code == "" {
-			return aws.Credentials{}, &DocumentError{Reason: "missing Code"}
+			return aws.Credentials{}, invalidDoc("missing Code")
 		}
 		secrets := []string{d.AccessKeyID, d.SecretAccessKey, d.Token}
 		return aws.Credentials{}, &CredentialsError{Role: role, Code: redactSecrets(d.Code, secrets...), Message: redactSecrets(d.Message, secrets...)}
@@ -544,19 +552,19 @@ func parseDocument(role string, body []byte) (aws.Credentials, error) {
 		{"AccessKeyId", d.AccessKeyID}, {"SecretAccessKey", d.SecretAccessKey}, {"Token", d.Token}, {"Expiration", d.Expiration},
 	} {
 		if f.value == "" {
-			return aws.Credentials{}, &DocumentError{Reason: "missing " + f.name}
+			return aws.Credentials{}, invalidDoc("missing " + f.name)
 		}
 	}
 	for _, f := range [...]struct{ name, value string }{
 		{"AccessKeyId", d.AccessKeyID}, {"SecretAccessKey", d.SecretAccessKey}, {"Token", d.Token},
 	} {
 		if !printable(f.value) {
-			return aws.Credentials{}, &DocumentError{Reason: f.name + " holds characters other than visible ASCII"}
+			return aws.Credentials{}, invalidDoc(f.name + " holds characters other than visible ASCII")
 		}
 	}
 	exp, err := time.Parse(time.RFC3339, d.Expiration)
 	if err != nil {
-		return aws.Credentials{}, &DocumentError{Reason: "Expiration is not an RFC 3339 time"}
+		return aws.Credentials{}, invalidDoc("Expiration is not an RFC 3339 time")
 	}
 	return aws.Credentials{
 		AccessKeyID:     d.AccessKeyID,

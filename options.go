@@ -31,7 +31,7 @@ type config struct {
 }
 
 func newConfig(opts []Option) config {
-	c := config{tokenTTL: DefaultTokenTTL, maxAttempts: defaultMaxAttempts}
+	c := config{tokenTTL: defaultTokenTTL, maxAttempts: defaultMaxAttempts}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -59,7 +59,7 @@ func WithEndpoint(url string) Option { return func(c *config) { c.endpoint = url
 func WithoutAPIToken() Option { return func(c *config) { c.noToken = true } }
 
 // WithTokenTTL sets the lifetime asked for the IMDSv2 session token, between
-// one second and six hours. The default is [DefaultTokenTTL].
+// one second and six hours. The default is six hours, the longest IMDS grants.
 func WithTokenTTL(d time.Duration) Option { return func(c *config) { c.tokenTTL = d } }
 
 // WithMaxAttempts bounds the attempts made for each IMDS request that fails
@@ -89,7 +89,12 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // [Credentials.Close] unsets them if they still hold the values it
 // exported, since no one keeps them fresh after that. The environment is
 // process-wide: two [Credentials] with this option overwrite each other's
-// values.
+// values, and closing one that exported the same set as another unsets it
+// for both. The variables are set one after the other, under a lock that
+// only kivuli takes: a reader that does not go through kivuli (a child
+// started at that instant, os.Getenv in another goroutine) may see the new
+// key ID beside the old secret. To hand credentials to child processes
+// that outlive a set, prefer a credentials endpoint (kivuli exec --serve).
 func WithEnvironment() Option { return func(c *config) { c.env = true } }
 
 // WithoutRefresh makes [New] fetch the credentials once and serve them until

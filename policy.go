@@ -101,7 +101,11 @@ func (m SignMode) String() string {
 // The zero Policy is the default: token in a signed header, body hashed,
 // path normalised and escaped twice, signature in the Authorization header.
 type Policy struct {
-	Token   TokenPlacement
+	// Token says where the session token goes and whether it is signed.
+	// The zero value, TokenHeader, is a signed X-Amz-Security-Token header.
+	Token TokenPlacement
+	// Payload says how the body enters the signature. The zero value,
+	// PayloadHash, signs its SHA-256.
 	Payload PayloadMode
 	// UnsignedStreaming sends a body that can be read only once (it has no
 	// GetBody and is not an io.Seeker) as UNSIGNED-PAYLOAD rather than
@@ -115,15 +119,17 @@ type Policy struct {
 	// KeepDotSegments signs the path as sent, without removing "." and ".."
 	// segments and repeated slashes, as S3 wants.
 	KeepDotSegments bool
-	Sign            SignMode
+	// Sign says where the signature goes. The zero value, SignHeader, is
+	// the Authorization header.
+	Sign SignMode
 	// Expires is how long a presigned request stays valid; zero means
-	// [DefaultPresignExpiry].
+	// five minutes.
 	Expires time.Duration
 }
 
-// DefaultPresignExpiry is how long a presigned request stays valid unless
+// defaultPresignExpiry is how long a presigned request stays valid unless
 // the policy or the caller says otherwise.
-const DefaultPresignExpiry = 5 * time.Minute
+const defaultPresignExpiry = 5 * time.Minute
 
 // DefaultService is the key of the row used for services that have none.
 const DefaultService = "default"
@@ -139,6 +145,7 @@ var builtinPolicies = Policies{
 	"aoss":             {Payload: PayloadHashHeader},
 	"s3":               {Payload: PayloadHashHeader, UnsignedStreaming: true, EscapePathOnce: true, KeepDotSegments: true},
 	"s3-object-lambda": {Payload: PayloadHashHeader, UnsignedStreaming: true, EscapePathOnce: true, KeepDotSegments: true},
+	"s3-outposts":      {Payload: PayloadHashHeader, UnsignedStreaming: true, EscapePathOnce: true, KeepDotSegments: true},
 	"iotdevicegateway": {Token: TokenQueryUnsigned, Sign: SignQuery},
 	"transcribe":       {Token: TokenQuery, Sign: SignQueryWebSocket},
 	"kafka-cluster":    {Token: TokenQuery, Sign: SignQuery, Expires: 15 * time.Minute},
@@ -147,19 +154,24 @@ var builtinPolicies = Policies{
 }
 
 // DefaultPolicies returns a copy of the built-in table, to change or extend
-// and set as [Transport.Policies]:
+// and set as [Transport.Policies]. Every row:
 //
-//	service           token              payload                       path          signature
-//	default           header, signed     SHA-256                       normalised,   header
-//	                                                                   escaped twice
-//	es, aoss          header, signed     SHA-256 + X-Amz-Content-Sha256
-//	s3                header, signed     SHA-256 + X-Amz-Content-Sha256 as sent,      header
-//	                                     (UNSIGNED-PAYLOAD for one-     escaped once
-//	                                     shot bodies)
-//	iotdevicegateway  query, unsigned    SHA-256 ("")                                 query
-//	transcribe        query, signed      SHA-256 ("")                                 query for WebSockets
-//	kafka-cluster     query, signed      SHA-256 ("")                                 query, 15 min
-//	neptune-db, execute-api: default
+//	service            token            payload                          path                 signature
+//	default            header, signed   SHA-256                          normalised, escaped  header
+//	                                                                     twice
+//	es                 header, signed   SHA-256 + X-Amz-Content-Sha256   as default           header
+//	aoss               header, signed   SHA-256 + X-Amz-Content-Sha256   as default           header
+//	s3                 header, signed   SHA-256 + X-Amz-Content-Sha256;  as sent, escaped     header
+//	                                    UNSIGNED-PAYLOAD for one-shot    once
+//	                                    bodies of known length
+//	s3-object-lambda   as s3            as s3                            as s3                header
+//	s3-outposts        as s3            as s3                            as s3                header
+//	iotdevicegateway   query, unsigned  SHA-256 of ""                    as default           query (presigned)
+//	transcribe         query, signed    SHA-256 of ""                    as default           query for WebSockets,
+//	                                                                                          else header
+//	kafka-cluster      query, signed    SHA-256 of ""                    as default           query, 15 minutes
+//	neptune-db         as default       as default                       as default           header (WebSockets too)
+//	execute-api        as default       as default                       as default           header
 func DefaultPolicies() Policies { return maps.Clone(builtinPolicies) }
 
 // lookup returns the row for service: the table's own, else the built-in

@@ -3,7 +3,6 @@ package kivuli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -48,7 +47,7 @@ func regionFromEnv() (string, error) {
 	for _, name := range [...]string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
 		if v := os.Getenv(name); v != "" {
 			if !validRegionName(v) {
-				return "", &ConfigError{name, fmt.Sprintf("%q is not a region name", v)}
+				return "", invalid(ErrInvalidConfig, name+": %q is not a region name", v)
 			}
 			return v, nil
 		}
@@ -75,7 +74,7 @@ func validRegionName(s string) bool {
 // Region returns the AWS Region the instance runs in, as the instance
 // metadata service tells it (GET /latest/meta-data/placement/region), with
 // the session token, retries and fallbacks of credential requests. The
-// context bounds the call; without a deadline [DefaultBudget] applies. It
+// context bounds the call; without a deadline, 5 seconds do. It
 // does not cache the answer: call it once, at start-up.
 func (p *IMDS) Region(ctx context.Context) (string, error) {
 	if p.disabled {
@@ -83,7 +82,7 @@ func (p *IMDS) Region(ctx context.Context) (string, error) {
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultBudget)
+		ctx, cancel = context.WithTimeout(ctx, defaultBudget)
 		defer cancel()
 	}
 	op := &operation{}
@@ -99,14 +98,10 @@ func (p *IMDS) Region(ctx context.Context) (string, error) {
 	}
 	region := strings.TrimSpace(string(body))
 	if !validRegionName(region) {
-		return "", &DocumentError{Reason: fmt.Sprintf("the region answer (%d bytes, not shown) is not a region name", len(region))}
+		return "", invalid(ErrInvalidDocument, "the region answer (%d bytes, not shown) is not a region name", len(region))
 	}
 	return region, nil
 }
-
-// ErrNotIMDS is returned by [Credentials.Region] when the credentials come
-// from another source than the instance metadata service ([WithProvider]).
-var ErrNotIMDS = errors.New("kivuli: the credentials do not come from the instance metadata service")
 
 // Region returns the AWS Region the instance runs in, from the instance
 // metadata service that the credentials come from ([IMDS.Region]), so that
@@ -120,7 +115,7 @@ var ErrNotIMDS = errors.New("kivuli: the credentials do not come from the instan
 //
 // It returns [ErrNotIMDS] for credentials from another source.
 func (c *Credentials) Region(ctx context.Context) (string, error) {
-	p, ok := c.src.(*IMDS)
+	p, ok := c.src.CredentialsProvider.(*IMDS)
 	if !ok {
 		return "", ErrNotIMDS
 	}

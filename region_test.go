@@ -72,8 +72,7 @@ func TestIMDSRegion(t *testing.T) {
 		p, err := kivuli.NewIMDS(kivuli.WithEndpoint(srv.URL))
 		require.NoError(t, err)
 		_, err = p.Region(ctx)
-		var de *kivuli.DocumentError
-		require.ErrorAs(t, err, &de)
+		require.ErrorIs(t, err, kivuli.ErrInvalidDocument)
 	})
 	t.Run("disabled", func(t *testing.T) {
 		t.Setenv("AWS_EC2_METADATA_DISABLED", "true")

@@ -1,6 +1,9 @@
 package kivuli
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 //go:generate go run -C internal/endpointgen . -out ../../endpoints_table.go -testdata ../../testdata/endpoints.txt.gz
 
@@ -130,37 +133,20 @@ func cutLast(s string) (rest, last string) {
 
 // lookupPrefix returns the signing name of an endpoint prefix.
 func lookupPrefix(prefix string) (string, bool) {
-	lo, hi := 0, len(endpointPrefixes)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if endpointPrefixes[m].prefix < prefix {
-			lo = m + 1
-		} else {
-			hi = m
-		}
+	i, ok := slices.BinarySearchFunc(endpointPrefixes[:], prefix, func(e endpointPrefix, p string) int { return strings.Compare(e.prefix, p) })
+	if !ok {
+		return "", false
 	}
-	if lo < len(endpointPrefixes) && endpointPrefixes[lo].prefix == prefix {
-		return signingNames[endpointPrefixes[lo].name], true
-	}
-	return "", false
+	return signingNames[endpointPrefixes[i].name], true
 }
 
 // lookupHost returns the scope of an endpoint whose host does not give it.
 func lookupHost(host string) (service, region string, ok bool) {
-	lo, hi := 0, len(endpointHosts)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if endpointHosts[m].host < host {
-			lo = m + 1
-		} else {
-			hi = m
-		}
+	i, ok := slices.BinarySearchFunc(endpointHosts[:], host, func(e endpointHost, h string) int { return strings.Compare(e.host, h) })
+	if !ok {
+		return "", "", false
 	}
-	if lo < len(endpointHosts) && endpointHosts[lo].host == host {
-		e := &endpointHosts[lo]
-		return signingNames[e.name], e.region, true
-	}
-	return "", "", false
+	return signingNames[endpointHosts[i].name], endpointHosts[i].region, true
 }
 
 // scopeRule infers the scope of the hosts of one form. infer returns ""

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"sort"
 	"strings"
 	"testing"
 
@@ -98,93 +97,6 @@ func readEndpointRows(t *testing.T) []endpointRow {
 var partitionDomains = map[string]string{
 	"aws": "amazonaws.com", "aws-us-gov": "amazonaws.com", "aws-cn": "amazonaws.com.cn",
 	"aws-eusc": "amazonaws.eu", "aws-iso": "c2s.ic.gov",
-}
-
-// TestEndpointData: every host that the SDKs' endpoint data resolve, for
-// every service and variant in seven regions over five partitions
-// (testdata/endpoints.txt.gz, written by internal/endpointgen from the
-// data rather than from the table), signs with the data's signing name
-// and region; so does the interface VPC endpoint of each regional one.
-// No host is signed with another scope, and none is refused.
-func TestEndpointData(t *testing.T) {
-	rows := readEndpointRows(t)
-	s := newScopeSigner(t, nil)
-	type tally struct{ total, resolved, wrong, refused int }
-	tallies := map[string]*tally{}
-	count := func(kind, host, want, services string) {
-		tl := tallies[kind]
-		if tl == nil {
-			tl = &tally{}
-			tallies[kind] = tl
-		}
-		tl.total++
-		got, err := s.scope(host, "/")
-		switch {
-		case err != nil:
-			tl.refused++
-			t.Errorf("%s (%s, %s): refused: %v", host, kind, services, err)
-		case got != want:
-			tl.wrong++
-			t.Errorf("%s (%s, %s): signed as %s, the data says %s", host, kind, services, got, want)
-		default:
-			tl.resolved++
-		}
-	}
-	vpce := 0
-	for _, r := range rows {
-		if r.scope == "-/-" {
-			continue // services sign it differently: refused, see TestScopeRefused
-		}
-		count(r.variant, r.host, r.scope, r.services)
-		// Its interface VPC endpoint: vpce-ID.PREFIX.REGION.vpce.DOMAIN.
-		domain := partitionDomains[r.partition]
-		if prefix, ok := strings.CutSuffix(r.host, "."+r.region+"."+domain); ok && !strings.Contains(r.variant, "dualstack") {
-			vpce++
-			count("vpce "+r.variant, "vpce-0123456789abcdef0-abcdefgh."+prefix+"."+r.region+".vpce."+domain, r.scope, r.services)
-		}
-	}
-	kinds := make([]string, 0, len(tallies))
-	for k := range tallies {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	for _, k := range kinds {
-		tl := tallies[k]
-		t.Logf("%-20s %5d hosts: %5d resolved (%.1f%%), %d signed with another scope, %d refused",
-			k, tl.total, tl.resolved, 100*float64(tl.resolved)/float64(tl.total), tl.wrong, tl.refused)
-	}
-	assert.Greater(t, tallies["standard"].total, 2000, "the test data covers every service")
-	assert.Greater(t, vpce, 3000)
-}
-
-// TestEndpointTable: every entry of the generated table signs as it says,
-// in up to three of the partitions its data has it in, on the standard
-// DNS suffix and, where the data has a dual-stack variant, on the
-// dual-stack suffix too.
-func TestEndpointTable(t *testing.T) {
-	s := newScopeSigner(t, nil)
-	n := 0
-	for _, e := range kivuli.EndpointTable() {
-		parts := e.Partitions
-		if len(parts) > 3 {
-			parts = parts[:3]
-		}
-		for _, p := range parts {
-			domains := []string{p.DNSSuffix}
-			if e.DualStack {
-				domains = append(domains, p.DualStackSuffix)
-			}
-			for _, d := range domains {
-				host := e.Prefix + "." + p.Region + "." + d
-				got, err := s.scope(host, "/")
-				if assert.NoError(t, err, host) {
-					assert.Equal(t, e.Name+"/"+p.Region, got, host)
-				}
-				n++
-			}
-		}
-	}
-	t.Logf("%d hosts from %d table entries", n, len(kivuli.EndpointTable()))
 }
 
 // TestScopeInference: the hosts the endpoint data cannot hold, because
@@ -386,8 +298,55 @@ func TestRegionFromEnv(t *testing.T) {
 	t.Run("not a region name", func(t *testing.T) {
 		t.Setenv("AWS_REGION", "eu-west-1\r\nX-Injected: 1")
 		_, err := newScopeSigner(t, nil).scope("bucket.s3-accelerate.amazonaws.com", "/")
-		var ce *kivuli.ConfigError
-		require.ErrorAs(t, err, &ce)
+		require.ErrorIs(t, err, kivuli.ErrInvalidConfig)
 		assert.Contains(t, err.Error(), "AWS_REGION")
 	})
+}
+
+func TestTransportScopeInference(t *testing.T) {
+	var got []string
+	base := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		got = append(got, req.Header.Get("Authorization")+req.URL.Query().Get("X-Amz-Credential"))
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: req}, nil
+	})
+	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "SECRET"}, nil
+	})
+	for _, tc := range []struct{ url, service, region, scope string }{
+		{"https://search-logs-abc.eu-west-2.es.amazonaws.com/_search", "", "", "/eu-west-2/es/"},
+		{"https://abc.us-east-1.aoss.amazonaws.com/", "", "", "/us-east-1/aoss/"},
+		{"https://bucket.s3.amazonaws.com/key", "", "", "/us-east-1/s3/"},
+		{"https://bucket.s3.eu-west-1.amazonaws.com/key", "", "", "/eu-west-1/s3/"},
+		{"https://bucket.s3.dualstack.ap-south-1.amazonaws.com/key", "", "", "/ap-south-1/s3/"},
+		{"https://bucket.s3-eu-west-1.amazonaws.com/key", "", "", "/eu-west-1/s3/"},
+		{"https://s3.amazonaws.com/bucket/key", "", "", "/us-east-1/s3/"},
+		{"https://abc123.execute-api.eu-central-1.amazonaws.com/prod", "", "", "/eu-central-1/execute-api/"},
+		{"https://xyz.lambda-url.eu-west-1.on.aws/", "", "", "/eu-west-1/lambda/"},
+		{"https://sts.eu-west-2.amazonaws.com/", "", "", "/eu-west-2/sts/"},
+		{"https://sts.amazonaws.com/", "", "", "/us-east-1/sts/"},
+		{"https://dynamodb.us-gov-west-1.amazonaws.com/", "", "", "/us-gov-west-1/dynamodb/"},
+		{"https://sts.cn-north-1.amazonaws.com.cn/", "", "", "/cn-north-1/sts/"},
+		{"https://db.cluster-x.eu-west-1.neptune.amazonaws.com:8182/gremlin", "", "", "/eu-west-1/neptune-db/"},
+		{"https://a1b2-ats.iot.eu-west-1.amazonaws.com/mqtt", "", "", "/eu-west-1/iotdevicegateway/"},
+		{"https://a1b2-ats.iot.eu-west-1.amazonaws.com/topics/x", "", "", "/eu-west-1/iotdata/"},
+		{"https://search-logs-abc.eu-west-2.es.amazonaws.com/", "aoss", "", "/eu-west-2/aoss/"},
+		{"https://search-logs-abc.eu-west-2.es.amazonaws.com/", "", "us-east-1", "/us-east-1/es/"},
+		{"https://bucket.s3-accelerate.amazonaws.com/key", "", "eu-west-1", "/eu-west-1/s3/"},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			got = nil
+			tr := &kivuli.Transport{Credentials: creds, Service: tc.service, Region: tc.region, Base: base}
+			req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
+			_, err := tr.RoundTrip(req)
+			require.NoError(t, err)
+			require.Len(t, got, 1)
+			assert.Contains(t, got[0], tc.scope)
+		})
+	}
+	for _, u := range []string{"https://bucket.s3-accelerate.amazonaws.com/key", "https://search.example.com/"} {
+		tr := &kivuli.Transport{Credentials: creds, Base: base, AllowedHosts: []string{"search.example.com"}}
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		_, err := tr.RoundTrip(req)
+		require.ErrorIs(t, err, kivuli.ErrUnknownScope, u)
+	}
 }

@@ -17,11 +17,11 @@ import (
 )
 
 const (
-	// EmptyPayloadHash is the hex SHA-256 of an empty body.
-	EmptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-	// UnsignedPayload stands for the body hash where a service accepts an
+	// emptyPayloadHash is the hex SHA-256 of an empty body.
+	emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	// unsignedPayload stands for the body hash where a service accepts an
 	// unsigned body.
-	UnsignedPayload = "UNSIGNED-PAYLOAD"
+	unsignedPayload = "UNSIGNED-PAYLOAD"
 
 	headerAuthorization = "Authorization"
 	headerDate          = "X-Amz-Date"
@@ -100,108 +100,138 @@ type signing struct {
 }
 
 // sign signs r in place per s: it removes stale signing headers and query
-// parameters, places the token and the payload hash header as the policy
-// says, and adds the Authorization header, or for presigning the signature
-// query parameters.
+// parameters, checks that r can be sent as signed, sets the path it is sent
+// and signed with, places the token and the payload hash header as the
+// policy says, and adds the Authorization header, or for presigning the
+// signature query parameters.
 func sign(ctx context.Context, r *http.Request, s *signing) error {
-	h := r.Header
-	for k := range h {
+	stripSigning(r)
+	if err := checkHeaders(r.Method, r.Header, s.creds.SessionToken); err != nil {
+		return err
+	}
+	if !validQuery(r.URL.RawQuery) {
+		return invalidRequest("the query is not valid percent-encoding (or uses ';' as a separator), so it cannot be signed as the service will read it", nil)
+	}
+	if err := setSigningPath(r.URL, s.policy); err != nil {
+		return err
+	}
+
+	place := s.tokenPlacement()
+	placeToken(r, place, s.creds.SessionToken, true)
+	if !s.presign && (s.policy.Payload != PayloadHash || s.payloadHash == unsignedPayload) {
+		r.Header[headerContentSHA256] = []string{s.payloadHash}
+	}
+	if s.presign {
+		r.URL.RawQuery = appendQuery(r.URL.RawQuery, "X-Amz-Expires", strconv.FormatInt(s.expires, 10))
+	}
+	capture, optFns := s.signerOptions(ctx)
+	if err := s.sdkSign(ctx, r, optFns); err != nil {
+		return err
+	}
+	placeToken(r, place, s.creds.SessionToken, false)
+	if capture != nil {
+		capture.log(ctx, s, r)
+	}
+	return nil
+}
+
+// stripSigning removes what an earlier signature left, or what the caller
+// set by hand where signing puts its own: the signing headers, in any case,
+// and the parameters of a presignature.
+func stripSigning(r *http.Request) {
+	for k := range r.Header {
 		if isSigningHeader(k) {
-			delete(h, k)
+			delete(r.Header, k)
 		}
 	}
 	if strings.Contains(r.URL.RawQuery, "X-Amz-") {
 		r.URL.RawQuery = stripAuthQuery(r.URL.RawQuery)
 	}
-	if err := checkHeaders(r.Method, h, s.creds.SessionToken); err != nil {
-		return err
-	}
-	if !validQuery(r.URL.RawQuery) {
-		return &RequestError{Reason: "the query is not valid percent-encoding (or uses ';' as a separator), so it cannot be signed as the service will read it"}
-	}
+}
 
-	pol := s.policy
+// setSigningPath sets the path that is sent, and signed, as the policy
+// says: S3's strictly escaped once, every other service's with its dot
+// segments removed.
+func setSigningPath(u *url.URL, pol Policy) error {
 	if pol.EscapePathOnce {
-		if err := s3CanonicalisePath(r.URL); err != nil {
+		if err := s3CanonicalisePath(u); err != nil {
 			return err
 		}
 	}
 	if !pol.KeepDotSegments {
-		if err := sendNormalizedPath(r.URL); err != nil {
-			return err
-		}
+		return sendNormalizedPath(u)
 	}
+	return nil
+}
 
-	token := s.creds.SessionToken
-	place := pol.Token
-	if s.presign {
-		// A URL carries no headers: the header placements mean the query.
-		switch place {
-		case TokenHeader:
-			place = TokenQuery
-		case TokenHeaderUnsigned:
-			place = TokenQueryUnsigned
-		}
+// tokenPlacement is where the token goes: the policy's placement, in the
+// query when presigning, as a URL carries no headers.
+func (s *signing) tokenPlacement() TokenPlacement {
+	switch p := s.policy.Token; {
+	case !s.presign:
+		return p
+	case p == TokenHeader:
+		return TokenQuery
+	case p == TokenHeaderUnsigned:
+		return TokenQueryUnsigned
+	default:
+		return p
 	}
-	if token != "" {
-		switch place {
-		case TokenHeader:
-			h[headerToken] = []string{token}
-		case TokenQuery:
-			r.URL.RawQuery = appendQuery(r.URL.RawQuery, queryToken, token)
-		}
-	}
-	if !s.presign && (pol.Payload != PayloadHash || s.payloadHash == UnsignedPayload) {
-		h[headerContentSHA256] = []string{s.payloadHash}
-	}
-	if s.presign {
-		r.URL.RawQuery = appendQuery(r.URL.RawQuery, "X-Amz-Expires", strconv.FormatInt(s.expires, 10))
-	}
+}
 
-	var capture *captureLogger
+// placeToken puts token where place says: a signed placement before
+// signing (beforeSigning true), an unsigned one after.
+func placeToken(r *http.Request, place TokenPlacement, token string, beforeSigning bool) {
+	signed := place == TokenHeader || place == TokenQuery
+	if token == "" || signed != beforeSigning {
+		return
+	}
+	switch place {
+	case TokenHeader, TokenHeaderUnsigned:
+		r.Header[headerToken] = []string{token}
+	case TokenQuery, TokenQueryUnsigned:
+		r.URL.RawQuery = appendQuery(r.URL.RawQuery, queryToken, token)
+	}
+}
+
+// signerOptions returns the SDK signer's options for s, and the logger that
+// captures the canonical request when the debug log is on.
+func (s *signing) signerOptions(ctx context.Context) (*captureLogger, []func(*v4.SignerOptions)) {
 	optFns := signerOptionList
-	if pol.EscapePathOnce {
+	if s.policy.EscapePathOnce {
 		optFns = signerOptionOnceList
 	}
-	if s.logger != nil && s.logger.Enabled(ctx, slog.LevelDebug) {
-		capture = &captureLogger{}
-		optFns = append(optFns[:1:1], func(o *v4.SignerOptions) { o.LogSigning, o.Logger = true, capture })
+	if s.logger == nil || !s.logger.Enabled(ctx, slog.LevelDebug) {
+		return nil, optFns
 	}
+	capture := &captureLogger{}
+	return capture, append(optFns[:1:1], func(o *v4.SignerOptions) { o.LogSigning, o.Logger = true, capture })
+}
 
-	creds := s.creds
+// sdkSign signs r with the SDK signer: in the Authorization header, or in
+// the query when presigning.
+func (s *signing) sdkSign(ctx context.Context, r *http.Request, optFns []func(*v4.SignerOptions)) error {
+	signer := signerFor(s.creds)
 	if s.presign {
-		signed, _, err := signerFor(creds).PresignHTTP(ctx, creds, r, s.payloadHash, s.service, s.region, s.time, optFns...)
+		signed, _, err := signer.PresignHTTP(ctx, s.creds, r, s.payloadHash, s.service, s.region, s.time, optFns...)
 		if err != nil {
-			return fmt.Errorf("kivuli: presigning: %w", err)
+			return wrap("presigning", err)
 		}
-		_, q, _ := strings.Cut(signed, "?")
-		r.URL.RawQuery = q
-	} else {
-		// The SDK signer replaces RawQuery by its canonical form (sorted,
-		// re-encoded). Send the query as given instead: validQuery made
-		// sure that the service reads it as the signer did, and a server
-		// behind the signature may read the order of repeated keys. A
-		// query holding bytes that cannot go on the wire as they are
-		// (controls, spaces, non-ASCII) goes in the signer's encoding.
-		query := r.URL.RawQuery
-		if err := signerFor(creds).SignHTTP(ctx, creds, r, s.payloadHash, s.service, s.region, s.time, optFns...); err != nil {
-			return fmt.Errorf("kivuli: signing: %w", err)
-		}
-		if wireSafe(query) {
-			r.URL.RawQuery = query
-		}
+		_, r.URL.RawQuery, _ = strings.Cut(signed, "?")
+		return nil
 	}
-
-	if token != "" {
-		switch place {
-		case TokenHeaderUnsigned:
-			h[headerToken] = []string{token}
-		case TokenQueryUnsigned:
-			r.URL.RawQuery = appendQuery(r.URL.RawQuery, queryToken, token)
-		}
+	// The SDK signer replaces RawQuery by its canonical form (sorted,
+	// re-encoded). Send the query as given instead: validQuery made sure
+	// that the service reads it as the signer did, and a server behind the
+	// signature may read the order of repeated keys. A query holding bytes
+	// that cannot go on the wire as they are (controls, spaces, non-ASCII)
+	// goes in the signer's encoding.
+	query := r.URL.RawQuery
+	if err := signer.SignHTTP(ctx, s.creds, r, s.payloadHash, s.service, s.region, s.time, optFns...); err != nil {
+		return wrap("signing", err)
 	}
-	if capture != nil {
-		capture.log(ctx, s, r)
+	if wireSafe(query) {
+		r.URL.RawQuery = query
 	}
 	return nil
 }
@@ -255,7 +285,7 @@ func sendNormalizedPath(u *url.URL) error {
 	}
 	p := uriPath(u)
 	if encodedDotSegment(p) {
-		return &RequestError{Reason: "the path has a percent-encoded dot segment (%2E), which services read differently (as a dot segment to remove, or as a name): send it as '.' or '..', which is removed, or escape the name otherwise"}
+		return invalidRequest("the path has a percent-encoded dot segment (%2E), which services read differently (as a dot segment to remove, or as a name): send it as '.' or '..', which is removed, or escape the name otherwise", nil)
 	}
 	n := normalizePath(p)
 	if n == p {
@@ -335,11 +365,11 @@ func s3CanonicalisePath(u *url.URL) error {
 func setEscapedPath(u *url.URL, p string) error {
 	dec, err := url.PathUnescape(p)
 	if err != nil {
-		return &RequestError{Reason: "the path is not valid percent-encoding"}
+		return invalidRequest("the path is not valid percent-encoding", nil)
 	}
 	u.Path, u.RawPath, u.Opaque = dec, p, ""
 	if u.EscapedPath() != p {
-		return &RequestError{Reason: "the path holds bytes that cannot be sent as they are"}
+		return invalidRequest("the path holds bytes that cannot be sent as they are", nil)
 	}
 	return nil
 }
@@ -391,25 +421,25 @@ func unreserved(c byte) bool {
 // quotes a value.
 func checkHeaders(method string, h http.Header, token string) error {
 	if method != "" && !isToken(method) {
-		return &RequestError{Reason: "the method is not an HTTP token"}
+		return invalidRequest("the method is not an HTTP token", nil)
 	}
 	if hasCTL(token) {
-		return &RequestError{Reason: "the session token holds a control character"}
+		return invalidRequest("the session token holds a control character", nil)
 	}
 	for k, vs := range h {
 		if !isToken(k) {
-			return &RequestError{Reason: fmt.Sprintf("the header name %q is not an HTTP token", k)}
+			return invalid(ErrInvalidRequest, "the header name %q is not an HTTP token", k)
 		}
 		for _, v := range vs {
 			if hasCTL(v) {
-				return &RequestError{Reason: "the value of header " + k + " holds a control character"}
+				return invalidRequest("the value of header "+k+" holds a control character", nil)
 			}
 			if v != "" && (v[0] >= 0x80 || v[len(v)-1] >= 0x80) && strings.TrimSpace(v) != strings.Trim(v, " \t") {
 				switch k {
 				case "User-Agent", "X-Amzn-Trace-Id", "Expect":
 					continue // not signed
 				}
-				return &RequestError{Reason: "the value of header " + k + " starts or ends with non-ASCII white space, which the SDK signer trims and AWS does not"}
+				return invalidRequest("the value of header "+k+" starts or ends with non-ASCII white space, which the SDK signer trims and AWS does not", nil)
 			}
 		}
 	}

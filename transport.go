@@ -1,28 +1,16 @@
 package kivuli
 
 import (
-	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"fmt"
-	"hash"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 )
-
-// DefaultMaxBufferedBody is how much of a body that can be read only once
-// is buffered to hash it, unless [Transport.MaxBufferedBody] says otherwise.
-const DefaultMaxBufferedBody = 16 << 20
 
 // Transport is an [http.RoundTripper] that signs each request with AWS
 // Signature Version 4, using the credentials of Credentials, before passing
@@ -93,7 +81,7 @@ type Transport struct {
 	// also be reached in clear (http://).
 	AllowedHosts []string
 	// MaxBufferedBody bounds the bytes buffered to hash a body that can be
-	// read only once. If zero, [DefaultMaxBufferedBody] is used; if
+	// read only once. If zero, 16 MiB; if
 	// negative, such bodies are refused unless the service accepts
 	// UNSIGNED-PAYLOAD.
 	MaxBufferedBody int64
@@ -106,29 +94,8 @@ type Transport struct {
 	skew atomic.Int64 // nanoseconds to add to the local clock
 	// Warnings about clock corrections made and refused.
 	correctionLog, refusedLog everyMinute
+	forced                    atomic.Int64          // unix nanoseconds of the last refresh forced by an answer
 	last                      atomic.Pointer[route] // the route of the last host signed for
-}
-
-// route is what a Transport decides from a request's hosts and scheme
-// alone: that it may be signed, its signing scope and its policy. The
-// fields it comes from are fixed once the Transport is in use, so it is
-// kept for the last hosts, and a run of requests to one host (the common
-// case) decides it once rather than parsing the hosts, checking the
-// allow-list, inferring the scope and looking up the policy on every
-// request.
-type route struct {
-	// The key: URL.Host, Request.Host and URL.Scheme, as given.
-	dial, host, scheme string
-
-	service, region string
-	policy          Policy
-	// fromAWS reports that the dialled host is an AWS endpoint that runs
-	// no customer's code, so that its answers may correct the clock.
-	fromAWS bool
-	// tunnelInClear reports a request in clear whose signed host is not
-	// the dialled one: through an HTTP proxy, it would go to the signed
-	// host, in clear.
-	tunnelInClear bool
 }
 
 // RoundTrip signs a clone of req and sends it with Base.
@@ -152,8 +119,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // token goes where the service's policy says (a header placement means the
 // query). expires is how long the URL stays valid, between one second and
 // seven days (AWS refuses longer), rounded up to whole seconds; zero means
-// the policy's Expires, else [DefaultPresignExpiry]. Another value is
-// refused with a [*RequestError]. Presign does not send anything and
+// the policy's Expires, else five minutes. Another value is
+// refused with an [ErrInvalidRequest] error. Presign does not send anything and
 // does not close req.Body.
 func (t *Transport) Presign(req *http.Request, expires time.Duration) (string, error) {
 	r := req.Clone(req.Context())
@@ -176,7 +143,7 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 		}
 	}()
 	if req.URL == nil {
-		return nil, creds, rt, &RequestError{Reason: "nil URL"}
+		return nil, creds, rt, invalidRequest("nil URL", nil)
 	}
 	if t == nil || t.Credentials == nil {
 		return nil, creds, rt, ErrNoCredentials
@@ -188,8 +155,8 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 	if err != nil {
 		return nil, creds, rt, err
 	}
-	if rt.tunnelInClear && t.viaProxy(req) {
-		return nil, creds, rt, fmt.Errorf("%w: through the HTTP proxy Base would use, %s:// to %q would go to %q, in clear: use https://, or a Base without a proxy", ErrPlaintext, req.URL.Scheme, req.URL.Host, req.Host)
+	if rt.tunnelInClear && t.viaProxy(req, rt.dialLoopback) {
+		return nil, creds, rt, invalid(ErrPlaintext, "through an HTTP proxy that Base may use (kivuli can ask only an *http.Transport), %s:// to %q would go to %q, in clear: use https://, a loopback tunnel, or an *http.Transport Base without a proxy", req.URL.Scheme, req.URL.Host, req.Host)
 	}
 	pol := rt.policy
 	presign := forcePresign || pol.Sign == SignQuery || pol.Sign == SignQueryWebSocket && isWebSocket(req)
@@ -241,10 +208,10 @@ func presignExpiry(expires time.Duration, pol Policy) (int64, error) {
 		d = pol.Expires
 	}
 	if d == 0 {
-		d = DefaultPresignExpiry
+		d = defaultPresignExpiry
 	}
 	if d < 0 || d > maxPresignExpiry {
-		return 0, &RequestError{Reason: fmt.Sprintf("a presigned request's lifetime of %v is outside 1s..%v, which AWS accepts", d, maxPresignExpiry)}
+		return 0, invalid(ErrInvalidRequest, "a presigned request's lifetime of %v is outside 1s..%v, which AWS accepts", d, maxPresignExpiry)
 	}
 	return int64((d + time.Second - 1) / time.Second), nil
 }
@@ -311,382 +278,6 @@ func (t *Transport) now() time.Time {
 	return time.Now().Add(time.Duration(t.skew.Load()))
 }
 
-// route returns the route of req, the last one's when its hosts and
-// scheme are the same. It returns a copy, so that a route not kept costs
-// no allocation.
-func (t *Transport) route(req *http.Request) (route, error) {
-	u := req.URL
-	if rt := t.last.Load(); rt != nil && rt.dial == u.Host && rt.host == req.Host && rt.scheme == u.Scheme {
-		return *rt, nil
-	}
-	rt, byPath, err := t.decide(req)
-	if err != nil {
-		return route{}, err
-	}
-	if !byPath {
-		kept := rt
-		t.last.Store(&kept)
-	}
-	return rt, nil
-}
-
-// decide makes the route of req: both its hosts must be AWS endpoints or
-// listed in AllowedHosts, and a request in clear must go to a listed or
-// loopback host. byPath reports that the scope depended on the path too.
-func (t *Transport) decide(req *http.Request) (rt route, byPath bool, err error) {
-	u := req.URL
-	if u.Host == "" {
-		return rt, false, &RequestError{Reason: "the URL has no host"}
-	}
-	for _, a := range t.AllowedHosts {
-		if err := checkAllowed(a); err != nil {
-			return rt, false, err
-		}
-	}
-	scheme := asciiLower(u.Scheme)
-	var plaintext bool
-	switch scheme {
-	case "https", "wss":
-	case "http", "ws":
-		plaintext = true
-	default:
-		return rt, false, &RequestError{Reason: fmt.Sprintf("the URL's scheme %q is none of https, wss, http and ws", u.Scheme)}
-	}
-	dial, err := parseHost(u.Host)
-	if err != nil {
-		return rt, false, fmt.Errorf("%w: %v", ErrHostNotAllowed, err)
-	}
-	dialListed, dialAWS := dial.listed(t.AllowedHosts), dial.isAWSEndpoint()
-	if !dialListed && !dialAWS {
-		return rt, false, fmt.Errorf("%w: %q is not an AWS endpoint (add it to Transport.AllowedHosts if it is yours)", ErrHostNotAllowed, u.Host)
-	}
-	signed := dial
-	if req.Host != "" && req.Host != u.Host {
-		if signed, err = parseHost(req.Host); err != nil {
-			return rt, false, fmt.Errorf("%w: Request.Host: %v", ErrHostNotAllowed, err)
-		}
-		if !signed.listed(t.AllowedHosts) && !signed.isAWSEndpoint() {
-			return rt, false, fmt.Errorf("%w: Request.Host %q, the host the request would be signed for, is not an AWS endpoint (add it to Transport.AllowedHosts if it is yours)", ErrHostNotAllowed, req.Host)
-		}
-		// Only a listed host, a tunnel, is dialled for another one: an AWS
-		// host that runs customers' code (a function URL, an API) must not
-		// receive a request signed for STS.
-		if !dialListed && signed.name != dial.name {
-			return rt, false, fmt.Errorf("%w: Request.Host %q is not URL.Host %q, which is not listed in Transport.AllowedHosts: only a listed host (a tunnel) may be sent a request signed for another", ErrHostNotAllowed, req.Host, u.Host)
-		}
-	}
-	if plaintext && !dialListed && !dial.isLoopback() {
-		return rt, false, fmt.Errorf("%w: %s://%s would carry the signature and the session token readable by the network and any HTTP proxy: use %ss://, or list the host in Transport.AllowedHosts to allow it", ErrPlaintext, scheme, u.Host, scheme)
-	}
-	service, region, byPath, err := t.resolveScope(signed.name, u.Path)
-	if err != nil {
-		return rt, false, err
-	}
-	return route{
-		dial: u.Host, host: req.Host, scheme: u.Scheme,
-		service: service, region: region, policy: t.Policies.lookup(service),
-		fromAWS:       dialAWS && !dial.runsCustomerCode(),
-		tunnelInClear: plaintext && signed.name != dial.name,
-	}, byPath, nil
-}
-
-// checkURL refuses the forms of a URL that net/http would send elsewhere
-// than URL.Host: an Opaque naming another host, or a path without its
-// leading '/' (through an HTTP proxy, the absolute form
-// "http://search.example.com" + "@evil.example/" names another host).
-func checkURL(u *url.URL) error {
-	switch {
-	case strings.HasPrefix(u.Opaque, "//"):
-		authority := u.Opaque[2:]
-		if i := strings.IndexAny(authority, "/?"); i >= 0 {
-			authority = authority[:i]
-		}
-		if !strings.EqualFold(authority, u.Host) {
-			return fmt.Errorf("%w: URL.Opaque names the host %q, not URL.Host %q", ErrHostNotAllowed, authority, u.Host)
-		}
-	case u.Opaque != "" && u.Opaque[0] != '/':
-		return &RequestError{Reason: "URL.Opaque is neither a path nor //host/path"}
-	case u.Opaque == "" && (u.Path != "" && u.Path[0] != '/' || u.RawPath != "" && u.RawPath[0] != '/'):
-		return &RequestError{Reason: "the URL's path does not start with '/'"}
-	}
-	return nil
-}
-
-// viaProxy reports whether Base would send req through an HTTP proxy, as
-// far as it can tell (an *http.Transport, http.DefaultTransport included).
-func (t *Transport) viaProxy(req *http.Request) bool {
-	ht, ok := t.base().(*http.Transport)
-	if !ok || ht.Proxy == nil {
-		return false
-	}
-	u, err := ht.Proxy(req)
-	return err != nil || u != nil
-}
-
-// resolveScope returns the signing service and region: the fields when
-// set, else inferred from the host (scope.go); a region that neither gives
-// comes from AWS_REGION, else AWS_DEFAULT_REGION (read once per
-// Transport). byPath reports that the inference depended on the path too
-// (AWS IoT's data endpoints), so that the route of the host is not one for
-// all its requests.
-func (t *Transport) resolveScope(hn, path string) (service, region string, byPath bool, err error) {
-	service, region = t.Service, t.Region
-	if service != "" && region != "" {
-		return service, region, false, nil
-	}
-	isvc, iregion, byPath := inferScope(hn, path)
-	if service == "" {
-		service = isvc
-	} else {
-		byPath = false
-	}
-	if region == "" {
-		region = iregion
-	}
-	if region == "" {
-		if region, err = t.envRegion(); err != nil {
-			return "", "", false, err
-		}
-	}
-	switch {
-	case service == "":
-		return "", "", false, fmt.Errorf("%w: no rule knows the service of host %q: set Transport.Service", ErrUnknownScope, hn)
-	case region == "":
-		return "", "", false, fmt.Errorf("%w: host %q does not name the region: set Transport.Region or AWS_REGION", ErrUnknownScope, hn)
-	}
-	return service, region, byPath, nil
-}
-
 func isWebSocket(r *http.Request) bool {
 	return r.URL.Scheme == "ws" || r.URL.Scheme == "wss" || strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
-}
-
-// payload returns the payload hash of r (a clone the caller owns) and, when
-// the body had to be buffered, replaces r's body with the buffer; consumed
-// reports that it then closed the original body.
-//
-// A body sent with UNSIGNED-PAYLOAD (S3) is never sent chunked, as S3
-// refuses chunked uploads: when its length is unknown, it is measured (an
-// io.Seeker) or read (GetBody, or buffered up to MaxBufferedBody) and then
-// signed with its hash, which costs nothing more once it has been read.
-func (t *Transport) payload(r *http.Request, pol Policy, presign bool) (hash string, consumed bool, err error) {
-	unsignedOK := pol.Payload == PayloadUnsigned || pol.UnsignedStreaming
-	unsigned := pol.Payload == PayloadUnsigned || presign && unsignedOK
-	if r.Body == nil || r.Body == http.NoBody {
-		if r.ContentLength > 0 {
-			return "", false, &RequestError{Reason: fmt.Sprintf("ContentLength is %d but Body is nil", r.ContentLength)}
-		}
-		if unsigned {
-			return UnsignedPayload, false, nil
-		}
-		return EmptyPayloadHash, false, nil
-	}
-	if unsignedOK {
-		r.TransferEncoding = nil // the length is known below, or the request refused
-	}
-	known := r.ContentLength > 0
-	if unsigned && (known || seekLength(r)) {
-		return UnsignedPayload, false, nil
-	}
-	if r.GetBody != nil {
-		return hashGetBody(r)
-	}
-	if hash, ok, consumed, err := hashSeeker(r); ok {
-		return hash, consumed, err
-	}
-	if pol.UnsignedStreaming && known {
-		return UnsignedPayload, false, nil
-	}
-	return t.buffer(r, unsignedOK)
-}
-
-// hashGetBody hashes the body that r.GetBody returns.
-func hashGetBody(r *http.Request) (string, bool, error) {
-	body, err := r.GetBody()
-	if err != nil {
-		return "", false, &RequestError{Reason: "GetBody failed", Err: err}
-	}
-	if body == nil {
-		return "", false, &RequestError{Reason: "GetBody returned a nil body"}
-	}
-	var n int64
-	var hash string
-	closed, err := whileReading(r.Context(), body, func() (err error) {
-		n, hash, err = hashReader(body)
-		return err
-	})
-	if !closed {
-		body.Close()
-	}
-	if err != nil {
-		return "", false, &RequestError{Reason: "reading the body from GetBody", Err: err}
-	}
-	return hash, false, checkLength(r, n)
-}
-
-// hashSeeker hashes a body that is an io.Seeker from where it stands, and
-// seeks back; ok is false when it is not one, or cannot tell where it
-// stands. consumed reports that it closed the body.
-func hashSeeker(r *http.Request) (hash string, ok, consumed bool, err error) {
-	s, isSeeker := r.Body.(io.Seeker)
-	if !isSeeker {
-		return "", false, false, nil
-	}
-	start, err := s.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return "", false, false, nil
-	}
-	var n int64
-	consumed, err = whileReading(r.Context(), r.Body, func() (err error) {
-		n, hash, err = hashReader(r.Body)
-		return err
-	})
-	if err == nil {
-		_, err = s.Seek(start, io.SeekStart)
-	}
-	if err != nil {
-		return "", true, consumed, &RequestError{Reason: "hashing a seekable body", Err: err}
-	}
-	return hash, true, false, checkLength(r, n)
-}
-
-// seekLength sets the ContentLength of a body that is an io.Seeker from
-// what is left of it, reporting whether it could.
-func seekLength(r *http.Request) bool {
-	s, ok := r.Body.(io.Seeker)
-	if !ok {
-		return false
-	}
-	start, err := s.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return false
-	}
-	end, err := s.Seek(0, io.SeekEnd)
-	if _, err2 := s.Seek(start, io.SeekStart); err != nil || err2 != nil {
-		return false
-	}
-	return checkLength(r, end-start) == nil
-}
-
-// bufferLimit is MaxBufferedBody, or its default; negative means none.
-func (t *Transport) bufferLimit() int64 {
-	if t.MaxBufferedBody == 0 {
-		return DefaultMaxBufferedBody
-	}
-	return t.MaxBufferedBody
-}
-
-// readLimited reads up to limit+1 bytes of body, the rest of it or an
-// error ending it, within ctx; closed reports that ctx ended first and
-// the body was closed, so that a Read blocked on a stalled body returned.
-func readLimited(ctx context.Context, body io.ReadCloser, limit int64) (buf []byte, closed bool, err error) {
-	closed, err = whileReading(ctx, body, func() (err error) {
-		buf, err = io.ReadAll(io.LimitReader(body, limit+1))
-		return err
-	})
-	return buf, closed, err
-}
-
-// whileReading calls read, which reads body, and closes body if ctx ends
-// first, so that a Read blocked on a body that stalls returns, as net/http
-// itself gives up on a request whose context ends; closed reports that it
-// did, and err is then the context's error.
-func whileReading(ctx context.Context, body io.Closer, read func() error) (closed bool, err error) {
-	if ctx.Done() == nil {
-		return false, read()
-	}
-	stop := context.AfterFunc(ctx, func() { body.Close() })
-	err = read()
-	if !stop() {
-		return true, ctx.Err()
-	}
-	return false, err
-}
-
-// buffer reads a body that can be read only once into memory, up to
-// MaxBufferedBody, to hash it, and makes the buffer the body.
-func (t *Transport) buffer(r *http.Request, s3 bool) (string, bool, error) {
-	limit := t.bufferLimit()
-	tooLarge := func(limit int64) error {
-		if s3 && r.ContentLength <= 0 {
-			return fmt.Errorf("%w: its length is unknown, it can be read only once (no GetBody, not an io.Seeker), and it is over the limit of %d bytes (Transport.MaxBufferedBody); S3 refuses chunked uploads: set Request.ContentLength, or use a multipart upload", ErrBodyTooLarge, limit)
-		}
-		return fmt.Errorf("%w: it can be read only once (no GetBody, not an io.Seeker) and is over the limit of %d bytes (Transport.MaxBufferedBody)", ErrBodyTooLarge, limit)
-	}
-	if limit < 0 || r.ContentLength > limit {
-		return "", false, tooLarge(max(limit, 0))
-	}
-	orig := r.Body
-	buf, closed, err := readLimited(r.Context(), orig, limit)
-	if !closed {
-		orig.Close()
-	}
-	if err != nil {
-		return "", true, &RequestError{Reason: "reading the body", Err: err}
-	}
-	if int64(len(buf)) > limit {
-		return "", true, tooLarge(limit)
-	}
-	if r.ContentLength > 0 && int64(len(buf)) != r.ContentLength {
-		return "", true, &RequestError{Reason: fmt.Sprintf("ContentLength is %d but the body has %d bytes", r.ContentLength, len(buf))}
-	}
-	// The buffer becomes the body and is never reused: net/http may read it
-	// after RoundTrip returns (golang/go#51907).
-	r.ContentLength = int64(len(buf))
-	r.Body = http.NoBody
-	r.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
-	if len(buf) > 0 {
-		r.Body = io.NopCloser(bytes.NewReader(buf))
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
-	}
-	return sha256Hex(buf), true, nil
-}
-
-// checkLength reconciles ContentLength with the n bytes hashed: a known
-// length must match, an unknown one becomes n, so that a body of known
-// length is never sent chunked.
-func checkLength(r *http.Request, n int64) error {
-	switch {
-	case r.ContentLength > 0 && r.ContentLength != n:
-		return &RequestError{Reason: fmt.Sprintf("ContentLength is %d but the body has %d bytes", r.ContentLength, n)}
-	case r.ContentLength <= 0 && n > 0:
-		r.ContentLength = n
-	case n == 0:
-		r.ContentLength = 0
-	}
-	return nil
-}
-
-// hashing is the scratch space of hashReader: a copy buffer and a SHA-256
-// state. Neither leaves the function, so they are pooled; body buffers
-// never are.
-type hashing struct {
-	buf [64 << 10]byte
-	h   hash.Hash
-}
-
-var hashings = sync.Pool{New: func() any { return &hashing{h: sha256.New()} }}
-
-// hashReader returns the length and hex SHA-256 of what r yields.
-func hashReader(r io.Reader) (int64, string, error) {
-	hs := hashings.Get().(*hashing)
-	defer hashings.Put(hs)
-	hs.h.Reset()
-	n, err := io.CopyBuffer(hs.h, r, hs.buf[:])
-	if err != nil {
-		return n, "", err
-	}
-	var sum [sha256.Size]byte
-	return n, hexString(hs.h.Sum(sum[:0])), nil
-}
-
-// hexString is hex.EncodeToString in one allocation instead of two.
-func hexString(sum []byte) string {
-	var dst [2 * sha256.Size]byte
-	return string(dst[:hex.Encode(dst[:], sum)])
-}
-
-func sha256Hex(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hexString(sum[:])
 }

@@ -74,6 +74,12 @@ type Fault struct {
 	// Reset drops the connection at once, without an answer, as a
 	// connection reset by the peer (over a socket, a TCP RST).
 	Reset bool
+	// StallBody sends the answer's status, headers and the first half of
+	// its body, then holds the rest until the request's context ends or
+	// the server is closed, and drops the connection. Through
+	// Server.RoundTripper, where no part of an answer arrives before all
+	// of it, it holds the request as Hang does.
+	StallBody bool
 	// Body answers 200, or Status, with exactly this body, such as
 	// malformed JSON. It is ignored when empty.
 	Body string

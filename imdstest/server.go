@@ -154,10 +154,10 @@ type Server struct {
 // [A-Za-z0-9/+] that always hold '/' and '+' and end in "==", so that a
 // signer must encode them right. Expiration is in UTC, in whole seconds.
 type Credentials struct {
-	AccessKeyID     string
-	SecretAccessKey string
-	SessionToken    string
-	Expiration      time.Time
+	AccessKeyID     string    // the access key ID, which requests name
+	SecretAccessKey string    // the secret that signs
+	SessionToken    string    // the session token of temporary credentials
+	Expiration      time.Time // when they expire
 }
 
 // String describes c by its AccessKeyID and Expiration only: the secret
@@ -503,8 +503,29 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request) error {
 		st.stats.Unauthorized++
 	}
 	st.mu.Unlock()
+	if faulted && f.StallBody {
+		return st.stall(r.Context(), w, resp)
+	}
 	resp.write(w)
 	return nil
+}
+
+// stall writes resp's headers and half its body, then waits as Hang does.
+func (st *state) stall(ctx context.Context, w http.ResponseWriter, resp response) error {
+	if _, ok := w.(*recorder); ok {
+		return st.wait(ctx, -1) // in memory, nothing arrives before all
+	}
+	full := resp.body
+	resp.body = full[:len(full)/2]
+	resp.writeHeader(w, len(full))
+	io.WriteString(w, resp.body)
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
+	if err := st.wait(ctx, -1); err != nil {
+		return err
+	}
+	return errReset
 }
 
 // count updates the stats for a request arriving. st.mu is held.
@@ -779,10 +800,17 @@ func jsonResponse(status int, doc credentialDoc) response {
 }
 
 func (r response) write(w http.ResponseWriter) {
+	r.writeHeader(w, len(r.body))
+	io.WriteString(w, r.body)
+}
+
+// writeHeader writes the status and headers of an answer whose body has
+// length bytes.
+func (r response) writeHeader(w http.ResponseWriter, length int) {
 	h := w.Header()
 	h.Set("Server", "EC2ws")
 	h.Set("Content-Type", r.ctype)
-	h.Set("Content-Length", strconv.Itoa(len(r.body)))
+	h.Set("Content-Length", strconv.Itoa(length))
 	if r.ttl != "" {
 		h.Set(ttlHeader, r.ttl)
 	}
@@ -790,7 +818,6 @@ func (r response) write(w http.ResponseWriter) {
 		h.Set("Retry-After", strconv.Itoa(r.retryAfter))
 	}
 	w.WriteHeader(r.status)
-	io.WriteString(w, r.body)
 }
 
 // roundTripper is the in-memory transport of Server.RoundTripper.

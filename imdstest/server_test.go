@@ -1252,3 +1252,30 @@ func TestListen(t *testing.T) {
 		t.Errorf("Serve after Close returned %v, want http.ErrServerClosed", err)
 	}
 }
+
+// TestFaultStallBody: the answer's status, headers and half its body
+// arrive, then nothing more until the client gives up.
+func TestFaultStallBody(t *testing.T) {
+	s := NewServer(Config{})
+	defer s.Close()
+	s.Inject(Fault{Target: RoleListPath, StallBody: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+roleListPath, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.ContentLength != int64(len(defaultRole)) {
+		t.Fatalf("status %d, length %d", resp.StatusCode, resp.ContentLength)
+	}
+	half := make([]byte, len(defaultRole)/2)
+	if _, err := io.ReadFull(resp.Body, half); err != nil || string(half) != defaultRole[:len(half)] {
+		t.Fatalf("first half %q, %v", half, err)
+	}
+	cancel()
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatal("the rest of the body arrived")
+	}
+}

@@ -30,8 +30,8 @@ import (
 //
 // No field ever holds a secret key, a session token or a signature.
 type Error struct {
-	Code    string
-	Message string
+	Code    string // the AWS error code, such as "SignatureDoesNotMatch"
+	Message string // AWS's wording of the problem
 	// CanonicalRequest is what this verifier computed (with the session
 	// token value replaced by "REDACTED"), for debugging, as AWS returns it.
 	// It is set for signature and payload errors.

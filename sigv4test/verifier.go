@@ -37,10 +37,10 @@ const (
 // Its fields are those of imdstest.Credentials, in the same order, so that
 // the emulator's credentials convert: see [Lookup].
 type Credentials struct {
-	AccessKeyID     string
-	SecretAccessKey string
-	SessionToken    string
-	Expiration      time.Time
+	AccessKeyID     string    // the access key ID, which requests name
+	SecretAccessKey string    // the secret that signs
+	SessionToken    string    // the session token of temporary credentials
+	Expiration      time.Time // when they expire
 }
 
 // Secrets resolves an access key ID to its credentials; ok=false means unknown key.

@@ -180,7 +180,7 @@ func TestIMDSFaults(t *testing.T) {
 		{"any:delay=100ms", "--v2-only", nil, false},
 		{"credentials:expired", "--v1", nil, false}, // served a while, as the SDKs do
 		{"role-list:404", "--v1", func(err error) bool { return errors.Is(err, kivuli.ErrNoRole) }, true},
-		{"credentials:body={not json", "--v1", func(err error) bool { var de *kivuli.DocumentError; return errors.As(err, &de) }, true},
+		{"credentials:body={not json", "--v1", func(err error) bool { return errors.Is(err, kivuli.ErrInvalidDocument) }, true},
 		{"credentials:code=AssumeRoleUnauthorizedAccess,message=no", "--v1", func(err error) bool {
 			var ce *kivuli.CredentialsError
 			return errors.As(err, &ce) && ce.Code == "AssumeRoleUnauthorizedAccess"

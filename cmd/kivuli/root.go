@@ -76,10 +76,9 @@ func exitCode(err error) int {
 // refusedBySigner reports errors of kivuli.Transport that mean nothing was
 // sent.
 func refusedBySigner(err error) bool {
-	var re *kivuli.RequestError
 	return errors.Is(err, kivuli.ErrHostNotAllowed) || errors.Is(err, kivuli.ErrPlaintext) ||
 		errors.Is(err, kivuli.ErrUnknownScope) || errors.Is(err, kivuli.ErrBodyTooLarge) ||
-		errors.As(err, &re)
+		errors.Is(err, kivuli.ErrInvalidRequest)
 }
 
 // noCredentials reports errors of a credential source.
@@ -87,12 +86,12 @@ func noCredentials(err error) bool {
 	var (
 		ie *kivuli.IMDSError
 		ce *kivuli.CredentialsError
-		de *kivuli.DocumentError
 		se *sourceError
 	)
 	return errors.Is(err, kivuli.ErrNotOnEC2) || errors.Is(err, kivuli.ErrNoRole) ||
 		errors.Is(err, kivuli.ErrIMDSDisabled) || errors.Is(err, kivuli.ErrIMDSv1Disabled) ||
-		errors.As(err, &ie) || errors.As(err, &ce) || errors.As(err, &de) || errors.As(err, &se)
+		errors.Is(err, kivuli.ErrInvalidDocument) || errors.Is(err, kivuli.ErrStaleCredentials) ||
+		errors.As(err, &ie) || errors.As(err, &ce) || errors.As(err, &se)
 }
 
 // sourceError wraps a failure to get credentials from a source other than

@@ -16,6 +16,15 @@
 // search collection: time-series collections do not accept the custom
 // document ID (1) that the example indexes with.
 //
+// TLS settings (a CA pool; through a tunnel, tls.Config.ServerName set to
+// the domain's name or, failing that, InsecureSkipVerify) go on the
+// kivuli.Transport's Base, an *http.Transport. opensearch-go applies its
+// own TLS options only to an *http.Transport: beside a kivuli.Transport,
+// Config.InsecureSkipVerify makes NewClient fail with "unable to set
+// InsecureSkipVerify for transport of type *kivuli.Transport", and
+// Config.CACert with "unable to set CA certificate for transport of type
+// *kivuli.Transport" (opensearchtransport's New).
+//
 // This is its own Go module, so that the root module does not depend on
 // opensearch-go. It exits non-zero if a request fails or the search does
 // not find the document.

@@ -42,6 +42,12 @@ import (
 
 const key = "reports/2026 (final) café.txt"
 
+// The X-Amz-Content-Sha256 values the checking endpoint should see.
+const (
+	emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" // SHA-256 of ""
+	unsignedPayload  = "UNSIGNED-PAYLOAD"
+)
+
 func main() {
 	useAWS := flag.Bool("aws", false, "use the real IMDS and S3")
 	bucket := flag.String("bucket", "", "bucket to write to (with -aws)")
@@ -98,7 +104,7 @@ func run(useAWS bool, bucket, region string) (err error) {
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if _, derr := d.do(dctx, http.MethodDelete, "", nil, 0, kivuli.EmptyPayloadHash); derr != nil {
+		if _, derr := d.do(dctx, http.MethodDelete, "", nil, 0, emptyPayloadHash); derr != nil {
 			err = errors.Join(err, fmt.Errorf("the object may be left behind: %w", derr))
 			return
 		}
@@ -116,7 +122,7 @@ func run(useAWS bool, bucket, region string) (err error) {
 	data = []byte("Q1 revenue: 1 204 000 €\nQ2 revenue: 1 318 500 €\nQ3 revenue: 1 402 750 €\n")
 	pr, pw := io.Pipe()
 	go func() { _, err := pw.Write(data); pw.CloseWithError(err) }()
-	if _, err := d.do(ctx, http.MethodPut, "stream", pr, int64(len(data)), kivuli.UnsignedPayload); err != nil {
+	if _, err := d.do(ctx, http.MethodPut, "stream", pr, int64(len(data)), unsignedPayload); err != nil {
 		return err
 	}
 	return d.readBack(ctx, data)
@@ -167,9 +173,9 @@ func (d *demo) do(ctx context.Context, method, label string, body io.Reader, len
 			return nil, fmt.Errorf("%s: no X-Amz-Content-Sha256 header, which S3 requires", method)
 		case rec.PayloadHash != wantHash:
 			return nil, fmt.Errorf("%s: payload hash %s, want %s", method, rec.PayloadHash, wantHash)
-		case rec.PayloadHash == kivuli.UnsignedPayload:
+		case rec.PayloadHash == unsignedPayload:
 			payload = fmt.Sprintf(" payload: UNSIGNED-PAYLOAD, %d bytes streamed", rec.BodyLen)
-		case rec.PayloadHash == kivuli.EmptyPayloadHash:
+		case rec.PayloadHash == emptyPayloadHash:
 			payload = " payload: SHA-256 of the empty body"
 		default:
 			payload = fmt.Sprintf(" payload: SHA-256 of the %d-byte body", rec.BodyLen)
@@ -184,7 +190,7 @@ func (d *demo) do(ctx context.Context, method, label string, body io.Reader, len
 
 // readBack GETs the object and checks that it holds want.
 func (d *demo) readBack(ctx context.Context, want []byte) error {
-	got, err := d.do(ctx, http.MethodGet, "", nil, 0, kivuli.EmptyPayloadHash)
+	got, err := d.do(ctx, http.MethodGet, "", nil, 0, emptyPayloadHash)
 	if err != nil {
 		return err
 	}
