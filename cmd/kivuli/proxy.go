@@ -44,7 +44,7 @@ type proxyConfig struct {
 	memoryBudget          int64 // the bytes all buffered bodies may hold together
 	spoolDir              string
 	headers               *headerRules
-	retry                 bool
+	maxAttempts           int // 1: no retries
 	maxIdleConns          int
 	idleConnTimeout       time.Duration
 	responseHeaderTimeout time.Duration
@@ -126,8 +126,8 @@ func newProxy(ctx context.Context, cfg proxyConfig, creds *kivuli.Credentials, b
 	if cfg.verbose {
 		p.signer.Logger = log
 	}
-	if cfg.retry {
-		p.retrier = newRetrier(p.signer)
+	if cfg.maxAttempts > 1 {
+		p.retrier = newRetrier(p.signer, cfg.maxAttempts)
 	}
 	var err error
 	if p.service, p.region, err = p.scope(ctx); err != nil {
@@ -150,13 +150,13 @@ func newProxy(ctx context.Context, cfg proxyConfig, creds *kivuli.Credentials, b
 	return p, nil
 }
 
-// newRetrier is the retrying transport over the signer: the library's
-// policy (idempotent or not, a rewindable request is retried on 5xx,
-// throttling and broken connections, re-signed each time; an expired
-// token refreshes the credentials once). The one place to set its
-// attempts, once the library takes options for them.
-func newRetrier(t *kivuli.Transport) http.RoundTripper {
-	return kivuli.NewRetryingTransport(t)
+// newRetrier is the retrying transport over the signer, making at most
+// attempts attempts: the library's policy (idempotent or not, a request
+// that can be sent again is retried on 5xx, throttling and broken
+// connections, re-signed each time; an expired token refreshes the
+// credentials once), and its waits (100 ms to 5 s, jittered).
+func newRetrier(t *kivuli.Transport, attempts int) http.RoundTripper {
+	return kivuli.NewRetryingTransport(t, func(o *kivuli.RetryOptions) { o.MaxAttempts = attempts })
 }
 
 // newUpstreamTransport is the upstream's connection pool, sized for a
@@ -468,10 +468,9 @@ const statusClientClosed = 499
 
 // badRequest reports a request the signer refused as it is (a query or
 // path it cannot sign as the service reads it, a control character): the
-// client's to fix. The one place that names the library's error type.
+// client's to fix.
 func badRequest(err error) bool {
-	var re *kivuli.RequestError
-	return errors.As(err, &re)
+	return errors.Is(err, kivuli.ErrInvalidRequest)
 }
 
 func isTimeout(err error) bool {

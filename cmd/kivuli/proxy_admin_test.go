@@ -38,7 +38,7 @@ func testProxyConfig(t *testing.T, upstream string) proxyConfig {
 		t.Fatal(err)
 	}
 	return proxyConfig{upstream: u, maxBody: defaultMaxBody, maxBuffer: defaultMaxBuffer, memoryBudget: memoryBudget,
-		spoolDir: t.TempDir(), headers: &headerRules{}, retry: true, maxIdleConns: 4, idleConnTimeout: time.Minute}
+		spoolDir: t.TempDir(), headers: &headerRules{}, maxAttempts: 3, maxIdleConns: 4, idleConnTimeout: time.Minute}
 }
 
 // /readyz is 200 while the credentials are valid, also while IMDS fails

@@ -29,8 +29,8 @@ import (
 // Retries: a request whose body can be sent again (spooled here) is
 // retried after a 503, signed anew, the whole body sent each time; an
 // expired-token answer makes the proxy refresh its credentials and retry
-// once with the new ones; a streamed body is sent once; --no-retry sends
-// everything once.
+// once with the new ones; a streamed body is sent once; --max-attempts 1
+// sends everything once.
 func TestProxyRetries(t *testing.T) {
 	var fail atomic.Int32 // answers 503 to this many requests
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -105,12 +105,12 @@ func TestProxyRetries(t *testing.T) {
 		t.Errorf("streamed PUT after a 503: %d, %d requests upstream", resp.StatusCode, len(s3.aws.Records()))
 	}
 
-	// --no-retry.
+	// --max-attempts 1.
 	f5 := newFixture(t, imdstestConfig(), handler)
-	p5 := startProxy(t, f5, "--sign-host", "sts.eu-west-2.amazonaws.com", "--no-retry")
+	p5 := startProxy(t, f5, "--sign-host", "sts.eu-west-2.amazonaws.com", "--max-attempts", "1")
 	fail.Store(1)
 	if code, _ := post(p5.url+"/?Action=GetCallerIdentity&Version=2011-06-15", nil, 0); code != http.StatusServiceUnavailable || len(f5.aws.Records()) != 1 {
-		t.Errorf("--no-retry after a 503: %d, %d requests upstream", code, len(f5.aws.Records()))
+		t.Errorf("--max-attempts 1 after a 503: %d, %d requests upstream", code, len(f5.aws.Records()))
 	}
 }
 

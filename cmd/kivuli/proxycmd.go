@@ -39,7 +39,7 @@ type proxyFlags struct {
 	idleConnTimeout       time.Duration
 	responseHeaderTimeout time.Duration
 	drainTimeout          time.Duration
-	noRetry               bool
+	maxAttempts           int
 	logFormat             string
 	verbose               bool
 	sf                    sourceFlags
@@ -103,9 +103,9 @@ upstream sends them, and a download is never held.
 WebSocket upgrades are passed through, the handshake signed as the
 service wants it (Neptune in headers; Transcribe and IoT presigned).
 A request that can be sent again (no body, or one buffered or spooled) is
-retried on 5xx, 429 and throttling answers with backoff, signed anew each
-time; an expired-token answer refreshes the credentials and is retried once.
-Streamed bodies are sent once.
+retried on 5xx, 429 and throttling answers with backoff, up to
+--max-attempts, signed anew each time; an expired-token answer refreshes
+the credentials and is retried once. Streamed bodies are sent once.
 
 The admin listener serves /healthz (alive), /readyz (200 while the
 credentials are valid and the proxy is not draining, else 503) and
@@ -183,7 +183,7 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.DurationVar(&f.idleConnTimeout, "idle-conn-timeout", 90*time.Second, "close idle upstream connections after `DUR`")
 	fl.DurationVar(&f.responseHeaderTimeout, "response-header-timeout", 0, "give up on an upstream that sends no answer headers within `DUR` (default: no limit)")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait up to `DUR` for the requests in flight")
-	fl.BoolVar(&f.noRetry, "no-retry", false, "send each request once, never retry")
+	fl.IntVar(&f.maxAttempts, "max-attempts", 3, "send a request that can be sent again up to `N` times (1: never retry)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "write logs to standard error as `FORMAT`: text or json")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also log each canonical request and string to sign (token redacted)")
 	addSourceFlags(cmd, &f.sf, true)
@@ -207,6 +207,8 @@ func (f *proxyFlags) config() (proxyConfig, error) {
 		return cfg, usageErrorf("--max-buffer (%s) is over --max-body (%s)", f.maxBuffer.raw, f.maxBody.raw)
 	case f.maxIdleConns < 1:
 		return cfg, usageErrorf("--max-idle-conns must be at least 1")
+	case f.maxAttempts < 1:
+		return cfg, usageErrorf("--max-attempts must be at least 1")
 	case f.logFormat != "text" && f.logFormat != "json":
 		return cfg, usageErrorf("--log-format %q: want text or json", f.logFormat)
 	case !f.allowRemote && !loopbackListen(f.listen):
@@ -241,7 +243,7 @@ func (f *proxyFlags) config() (proxyConfig, error) {
 		memoryBudget:          memoryBudget,
 		spoolDir:              dir,
 		headers:               headers,
-		retry:                 !f.noRetry,
+		maxAttempts:           f.maxAttempts,
 		maxIdleConns:          f.maxIdleConns,
 		idleConnTimeout:       f.idleConnTimeout,
 		responseHeaderTimeout: f.responseHeaderTimeout,
