@@ -22,5 +22,6 @@ if [ -n "${ASP_BIN:-}" ] && [ ! -x "$ASP_BIN" ]; then
 fi
 echo "== load average: $(cut -d' ' -f1-3 /proc/loadavg) (2 shared cores: below 1.5 is a fair time)" >&2
 "$tmp/proxybench" -kivuli "$tmp/kivuli" -asp "${ASP_BIN:-}" \
-	-reps "${REPS:-5}" -duration "${DURATION:-5s}" -size "${SIZE:-1GiB}" -readme README.md "$@" \
+	-reps "${REPS:-5}" -duration "${DURATION:-5s}" -size "${SIZE:-1GiB}" -readme README.md \
+	-command "ASP_BIN=aws-sigv4-proxy REPS=${REPS:-5} DURATION=${DURATION:-5s} SIZE=${SIZE:-1GiB} benchmarks/run-proxy.sh $*" "$@" \
 	| tee results/proxy.md

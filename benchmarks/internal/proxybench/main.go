@@ -73,6 +73,7 @@ func main() {
 	sizeFlag := flag.String("size", "1GiB", "the size of the upload and the download")
 	readme := flag.String("readme", "", "rewrite the proxy section of this README (between its markers)")
 	extra := flag.String("kivuli-args", "", "more arguments for kivuli proxy, space-separated (for experiments)")
+	command := flag.String("command", strings.Join(os.Args, " "), "the command line to print in the report")
 	flag.Parse()
 	size, err := parseSize(*sizeFlag)
 	if err != nil || *kivuliBin == "" || *reps < 1 {
@@ -110,7 +111,7 @@ func main() {
 	report := res.markdown(proxies, reportInfo{
 		reps: *reps, duration: *duration, size: size, elapsed: time.Since(start).Round(time.Second),
 		loadBefore: loadBefore, loadAfter: loadAverage(), rejected: up.rejected.Load(), accepted: up.accepted.Load(),
-		command: strings.Join(os.Args, " "),
+		command: *command,
 	})
 	fmt.Print(report)
 	if *readme != "" {
