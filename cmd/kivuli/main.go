@@ -6,6 +6,7 @@
 //	kivuli creds [--format F]           credentials for any tool (credential_process, env, ...)
 //	kivuli exec [options] [--] CMD ...  run CMD with credentials, or a credentials endpoint
 //	kivuli imds [options] [-- CMD ...]  the IMDS emulator as a server
+//	kivuli proxy --upstream URL         a signing reverse proxy
 //
 // Run "kivuli help COMMAND" for each command's manual.
 package main

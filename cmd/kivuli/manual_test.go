@@ -7,7 +7,7 @@ import (
 
 // Every command's manual, as --help and help COMMAND print it.
 func TestManualGolden(t *testing.T) {
-	for _, cmd := range []string{"", "curl", "creds", "exec", "imds"} {
+	for _, cmd := range []string{"", "curl", "creds", "exec", "imds", "proxy"} {
 		name := cmd
 		if name == "" {
 			name = "kivuli"

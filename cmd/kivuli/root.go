@@ -191,12 +191,14 @@ Commands:
   exec    run a command with credentials in its environment, or served
           to it by a local ECS-style endpoint that keeps them fresh
   imds    run the IMDS emulator as a server, with faults on demand
+  proxy   a signing reverse proxy: plain HTTP in, signed requests out
 
 Run 'kivuli help COMMAND' or 'kivuli COMMAND --help' for its manual.`,
 		Example: `kivuli curl https://sts.amazonaws.com/?Action=GetCallerIdentity\&Version=2011-06-15
 kivuli creds --format env
 kivuli exec -- aws s3 ls
-kivuli imds -- go test ./...`,
+kivuli imds -- go test ./...
+kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
@@ -222,7 +224,7 @@ kivuli imds -- go test ./...`,
 			return nil
 		},
 	})
-	root.AddCommand(a.curlCommand(), a.credsCommand(), a.execCommand(), a.imdsCommand())
+	root.AddCommand(a.curlCommand(), a.credsCommand(), a.execCommand(), a.imdsCommand(), a.proxyCommand())
 	for _, c := range append(root.Commands(), root) {
 		c.Flags().SortFlags = false
 		c.Flags().BoolP("help", "h", false, "print this manual")

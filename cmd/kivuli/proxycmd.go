@@ -1,0 +1,412 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// proxyFlags are kivuli proxy's own flags.
+type proxyFlags struct {
+	upstream              string
+	listen                string
+	allowRemote           bool
+	admin                 string
+	service               string
+	region                string
+	signHost              string
+	allowHosts            []string
+	tlsCert, tlsKey       string
+	serverName            string
+	maxBody               sizeFlag
+	maxBuffer             sizeFlag
+	spoolDir              string
+	unsignedPayload       bool
+	headerAllow           []string
+	headerDeny            []string
+	maxIdleConns          int
+	idleConnTimeout       time.Duration
+	responseHeaderTimeout time.Duration
+	drainTimeout          time.Duration
+	maxAttempts           int
+	logFormat             string
+	verbose               bool
+	sf                    sourceFlags
+}
+
+// Defaults of the body limits.
+const (
+	defaultMaxBody   = 5 << 30 // S3's largest single PUT
+	defaultMaxBuffer = 1 << 20
+	// memoryBudget bounds the bytes all buffered bodies hold together; past
+	// it, small bodies are spooled too.
+	memoryBudget = 64 << 20
+)
+
+func (a *app) proxyCommand() *cobra.Command {
+	f := &proxyFlags{
+		maxBody:   sizeFlag{n: defaultMaxBody, raw: formatSize(defaultMaxBody)},
+		maxBuffer: sizeFlag{n: defaultMaxBuffer, raw: formatSize(defaultMaxBuffer)},
+	}
+	cmd := &cobra.Command{
+		Use:   "proxy --upstream URL [options]",
+		Short: "a signing reverse proxy: plain HTTP in, SigV4-signed requests to AWS out",
+		Long: `kivuli proxy listens for plain HTTP requests and forwards each to the
+--upstream, signed with SigV4 by the kivuli library's Transport, with the
+credentials of the source (the instance role by default), kept fresh in
+the background. Programs that cannot sign (OpenSearch Dashboards, Grafana
+data sources, Prometheus agents writing to Amazon Managed Prometheus,
+scripts, webhooks) talk to it as to the service itself. It replaces
+aws-sigv4-proxy: --name, --region and --host become --service, --region
+and --upstream, and the service and region come from the host when it
+tells them (set them for a custom domain or a tunnel).
+
+Where a request goes is fixed by --upstream, never by the client: its
+Host header, an absolute-form request URI and X-Forwarded-Host are
+ignored, the path and query are kept. The upstream must be an AWS endpoint
+or a host given with --allow-host; a tunnel is a listed --upstream with the
+AWS name as --sign-host (and --upstream-server-name, to verify the
+certificate for it). The upstream is reached in clear (http://) only on
+loopback or a listed host. An
+upstream that is the proxy itself is refused at start; a request that comes
+back through the proxy anyway (its Via entry) is answered 508.
+
+Headers: the client's Authorization, X-Amz-Date, X-Amz-Security-Token and
+X-Amz-Content-Sha256 are dropped. Host, x-amz-*, Content-MD5 and
+Content-Type are signed, with the headers named by --header-allow; every
+other header is sent unsigned, and hop-by-hop headers (and those the
+client names in Connection), X-Forwarded-*, Via, Accept-Encoding and
+tracing headers are never signed, since proxies on the way change them.
+--header-deny drops headers. Nothing is removed after it is signed.
+
+Bodies, in bounded memory: up to --max-buffer in memory; larger ones (or
+of unknown length) are spooled to an unlinked temporary file in
+--spool-dir, hashed from it and sent from it, up to --max-body (413 past
+it). To S3, and with --unsigned-payload, a larger body of known length is
+streamed as it arrives, signed UNSIGNED-PAYLOAD; a chunked body to S3 gets
+411 Length Required. A body already in aws-chunked framing is refused.
+Answers stream: every write is passed on at once, so server-sent events,
+Bedrock and Lambda response streams and chunked answers arrive as the
+upstream sends them, and a download is never held.
+
+WebSocket upgrades are passed through, the handshake signed as the
+service wants it (Neptune in headers; Transcribe and IoT presigned).
+A request that can be sent again (no body, or one buffered or spooled) is
+retried on 5xx, 429 and throttling answers with backoff, up to
+--max-attempts, signed anew each time; an expired-token answer refreshes
+the credentials and is retried once. Streamed bodies are sent once.
+
+The admin listener serves /healthz (alive), /readyz (200 while the
+credentials are valid and the proxy is not draining, else 503) and
+/metrics in the Prometheus text format. Each request is logged with
+log/slog (method, path, query with any signature, token or credential
+redacted, status, body mode, bytes, attempts, duration); no header value
+is logged. On SIGTERM or SIGINT the proxy stops accepting connections,
+answers 503 on /readyz and waits --drain-timeout for the requests in
+flight (WebSocket tunnels included) before it exits.
+
+Anyone who can reach the listener makes requests as the role: it listens
+on loopback by default, and on another address only with --allow-remote
+(with --tls-cert and --tls-key it speaks TLS).`,
+		Annotations: map[string]string{
+			annSynopsis: `kivuli proxy --upstream https://HOST [--listen 127.0.0.1:8080] [--service S]
+            [--region R] [--sign-host H] [--allow-host HOST]...
+            [--admin 127.0.0.1:8081] [--tls-cert F --tls-key F] [--max-body SIZE]
+            [--max-buffer SIZE] [--spool-dir DIR] [--unsigned-payload]
+            [--header-allow NAME]... [--header-deny NAME]...
+            [CREDENTIAL SOURCE options]`,
+			annExitOnly: `0    stopped by SIGTERM or SIGINT, after draining.
+1    a listener failed (the address is in use, ...).
+2    a flag is wrong, or --upstream is the proxy itself.
+3    no credentials: the source did not give any.
+4    the signer refuses the upstream: not an AWS endpoint nor given with
+     --allow-host, plain http:// to a host that is not loopback, a service
+     or region the host does not tell.`,
+			annSeeAlso: "aws-sigv4-proxy; kivuli curl --help, kivuli imds --help",
+		},
+		Example: `# OpenSearch Dashboards or Grafana in front of an OpenSearch Service domain
+kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com
+curl 'http://127.0.0.1:8080/logs-*/_search?q=status:500'
+
+# instead of: aws-sigv4-proxy --name es --region eu-west-2 --host X
+kivuli proxy --upstream https://X
+
+# Prometheus remote_write to Amazon Managed Prometheus
+kivuli proxy --upstream https://aps-workspaces.eu-west-2.amazonaws.com
+#   remote_write: url: http://127.0.0.1:8080/workspaces/ws-1/api/v1/remote_write
+
+# S3: large objects streamed with UNSIGNED-PAYLOAD, in bounded memory
+kivuli proxy --upstream https://my-bucket.s3.eu-west-2.amazonaws.com
+curl -T backup.tar.gz http://127.0.0.1:8080/backups/backup.tar.gz
+
+# a VPC-only domain through an SSH tunnel, with TLS for a remote listener
+D=vpc-logs-abc.eu-west-2.es.amazonaws.com
+kivuli proxy --upstream https://localhost:9200 --allow-host localhost:9200 \
+    --sign-host $D --upstream-server-name $D \
+    --listen 0.0.0.0:8443 --allow-remote --tls-cert proxy.pem --tls-key proxy.key
+
+# health and metrics
+curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.proxy(cmd.Context(), f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.upstream, "upstream", "", "forward every request to `URL` (https://HOST[:PORT][/PATH]); required")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "listen on `ADDR` (host:port; port 0 picks one)")
+	fl.BoolVar(&f.allowRemote, "allow-remote", false, "listen on an address that is not loopback: whoever reaches it makes requests as the role")
+	fl.StringVar(&f.admin, "admin", "127.0.0.1:8081", "serve /healthz, /readyz and /metrics on `ADDR` ('' for none)")
+	fl.StringVar(&f.service, "service", "", "the signing `SERVICE`, e.g. es, s3, aps (default: inferred from the upstream's host)")
+	fl.StringVar(&f.region, "region", "", "the signing `REGION`, e.g. eu-west-2 (default: inferred from the host, else AWS_REGION)")
+	fl.StringVar(&f.signHost, "sign-host", "", "sign for, and send as Host, `HOST` instead of the upstream's (a tunnel)")
+	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "also send signed requests to `HOST` (host, host:port, or *.domain), which may be reached over http:// (repeatable)")
+	fl.StringVar(&f.serverName, "upstream-server-name", "", "verify the upstream's TLS certificate for `NAME` (a tunnel: the AWS name; default: the upstream's host)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with the certificate chain in PEM `FILE` (with --tls-key)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "the private key in PEM `FILE` for --tls-cert")
+	fl.Var(&f.maxBody, "max-body", "refuse request bodies over `SIZE` with 413 (e.g. 100MiB, 5GiB)")
+	fl.Var(&f.maxBuffer, "max-buffer", "hold request bodies up to `SIZE` in memory; spool or stream larger ones")
+	fl.StringVar(&f.spoolDir, "spool-dir", "", "spool large request bodies to temporary files in `DIR` (default: the system's temporary directory)")
+	fl.BoolVar(&f.unsignedPayload, "unsigned-payload", false, "sign every body as UNSIGNED-PAYLOAD, streaming large ones (only for services that accept it)")
+	fl.StringArrayVar(&f.headerAllow, "header-allow", nil, "also sign the header `NAME` (a prefix with a trailing *; comma lists; repeatable)")
+	fl.StringArrayVar(&f.headerDeny, "header-deny", nil, "drop the header `NAME` from requests (a prefix with a trailing *; comma lists; repeatable)")
+	fl.IntVar(&f.maxIdleConns, "max-idle-conns", 100, "keep up to `N` idle connections to the upstream")
+	fl.DurationVar(&f.idleConnTimeout, "idle-conn-timeout", 90*time.Second, "close idle upstream connections after `DUR`")
+	fl.DurationVar(&f.responseHeaderTimeout, "response-header-timeout", 0, "give up on an upstream that sends no answer headers within `DUR` (default: no limit)")
+	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait up to `DUR` for the requests in flight")
+	fl.IntVar(&f.maxAttempts, "max-attempts", 3, "send a request that can be sent again up to `N` times (1: never retry)")
+	fl.StringVar(&f.logFormat, "log-format", "text", "write logs to standard error as `FORMAT`: text or json")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also log each canonical request and string to sign (token redacted)")
+	addSourceFlags(cmd, &f.sf, true)
+	return cmd
+}
+
+// config checks the flags and makes the proxy's configuration.
+func (f *proxyFlags) config() (proxyConfig, error) {
+	var cfg proxyConfig
+	if f.upstream == "" {
+		return cfg, usageErrorf("--upstream is required: the URL of the AWS endpoint to forward to")
+	}
+	u, err := parseUpstream(f.upstream)
+	if err != nil {
+		return cfg, err
+	}
+	switch {
+	case (f.tlsCert == "") != (f.tlsKey == ""):
+		return cfg, usageErrorf("--tls-cert and --tls-key go together")
+	case f.maxBuffer.n > f.maxBody.n:
+		return cfg, usageErrorf("--max-buffer (%s) is over --max-body (%s)", f.maxBuffer.raw, f.maxBody.raw)
+	case f.maxIdleConns < 1:
+		return cfg, usageErrorf("--max-idle-conns must be at least 1")
+	case f.maxAttempts < 1:
+		return cfg, usageErrorf("--max-attempts must be at least 1")
+	case f.logFormat != "text" && f.logFormat != "json":
+		return cfg, usageErrorf("--log-format %q: want text or json", f.logFormat)
+	case !f.allowRemote && !loopbackListen(f.listen):
+		return cfg, usageErrorf("--listen %s is not loopback: whoever reaches it makes requests as the role (add --allow-remote if that is what you want)", f.listen)
+	}
+	if f.signHost != "" {
+		if _, err := url.Parse("https://" + f.signHost + "/"); err != nil || strings.ContainsAny(f.signHost, "/?#@") {
+			return cfg, usageErrorf("--sign-host %q: want a host, or host:port", f.signHost)
+		}
+	}
+	headers, err := newHeaderRules(f.headerAllow, f.headerDeny)
+	if err != nil {
+		return cfg, err
+	}
+	dir := f.spoolDir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return cfg, usageErrorf("--spool-dir %s: not a directory", dir)
+	}
+	return proxyConfig{
+		upstream:              u,
+		serverName:            f.serverName,
+		signHost:              f.signHost,
+		service:               f.service,
+		region:                f.region,
+		allowHosts:            f.allowHosts,
+		unsignedPayload:       f.unsignedPayload,
+		maxBody:               f.maxBody.n,
+		maxBuffer:             f.maxBuffer.n,
+		memoryBudget:          memoryBudget,
+		spoolDir:              dir,
+		headers:               headers,
+		maxAttempts:           f.maxAttempts,
+		maxIdleConns:          f.maxIdleConns,
+		idleConnTimeout:       f.idleConnTimeout,
+		responseHeaderTimeout: f.responseHeaderTimeout,
+		verbose:               f.verbose,
+	}, nil
+}
+
+// parseUpstream parses --upstream: http or https, a host, perhaps a base
+// path, nothing else.
+func parseUpstream(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return nil, usageErrorf("--upstream %q: %v", raw, err)
+	case u.Scheme != "https" && u.Scheme != "http":
+		return nil, usageErrorf("--upstream %q: want https://HOST (or http:// to loopback or an --allow-host)", raw)
+	case u.Host == "" || u.Opaque != "":
+		return nil, usageErrorf("--upstream %q: no host", raw)
+	case u.User != nil:
+		return nil, usageErrorf("--upstream %q: no user information, please: the proxy signs", raw)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return nil, usageErrorf("--upstream %q: no query or fragment: each request brings its own", raw)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = strings.TrimSuffix(u.RawPath, "/")
+	return u, nil
+}
+
+func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if verbose {
+		opts.Level = slog.LevelDebug
+	}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	var tlsConfig *tls.Config
+	if f.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			return usageErrorf("--tls-cert, --tls-key: %v", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	log := newLogger(a.stderr, f.logFormat, f.verbose)
+	src, err := f.sf.open(ctx, a, f.region, false)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	p, err := newProxy(ctx, cfg, src.creds, nil, log)
+	if err != nil {
+		if refusedBySigner(err) {
+			return &exitError{code: exitRefused, err: fmt.Errorf("kivuli: --upstream %s: %s", cfg.upstream.Redacted(), flagWords(err))}
+		}
+		return err
+	}
+	defer p.close()
+
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("kivuli: proxy: %w", err)
+	}
+	defer ln.Close()
+	if loopsToSelf(ctx, cfg.upstream, ln.Addr()) {
+		return usageErrorf("--upstream %s is this proxy's own address (%s): every request would be forwarded to itself again", cfg.upstream.Redacted(), ln.Addr())
+	}
+	srv := &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		TLSConfig:         tlsConfig,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	// Shutdown runs this once it has closed the listener.
+	srv.RegisterOnShutdown(func() {
+		log.Info("kivuli proxy: draining: not accepting connections", "in_flight", p.m.inFlight.Load(), "timeout", f.drainTimeout)
+	})
+	served := make(chan error, 2)
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+		go func() { served <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { served <- srv.Serve(ln) }()
+	}
+	var admin *http.Server
+	if f.admin != "" {
+		aln, err := net.Listen("tcp", f.admin)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("kivuli: proxy: --admin: %w", err)
+		}
+		admin = &http.Server{Handler: p.adminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: discardLog()}
+		go func() { served <- admin.Serve(aln) }()
+		log.Info("kivuli proxy: admin", "admin", "http://"+aln.Addr().String(), "paths", "/healthz /readyz /metrics")
+	}
+	log.Info("kivuli proxy: listening",
+		"listen", scheme+"://"+ln.Addr().String(),
+		"upstream", cfg.upstream.Redacted(),
+		"sign_host", firstNonEmpty(cfg.signHost, cfg.upstream.Host),
+		"service", p.service, "region", p.region,
+		"headers", cfg.headers.String(),
+		"max_buffer", formatSize(cfg.maxBuffer), "max_body", formatSize(cfg.maxBody))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		runErr = fmt.Errorf("kivuli: proxy: %w", err)
+	}
+	p.drain(log, srv, f.drainTimeout)
+	if admin != nil {
+		closing, cancel := context.WithTimeout(context.Background(), time.Second)
+		admin.Shutdown(closing)
+		cancel()
+	}
+	return runErr
+}
+
+// drain stops accepting, waits up to timeout for the requests in flight
+// (and the WebSocket tunnels, which Shutdown does not track), then ends
+// what is left.
+func (p *proxy) drain(log *slog.Logger, srv *http.Server, timeout time.Duration) {
+	p.draining.Store(true)
+	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	err := srv.Shutdown(ctx)
+	if err == nil {
+		select {
+		case <-p.upgrades.idle():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("kivuli proxy: drain timed out: ending the requests left", "in_flight", p.m.inFlight.Load())
+		srv.Close()
+		p.stopHard()
+		select { // the tunnels end as their contexts do
+		case <-p.upgrades.idle():
+		case <-time.After(time.Second):
+		}
+	}
+	log.Info("kivuli proxy: stopped")
+}
+
+// flagWords is a signer's error in the words of the command's flags.
+func flagWords(err error) string {
+	return strings.NewReplacer(
+		"Transport.AllowedHosts", "--allow-host",
+		"Request.Host", "--sign-host",
+		"Transport.Service", "--service",
+		"Transport.Region", "--region",
+		"URL.Host", "--upstream's host",
+	).Replace(strings.TrimPrefix(err.Error(), "kivuli: "))
+}
