@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -49,6 +48,11 @@ const (
 	service = "es"
 	region  = "eu-west-2"
 
+	// apsService is Amazon Managed Service for Prometheus, where
+	// prometheus/sigv4 signs by default: a PromQL query to a workspace.
+	apsService = "aps"
+	apsURL     = "https://aps-workspaces." + region + ".amazonaws.com/workspaces/ws-5f4e3d2c-1b0a-4987-8654-3210fedcba98/api/v1/query?query=up"
+
 	getURL = "https://" + host + "/logs-2026.11.28/_search?q=status:500&size=10"
 	// wildcardURL searches every index of a pattern: its '*' is a byte
 	// that the signer escapes in the canonical URI ("%2A") and Go sends
@@ -66,7 +70,20 @@ type workload struct {
 	contentType string
 	body        []byte // nil: no body
 	hash        string // hex SHA-256 of body, precomputed for floor
+	service     string // the signing name: service unless set
 }
+
+func (w *workload) signingName() string {
+	if w.service != "" {
+		return w.service
+	}
+	return service
+}
+
+// hashHeader reports whether the cheapest correct signing for w's service
+// sends X-Amz-Content-Sha256, as kivuli's policy for it does: OpenSearch
+// (es) does, the default (aps) does not.
+func (w *workload) hashHeader() bool { return w.signingName() == service }
 
 func newWorkload(name, method, url, contentType string, body []byte) *workload {
 	sum := sha256.Sum256(body)
@@ -94,8 +111,13 @@ func (w *workload) newRequest() (*http.Request, error) {
 var (
 	getWorkload = newWorkload("GET", http.MethodGet, getURL, "", nil)
 	getWildcard = newWorkload("GETWildcard", http.MethodGet, wildcardURL, "", nil)
-	postDoc     = newWorkload("POST1KiB", http.MethodPost, postURL, "application/json", jsonDoc(1<<10))
-	body1MiB    = newWorkload("Body1MiB", http.MethodPost, bulkURL, "application/x-ndjson", ndjson(1<<20))
+	apsQuery    = func() *workload {
+		w := newWorkload("APSQuery", http.MethodGet, apsURL, "", nil)
+		w.service = apsService
+		return w
+	}()
+	postDoc  = newWorkload("POST1KiB", http.MethodPost, postURL, "application/json", jsonDoc(1<<10))
+	body1MiB = newWorkload("Body1MiB", http.MethodPost, bulkURL, "application/x-ndjson", ndjson(1<<20))
 
 	// body64MiB is built with the others, so every benchmark process
 	// holds a live heap of about 65 MB, as a service with a moderate heap
@@ -164,12 +186,14 @@ type env struct {
 	static aws.Credentials // the same credentials, read once, for floor
 
 	floorSigner  *sdkv4.Signer
-	transport    *kivuli.Transport
-	osSigner     signer.Signer
 	smithySigner *sigv4.Signer
-	promRT       http.RoundTripper // prometheus/sigv4's, over base
-	promCreds    *httptest.Server  // the endpoint serving creds to promRT
-	base         http.RoundTripper
+	// One per signing name (service, apsService), as each is configured
+	// for one.
+	transport map[string]*kivuli.Transport
+	osSigner  map[string]signer.Signer
+	promRT    map[string]http.RoundTripper // prometheus/sigv4's, over base
+	promCreds *endpoint                    // the endpoint serving creds to promRT
+	base      http.RoundTripper
 }
 
 var (
@@ -207,44 +231,40 @@ func newEnv(base http.RoundTripper) (*env, error) {
 		srv.Close()
 		return nil, err
 	}
-	// opensearch-go users hand it an aws.Config; its credentials are the
-	// same kivuli.Credentials, so that only the signing differs.
-	osSigner, err := awsv2.NewSignerWithService(aws.Config{Region: region, Credentials: creds}, service)
-	if err != nil {
-		srv.Close()
-		return nil, err
-	}
-	// prometheus/sigv4 reads the same kivuli.Credentials through the SDK's
-	// default chain: see prometheus_test.go.
-	promRT, promCreds, err := newPrometheus(creds, base)
-	if err != nil {
-		srv.Close()
-		return nil, err
-	}
-	return &env{
+	e := &env{
 		srv:         srv,
 		creds:       creds,
 		static:      static,
 		floorSigner: sdkv4.NewSigner(),
-		transport: &kivuli.Transport{
-			Credentials: creds,
-			Service:     service,
-			Region:      region,
-			Base:        base,
-		},
-		osSigner: osSigner,
 		// X-Amz-Content-Sha256 is sent by kivuli (its "es" policy), by
 		// opensearch-go and by floor: smithy is asked to send it too, and
-		// to sign Content-Type, so that all four sign the same headers
-		// (but for Content-Length, see smithyHeaderRules).
+		// to sign Content-Type, so that all sign the same headers (but
+		// for Content-Length, see smithyHeaderRules).
 		smithySigner: sigv4.New(func(o *smithyv4.SignerOptions) {
 			o.AddPayloadHashHeader = true
 			o.HeaderRules = smithyHeaderRules{}
 		}),
-		promRT:    promRT,
-		promCreds: promCreds,
+		transport: map[string]*kivuli.Transport{},
+		osSigner:  map[string]signer.Signer{},
+		promRT:    map[string]http.RoundTripper{},
 		base:      base,
-	}, nil
+	}
+	// prometheus/sigv4 reads the same kivuli.Credentials through the SDK's
+	// default chain, from this endpoint: see prometheus_test.go.
+	e.promCreds = credentialsEndpoint(creds, randomToken())
+	for _, svc := range []string{service, apsService} {
+		e.transport[svc] = &kivuli.Transport{Credentials: creds, Service: svc, Region: region, Base: base}
+		// opensearch-go users hand it an aws.Config; its credentials are
+		// the same kivuli.Credentials, so that only the signing differs.
+		if e.osSigner[svc], err = awsv2.NewSignerWithService(aws.Config{Region: region, Credentials: creds}, svc); err == nil {
+			e.promRT[svc], err = newPrometheus(e.promCreds, svc, base)
+		}
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+	}
+	return e, nil
 }
 
 func (e *env) close() {
@@ -274,8 +294,10 @@ func (e *env) floor(w *workload) error {
 	if err != nil {
 		return err
 	}
-	req.Header.Set("X-Amz-Content-Sha256", w.hash)
-	if err := e.floorSigner.SignHTTP(req.Context(), e.static, req, w.hash, service, region, time.Now()); err != nil {
+	if w.hashHeader() {
+		req.Header.Set("X-Amz-Content-Sha256", w.hash)
+	}
+	if err := e.floorSigner.SignHTTP(req.Context(), e.static, req, w.hash, w.signingName(), region, time.Now()); err != nil {
 		return err
 	}
 	return send(e.base, req)
@@ -287,7 +309,7 @@ func (e *env) kivuli(w *workload) error {
 	if err != nil {
 		return err
 	}
-	resp, err := e.transport.RoundTrip(req)
+	resp, err := e.transport[w.signingName()].RoundTrip(req)
 	if err != nil {
 		return err
 	}
@@ -302,7 +324,7 @@ func (e *env) opensearch(w *workload) error {
 	if err != nil {
 		return err
 	}
-	if err := e.osSigner.SignRequest(req); err != nil {
+	if err := e.osSigner[w.signingName()].SignRequest(req); err != nil {
 		return err
 	}
 	return send(e.base, req)
@@ -343,7 +365,7 @@ func (e *env) smithy(w *workload) error {
 			SessionToken:    v.SessionToken,
 			Expires:         v.Expires,
 		},
-		Service: service,
+		Service: w.signingName(),
 		Region:  region,
 		Time:    time.Now(),
 	})
@@ -362,7 +384,7 @@ func (e *env) prometheus(w *workload) error {
 	if err != nil {
 		return err
 	}
-	resp, err := e.promRT.RoundTrip(req)
+	resp, err := e.promRT[w.signingName()].RoundTrip(req)
 	if err != nil {
 		return err
 	}
@@ -480,6 +502,11 @@ func BenchmarkGET(b *testing.B) { runImpls(b, getWorkload, false, false) }
 // '*' in the path, which the signer escapes in the canonical URI and Go
 // sends as it is.
 func BenchmarkGETWildcard(b *testing.B) { runImpls(b, getWildcard, false, false) }
+
+// BenchmarkAPSQuery: a PromQL query to a Managed Prometheus workspace,
+// prometheus/sigv4's own service, where kivuli's policy (the default)
+// sends no X-Amz-Content-Sha256 either.
+func BenchmarkAPSQuery(b *testing.B) { runImpls(b, apsQuery, false, false) }
 
 // BenchmarkPOST1KiB: a 1 KiB JSON document.
 func BenchmarkPOST1KiB(b *testing.B) { runImpls(b, postDoc, false, false) }
@@ -669,7 +696,7 @@ func TestImplementationsSignValidRequests(t *testing.T) {
 	}
 	defer e.close()
 	v := &sigv4test.Verifier{Secrets: sigv4test.Lookup(e.srv.Lookup)}
-	for _, w := range []*workload{getWorkload, getWildcard, postDoc, body1MiB} {
+	for _, w := range []*workload{getWorkload, getWildcard, apsQuery, postDoc, body1MiB} {
 		for _, im := range implementations {
 			t.Run(w.name+"/impl="+im.name, func(t *testing.T) {
 				sent = nil
@@ -683,19 +710,28 @@ func TestImplementationsSignValidRequests(t *testing.T) {
 				if rec.Err != nil {
 					t.Fatal(rec.Err)
 				}
-				// prometheus/sigv4 sends no X-Amz-Content-Sha256 (nor signs
-				// it): the SDK signer adds none, and it adds none itself.
-				sendsHash := im.name != "prometheus"
+				// X-Amz-Content-Sha256: kivuli sends it where its policy
+				// says (es, not aps), floor likewise; opensearch-go always,
+				// smithy as configured here; prometheus/sigv4 never (the
+				// SDK signer adds none, and it adds none itself).
+				sendsHash := true
+				switch im.name {
+				case "kivuli", "floor":
+					sendsHash = w.hashHeader()
+				case "prometheus":
+					sendsHash = false
+				}
 				if rec.BodyLen != int64(len(w.body)) || rec.PayloadHash != w.hash || rec.ContentSHA256 != sendsHash {
 					t.Errorf("body %d bytes, payload hash %s, X-Amz-Content-Sha256 sent %v; want %d bytes, %s, sent %v",
 						rec.BodyLen, rec.PayloadHash, rec.ContentSHA256, len(w.body), w.hash, sendsHash)
 				}
-				if want := strings.SplitN(strings.TrimPrefix(w.url, "https://"+host), "?", 2)[0]; rec.Path != want {
+				_, hostPath, _ := strings.Cut(w.url, "://")
+				if want, _, _ := strings.Cut(hostPath[strings.IndexByte(hostPath, '/'):], "?"); rec.Path != want {
 					t.Errorf("path sent %s, want %s", rec.Path, want)
 				}
-				if rec.AccessKeyID != e.static.AccessKeyID || rec.Service != service || rec.Region != region {
+				if rec.AccessKeyID != e.static.AccessKeyID || rec.Service != w.signingName() || rec.Region != region {
 					t.Errorf("signed with %s for %s in %s, want kivuli's %s for %s in %s",
-						rec.AccessKeyID, rec.Service, rec.Region, e.static.AccessKeyID, service, region)
+						rec.AccessKeyID, rec.Service, rec.Region, e.static.AccessKeyID, w.signingName(), region)
 				}
 				if rec.Token != sigv4test.HeaderSigned {
 					t.Errorf("token %v, want %v", rec.Token, sigv4test.HeaderSigned)

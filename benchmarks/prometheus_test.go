@@ -38,8 +38,8 @@ const credentialsPath = "/v2/credentials"
 // credentialsEndpoint serves creds on loopback in the format of ECS
 // container credentials, to clients that send token as their
 // Authorization header, as kivuli exec --serve does.
-func credentialsEndpoint(creds aws.CredentialsProvider, token string) *httptest.Server {
-	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func credentialsEndpoint(creds aws.CredentialsProvider, token string) *endpoint {
+	return &endpoint{token: token, Server: httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != token || r.URL.Path != credentialsPath {
 			http.Error(w, `{"code":"AccessDenied"}`, http.StatusUnauthorized)
 			return
@@ -55,21 +55,29 @@ func credentialsEndpoint(creds aws.CredentialsProvider, token string) *httptest.
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(doc)
-	}))
+	}))}
+}
+
+// endpoint is a credentials endpoint and the token it wants.
+type endpoint struct {
+	*httptest.Server
+	token string
+}
+
+// randomToken returns an endpoint's authorization token.
+func randomToken() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // newPrometheus returns prometheus/sigv4's RoundTripper over base, signing
-// for service and region with creds, served to it by an endpoint that the
-// caller closes.
-func newPrometheus(creds aws.CredentialsProvider, base http.RoundTripper) (http.RoundTripper, *httptest.Server, error) {
-	b := make([]byte, 16)
-	rand.Read(b)
-	token := hex.EncodeToString(b)
-	srv := credentialsEndpoint(creds, token)
+// for svc in region with the credentials that ep serves.
+func newPrometheus(ep *endpoint, svc string, base http.RoundTripper) (http.RoundTripper, error) {
 	var rt http.RoundTripper
 	err := withAWSEnvironment(map[string]string{
-		"AWS_CONTAINER_CREDENTIALS_FULL_URI": srv.URL + credentialsPath,
-		"AWS_CONTAINER_AUTHORIZATION_TOKEN":  token,
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI": ep.URL + credentialsPath,
+		"AWS_CONTAINER_AUTHORIZATION_TOKEN":  ep.token,
 		// Nothing else of the machine's: no shared files, no IMDS.
 		"AWS_CONFIG_FILE":             os.DevNull,
 		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
@@ -78,15 +86,14 @@ func newPrometheus(creds aws.CredentialsProvider, base http.RoundTripper) (http.
 		// It fetches the credentials here, once, and then only when its
 		// cache finds them within 30 s of expiring: the endpoint and the
 		// token are read now, so the environment can be put back after.
-		rt, err = sigv4.NewSigV4RoundTripper(&sigv4.SigV4Config{Region: region, ServiceName: service}, base,
+		rt, err = sigv4.NewSigV4RoundTripper(&sigv4.SigV4Config{Region: region, ServiceName: svc}, base,
 			sigv4.WithContext(context.Background()))
 		return err
 	})
 	if err != nil {
-		srv.Close()
-		return nil, nil, fmt.Errorf("prometheus/sigv4: %w", err)
+		return nil, fmt.Errorf("prometheus/sigv4: %w", err)
 	}
-	return rt, srv, nil
+	return rt, nil
 }
 
 // withAWSEnvironment runs f with the process's AWS_ variables replaced by

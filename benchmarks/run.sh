@@ -62,7 +62,7 @@ grep -h 'storm:' "$out/storm.txt" 2>/dev/null >&2 || true
 # every implementation's samples are spread over the whole run. Small and
 # 1 MiB workloads run for a time each; the 64 MiB ones for a number of
 # requests, since one takes 40 to 250 ms, and four at once up to 800 ms.
-small='^Benchmark(GET|GETWildcard|POST1KiB|Body1MiB|GETParallel|Retrieve|RetrieveParallel)$'
+small='^Benchmark(GET|GETWildcard|APSQuery|POST1KiB|Body1MiB|GETParallel|Retrieve|RetrieveParallel)$'
 large='^BenchmarkBody64MiB$'
 uploads='^BenchmarkUpload4x64MiB$'
 step "go test -c"

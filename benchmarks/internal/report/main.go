@@ -281,7 +281,7 @@ const (
 
 var (
 	peers     = []string{"opensearch", "smithy", "prometheus"}
-	workloads = []string{"GET", "GETWildcard", "POST1KiB", "Body1MiB", "Body64MiB", "Upload4x64MiB", "GETParallel"}
+	workloads = []string{"GET", "GETWildcard", "APSQuery", "POST1KiB", "Body1MiB", "Body64MiB", "Upload4x64MiB", "GETParallel"}
 )
 
 func computeTargets(fl, vk *stat, storm string) []target {
