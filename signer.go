@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -41,7 +42,18 @@ type signerKey struct{ accessKeyID, secret string }
 
 var signers struct {
 	mu sync.RWMutex
-	m  map[signerKey]*v4.Signer
+	m  map[signerKey]*keyedSigner
+	// last is the signer found last: a process signs with one set of
+	// credentials at a time, and finding it there costs an atomic load
+	// and a comparison of the key, where the map costs the read lock (two
+	// atomic writes on a cache line that every core signing shares) and
+	// hashing the secret.
+	last atomic.Pointer[keyedSigner]
+}
+
+type keyedSigner struct {
+	key signerKey
+	s   *v4.Signer
 }
 
 // maxSigners bounds the signers kept: a program signs with a few sets of
@@ -52,23 +64,32 @@ const maxSigners = 64
 // signerFor returns the signer of creds' secret.
 func signerFor(creds aws.Credentials) *v4.Signer {
 	k := signerKey{creds.AccessKeyID, creds.SecretAccessKey}
-	signers.mu.RLock()
-	s := signers.m[k]
-	signers.mu.RUnlock()
-	if s != nil {
-		return s
+	if e := signers.last.Load(); e != nil && e.key == k {
+		return e.s
 	}
+	signers.mu.RLock()
+	e := signers.m[k]
+	signers.mu.RUnlock()
+	if e == nil {
+		e = newSigner(k)
+	}
+	signers.last.Store(e)
+	return e.s
+}
+
+// newSigner returns the signer of k, made if there is none.
+func newSigner(k signerKey) *keyedSigner {
 	signers.mu.Lock()
 	defer signers.mu.Unlock()
-	if s = signers.m[k]; s != nil {
-		return s
+	if e := signers.m[k]; e != nil {
+		return e
 	}
 	if signers.m == nil || len(signers.m) >= maxSigners {
-		signers.m = make(map[signerKey]*v4.Signer) // the ones in use come back at once
+		signers.m = make(map[signerKey]*keyedSigner) // the ones in use come back at once
 	}
-	s = v4.NewSigner()
-	signers.m[k] = s
-	return s
+	e := &keyedSigner{key: k, s: v4.NewSigner()}
+	signers.m[k] = e
+	return e
 }
 
 // The token is always placed by this package, never by the SDK signer.

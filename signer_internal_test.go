@@ -3,6 +3,8 @@ package kivuli
 import (
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // TestHasCTL: hasCTL, which reads eight bytes at a time, agrees with a
@@ -47,4 +49,27 @@ func BenchmarkHasCTL(b *testing.B) {
 			b.Fatal("control byte")
 		}
 	}
+}
+
+// BenchmarkSignerFor: finding the signer of the credentials in hand, as
+// every request does, from one goroutine and from GOMAXPROCS at once.
+func BenchmarkSignerFor(b *testing.B) {
+	creds := aws.Credentials{AccessKeyID: "ASIAIOSFODNN7EXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", SessionToken: "token"}
+	b.Run("serial", func(b *testing.B) {
+		for b.Loop() {
+			if signerFor(creds) == nil {
+				b.Fatal("no signer")
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if signerFor(creds) == nil {
+					b.Error("no signer")
+					return
+				}
+			}
+		})
+	})
 }
