@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -41,7 +42,18 @@ type signerKey struct{ accessKeyID, secret string }
 
 var signers struct {
 	mu sync.RWMutex
-	m  map[signerKey]*v4.Signer
+	m  map[signerKey]*keyedSigner
+	// last is the signer found last: a process signs with one set of
+	// credentials at a time, and finding it there costs an atomic load
+	// and a comparison of the key, where the map costs the read lock (two
+	// atomic writes on a cache line that every core signing shares) and
+	// hashing the secret.
+	last atomic.Pointer[keyedSigner]
+}
+
+type keyedSigner struct {
+	key signerKey
+	s   *v4.Signer
 }
 
 // maxSigners bounds the signers kept: a program signs with a few sets of
@@ -52,23 +64,32 @@ const maxSigners = 64
 // signerFor returns the signer of creds' secret.
 func signerFor(creds aws.Credentials) *v4.Signer {
 	k := signerKey{creds.AccessKeyID, creds.SecretAccessKey}
-	signers.mu.RLock()
-	s := signers.m[k]
-	signers.mu.RUnlock()
-	if s != nil {
-		return s
+	if e := signers.last.Load(); e != nil && e.key == k {
+		return e.s
 	}
+	signers.mu.RLock()
+	e := signers.m[k]
+	signers.mu.RUnlock()
+	if e == nil {
+		e = newSigner(k)
+	}
+	signers.last.Store(e)
+	return e.s
+}
+
+// newSigner returns the signer of k, made if there is none.
+func newSigner(k signerKey) *keyedSigner {
 	signers.mu.Lock()
 	defer signers.mu.Unlock()
-	if s = signers.m[k]; s != nil {
-		return s
+	if e := signers.m[k]; e != nil {
+		return e
 	}
 	if signers.m == nil || len(signers.m) >= maxSigners {
-		signers.m = make(map[signerKey]*v4.Signer) // the ones in use come back at once
+		signers.m = make(map[signerKey]*keyedSigner) // the ones in use come back at once
 	}
-	s = v4.NewSigner()
-	signers.m[k] = s
-	return s
+	e := &keyedSigner{key: k, s: v4.NewSigner()}
+	signers.m[k] = e
+	return e
 }
 
 // The token is always placed by this package, never by the SDK signer.
@@ -446,8 +467,32 @@ func checkHeaders(method string, h http.Header, token string) error {
 	return nil
 }
 
-// hasCTL reports whether s holds a control byte other than tab.
+// hasCTL reports whether s holds a control byte other than tab. It runs
+// over the session token of every request (hundreds of bytes, often more
+// than a thousand), so it reads eight bytes at a time: a word with no byte
+// below 0x20 and none equal to 0x7f is passed at once, and only another
+// is looked at byte by byte (a tab, or a control byte).
 func hasCTL(s string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; len(s) >= 8; s = s[8:] {
+		b := s[:8]
+		w := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+		// (x - n*ones) &^ x & highs is non-zero exactly when a byte of x
+		// is below n (for n up to 0x80): below 0x20, or 0x7f (w^0x7f.. zero).
+		del := w ^ 0x7f*ones
+		if ((w-0x20*ones)&^w|(del-ones)&^del)&highs == 0 {
+			continue
+		}
+		if ctlByte(b) {
+			return true
+		}
+	}
+	return ctlByte(s)
+}
+
+// ctlByte is hasCTL a byte at a time.
+func ctlByte(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
 			return true

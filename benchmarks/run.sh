@@ -4,16 +4,18 @@
 # rewrites the results section of README.md (between its markers).
 #
 # Usage: benchmarks/run.sh   (from any directory; about 5 minutes on 2 cores)
-# Knobs: COUNT (default 8: each of the four implementations leads two rounds), BENCHTIME (1s), BENCHTIME_64MIB (20x).
+# Knobs: COUNT (default 10: each of the five implementations leads two rounds), BENCHTIME (1s),
+# BENCHTIME_64MIB (20x), BENCHTIME_UPLOADS (5x: four 64 MiB uploads at once).
 # Raw output is kept in benchmarks/results/ for later comparisons
 # (benchstat old.txt results/bench.txt).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 start=$SECONDS
 
-count=${COUNT:-8}
+count=${COUNT:-10}
 benchtime=${BENCHTIME:-1s}
 benchtime64=${BENCHTIME_64MIB:-20x}
+benchtimeUploads=${BENCHTIME_UPLOADS:-5x}
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
@@ -59,20 +61,26 @@ grep -h 'storm:' "$out/storm.txt" 2>/dev/null >&2 || true
 # each round in a rotated order of implementations (KIVULI_BENCH_ROUND):
 # every implementation's samples are spread over the whole run. Small and
 # 1 MiB workloads run for a time each; the 64 MiB ones for a number of
-# requests, since one takes 40 to 250 ms.
-small='^Benchmark(GET|POST1KiB|Body1MiB|GETParallel|Retrieve|RetrieveParallel)$'
+# requests, since one takes 40 to 250 ms, and four at once up to 800 ms.
+small='^Benchmark(GET|GETWildcard|APSQuery|POST1KiB|Body1MiB|GETParallel|Retrieve|RetrieveParallel)$'
 large='^BenchmarkBody64MiB$'
+uploads='^BenchmarkUpload4x64MiB$'
 step "go test -c"
 go test -c -o "$tmp/bench.test" .
 {
 	echo "go test -c -o bench.test . && for r in \$(seq 0 $((count - 1))); do"
 	echo "  KIVULI_BENCH_ROUND=\$r ./bench.test -test.run '^\$' -test.bench '$small' -test.benchmem -test.count 1 -test.benchtime $benchtime"
 	echo "  KIVULI_BENCH_ROUND=\$r ./bench.test -test.run '^\$' -test.bench '$large' -test.benchmem -test.count 1 -test.benchtime $benchtime64"
+	echo "  KIVULI_BENCH_ROUND=\$r ./bench.test -test.run '^\$' -test.bench '$uploads' -test.benchmem -test.count 1 -test.benchtime $benchtimeUploads"
 	echo "done  # = go test -run '^\$' -bench . -benchmem -count $count, interleaved"
 } >>"$out/commands.txt"
 for ((r = 0; r < count; r++)); do
-	for set in small large; do
-		if [ "$set" = small ]; then pattern=$small bt=$benchtime; else pattern=$large bt=$benchtime64; fi
+	for set in small large uploads; do
+		case $set in
+		small) pattern=$small bt=$benchtime ;;
+		large) pattern=$large bt=$benchtime64 ;;
+		uploads) pattern=$uploads bt=$benchtimeUploads ;;
+		esac
 		step "round $((r + 1))/$count: -bench '$pattern' -benchtime $bt"
 		KIVULI_BENCH_ROUND=$r "$tmp/bench.test" -test.run '^$' -test.bench "$pattern" -test.benchmem \
 			-test.count 1 -test.benchtime "$bt" | tee -a "$raw" >&2
@@ -80,10 +88,10 @@ for ((r = 0; r < count; r++)); do
 done
 
 step "benchstat"
-order='/impl@(floor kivuli opensearch smithy raw-sha256)'
+order='/impl@(floor kivuli opensearch smithy prometheus raw-sha256)'
 "$benchstat" -col "$order" "$raw" >"$out/benchstat.txt"
 "$benchstat" -format csv -col "$order" "$raw" >"$out/vs-floor.csv" 2>/dev/null
-"$benchstat" -format csv -col '/impl@(kivuli opensearch smithy)' "$raw" >"$out/vs-kivuli.csv" 2>/dev/null
+"$benchstat" -format csv -col '/impl@(kivuli opensearch smithy prometheus)' "$raw" >"$out/vs-kivuli.csv" 2>/dev/null
 echo "benchstat -col '$order' results/bench.txt" >>"$out/commands.txt"
 cat "$out/benchstat.txt" >&2
 

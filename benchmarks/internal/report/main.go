@@ -33,8 +33,8 @@ const (
 func main() {
 	var o options
 	flag.StringVar(&o.readme, "readme", "README.md", "README to rewrite between the markers")
-	flag.StringVar(&o.vsFloor, "vs-floor", "", "benchstat -format csv -col '/impl@(floor kivuli opensearch smithy raw-sha256)' output")
-	flag.StringVar(&o.vsKivuli, "vs-kivuli", "", "benchstat -format csv -col '/impl@(kivuli opensearch smithy)' output")
+	flag.StringVar(&o.vsFloor, "vs-floor", "", "benchstat -format csv -col '/impl@(floor kivuli opensearch smithy prometheus raw-sha256)' output")
+	flag.StringVar(&o.vsKivuli, "vs-kivuli", "", "benchstat -format csv -col '/impl@(kivuli opensearch smithy prometheus)' output")
 	flag.StringVar(&o.text, "text", "", "benchstat text output, copied into the README")
 	flag.StringVar(&o.storm, "storm", "", "file holding the storm line of TestStorm (missing or empty: the test failed)")
 	flag.StringVar(&o.date, "date", "", "date of the run")
@@ -280,8 +280,8 @@ const (
 )
 
 var (
-	peers     = []string{"opensearch", "smithy"}
-	workloads = []string{"GET", "POST1KiB", "Body1MiB", "Body64MiB", "GETParallel"}
+	peers     = []string{"opensearch", "smithy", "prometheus"}
+	workloads = []string{"GET", "GETWildcard", "APSQuery", "POST1KiB", "Body1MiB", "Body64MiB", "Upload4x64MiB", "GETParallel"}
 )
 
 func computeTargets(fl, vk *stat, storm string) []target {
@@ -380,6 +380,17 @@ func targetHashing(s *stat) target {
 	}
 	if len(ps) > 0 {
 		t.figures = append(t.figures, "peers' peak heap: "+strings.Join(ps, ", "))
+	}
+	// Four uploads at once: what a pooled buffer costs under concurrency
+	// (B/op does not count a buffer the pool already held).
+	ps = nil
+	for _, impl := range append([]string{"kivuli"}, peers...) {
+		if c, ok := s.get("peak-heap-B/op", "Upload4x64MiB", impl); ok {
+			ps = append(ps, fmt.Sprintf("%s %s", impl, size_(c.value)))
+		}
+	}
+	if len(ps) > 0 {
+		t.figures = append(t.figures, "four 64 MiB uploads at once, peak heap: "+strings.Join(ps, ", "))
 	}
 	return t
 }

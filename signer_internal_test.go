@@ -1,0 +1,75 @@
+package kivuli
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// TestHasCTL: hasCTL, which reads eight bytes at a time, agrees with a
+// byte-by-byte reading for every byte value at every position of strings
+// of every length up to three words and a half, amid printable text and
+// amid tabs and high bytes (which the word test must not take for control
+// bytes).
+func TestHasCTL(t *testing.T) {
+	want := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+				return true
+			}
+		}
+		return false
+	}
+	for _, fill := range []byte{'A', '\t', 0x80, 0xff, ' ', '~'} {
+		for n := 0; n <= 28; n++ {
+			base := []byte(strings.Repeat(string(fill), n))
+			if got := hasCTL(string(base)); got != want(string(base)) {
+				t.Fatalf("hasCTL(%q) = %v", base, got)
+			}
+			for pos := 0; pos < n; pos++ {
+				for c := 0; c < 256; c++ {
+					b := append([]byte(nil), base...)
+					b[pos] = byte(c)
+					if got := hasCTL(string(b)); got != want(string(b)) {
+						t.Fatalf("hasCTL(%q) = %v, want %v", b, got, !got)
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkHasCTL: the check of a session token's length, as every request
+// makes it.
+func BenchmarkHasCTL(b *testing.B) {
+	token := strings.Repeat("IQoJb3JpZ2luX2VjEDoaCXVzLWVhc3QtMSJHMEUCIQ+/", 1200/44)
+	for b.Loop() {
+		if hasCTL(token) {
+			b.Fatal("control byte")
+		}
+	}
+}
+
+// BenchmarkSignerFor: finding the signer of the credentials in hand, as
+// every request does, from one goroutine and from GOMAXPROCS at once.
+func BenchmarkSignerFor(b *testing.B) {
+	creds := aws.Credentials{AccessKeyID: "ASIAIOSFODNN7EXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", SessionToken: "token"}
+	b.Run("serial", func(b *testing.B) {
+		for b.Loop() {
+			if signerFor(creds) == nil {
+				b.Fatal("no signer")
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if signerFor(creds) == nil {
+					b.Error("no signer")
+					return
+				}
+			}
+		})
+	})
+}
