@@ -116,7 +116,12 @@ go run ./internal/report \
 	-cpu "$cpu, $cpus" \
 	-elapsed "$((elapsed / 60))m$((elapsed % 60))s"
 
-rm -rf results && mv "$out" results
+# Only this script's files are replaced: results/ also keeps run-proxy.sh's proxy.md.
+mkdir -p results
+for f in "$out"/*; do
+	rm -rf "results/${f##*/}"
+	mv "$f" results/
+done
 echo "run.sh: done in $((SECONDS - start))s; README.md and results/ updated" >&2
 if [ "$storm_ok" != 1 ]; then
 	echo "run.sh: TestStorm failed" >&2
