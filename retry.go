@@ -101,16 +101,7 @@ func (rt *RetryingTransport) RoundTrip(req *http.Request) (*http.Response, error
 	case req.GetBody != nil:
 		// Every attempt reads from GetBody: the original body is not needed.
 		req.Body.Close()
-		if err := r.SetBody(retryablehttp.ReaderFunc(func() (io.Reader, error) {
-			body, err := req.GetBody()
-			switch {
-			case err != nil:
-				return nil, invalidRequest("GetBody failed", err)
-			case body == nil:
-				return nil, invalidRequest("GetBody returned a nil body", nil)
-			}
-			return body, nil
-		})); err != nil {
+		if err := r.SetBody(fromGetBody(req)); err != nil {
 			return nil, err
 		}
 		r.ContentLength = req.ContentLength
@@ -140,6 +131,21 @@ func (rt *RetryingTransport) RoundTrip(req *http.Request) (*http.Response, error
 		resp.Request = req
 	}
 	return resp, err
+}
+
+// fromGetBody returns the body of each attempt: a fresh copy from
+// req.GetBody, whose failures are the caller's to fix.
+func fromGetBody(req *http.Request) retryablehttp.ReaderFunc {
+	return func() (io.Reader, error) {
+		body, err := req.GetBody()
+		switch {
+		case err != nil:
+			return nil, invalidRequest("GetBody failed", err)
+		case body == nil:
+			return nil, invalidRequest("GetBody returned a nil body", nil)
+		}
+		return body, nil
+	}
 }
 
 // permanent reports errors of the signing layer that no retry can mend.
