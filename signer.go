@@ -116,8 +116,31 @@ type signing struct {
 	payloadHash string
 	time        time.Time
 	presign     bool
-	expires     int64        // X-Amz-Expires of a presigned request, in seconds
-	logger      *slog.Logger // nil: no debug log
+	expires     int64         // X-Amz-Expires of a presigned request, in seconds
+	logger      *slog.Logger  // nil: no debug log
+	values      *headerValues // nil: header values are allocated
+}
+
+// headerValues holds the values of the headers that this package sets
+// itself (the token and the payload hash), in the object of the request's
+// clone, so that setting them allocates nothing.
+type headerValues [2]string
+
+// The slots of headerValues.
+const (
+	tokenValue = iota
+	payloadHashValue
+)
+
+// headerValue returns v as the values of a header, in slot i of s.values
+// when there is one. The slice's capacity is 1, so that a later Add
+// copies it instead of writing over the next slot.
+func (s *signing) headerValue(i int, v string) []string {
+	if s.values == nil {
+		return []string{v}
+	}
+	s.values[i] = v
+	return s.values[i : i+1 : i+1]
 }
 
 // sign signs r in place per s: it removes stale signing headers and query
@@ -138,9 +161,9 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 	}
 
 	place := s.tokenPlacement()
-	placeToken(r, place, s.creds.SessionToken, true)
+	s.placeToken(r, place, true)
 	if !s.presign && (s.policy.Payload != PayloadHash || s.payloadHash == unsignedPayload) {
-		r.Header[headerContentSHA256] = []string{s.payloadHash}
+		r.Header[headerContentSHA256] = s.headerValue(payloadHashValue, s.payloadHash)
 	}
 	if s.presign {
 		r.URL.RawQuery = appendQuery(r.URL.RawQuery, "X-Amz-Expires", strconv.FormatInt(s.expires, 10))
@@ -149,7 +172,7 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 	if err := s.sdkSign(ctx, r, optFns); err != nil {
 		return err
 	}
-	placeToken(r, place, s.creds.SessionToken, false)
+	s.placeToken(r, place, false)
 	if capture != nil {
 		capture.log(ctx, s, r)
 	}
@@ -200,16 +223,17 @@ func (s *signing) tokenPlacement() TokenPlacement {
 	}
 }
 
-// placeToken puts token where place says: a signed placement before
-// signing (beforeSigning true), an unsigned one after.
-func placeToken(r *http.Request, place TokenPlacement, token string, beforeSigning bool) {
+// placeToken puts the session token where place says: a signed placement
+// before signing (beforeSigning true), an unsigned one after.
+func (s *signing) placeToken(r *http.Request, place TokenPlacement, beforeSigning bool) {
+	token := s.creds.SessionToken
 	signed := place == TokenHeader || place == TokenQuery
 	if token == "" || signed != beforeSigning {
 		return
 	}
 	switch place {
 	case TokenHeader, TokenHeaderUnsigned:
-		r.Header[headerToken] = []string{token}
+		r.Header[headerToken] = s.headerValue(tokenValue, token)
 	case TokenQuery, TokenQueryUnsigned:
 		r.URL.RawQuery = appendQuery(r.URL.RawQuery, queryToken, token)
 	}

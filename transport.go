@@ -172,7 +172,8 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 		return nil, creds, rt, wrap("retrieving credentials", err)
 	}
 
-	out = cloneRequest(req)
+	o := cloneRequest(req)
+	out = &o.req
 	hash, consumed, err := t.payload(out, pol, presign)
 	bodyOwned = !consumed
 	if err != nil {
@@ -188,6 +189,7 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 		presign:     presign,
 		expires:     expirySeconds,
 		logger:      t.Logger,
+		values:      &o.values,
 	})
 	if err != nil {
 		return nil, creds, rt, err
@@ -220,10 +222,12 @@ func presignExpiry(expires time.Duration, pol Policy) (int64, error) {
 // X-Amz-Date, X-Amz-Security-Token and X-Amz-Content-Sha256.
 const signingHeaders = 4
 
-// outgoing is a request's signed clone and its URL, allocated together.
+// outgoing is a request's signed clone, its URL, and the values of the
+// headers signing adds itself, allocated together.
 type outgoing struct {
-	req http.Request
-	url url.URL
+	req    http.Request
+	url    url.URL
+	values headerValues
 }
 
 // cloneRequest is req.Clone(req.Context()) made for signing, in two
@@ -233,7 +237,7 @@ type outgoing struct {
 // TransferEncoding, which signing or the base transport may change; the
 // server-side form fields are shared, as nothing on the client writes
 // them.
-func cloneRequest(req *http.Request) *http.Request {
+func cloneRequest(req *http.Request) *outgoing {
 	o := &outgoing{req: *req, url: *req.URL}
 	if u := req.URL.User; u != nil {
 		user := *u
@@ -243,7 +247,7 @@ func cloneRequest(req *http.Request) *http.Request {
 	o.req.Header = cloneHeader(req.Header, signingHeaders)
 	o.req.Trailer = req.Trailer.Clone()
 	o.req.TransferEncoding = slices.Clone(req.TransferEncoding)
-	return &o.req
+	return o
 }
 
 // cloneHeader is h.Clone with room for extra more keys; it never returns
