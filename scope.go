@@ -178,7 +178,10 @@ var scopeRules = [...]scopeRule{
 func inferScope(host, path string) (service, region string, byPath bool) {
 	h, ok := splitAWSHost(host)
 	if !ok {
-		return "", "", false
+		// A host under no partition's domain is an endpoint only as an
+		// exact name the SDK's rules give (signin's).
+		service, region, _ = lookupHost(host)
+		return service, region, false
 	}
 	for i := range scopeRules {
 		if service, region, byPath = scopeRules[i].infer(h, path); service != "" {

@@ -116,6 +116,14 @@ func TestScopeInference(t *testing.T) {
 		{"STS China dual-stack", "sts.cn-north-1.api.amazonwebservices.com.cn", "/", "sts/cn-north-1"},
 		{"STS VPC endpoint", "vpce-0abc-xyz.sts.eu-west-2.vpce.amazonaws.com", "/", "sts/eu-west-2"},
 
+		// The endpoint rules' hosts that the legacy data does not name.
+		{"EFS dual-stack signs as elasticfilesystem", "efs.eu-west-2.api.aws", "/", "elasticfilesystem/eu-west-2"},
+		{"DynamoDB Streams dual-stack", "streams-dynamodb.eu-west-2.api.aws", "/", "dynamodb/eu-west-2"},
+		{"MSK dual-stack", "kafka-api.eu-west-2.api.aws", "/", "kafka/eu-west-2"},
+		{"Route 53 dual-stack", "route53.global.api.aws", "/", "route53/us-east-1"},
+		{"AWS Sign-In", "eu-west-2.signin.aws.amazon.com", "/", "signin/eu-west-2"},
+		{"AWS Sign-In OAuth", "eu-west-2.oauth.signin.aws", "/", "signin/eu-west-2"},
+
 		// The endpoint data's other forms.
 		{"global STS", "sts.amazonaws.com", "/", "sts/us-east-1"},
 		{"regional STS", "sts.eu-west-2.amazonaws.com", "/", "sts/eu-west-2"},

@@ -191,6 +191,7 @@ func (t *table) ruleFacts(answers []ruleAnswer, ops map[string][]operation) []fa
 	type reason struct{ why, example string }
 	skipped := map[string]*reason{} // why -> an example
 	skippedFor := map[string]map[string]bool{}
+	exact := map[string]bool{} // services with hosts under no suffix
 	skip := func(why, example, service string) {
 		if skipped[why] == nil {
 			skipped[why] = &reason{why, example}
@@ -223,8 +224,12 @@ func (t *table) ruleFacts(answers []ruleAnswer, ops map[string][]operation) []fa
 		for _, host := range hosts {
 			sfx, mask := suffixOf(t.parts, host)
 			if sfx == "" {
-				skip("hosts under no partition's DNS suffix", host, a.Service)
-				continue
+				// A host the SDK's own rules send SigV4 requests to is
+				// AWS's even under a domain of no partition (signin's
+				// REGION.signin.aws.amazon.com): it is kept as that exact
+				// name, which the allow-list then takes as an AWS
+				// endpoint; nothing else under its domain is.
+				exact[a.Service] = true
 			}
 			// SERVICE.SUFFIX is the form in which the rules of every
 			// partition that shares SUFFIX (aws-us-gov reuses aws's
@@ -245,6 +250,9 @@ func (t *table) ruleFacts(answers []ruleAnswer, ops map[string][]operation) []fa
 			}
 			facts = append(facts, fact{a.Service, pi, a.Region, a.variant(), host, scope{a.Name, a.SigningRegion}, fromRules})
 		}
+	}
+	if len(exact) > 0 {
+		t.notes = append(t.notes, fmt.Sprintf("endpoint rules: hosts under no partition's DNS suffix, kept as exact names, of %s", strings.Join(keys(exact), ", ")))
 	}
 	for why, r := range skipped {
 		t.notes = append(t.notes, fmt.Sprintf("endpoint rules: %s (such as %s): left out for %s", why, r.example, strings.Join(keys(skippedFor[why]), ", ")))
@@ -596,7 +604,8 @@ func (t *table) emit(sources, goSources []string) ([]byte, error) {
 	}
 	fmt.Fprintf(&b, "}\n\n")
 	fmt.Fprintf(&b, "// endpointHosts are the endpoints whose host does not say their scope\n")
-	fmt.Fprintf(&b, "// (global endpoints, and hosts that name no region or another one), sorted.\n")
+	fmt.Fprintf(&b, "// (global endpoints, hosts that name no region or another one, and the\n")
+	fmt.Fprintf(&b, "// SDK's hosts under no partition's domain, such as signin's), sorted.\n")
 	fmt.Fprintf(&b, "var endpointHosts = [...]endpointHost{\n")
 	for _, h := range t.hosts {
 		fmt.Fprintf(&b, "\t{%q, %d, %q},\n", h.host, idx[h.name], h.region)
