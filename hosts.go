@@ -132,7 +132,8 @@ func (h hostName) isLoopback() bool {
 
 // isAWSEndpoint reports whether h is a host AWS runs: a name under an AWS
 // domain that is not one of the hosts customers run there (EC2 instances'
-// public names, load balancers, PrivateLink endpoint services). An IP
+// public names, load balancers, PrivateLink endpoint services), or an
+// endpoint of the table under another domain (signin's). An IP
 // literal never is. API Gateway, Lambda function URLs and VPC Lattice
 // services are AWS endpoints: signing for them is their IAM authorisation.
 func (h hostName) isAWSEndpoint() bool {
@@ -144,7 +145,11 @@ func (h hostName) isAWSEndpoint() bool {
 			return !customerHost(prefix)
 		}
 	}
-	return false
+	// Under another domain, only the exact names that the SDK's endpoint
+	// rules give (REGION.signin.aws.amazon.com): nothing else of
+	// amazon.com is.
+	_, _, ok := lookupHost(h.name)
+	return ok
 }
 
 // runsCustomerCode reports whether h is an AWS endpoint that hands

@@ -84,6 +84,15 @@ func TestHostRules(t *testing.T) {
 		{"AWS domain alone", "https://amazonaws.com/", "", nil, notAllowed},
 		{"suffix without a dot", "https://evilamazonaws.com/", "", nil, notAllowed},
 
+		// AWS endpoints under no partition's domain: the exact names the
+		// SDK's endpoint rules give, and nothing else under that domain.
+		{"AWS Sign-In endpoint", "https://eu-west-2.signin.aws.amazon.com/", "", nil, ok},
+		{"AWS Sign-In OAuth endpoint", "https://eu-west-2.oauth.signin.aws/", "", nil, ok},
+		{"AWS Sign-In, GovCloud FIPS", "https://signin-fips.amazonaws-us-gov.com/", "", nil, ok},
+		{"another name under signin's domain", "https://evil.signin.aws.amazon.com/", "", nil, notAllowed},
+		{"a region that is not one, under signin's domain", "https://xx-evil-1.signin.aws.amazon.com/", "", nil, notAllowed},
+		{"amazon.com itself", "https://www.amazon.com/", "", nil, notAllowed},
+
 		// Point 3: requests in clear.
 		{"http to an AWS endpoint", "http://sts.us-east-1.amazonaws.com/", "", nil, plaintext},
 		{"ws to an AWS endpoint", "ws://abc-ats.iot.eu-west-2.amazonaws.com/mqtt", "", nil, plaintext},

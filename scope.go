@@ -161,12 +161,12 @@ type scopeRule struct {
 
 // scopeRules are tried in order; the first that knows the host decides.
 var scopeRules = [...]scopeRule{
+	{"IoT Core data and MQTT", "a1b2-ats.iot.eu-west-1.amazonaws.com (/mqtt: iotdevicegateway)", inferIoTData},
 	{"endpoint data: hosts", "sts.amazonaws.com, iam.us-gov.amazonaws.com", inferEndpointHost},
 	{"endpoint data: PREFIX.REGION.DOMAIN", "bedrock-runtime.us-east-1.amazonaws.com, sts-fips.us-east-1.api.aws", inferEndpointPrefix},
 	{"VPC interface endpoint", "vpce-0abc-xyz.sts.eu-west-2.vpce.amazonaws.com", inferVPCEndpoint},
 	{"S3 bucket, access point, Object Lambda, Outposts", "bucket.s3.eu-west-1.amazonaws.com, ap-123456789012.s3-accesspoint.eu-west-1.amazonaws.com", inferS3},
 	{"customer prefix", "abc.execute-api.eu-west-1.amazonaws.com, abc.appsync-api.eu-west-2.amazonaws.com, x.lambda-url.eu-west-1.on.aws", inferCustomerPrefix},
-	{"IoT Core data and MQTT", "a1b2-ats.iot.eu-west-1.amazonaws.com (/mqtt: iotdevicegateway)", inferIoTData},
 	{"MSK broker", "b-1.name.abc123.c2.kafka.eu-west-1.amazonaws.com", inferKafkaBroker},
 	{"domain endpoint", "search-x.eu-west-2.es.amazonaws.com, x.us-east-1.aoss.amazonaws.com, db.cluster-x.eu-west-1.neptune.amazonaws.com", inferDomainEndpoint},
 }
@@ -178,7 +178,10 @@ var scopeRules = [...]scopeRule{
 func inferScope(host, path string) (service, region string, byPath bool) {
 	h, ok := splitAWSHost(host)
 	if !ok {
-		return "", "", false
+		// A host under no partition's domain is an endpoint only as an
+		// exact name the SDK's rules give (signin's).
+		service, region, _ = lookupHost(host)
+		return service, region, false
 	}
 	for i := range scopeRules {
 		if service, region, byPath = scopeRules[i].infer(h, path); service != "" {
@@ -214,7 +217,7 @@ func inferEndpointPrefix(h awsHost, _ string) (string, string, bool) {
 // vpce-ID[-AZ].PREFIX.REGION.vpce.SUFFIX, where PREFIX is the service's
 // endpoint prefix (sts, sts-fips, api.ecr); S3's have a bucket, access
 // point or control label before.
-func inferVPCEndpoint(h awsHost, _ string) (string, string, bool) {
+func inferVPCEndpoint(h awsHost, path string) (string, string, bool) {
 	rest, last := cutLast(h.prefix)
 	if last != "vpce" || h.dual {
 		return "", "", false
@@ -241,6 +244,9 @@ func inferVPCEndpoint(h awsHost, _ string) (string, string, bool) {
 	}
 	if !ok || before != "" && service != "s3" {
 		return "", "", false
+	}
+	if service == "iotdata" { // IoT Core's data endpoint: MQTT at /mqtt
+		return iotService(path), region, true
 	}
 	return service, region, false
 }
@@ -360,9 +366,12 @@ func inferCustomerPrefix(h awsHost, _ string) (string, string, bool) {
 	return "", "", false
 }
 
-// inferIoTData: an account's IoT Core data endpoint, PREFIX-ats.iot.REGION,
-// serves the HTTPS data plane (iotdata) and MQTT over WebSocket at /mqtt
-// (iotdevicegateway).
+// inferIoTData: IoT Core's data endpoints, an account's ID-ats.iot.REGION
+// (ID.ats.iot.REGION in China) and the shared data-ats.iot.REGION
+// (data.ats.iot in China), serve the HTTPS data plane (iotdata) and MQTT
+// over WebSocket at /mqtt (iotdevicegateway). It comes before the
+// endpoint data, which names the shared host iotdata whatever the path,
+// and leaves it the prefixes it signs otherwise (greengrass-ats.iot).
 func inferIoTData(h awsHost, path string) (string, string, bool) {
 	rest, region := cutLast(h.prefix)
 	if !regionIn(h.parts, region) {
@@ -372,13 +381,29 @@ func inferIoTData(h awsHost, path string) (string, string, bool) {
 	if !ok {
 		id, ok = strings.CutSuffix(rest, ".iot-fips")
 	}
-	if !ok || strings.IndexByte(id, '.') >= 0 || !strings.HasSuffix(id, "-ats") || len(id) == len("-ats") {
+	if !ok {
 		return "", "", false
 	}
-	if path == "/mqtt" {
-		return "iotdevicegateway", region, true
+	label, ok := strings.CutSuffix(id, "-ats")
+	if !ok {
+		label, ok = strings.CutSuffix(id, ".ats")
 	}
-	return "iotdata", region, true
+	if !ok || label == "" || strings.IndexByte(label, '.') >= 0 {
+		return "", "", false
+	}
+	if name, known := lookupPrefix(rest); known && name != "iotdata" {
+		return "", "", false // greengrass-ats.iot: the endpoint data's
+	}
+	return iotService(path), region, true
+}
+
+// iotService is the signing name of a request to an IoT Core data
+// endpoint: iotdevicegateway for MQTT over WebSocket, else iotdata.
+func iotService(path string) string {
+	if path == "/mqtt" {
+		return "iotdevicegateway"
+	}
+	return "iotdata"
 }
 
 // inferKafkaBroker: MSK brokers, b-1.NAME.ID.c2.kafka.REGION and

@@ -116,6 +116,14 @@ func TestScopeInference(t *testing.T) {
 		{"STS China dual-stack", "sts.cn-north-1.api.amazonwebservices.com.cn", "/", "sts/cn-north-1"},
 		{"STS VPC endpoint", "vpce-0abc-xyz.sts.eu-west-2.vpce.amazonaws.com", "/", "sts/eu-west-2"},
 
+		// The endpoint rules' hosts that the legacy data does not name.
+		{"EFS dual-stack signs as elasticfilesystem", "efs.eu-west-2.api.aws", "/", "elasticfilesystem/eu-west-2"},
+		{"DynamoDB Streams dual-stack", "streams-dynamodb.eu-west-2.api.aws", "/", "dynamodb/eu-west-2"},
+		{"MSK dual-stack", "kafka-api.eu-west-2.api.aws", "/", "kafka/eu-west-2"},
+		{"Route 53 dual-stack", "route53.global.api.aws", "/", "route53/us-east-1"},
+		{"AWS Sign-In", "eu-west-2.signin.aws.amazon.com", "/", "signin/eu-west-2"},
+		{"AWS Sign-In OAuth", "eu-west-2.oauth.signin.aws", "/", "signin/eu-west-2"},
+
 		// The endpoint data's other forms.
 		{"global STS", "sts.amazonaws.com", "/", "sts/us-east-1"},
 		{"regional STS", "sts.eu-west-2.amazonaws.com", "/", "sts/eu-west-2"},
@@ -178,6 +186,13 @@ func TestScopeInference(t *testing.T) {
 		{"IoT MQTT over WebSocket", "a1b2-ats.iot.eu-west-1.amazonaws.com", "/mqtt", "iotdevicegateway/eu-west-1"},
 		{"IoT data plane", "a1b2-ats.iot.eu-west-1.amazonaws.com", "/topics/x", "iotdata/eu-west-1"},
 		{"IoT data plane, FIPS", "a1b2-ats.iot-fips.us-east-1.amazonaws.com", "/topics/x", "iotdata/us-east-1"},
+		{"IoT data plane, China", "a1b2c3.ats.iot.cn-north-1.amazonaws.com.cn", "/topics/x", "iotdata/cn-north-1"},
+		{"IoT MQTT over WebSocket, China", "a1b2c3.ats.iot.cn-north-1.amazonaws.com.cn", "/mqtt", "iotdevicegateway/cn-north-1"},
+		{"IoT MQTT over WebSocket, shared endpoint", "data-ats.iot.eu-west-1.amazonaws.com", "/mqtt", "iotdevicegateway/eu-west-1"},
+		{"IoT MQTT over WebSocket, shared endpoint, China", "data.ats.iot.cn-north-1.amazonaws.com.cn", "/mqtt", "iotdevicegateway/cn-north-1"},
+		{"IoT MQTT over WebSocket, VPC endpoint", "vpce-0abc-xyz.data-ats.iot.eu-west-1.vpce.amazonaws.com", "/mqtt", "iotdevicegateway/eu-west-1"},
+		{"IoT data plane, VPC endpoint", "vpce-0abc-xyz.data-ats.iot.eu-west-1.vpce.amazonaws.com", "/topics/x", "iotdata/eu-west-1"},
+		{"Greengrass ATS is not an IoT data endpoint", "greengrass-ats.iot.eu-west-1.amazonaws.com", "/greengrass/discover/thing/x", "greengrass/eu-west-1"},
 		{"IoT control plane", "iot.eu-west-1.amazonaws.com", "/things", "iot/eu-west-1"},
 
 		// MSK brokers.
@@ -222,6 +237,7 @@ func TestScopeRefused(t *testing.T) {
 		"vpce-0abc.sts.eu-west-2.vpce.api.aws",              // no such VPC endpoint name
 		"alias.mrap.accesspoint.s3-global.amazonaws.com",    // Multi-Region Access Points need SigV4A
 		"a1b2.iot.eu-west-1.amazonaws.com",                  // not an ATS data endpoint
+		"c1d2.credentials.iot.eu-west-1.amazonaws.com",      // the credentials provider: X.509, not SigV4
 		"c2.kafka.eu-west-1.amazonaws.com",                  // not a broker
 		"appsync-api.eu-west-1.amazonaws.com",               // no API ID
 		"eu-west-2.es.amazonaws.com",                        // no domain
@@ -342,6 +358,19 @@ func TestTransportScopeInference(t *testing.T) {
 			require.Len(t, got, 1)
 			assert.Contains(t, got[0], tc.scope)
 		})
+	}
+	// IoT's shared and VPC data endpoints sign by path, so one Transport
+	// must not keep the first path's scope for the host.
+	for _, host := range []string{"data-ats.iot.eu-west-1.amazonaws.com", "vpce-0abc-xyz.data-ats.iot.eu-west-1.vpce.amazonaws.com"} {
+		tr := &kivuli.Transport{Credentials: creds, Base: base}
+		for _, p := range []struct{ path, scope string }{{"/topics/x", "/iotdata/"}, {"/mqtt", "/iotdevicegateway/"}, {"/topics/y", "/iotdata/"}} {
+			got = nil
+			req, _ := http.NewRequest(http.MethodGet, "https://"+host+p.path, nil)
+			_, err := tr.RoundTrip(req)
+			require.NoError(t, err)
+			require.Len(t, got, 1)
+			assert.Contains(t, got[0], "/eu-west-1"+p.scope, host+p.path)
+		}
 	}
 	for _, u := range []string{"https://bucket.s3-accelerate.amazonaws.com/key", "https://search.example.com/"} {
 		tr := &kivuli.Transport{Credentials: creds, Base: base, AllowedHosts: []string{"search.example.com"}}

@@ -268,3 +268,132 @@ func identName(e ast.Expr) string {
 	}
 	return ""
 }
+
+// operation is what an operation of a service module adds to the
+// endpoint question: the static context parameters it binds (api_op_X.go:
+// func (in *XInput) bindEndpointParams(p *EndpointParameters) {
+// p.ServiceType = ptr.String("ACM") }), as a Go map literal or "" for
+// none, and the host prefix of its endpoint trait (req.URL.Host = "data-"
+// + req.URL.Host), "" for none; dynamicPrefix when the prefix is made
+// from the input ({GraphIdentifier}., {AccountId}.), which only
+// scope.go's rules for customers' hosts can know.
+type operation struct {
+	static        string
+	hostPrefix    string
+	dynamicPrefix bool
+}
+
+// goOperations returns the operations of the service module in dir. The
+// endpoint rules of acm, neptunegraph and kinesis need the static
+// parameters to answer at all; s3's UseObjectLambdaEndpoint names another
+// host; the host prefixes name hosts the rules do not (MWAA's
+// api.airflow, Cloud Map's data-servicediscovery).
+func goOperations(dir string) ([]operation, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "api_op_*.go"))
+	if err != nil {
+		return nil, err
+	}
+	var ops []operation
+	for _, path := range files {
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+		if err != nil {
+			return nil, err
+		}
+		var op operation
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Recv == nil || fd.Body == nil {
+				continue
+			}
+			switch {
+			case fd.Name.Name == "bindEndpointParams":
+				op.static = staticParams(fd.Body)
+			case fd.Name.Name == "HandleFinalize" && strings.HasPrefix(recvType(fd), "endpointPrefix_op"):
+				op.hostPrefix, op.dynamicPrefix = hostPrefix(fd.Body)
+			}
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
+}
+
+// staticParams reads p.X = ptr.String("v") and p.X = ptr.Bool(b) in a
+// bindEndpointParams body, as a Go map literal with sorted keys.
+func staticParams(body *ast.BlockStmt) string {
+	var kvs []string
+	for _, st := range body.List {
+		as, ok := st.(*ast.AssignStmt)
+		if !ok || len(as.Lhs) != 1 || len(as.Rhs) != 1 {
+			continue
+		}
+		sel, ok := as.Lhs[0].(*ast.SelectorExpr)
+		call, ok2 := as.Rhs[0].(*ast.CallExpr)
+		if !ok || !ok2 || len(call.Args) != 1 {
+			continue
+		}
+		var val string
+		switch selectorName(call.Fun) {
+		case "ptr.String":
+			v := stringLit(call.Args[0])
+			if v == "" {
+				continue
+			}
+			val = strconv.Quote(v)
+		case "ptr.Bool":
+			val = identName(call.Args[0])
+			if val != "true" && val != "false" {
+				continue
+			}
+		default:
+			continue // bound from the input (p.Bucket = in.Bucket): no static value
+		}
+		kvs = append(kvs, fmt.Sprintf("%q: %s", sel.Sel.Name, val))
+	}
+	if len(kvs) == 0 {
+		return ""
+	}
+	sort.Strings(kvs)
+	return "{" + strings.Join(kvs, ", ") + "}"
+}
+
+// hostPrefix reads the assignment req.URL.Host = PREFIX + req.URL.Host of
+// an endpoint prefix middleware: a string literal PREFIX is static, any
+// other expression is made from the input.
+func hostPrefix(body *ast.BlockStmt) (prefix string, dynamic bool) {
+	ast.Inspect(body, func(n ast.Node) bool {
+		as, ok := n.(*ast.AssignStmt)
+		if !ok || len(as.Lhs) != 1 || len(as.Rhs) != 1 || exprString(as.Lhs[0]) != "req.URL.Host" {
+			return true
+		}
+		if be, ok := as.Rhs[0].(*ast.BinaryExpr); ok && be.Op == token.ADD && exprString(be.Y) == "req.URL.Host" {
+			if lit, ok := be.X.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				prefix = stringLit(lit)
+				return false
+			}
+		}
+		dynamic = true
+		return false
+	})
+	return prefix, dynamic
+}
+
+func recvType(fd *ast.FuncDecl) string {
+	t := fd.Recv.List[0].Type
+	if st, ok := t.(*ast.StarExpr); ok {
+		t = st.X
+	}
+	return identName(t)
+}
+
+// exprString returns a selector chain such as req.URL.Host, or "".
+func exprString(e ast.Expr) string {
+	switch x := e.(type) {
+	case *ast.Ident:
+		return x.Name
+	case *ast.SelectorExpr:
+		if s := exprString(x.X); s != "" {
+			return s + "." + x.Sel.Name
+		}
+	}
+	return ""
+}

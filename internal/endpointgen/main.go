@@ -1,10 +1,19 @@
 // Command endpointgen writes kivuli's endpoint table (endpoints_table.go)
-// from AWS's published endpoint data: the aws-sdk-go-v2 service modules of
-// this module's go.mod (internal/endpoints/endpoints.go for host names,
-// variants and credential scopes, auth.go for the SigV4 signing name), the
-// core module's partitions (internal/endpoints/awsrulesfn/partitions.json),
-// and, for the services whose Go module the module proxy does not serve,
-// botocore's endpoints.json and service models.
+// from AWS's published endpoint data and the SDK's own resolvers:
+//   - the aws-sdk-go-v2 service modules of this module's go.mod: their
+//     legacy endpoint data (internal/endpoints/endpoints.go: host names,
+//     variants and credential scopes) and auth.go's SigV4 signing name;
+//   - the same modules' endpoint rules and auth scheme resolvers, which the
+//     SDK resolves with now and which name hosts the legacy data does not
+//     (efs.REGION.api.aws, route53.global.api.aws): sdkrules/ asks them
+//     for every region of every partition and every variant (rules.go);
+//   - the core module's partitions (internal/endpoints/awsrulesfn/partitions.json);
+//   - for the services whose Go module the module proxy does not serve,
+//     botocore's endpoints.json and service models.
+//
+// Where the legacy data and the rules sign one host, or one endpoint
+// prefix, differently, it stops and says so: which is right is for a
+// person to decide.
 //
 // It is run by hand, not in CI (go generate in the repository's root):
 //
@@ -12,9 +21,10 @@
 //
 // To take newer data: in this directory, go get the newer module versions
 // (go get github.com/aws/aws-sdk-go-v2/service/NAME@latest ...), then go
-// generate again. Do not run go mod tidy here: no package of this module
-// imports the service modules, it only reads their source, so tidy would
-// drop them all.
+// generate again: it rewrites sdkrules/services_gen.go from the build
+// list, so that sdkrules imports every service module of go.mod (go mod
+// tidy keeps them all for that reason). The first run compiles every
+// service module, about a minute; later ones take seconds.
 //
 // It also writes testdata/endpoints.txt.gz: the host, signing name and
 // region that the SDKs resolve for every service, variant and a sample of
@@ -37,6 +47,7 @@ func main() {
 	out := flag.String("out", "../../endpoints_table.go", "the Go file to write")
 	testdata := flag.String("testdata", "../../testdata/endpoints.txt.gz", "the test data file to write")
 	botocore := flag.String("botocore", "", "botocore's package directory; empty: ask python3; none: do without")
+	rules := flag.Bool("rules", true, "ask the service modules' endpoint rules too (go run ./"+sdkRulesDir+")")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("endpointgen: ")
@@ -114,7 +125,21 @@ func main() {
 	}
 	sort.Slice(services, func(i, j int) bool { return services[i].name < services[j].name })
 
-	t, err := build(services, parts)
+	var answers []ruleAnswer
+	var ops map[string][]operation
+	if *rules {
+		var regions []string
+		for _, p := range parts {
+			regions = append(regions, p.regions...)
+		}
+		if answers, ops, err = askSDKRules(mods, regions); err != nil {
+			log.Fatal(err)
+		}
+		sources = append(sources, fmt.Sprintf("the endpoint rules (EndpointResolverV2) and auth scheme resolvers of the Go service modules, asked for the %d regions of the partitions, 4 variants each (%s/)", len(regions), sdkRulesDir))
+		log.Printf("%d answers from the endpoint rules", len(answers))
+	}
+
+	t, err := build(services, parts, answers, ops)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -142,6 +167,9 @@ func main() {
 	}
 	log.Printf("%s: %d bytes; %d signing names, %d endpoint prefixes, %d hosts; %s: %d hosts",
 		*out, len(src), len(t.names), len(t.prefixes), len(t.hosts), *testdata, len(t.samples))
+	for _, r := range t.replaced {
+		log.Printf("replaced by the rules' host: %s", r)
+	}
 	if len(t.leftOut) > 0 {
 		log.Printf("left out: %s", strings.Join(t.leftOut, "; "))
 	}
