@@ -134,6 +134,23 @@ func (t *Transport) Presign(req *http.Request, expires time.Duration) (string, e
 	return u.Scheme + "://" + u.Host + uriPath(u) + "?" + u.RawQuery, nil
 }
 
+// checkedRoute returns the route of req after the checks of where it may
+// go: its URL's form, the host rules, and no plaintext tunnel through a
+// proxy.
+func (t *Transport) checkedRoute(req *http.Request) (route, error) {
+	if err := checkURL(req.URL); err != nil {
+		return route{}, err
+	}
+	rt, err := t.route(req)
+	if err != nil {
+		return rt, err
+	}
+	if rt.tunnelInClear && t.viaProxy(req, rt.dialLoopback) {
+		return rt, invalid(ErrPlaintext, "through an HTTP proxy that Base may use (kivuli can ask only an *http.Transport), %s:// to %q would go to %q, in clear: use https://, a loopback tunnel, or an *http.Transport Base without a proxy", req.URL.Scheme, req.URL.Host, req.Host)
+	}
+	return rt, nil
+}
+
 // prepare returns the signed clone of req. On error it has closed req.Body.
 func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.Duration) (out *http.Request, creds aws.Credentials, rt route, err error) {
 	bodyOwned := true // req.Body is still ours to close on error
@@ -148,15 +165,8 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 	if t == nil || t.Credentials == nil {
 		return nil, creds, rt, ErrNoCredentials
 	}
-	if err = checkURL(req.URL); err != nil {
+	if rt, err = t.checkedRoute(req); err != nil {
 		return nil, creds, rt, err
-	}
-	rt, err = t.route(req)
-	if err != nil {
-		return nil, creds, rt, err
-	}
-	if rt.tunnelInClear && t.viaProxy(req, rt.dialLoopback) {
-		return nil, creds, rt, invalid(ErrPlaintext, "through an HTTP proxy that Base may use (kivuli can ask only an *http.Transport), %s:// to %q would go to %q, in clear: use https://, a loopback tunnel, or an *http.Transport Base without a proxy", req.URL.Scheme, req.URL.Host, req.Host)
 	}
 	pol := rt.policy
 	presign := forcePresign || pol.Sign == SignQuery || pol.Sign == SignQueryWebSocket && isWebSocket(req)
