@@ -17,7 +17,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
-	"github.com/kivuli-go/kivuli"
 	"github.com/kivuli-go/kivuli/imdstest"
 )
 
@@ -207,14 +206,7 @@ func TestExecServeSDKChild(t *testing.T) {
 // set the SDK holds is valid, and it follows the rotations.
 func TestExecServeAcrossRotations(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		imds := imdstest.NewHandler(imdstest.Config{Lifetime: time.Hour, RotateBefore: 15 * time.Minute})
-		defer imds.Close()
-		creds, err := kivuli.New(t.Context(), kivuli.WithEndpoint("http://imds.test"),
-			kivuli.WithHTTPClient(&http.Client{Transport: imds.RoundTripper()}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer creds.Close()
+		imds, creds := inMemoryCredentials(t)
 		h := newCredentialsHandler(creds, "tok3n")
 		provider := endpointcreds.New("http://127.0.0.1"+credentialsPath, func(o *endpointcreds.Options) {
 			o.AuthorizationToken = "tok3n"

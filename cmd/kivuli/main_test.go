@@ -11,7 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/kivuli-go/kivuli"
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
@@ -143,3 +145,20 @@ func (s *syncBuffer) String() string {
 }
 
 var _ io.Writer = (*syncBuffer)(nil)
+
+// inMemoryCredentials returns an in-memory IMDS emulator of one-hour
+// credentials, rotated 15 minutes before they expire, and kivuli
+// credentials read from it, for tests on fake time (testing/synctest);
+// both are closed when the test ends.
+func inMemoryCredentials(t *testing.T) (*imdstest.Server, *kivuli.Credentials) {
+	t.Helper()
+	imds := imdstest.NewHandler(imdstest.Config{Lifetime: time.Hour, RotateBefore: 15 * time.Minute})
+	t.Cleanup(imds.Close)
+	creds, err := kivuli.New(t.Context(), kivuli.WithEndpoint("http://imds.test"),
+		kivuli.WithHTTPClient(&http.Client{Transport: imds.RoundTripper()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { creds.Close() })
+	return imds, creds
+}

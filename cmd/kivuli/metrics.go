@@ -131,26 +131,24 @@ func (c *counterVec) write(w *bufio.Writer) {
 	c.mu.Unlock()
 }
 
-// gaugeFunc is a gauge read when scraped.
-type gaugeFunc struct {
-	name, help string
-	f          func() float64
+// funcMetric is a gauge or a counter (kind) whose value is read when
+// scraped.
+type funcMetric struct {
+	name, help, kind string
+	f                func() float64
 }
 
-func (g *gaugeFunc) write(w *bufio.Writer) {
-	writeHead(w, g.name, g.help, "gauge")
-	w.WriteString(g.name + " " + formatFloat(g.f()) + "\n")
+func gaugeFunc(name, help string, f func() float64) *funcMetric {
+	return &funcMetric{name, help, "gauge", f}
 }
 
-// counterFunc is a counter read when scraped.
-type counterFunc struct {
-	name, help string
-	f          func() float64
+func counterFunc(name, help string, f func() float64) *funcMetric {
+	return &funcMetric{name, help, "counter", f}
 }
 
-func (c *counterFunc) write(w *bufio.Writer) {
-	writeHead(w, c.name, c.help, "counter")
-	w.WriteString(c.name + " " + formatFloat(c.f()) + "\n")
+func (m *funcMetric) write(w *bufio.Writer) {
+	writeHead(w, m.name, m.help, m.kind)
+	w.WriteString(m.name + " " + formatFloat(m.f()) + "\n")
 }
 
 // histogram counts observations in cumulative buckets, in seconds.

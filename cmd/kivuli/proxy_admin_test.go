@@ -14,7 +14,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/kivuli-go/kivuli"
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
@@ -47,14 +46,7 @@ func testProxyConfig(t *testing.T, upstream string) proxyConfig {
 // hour of it.
 func TestProxyReadyz(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		imds := imdstest.NewHandler(imdstest.Config{Lifetime: time.Hour, RotateBefore: 15 * time.Minute})
-		defer imds.Close()
-		creds, err := kivuli.New(t.Context(), kivuli.WithEndpoint("http://imds.test"),
-			kivuli.WithHTTPClient(&http.Client{Transport: imds.RoundTripper()}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer creds.Close()
+		imds, creds := inMemoryCredentials(t)
 		v := &sigv4test.Verifier{Secrets: sigv4test.Lookup(imds.Lookup)}
 		p, err := newProxy(t.Context(), testProxyConfig(t, "https://sts.eu-west-2.amazonaws.com"), creds,
 			verifyingUpstream(v), slog.New(slog.DiscardHandler))

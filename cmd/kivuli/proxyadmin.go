@@ -59,34 +59,34 @@ func newProxyMetrics(p *proxy) *proxyMetrics {
 	r := &m.reg
 	r.add(m.requests)
 	r.add(m.duration)
-	r.add(&gaugeFunc{"kivuli_proxy_in_flight_requests", "Requests being served.", func() float64 { return float64(m.inFlight.Load()) }})
+	r.add(gaugeFunc("kivuli_proxy_in_flight_requests", "Requests being served.", func() float64 { return float64(m.inFlight.Load()) }))
 	r.add(m.upstreamRequests)
 	r.add(m.upstreamSeconds)
 	r.add(m.signingErrors)
 	r.add(m.bodies)
 	r.add(m.bodyBytes)
-	r.add(&counterFunc{"kivuli_proxy_response_body_bytes_total", "Bytes of answers written to clients.", func() float64 { return float64(m.responseBytes.Load()) }})
-	r.add(&gaugeFunc{"kivuli_proxy_body_memory_bytes", "Bytes of request bodies held in memory now.", func() float64 { return float64(p.mem.inUse.Load()) }})
-	r.add(&gaugeFunc{"kivuli_proxy_body_memory_peak_bytes", "The most bytes of request bodies held in memory at once.", func() float64 { return float64(p.mem.peak.Load()) }})
+	r.add(counterFunc("kivuli_proxy_response_body_bytes_total", "Bytes of answers written to clients.", func() float64 { return float64(m.responseBytes.Load()) }))
+	r.add(gaugeFunc("kivuli_proxy_body_memory_bytes", "Bytes of request bodies held in memory now.", func() float64 { return float64(p.mem.inUse.Load()) }))
+	r.add(gaugeFunc("kivuli_proxy_body_memory_peak_bytes", "The most bytes of request bodies held in memory at once.", func() float64 { return float64(p.mem.peak.Load()) }))
 	r.add(m.refreshes)
-	r.add(&gaugeFunc{"kivuli_credentials_expiry_timestamp_seconds", "When the credentials in hand expire, in Unix seconds (0: they never do).", func() float64 {
+	r.add(gaugeFunc("kivuli_credentials_expiry_timestamp_seconds", "When the credentials in hand expire, in Unix seconds (0: they never do).", func() float64 {
 		if t := p.creds.Expires(); !t.IsZero() {
 			return float64(t.UnixMilli()) / 1e3
 		}
 		return 0
-	}})
-	r.add(&gaugeFunc{"kivuli_proxy_ready", "1 when /readyz answers 200.", func() float64 {
+	}))
+	r.add(gaugeFunc("kivuli_proxy_ready", "1 when /readyz answers 200.", func() float64 {
 		if p.ready(p.hardStop) == nil {
 			return 1
 		}
 		return 0
-	}})
-	r.add(&gaugeFunc{"go_goroutines", "Number of goroutines that currently exist.", func() float64 { return float64(runtime.NumGoroutine()) }})
-	r.add(&gaugeFunc{"go_memstats_heap_alloc_bytes", "Bytes of allocated heap objects.", func() float64 { return runtimeMetric("/memory/classes/heap/objects:bytes") }})
-	r.add(&gaugeFunc{"go_memstats_sys_bytes", "Bytes of memory obtained from the OS by the Go runtime.", func() float64 { return runtimeMetric("/memory/classes/total:bytes") }})
+	}))
+	r.add(gaugeFunc("go_goroutines", "Number of goroutines that currently exist.", func() float64 { return float64(runtime.NumGoroutine()) }))
+	r.add(gaugeFunc("go_memstats_heap_alloc_bytes", "Bytes of allocated heap objects.", func() float64 { return runtimeMetric("/memory/classes/heap/objects:bytes") }))
+	r.add(gaugeFunc("go_memstats_sys_bytes", "Bytes of memory obtained from the OS by the Go runtime.", func() float64 { return runtimeMetric("/memory/classes/total:bytes") }))
 	if _, ok := procStatus("VmHWM"); ok {
-		r.add(&gaugeFunc{"process_resident_memory_bytes", "Resident memory size in bytes.", func() float64 { v, _ := procStatus("VmRSS"); return v }})
-		r.add(&gaugeFunc{"kivuli_process_resident_memory_peak_bytes", "The largest resident memory size since the start, in bytes (VmHWM).", func() float64 { v, _ := procStatus("VmHWM"); return v }})
+		r.add(gaugeFunc("process_resident_memory_bytes", "Resident memory size in bytes.", func() float64 { v, _ := procStatus("VmRSS"); return v }))
+		r.add(gaugeFunc("kivuli_process_resident_memory_peak_bytes", "The largest resident memory size since the start, in bytes (VmHWM).", func() float64 { v, _ := procStatus("VmHWM"); return v }))
 	}
 	return m
 }
