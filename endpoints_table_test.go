@@ -1,12 +1,18 @@
 package kivuli_test
 
 import (
+	"bufio"
+	"compress/gzip"
+	"encoding/json"
+	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/kivuli-go/kivuli"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // TestEndpointData: every host that the SDKs' endpoint data resolve, for
@@ -94,4 +100,130 @@ func TestEndpointTable(t *testing.T) {
 		}
 	}
 	t.Logf("%d hosts from %d table entries", n, len(kivuli.EndpointTable()))
+}
+
+// oracleRow is a line of testdata/sdk-oracle.jsonl.gz: what aws-sdk-go-v2
+// itself resolves and signs for one question (internal/endpointgen/sdkoracle).
+type oracleRow struct {
+	Svc             string         // the service module
+	Params          map[string]any // its endpoint parameters
+	Host, Path      string
+	Service, Region string // the SigV4 scope; Service "DEFAULT": the module's own
+	SigV4A          bool
+	Err             string // the rules refuse the question
+}
+
+// oracleRefused are the hosts the SDK gives that kivuli refuses on
+// purpose, with why: a wrong scope must never be signed, and these hosts
+// cannot be given one scope.
+var oracleRefused = map[string]string{
+	// SERVICE.SUFFIX names that the GovCloud rules give for services
+	// GovCloud does not run, under a suffix it shares with aws: one DNS
+	// name, which would be signed for us-gov-west-1 and for us-east-1.
+	"budgets.api.aws":         "GovCloud's name under aws's suffix",
+	"cloudfront.api.aws":      "GovCloud's name under aws's suffix",
+	"cloudfront-fips.api.aws": "GovCloud's name under aws's suffix",
+}
+
+// TestSDKOracle: every host that aws-sdk-go-v2's own endpoint rules and
+// auth scheme resolvers give, for 276 service modules in 25 regions, four
+// variants and S3's bucket forms (testdata/sdk-oracle.jsonl.gz, written
+// by a program that shares nothing with the table's generator), is
+// allowed and signed with the SDK's scope. None is signed with another
+// scope; only oracleRefused's are refused, and SigV4A ones (S3
+// Multi-Region Access Points) are left to the SDK.
+func TestSDKOracle(t *testing.T) {
+	f, err := os.Open("testdata/sdk-oracle.jsonl.gz")
+	require.NoError(t, err)
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	require.NoError(t, err)
+	// The modules whose auth resolver names no signing name sign with
+	// their default one.
+	defaults := map[string]string{"s3": "s3", "eventbridge": "events", "sesv2": "ses"}
+	hostAllowed := &kivuli.Transport{Credentials: staticCreds, Service: "x", Region: "y", Base: &countingBase{}}
+	counts := map[string]int{}
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(zr)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var r oracleRow
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &r))
+		region, _ := r.Params["Region"].(string)
+		bucket, _ := r.Params["Bucket"].(string)
+		switch {
+		case r.Err != "" || r.Service == "":
+			continue // refused by the rules, or not signed with SigV4
+		case strings.HasSuffix(region, "-global"):
+			continue // pseudo-regions: the rules make hosts such as x.aws-global.amazonaws.com
+		case strings.HasSuffix(bucket, "--x-s3"):
+			continue // S3 Express: session authentication, which kivuli refuses
+		}
+		if r.Service == "DEFAULT" {
+			r.Service, r.Region = defaults[r.Svc], region
+		}
+		if seen[r.Host+"|"+r.Path] {
+			continue
+		}
+		seen[r.Host+"|"+r.Path] = true
+		kind := oracleKind(r.Params)
+		if r.SigV4A {
+			counts[kind+": SigV4A, left to the SDK"]++
+			continue
+		}
+		req, err := http.NewRequest(http.MethodGet, "https://"+r.Host+"/", nil)
+		require.NoError(t, err)
+		if _, err := hostAllowed.RoundTrip(req); err != nil {
+			counts[kind+": host refused"]++
+			t.Errorf("%s (%s, signed %s/%s by the SDK): refused: %v", r.Host, r.Svc, r.Service, r.Region, err)
+			continue
+		}
+		path := r.Path
+		if path == "" {
+			path = "/"
+		}
+		svc, rg, _ := kivuli.InferScope(strings.ToLower(r.Host), path)
+		switch {
+		case svc == "" && oracleRefused[r.Host] != "":
+			counts[kind+": refused on purpose"]++
+		case svc == "":
+			counts[kind+": scope refused"]++
+			t.Errorf("%s%s (%s): no scope inferred, the SDK signs %s/%s", r.Host, path, r.Svc, r.Service, r.Region)
+		case svc != r.Service || rg != "" && rg != r.Region:
+			counts[kind+": WRONG"]++
+			t.Errorf("%s%s (%s): inferred %s/%s, the SDK signs %s/%s", r.Host, path, r.Svc, svc, rg, r.Service, r.Region)
+		case rg == "":
+			counts[kind+": right, region from the Transport or AWS_REGION"]++
+		default:
+			counts[kind+": right"]++
+		}
+	}
+	require.NoError(t, sc.Err())
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		t.Logf("%-60s %5d", k, counts[k])
+	}
+	assert.Greater(t, counts["standard: right"], 4000, "the oracle was read")
+}
+
+// oracleKind names the variant of an oracle question.
+func oracleKind(params map[string]any) string {
+	fips, _ := params["UseFIPS"].(bool)
+	dual, _ := params["UseDualStack"].(bool)
+	_, bucket := params["Bucket"]
+	switch {
+	case bucket:
+		return "S3 bucket forms"
+	case fips && dual:
+		return "FIPS dual-stack"
+	case fips:
+		return "FIPS"
+	case dual:
+		return "dual-stack"
+	}
+	return "standard"
 }
