@@ -34,6 +34,10 @@ func (b *countingBase) RoundTrip(r *http.Request) (*http.Response, error) {
 	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: r}, nil
 }
 
+// ProxyURL says that countingBase sends nothing through a proxy: it sends
+// nothing anywhere.
+func (b *countingBase) ProxyURL(*http.Request) (*url.URL, error) { return nil, nil }
+
 // TestHostRules: a request is signed only when the host dialled (URL.Host)
 // and the host signed for (Request.Host, else URL.Host) are both AWS
 // endpoints or listed in AllowedHosts; IP literals only when listed

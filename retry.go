@@ -43,9 +43,10 @@ type RetryOptions struct {
 
 // NewRetryingClient returns an [http.Client] that signs with t and retries
 // as [RetryingTransport] describes, as oauth2.NewClient returns one that
-// authorises.
+// authorises. It follows redirects as [CheckRedirect] allows: to the host
+// signed for, or S3's region redirects of one bucket.
 func NewRetryingClient(t *Transport, optFns ...func(*RetryOptions)) *http.Client {
-	return &http.Client{Transport: NewRetryingTransport(t, optFns...)}
+	return &http.Client{Transport: NewRetryingTransport(t, optFns...), CheckRedirect: CheckRedirect}
 }
 
 // NewRetryingTransport returns a [RetryingTransport] over t, configured by

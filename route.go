@@ -26,11 +26,9 @@ type route struct {
 	// fromAWS reports that the dialled host is an AWS endpoint that runs
 	// no customer's code, so that its answers may correct the clock.
 	fromAWS bool
-	// tunnelInClear reports a request in clear whose signed host is not
-	// the dialled one: through an HTTP proxy, it would go to the signed
-	// host, in clear. dialLoopback reports that the dialled host is
-	// loopback.
-	tunnelInClear, dialLoopback bool
+	// plaintext reports a request sent in clear (http://, ws://), which
+	// may go out only where no HTTP proxy sees it (plaintext.go).
+	plaintext bool
 }
 
 // route returns the route of req, the last one's when its hosts and
@@ -107,9 +105,8 @@ func (t *Transport) decide(req *http.Request) (rt route, byPath bool, err error)
 	return route{
 		dial: u.Host, host: req.Host, scheme: u.Scheme,
 		service: service, region: region, policy: t.Policies.lookup(service),
-		fromAWS:       dialAWS && !dial.runsCustomerCode(),
-		tunnelInClear: plaintext && signed.name != dial.name,
-		dialLoopback:  dial.isLoopback(),
+		fromAWS:   dialAWS && !dial.runsCustomerCode(),
+		plaintext: plaintext,
 	}, byPath, nil
 }
 
@@ -133,23 +130,6 @@ func checkURL(u *url.URL) error {
 		return invalidRequest("the URL's path does not start with '/'", nil)
 	}
 	return nil
-}
-
-// viaProxy reports whether Base may send req through an HTTP proxy. An
-// *http.Transport (http.DefaultTransport included) is asked; of any other
-// Base (a wrapper for tracing or metrics, say) kivuli cannot tell, so it
-// is taken to use one unless the host dialled is loopback, which the
-// environment's proxy settings never proxy.
-func (t *Transport) viaProxy(req *http.Request, dialLoopback bool) bool {
-	ht, ok := t.base().(*http.Transport)
-	if !ok {
-		return !dialLoopback
-	}
-	if ht.Proxy == nil {
-		return false
-	}
-	u, err := ht.Proxy(req)
-	return err != nil || u != nil
 }
 
 // resolveScope returns the signing service and region: the fields when

@@ -135,18 +135,25 @@ func (t *Transport) Presign(req *http.Request, expires time.Duration) (string, e
 }
 
 // checkedRoute returns the route of req after the checks of where it may
-// go: its URL's form, the host rules, and no plaintext tunnel through a
-// proxy.
+// go: its URL's form, the host rules, the redirect rule (redirect.go), and
+// no plaintext through a proxy (plaintext.go).
 func (t *Transport) checkedRoute(req *http.Request) (route, error) {
 	if err := checkURL(req.URL); err != nil {
 		return route{}, err
+	}
+	if req.Response != nil {
+		if err := checkRedirect(req.Response.Request, req); err != nil {
+			return route{}, err
+		}
 	}
 	rt, err := t.route(req)
 	if err != nil {
 		return rt, err
 	}
-	if rt.tunnelInClear && t.viaProxy(req, rt.dialLoopback) {
-		return rt, invalid(ErrPlaintext, "through an HTTP proxy that Base may use (kivuli can ask only an *http.Transport), %s:// to %q would go to %q, in clear: use https://, a loopback tunnel, or an *http.Transport Base without a proxy", req.URL.Scheme, req.URL.Host, req.Host)
+	if rt.plaintext {
+		if err := t.checkNoProxy(req); err != nil {
+			return rt, err
+		}
 	}
 	return rt, nil
 }
