@@ -23,10 +23,12 @@
 // also serves aws-sdk-go-v2 clients; [WithProvider] caches any other
 // provider the same way.
 //
-// Signing (transport.go, route.go, hosts.go, scope.go, endpoints_table.go,
-// policy.go, body.go, signer.go, answer.go): [Transport] is the
-// http.RoundTripper. From a request's URL and Host it decides a route
-// (route.go): where the request may go (hosts.go), the signing service and
+// Signing (transport.go, route.go, hosts.go, redirect.go, plaintext.go,
+// scope.go, endpoints_table.go, policy.go, body.go, signer.go, answer.go):
+// [Transport] is the http.RoundTripper. From a request's URL and Host it
+// decides a route (route.go): where the request may go (hosts.go; a
+// redirect only where the redirecting request went, redirect.go; in clear
+// only where no proxy reads it, plaintext.go), the signing service and
 // region (scope.go, from AWS's own endpoint data in endpoints_table.go),
 // and the per-service [Policy] (policy.go: token placement, payload hash,
 // path escaping, presigning). It hashes the body without holding it in

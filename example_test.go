@@ -330,3 +330,31 @@ func ExampleTransport_logger() {
 	// GET / Action=GetCallerIdentity&Version=2011-06-15
 	// x-amz-security-token:REDACTED
 }
+
+// CheckRedirect keeps a client's redirects on the host the request was
+// signed for (the Transport refuses the others anyway; with CheckRedirect
+// the error is the client's, and the redirecting answer is kept). Here the
+// endpoint, standing in for a Lambda function URL, answers a redirect to
+// IAM: nothing is signed for IAM.
+func ExampleCheckRedirect() {
+	imds := imdstest.NewServer(imdstest.Config{})
+	defer imds.Close()
+	creds, err := kivuli.New(context.Background(), kivuli.WithEndpoint(imds.URL))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer creds.Close()
+	endpoint := sigv4test.NewServer(&sigv4test.Verifier{Secrets: sigv4test.Lookup(imds.Lookup)}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "https://iam.amazonaws.com/?Action=UpdateAssumeRolePolicy&RoleName=app", http.StatusFound)
+	}))
+	defer endpoint.Close()
+
+	t := &kivuli.Transport{Credentials: creds, AllowedHosts: []string{strings.TrimPrefix(endpoint.URL, "http://")}}
+	req, _ := http.NewRequest(http.MethodGet, endpoint.URL+"/", nil)
+	req.Host = "abc.lambda-url.us-east-1.on.aws"
+	client := &http.Client{Transport: t, CheckRedirect: kivuli.CheckRedirect}
+	resp, err := client.Do(req)
+	fmt.Println(errors.Is(err, kivuli.ErrHostNotAllowed), resp.StatusCode, len(endpoint.Records()))
+	// Output:
+	// true 302 1
+}

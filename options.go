@@ -90,11 +90,14 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // exported, since no one keeps them fresh after that. The environment is
 // process-wide: two [Credentials] with this option overwrite each other's
 // values, and closing one that exported the same set as another unsets it
-// for both. The variables are set one after the other, under a lock that
-// only kivuli takes: a reader that does not go through kivuli (a child
-// started at that instant, os.Getenv in another goroutine) may see the new
-// key ID beside the old secret. To hand credentials to child processes
-// that outlive a set, prefer a credentials endpoint (kivuli exec --serve).
+// for both. Readers of the environment (a child started at that instant,
+// os.Environ in another goroutine) take no lock of kivuli's, so the
+// variables are written in an order that never pairs a key ID with another
+// set's secret or token: AWS_ACCESS_KEY_ID is unset first and set last. A
+// reader sees the old set, the new one, or no key ID, after which the SDKs
+// move on to their next credential source. To hand credentials to child
+// processes that outlive a set, prefer a credentials endpoint (kivuli exec
+// --serve).
 func WithEnvironment() Option { return func(c *config) { c.env = true } }
 
 // WithoutRefresh makes [New] fetch the credentials once and serve them until

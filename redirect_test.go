@@ -80,11 +80,17 @@ func redirectRig(t *testing.T) (r *rig, tr *kivuli.Transport, sent func() []stri
 // builds.
 func TestRedirectsStayOnTheSignedHost(t *testing.T) {
 	clients := map[string]func(*kivuli.Transport) *http.Client{
-		"http.Client":               func(tr *kivuli.Transport) *http.Client { return &http.Client{Transport: tr} },
-		"NewRetryingClient":         func(tr *kivuli.Transport) *http.Client { return kivuli.NewRetryingClient(tr) },
-		"RetryingTransport":         func(tr *kivuli.Transport) *http.Client { return &http.Client{Transport: kivuli.NewRetryingTransport(tr)} },
-		"CheckRedirect":             func(tr *kivuli.Transport) *http.Client { return &http.Client{Transport: tr, CheckRedirect: kivuli.CheckRedirect} },
-		"a CheckRedirect following": func(tr *kivuli.Transport) *http.Client { return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return nil }} },
+		"http.Client":       func(tr *kivuli.Transport) *http.Client { return &http.Client{Transport: tr} },
+		"NewRetryingClient": func(tr *kivuli.Transport) *http.Client { return kivuli.NewRetryingClient(tr) },
+		"RetryingTransport": func(tr *kivuli.Transport) *http.Client {
+			return &http.Client{Transport: kivuli.NewRetryingTransport(tr)}
+		},
+		"CheckRedirect": func(tr *kivuli.Transport) *http.Client {
+			return &http.Client{Transport: tr, CheckRedirect: kivuli.CheckRedirect}
+		},
+		"a CheckRedirect following": func(tr *kivuli.Transport) *http.Client {
+			return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return nil }}
+		},
 	}
 	for _, tc := range []struct {
 		name, method, url string

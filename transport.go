@@ -30,8 +30,11 @@ import (
 // A request is signed only when the host it is sent to (URL.Host) and the
 // host it is signed for (Request.Host when set, else URL.Host) are both AWS
 // endpoints or listed in AllowedHosts, and, when it is sent in clear
-// (http:// or ws://), only to a listed or loopback host; otherwise it fails
-// with [ErrHostNotAllowed] or [ErrPlaintext] and nothing is sent. So the
+// (http:// or ws://), only to a listed or loopback host that no HTTP proxy
+// sees on the way ([ProxyReporter]); otherwise it fails with
+// [ErrHostNotAllowed] or [ErrPlaintext] and nothing is sent. A redirected
+// request is signed only for the host the redirecting one was signed for,
+// but for S3's region redirects of one bucket ([CheckRedirect]), so the
 // credentials never follow a redirect elsewhere. Hosts that customers run
 // inside AWS domains (EC2 instances' public names, load balancers,
 // PrivateLink endpoint services) are not AWS endpoints, nor is any IP
@@ -78,7 +81,8 @@ type Transport struct {
 	// ("*.example.com"), which never matches an IP address. Names are
 	// matched on their ASCII form, case-insensitively; a host name that is
 	// not ASCII is refused (use its IDNA "xn--" form). A listed host may
-	// also be reached in clear (http://).
+	// also be reached in clear (http://), when no HTTP proxy is on the way
+	// ([ProxyReporter]).
 	AllowedHosts []string
 	// MaxBufferedBody bounds the bytes buffered to hash a body that can be
 	// read only once. If zero, 16 MiB; if

@@ -381,6 +381,12 @@ type lastHop struct {
 	p    *proxy
 }
 
+// ProxyURL tells the signer whether the request goes through a proxy,
+// which a request in clear must not: as next says.
+func (l *lastHop) ProxyURL(req *http.Request) (*url.URL, error) {
+	return kivuli.ProxyURLOf(l.next, req)
+}
+
 func (l *lastHop) RoundTrip(req *http.Request) (*http.Response, error) {
 	h, _ := req.Context().Value(hopKey{}).(*hop)
 	out := *req // the signer's own clone, shallow-copied: its header map is not changed

@@ -6,10 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/kivuli-go/kivuli"
 )
 
 // signingLogger is the slog.Handler of -v: it prints the library's debug
@@ -84,6 +87,12 @@ type showingTransport struct {
 	w    io.Writer
 	show bool
 	dry  bool
+}
+
+// ProxyURL tells the signer whether the request goes through a proxy,
+// which a request in clear must not: as next says.
+func (t *showingTransport) ProxyURL(req *http.Request) (*url.URL, error) {
+	return kivuli.ProxyURLOf(t.next, req)
 }
 
 func (t *showingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
