@@ -58,9 +58,13 @@ where the service wants it (the library's policy table).
 
 Where the request may go is the library's rule: to an AWS endpoint, or to
 a host given with --allow-host, and in clear (http://) only to loopback or
-listed hosts. A tunnel is a listed URL host with the AWS name in -H 'Host:'.
-With -L, redirects are followed on the same host only: a signature is never
-carried, nor a new one made, for another host.
+listed hosts, and never through an HTTP proxy: with HTTP_PROXY set, a
+request in clear that Go would send through it (app.localhost and
+LOCALHOST among them; NO_PROXY exempts hosts) is refused, since the proxy
+would read the token and the signature. A tunnel is a listed URL host with
+the AWS name in -H 'Host:'. With -L, redirects are followed on the same
+host only: a signature is never carried, nor a new one made, for another
+host.
 
 The query string is sent exactly as given, byte for byte (only bytes that
 cannot appear in a URL, such as spaces, are percent-encoded): already

@@ -78,8 +78,11 @@ ignored, the path and query are kept. The upstream must be an AWS endpoint
 or a host given with --allow-host; a tunnel is a listed --upstream with the
 AWS name as --sign-host (and --upstream-server-name, to verify the
 certificate for it). The upstream is reached in clear (http://) only on
-loopback or a listed host. An
-upstream that is the proxy itself is refused at start; a request that comes
+loopback or a listed host, and never through an HTTP proxy: with
+HTTP_PROXY set, an http:// upstream that Go would send through it
+(app.localhost and LOCALHOST among them; NO_PROXY exempts hosts) is
+refused at start, since the proxy would read the token and the signature.
+An upstream that is the proxy itself is refused at start; a request that comes
 back through the proxy anyway (its Via entry) is answered 508.
 
 Headers: the client's Authorization, X-Amz-Date, X-Amz-Security-Token and
