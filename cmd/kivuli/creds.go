@@ -83,7 +83,11 @@ kivuli creds --role-arn arn:aws:iam::123456789012:role/deploy --format env`,
 			if err != nil {
 				return err
 			}
-			_, err = io.WriteString(a.stdout, formatCreds(format, v, runtime.GOOS))
+			out, err := formatCreds(format, v, runtime.GOOS)
+			if err != nil {
+				return err
+			}
+			_, err = io.WriteString(a.stdout, out)
 			return err
 		},
 	}
@@ -92,17 +96,22 @@ kivuli creds --role-arn arn:aws:iam::123456789012:role/deploy --format env`,
 	return cmd
 }
 
-// formatCreds returns v in format, for a program running on goos.
-func formatCreds(format string, v aws.Credentials, goos string) string {
+// formatCreds returns v in format, for a program running on goos; a shell
+// format refuses values that a shell could read as more than text (see
+// shellSafe).
+func formatCreds(format string, v aws.Credentials, goos string) (string, error) {
 	var exp string
 	if v.CanExpire {
 		exp = isoformat(v.Expires)
 	}
 	if format == "process" {
-		return processJSON(v, exp)
+		return processJSON(v, exp), nil
 	}
 	if format == "json" {
-		return plainJSON(v)
+		return plainJSON(v), nil
+	}
+	if err := shellSafe(v, format); err != nil {
+		return "", err
 	}
 	// The AWS CLI writes "\n", which Python turns into "\r\n" on Windows
 	// for the formats it does not force to "\n" (those of Windows shells).
@@ -133,7 +142,7 @@ func formatCreds(format string, v aws.Credentials, goos string) string {
 	if exp != "" {
 		add("AWS_CREDENTIAL_EXPIRATION", exp)
 	}
-	return b.String()
+	return b.String(), nil
 }
 
 // isoformat writes t as Python's datetime.isoformat does for the UTC
