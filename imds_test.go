@@ -308,9 +308,11 @@ func TestIMDSDocumentShellCharacters(t *testing.T) {
 		srv.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, Body: body})
 		return newIMDS(t, kivuli.WithEndpoint(srv.URL)).Retrieve(t.Context())
 	}
-	hostile := []string{"x;touch pwned;#", "$(touch pwned)", "`touch pwned`", "a\"; touch pwned; echo \"",
-		"a'; touch pwned; echo '", "x\ntouch pwned", "x\\", "(touch pwned)", "%PATH%", "x^&calc", "x|y", "a b",
-		"x*", "~root", "x-y", "x.y", "é", "x\x00"}
+	// Without a space first: those reached a shell before (issue 17,
+	// point 4); those with one were refused as not visible ASCII already.
+	hostile := []string{"x;echo>pwned;#", "$(echo>pwned)", "`echo>pwned`", `x";echo>pwned;echo"`, "x\\", "(echo>pwned)",
+		"%PATH%", "x^&calc", "x|y", "x*", "~root", "x'y", "x-y", "x.y",
+		"x; touch pwned", "a\"; touch pwned; echo \"", "x\ntouch pwned", "a b", "é", "x\x00"}
 	for _, v := range hostile {
 		for _, c := range []struct{ field, body string }{
 			{"AccessKeyId", doc("ASIA"+v, secret, token)},
@@ -318,7 +320,9 @@ func TestIMDSDocumentShellCharacters(t *testing.T) {
 			{"Token", doc(key, secret, token+v)},
 		} {
 			_, err := serve(c.body)
-			require.ErrorIs(t, err, kivuli.ErrInvalidDocument, "%s with %q", c.field, v)
+			if !assert.ErrorIs(t, err, kivuli.ErrInvalidDocument, "%s with %q", c.field, v) {
+				continue
+			}
 			assert.Contains(t, err.Error(), c.field+" holds characters AWS never issues")
 			for _, s := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
 				assert.NotContains(t, s, v)
