@@ -312,3 +312,15 @@ func TestCredsExpirationCharacters(t *testing.T) {
 		}
 	}
 }
+
+// The manual states the rule, and its exit status, whatever the shared
+// EXIT STATUS text becomes.
+func TestCredsManualStatesShellRule(t *testing.T) {
+	r := runCmd(t, "", "creds", "--help")
+	for _, want := range []string{"letters, digits and _", "letters, digits, +, / and = (base64)",
+		"exits with status 3", "with a shell\n         format, credentials holding characters AWS never issues."} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("kivuli creds --help lacks %q", want)
+		}
+	}
+}
