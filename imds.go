@@ -558,11 +558,11 @@ func parseDocument(role string, body []byte) (aws.Credentials, error) {
 		}
 	}
 	if !issuedKeyID(d.AccessKeyID) {
-		return aws.Credentials{}, invalidDoc("AccessKeyId holds characters AWS never issues in a key ID (only letters, digits and _)")
+		return aws.Credentials{}, invalidDoc("AccessKeyId holds characters AWS never issues (a key ID is letters, digits and _)")
 	}
 	for _, f := range [...]struct{ name, value string }{{"SecretAccessKey", d.SecretAccessKey}, {"Token", d.Token}} {
 		if !issuedBase64(f.value) {
-			return aws.Credentials{}, invalidDoc(f.name + " holds characters AWS never issues in it (only base64's: letters, digits, +, / and =)")
+			return aws.Credentials{}, invalidDoc(f.name + " holds characters AWS never issues (it is base64: letters, digits, +, / and =)")
 		}
 	}
 	exp, err := time.Parse(time.RFC3339, d.Expiration)
