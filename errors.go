@@ -166,8 +166,10 @@ var (
 	ErrInvalidRequest = errors.New("kivuli: cannot sign the request")
 	// ErrInvalidDocument is the Kind of an [*Error] about an answer of the
 	// instance metadata service that cannot be used: a credential document
-	// that is not JSON, lacks a field or is over 64 KiB, or a region that
-	// is not a region's name. It never holds the answer's secret values.
+	// that is not JSON, lacks a field, is over 64 KiB or holds characters
+	// AWS never issues in its key ID, secret or token (values that would
+	// run commands in a shell that evaluates them), or a region that is
+	// not a region's name. It never holds the answer's secret values.
 	ErrInvalidDocument = errors.New("kivuli: unusable answer from the instance metadata service")
 )
 

@@ -526,8 +526,10 @@ type document struct {
 	Expiration      string
 }
 
-// parseDocument validates a credential document. Its errors never quote the
-// document.
+// parseDocument validates a credential document: complete, and made of
+// the characters AWS issues (see issuedKeyID), so that no consumer, such
+// as a shell evaluating kivuli creds, gets a value that means more than
+// its text. Its errors never quote the document.
 func parseDocument(role string, body []byte) (aws.Credentials, error) {
 	var d document
 	if err := json.Unmarshal(body, &d); err != nil {
@@ -555,11 +557,12 @@ func parseDocument(role string, body []byte) (aws.Credentials, error) {
 			return aws.Credentials{}, invalidDoc("missing " + f.name)
 		}
 	}
-	for _, f := range [...]struct{ name, value string }{
-		{"AccessKeyId", d.AccessKeyID}, {"SecretAccessKey", d.SecretAccessKey}, {"Token", d.Token},
-	} {
-		if !printable(f.value) {
-			return aws.Credentials{}, invalidDoc(f.name + " holds characters other than visible ASCII")
+	if !issuedKeyID(d.AccessKeyID) {
+		return aws.Credentials{}, invalidDoc("AccessKeyId holds characters AWS never issues (a key ID is letters, digits and _)")
+	}
+	for _, f := range [...]struct{ name, value string }{{"SecretAccessKey", d.SecretAccessKey}, {"Token", d.Token}} {
+		if !issuedBase64(f.value) {
+			return aws.Credentials{}, invalidDoc(f.name + " holds characters AWS never issues (it is base64: letters, digits, +, / and =)")
 		}
 	}
 	exp, err := time.Parse(time.RFC3339, d.Expiration)

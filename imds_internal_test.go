@@ -19,14 +19,31 @@ func FuzzParseDocument(f *testing.F) {
 	f.Add([]byte(`{"Code":"Success","AccessKeyId":7}`))
 	f.Add([]byte(`[]`))
 	f.Add([]byte(`{"Code":"Success","Expiration":"tomorrow"}`))
+	// Values built to break out of a shell's quoting (issue 17, point 4).
+	hostile := func(key, secret, token string) []byte {
+		b, _ := json.Marshal(map[string]string{"Code": "Success", "AccessKeyId": key, "SecretAccessKey": secret, "Token": token, "Expiration": "2026-11-28T23:00:00Z"})
+		return b
+	}
+	f.Add(hostile("ASIAEXAMPLE", "x;touch pwned;#", "IQoJb3JpZ2luX2VjE"))
+	f.Add(hostile("ASIAEXAMPLE", "wJalrXUtnFEMI/K7MDENG", "$(touch pwned)"))
+	f.Add(hostile("ASIA`touch pwned`", "wJalrXUtnFEMI/K7MDENG", "IQoJb3JpZ2luX2VjE"))
+	f.Add(hostile("ASIAEXAMPLE", "a\"; touch pwned; echo \"", "IQoJb3JpZ2luX2VjE"))
+	f.Add(hostile("ASIAEXAMPLE", "wJalrXUtnFEMI/K7MDENG", "x\ntouch pwned"))
+	f.Add(hostile("ASIAEXAMPLE", "x&calc.exe&", "%PATH%^"))
+	f.Add(hostile("ASIA_lower_case_ok", "wJalrXUtnFEMI/K7MDENG+abc==", "IQoJb3JpZ2luX2VjEJr//////////wEa+="))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		v, err := parseDocument("role", body)
 		if err == nil {
 			if v.AccessKeyID == "" || v.SecretAccessKey == "" || v.SessionToken == "" || v.Expires.IsZero() || !v.CanExpire {
 				t.Fatalf("accepted an incomplete document: %q", body)
 			}
-			if !printable(v.AccessKeyID) || !printable(v.SecretAccessKey) || !printable(v.SessionToken) {
-				t.Fatalf("accepted credentials that cannot be sent: %q", body)
+			// Only the characters AWS issues, which no shell reads as
+			// anything but text (issue 17, point 4): told here with a
+			// cutset, not with the parser's own functions.
+			const word = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+			if strings.Trim(v.AccessKeyID, word+"_") != "" || strings.Trim(v.SecretAccessKey, word+"+/=") != "" ||
+				strings.Trim(v.SessionToken, word+"+/=") != "" {
+				t.Fatalf("accepted credentials with characters AWS never issues: %q", body)
 			}
 			return
 		}

@@ -3,6 +3,8 @@ package kivuli_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +18,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/kivuli-go/kivuli"
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/stretchr/testify/assert"
@@ -279,6 +282,63 @@ func TestIMDSDocument(t *testing.T) {
 		assert.Equal(t, "cannot assume role", ce.Message)
 		assert.Equal(t, "kivuli-test-role", ce.Role)
 	})
+}
+
+// TestIMDSDocumentShellCharacters (issue 17, point 4): a document whose
+// key ID, secret or token holds characters AWS never issues, such as
+// values built to break out of a shell's quoting, is an ErrInvalidDocument
+// naming the field and never the value; every value AWS issues (long
+// base64 tokens with /, + and =; key IDs as IAM documents them) is kept
+// as it is.
+func TestIMDSDocumentShellCharacters(t *testing.T) {
+	const (
+		key    = "ASIAQWERTYUIOPASDFGH"
+		secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+		token  = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD+abc=="
+	)
+	doc := func(k, s, tok string) string {
+		b, err := json.Marshal(map[string]string{"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": k,
+			"SecretAccessKey": s, "Token": tok, "Expiration": "2030-01-01T00:00:00Z"})
+		require.NoError(t, err)
+		return string(b)
+	}
+	serve := func(body string) (aws.Credentials, error) {
+		srv := imdstest.NewServer(imdstest.Config{})
+		defer srv.Close()
+		srv.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, Body: body})
+		return newIMDS(t, kivuli.WithEndpoint(srv.URL)).Retrieve(t.Context())
+	}
+	// Without a space first: those reached a shell before (issue 17,
+	// point 4); those with one were refused as not visible ASCII already.
+	hostile := []string{"x;echo>pwned;#", "$(echo>pwned)", "`echo>pwned`", `x";echo>pwned;echo"`, "x\\", "(echo>pwned)",
+		"%PATH%", "x^&calc", "x|y", "x*", "~root", "x'y", "x-y", "x.y",
+		"x; touch pwned", "a\"; touch pwned; echo \"", "x\ntouch pwned", "a b", "é", "x\x00"}
+	for _, v := range hostile {
+		for _, c := range []struct{ field, body string }{
+			{"AccessKeyId", doc("ASIA"+v, secret, token)},
+			{"SecretAccessKey", doc(key, secret+v, token)},
+			{"Token", doc(key, secret, token+v)},
+		} {
+			_, err := serve(c.body)
+			if !assert.ErrorIs(t, err, kivuli.ErrInvalidDocument, "%s with %q", c.field, v) {
+				continue
+			}
+			assert.Contains(t, err.Error(), c.field+" holds characters AWS never issues")
+			for _, s := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
+				assert.NotContains(t, s, v)
+			}
+		}
+	}
+	long := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xfb, 0xff, 0xbf, 0x3e, 0x01}, 300))
+	for _, c := range [][3]string{
+		{key, secret, token},
+		{"AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCY/EXAMPLEKEY", long + "="},
+		{"ASIA_documented_w_pattern", "c2VjcmV0", "dG9rZW4="},
+	} {
+		got, err := serve(doc(c[0], c[1], c[2]))
+		require.NoError(t, err)
+		assert.Equal(t, [3]string{got.AccessKeyID, got.SecretAccessKey, got.SessionToken}, c)
+	}
 }
 
 // hangingListener accepts connections and never answers, as a firewall

@@ -21,7 +21,7 @@ func TestSourceRoleARN(t *testing.T) {
 		w.Header().Set("Content-Type", "text/xml")
 		w.Write([]byte(`<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>
 <Credentials><AccessKeyId>ASIAASSUMEDROLE12345</AccessKeyId><SecretAccessKey>assumed/secret</SecretAccessKey>
-<SessionToken>assumed-token</SessionToken><Expiration>` + exp + `</Expiration></Credentials>
+<SessionToken>assumed/token+AQ==</SessionToken><Expiration>` + exp + `</Expiration></Credentials>
 <AssumedRoleUser><AssumedRoleId>AROA:x</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/deploy/x</Arn></AssumedRoleUser>
 </AssumeRoleResult></AssumeRoleResponse>`))
 	})
@@ -30,7 +30,7 @@ func TestSourceRoleARN(t *testing.T) {
 	t.Setenv("AWS_REGION", "eu-west-2")
 	r := runCmd(t, "", "creds", "--imds-endpoint", f.imds.URL, "--role-arn", "arn:aws:iam::123456789012:role/deploy",
 		"--external-id", "ext-1", "--role-session-name", "nightly", "--format", "env")
-	if r.code != 0 || !strings.Contains(r.stdout, "AWS_ACCESS_KEY_ID=ASIAASSUMEDROLE12345\n") || !strings.Contains(r.stdout, "AWS_SESSION_TOKEN=assumed-token\n") {
+	if r.code != 0 || !strings.Contains(r.stdout, "AWS_ACCESS_KEY_ID=ASIAASSUMEDROLE12345\n") || !strings.Contains(r.stdout, "AWS_SESSION_TOKEN=assumed/token+AQ==\n") {
 		t.Fatalf("exit %d %q %s", r.code, r.stdout, r.stderr)
 	}
 	rec := f.accepted(t)

@@ -42,6 +42,19 @@ The session token is printed when the credentials have one, and the
 expiry (AWS_CREDENTIAL_EXPIRATION, Expiration) whenever they expire, in
 RFC 3339 with a +00:00 offset as the AWS CLI writes it.
 
+The shell formats (env, env-no-export, powershell, windows-cmd, fish)
+print the values as the AWS CLI does: unquoted, or in double quotes that
+the shell still expands. That is safe only for the characters AWS issues,
+so those formats print nothing else: an access key ID may hold only
+letters, digits and _, a secret access key and a session token only
+letters, digits, +, / and = (base64). Credentials holding anything else,
+whatever the source (IMDS, the chain, a profile, a credential_process),
+did not come from AWS and could run commands in the shell that evaluates
+them: kivuli creds prints nothing, says which value is wrong without
+showing it, and exits with status 3. From IMDS (--source imds), such
+credentials are refused in every format. The process and json formats
+quote every value as JSON and print what other sources give.
+
 With 'credential_process = kivuli creds' in ~/.aws/config every AWS SDK and
 the AWS CLI use kivuli's IMDS client: IMDSv2 with the fallback to IMDSv1,
 or --no-token where the token request cannot succeed (Elastic Beanstalk
@@ -52,6 +65,7 @@ kivuli creds keeps no cache between runs.
 The output holds secrets: print it to a terminal or a pipe, not to a log.`,
 		Annotations: map[string]string{
 			annSynopsis: "kivuli creds [--format FORMAT] [CREDENTIAL SOURCE options]",
+			annExitOnly: strings.Replace(exitStatusText, "AssumeRole refused).", "AssumeRole refused); with a shell\n     format, credentials holding characters AWS never issues.", 1),
 			annSeeAlso:  "kivuli exec --help (a command run with credentials), aws configure export-credentials",
 		},
 		Example: `# ~/.aws/config: every SDK and the AWS CLI get kivuli's IMDS credentials
@@ -83,7 +97,11 @@ kivuli creds --role-arn arn:aws:iam::123456789012:role/deploy --format env`,
 			if err != nil {
 				return err
 			}
-			_, err = io.WriteString(a.stdout, formatCreds(format, v, runtime.GOOS))
+			out, err := formatCreds(format, v, runtime.GOOS)
+			if err != nil {
+				return err
+			}
+			_, err = io.WriteString(a.stdout, out)
 			return err
 		},
 	}
@@ -92,17 +110,22 @@ kivuli creds --role-arn arn:aws:iam::123456789012:role/deploy --format env`,
 	return cmd
 }
 
-// formatCreds returns v in format, for a program running on goos.
-func formatCreds(format string, v aws.Credentials, goos string) string {
+// formatCreds returns v in format, for a program running on goos; a shell
+// format refuses values that a shell could read as more than text (see
+// shellSafe).
+func formatCreds(format string, v aws.Credentials, goos string) (string, error) {
 	var exp string
 	if v.CanExpire {
 		exp = isoformat(v.Expires)
 	}
 	if format == "process" {
-		return processJSON(v, exp)
+		return processJSON(v, exp), nil
 	}
 	if format == "json" {
-		return plainJSON(v)
+		return plainJSON(v), nil
+	}
+	if err := shellSafe(v, format); err != nil {
+		return "", err
 	}
 	// The AWS CLI writes "\n", which Python turns into "\r\n" on Windows
 	// for the formats it does not force to "\n" (those of Windows shells).
@@ -133,7 +156,7 @@ func formatCreds(format string, v aws.Credentials, goos string) string {
 	if exp != "" {
 		add("AWS_CREDENTIAL_EXPIRATION", exp)
 	}
-	return b.String()
+	return b.String(), nil
 }
 
 // isoformat writes t as Python's datetime.isoformat does for the UTC

@@ -28,21 +28,31 @@ func TestCredsFormatsGolden(t *testing.T) {
 	static := aws.Credentials{AccessKeyID: "AKIAEXAMPLESTATIC234", SecretAccessKey: "static/secret+key=="}
 	for _, format := range credsFormats {
 		t.Run(format, func(t *testing.T) {
-			golden(t, "creds/"+format+".golden", formatCreds(format, goldenCreds, "linux"))
-			golden(t, "creds/"+format+"-static.golden", formatCreds(format, static, "linux"))
+			golden(t, "creds/"+format+".golden", mustFormat(t, format, goldenCreds, "linux"))
+			golden(t, "creds/"+format+"-static.golden", mustFormat(t, format, static, "linux"))
 		})
 	}
 	// The AWS CLI's Windows shells' formats end lines as Python's text
 	// mode writes them there.
 	for _, format := range []string{"powershell", "windows-cmd"} {
-		got := formatCreds(format, goldenCreds, "windows")
-		if want := strings.ReplaceAll(formatCreds(format, goldenCreds, "linux"), "\n", "\r\n"); got != want {
+		got := mustFormat(t, format, goldenCreds, "windows")
+		if want := strings.ReplaceAll(mustFormat(t, format, goldenCreds, "linux"), "\n", "\r\n"); got != want {
 			t.Errorf("%s on windows:\n%q\nwant\n%q", format, got, want)
 		}
 	}
-	if got := formatCreds("env", goldenCreds, "windows"); strings.Contains(got, "\r") {
+	if got := mustFormat(t, "env", goldenCreds, "windows"); strings.Contains(got, "\r") {
 		t.Errorf("env on windows has CR: %q", got)
 	}
+}
+
+// mustFormat is formatCreds for credentials it must accept.
+func mustFormat(t *testing.T, format string, v aws.Credentials, goos string) string {
+	t.Helper()
+	s, err := formatCreds(format, v, goos)
+	if err != nil {
+		t.Fatalf("%s: %v", format, err)
+	}
+	return s
 }
 
 func TestIsoformat(t *testing.T) {
