@@ -51,11 +51,11 @@ func newGuard(names []string, nameFlag string, origins []string, originFlag stri
 		g.hint = ", or serve the name with " + nameFlag
 	}
 	for _, n := range names {
-		h := hostOnly(n)
-		if h == "" || strings.ContainsAny(h, "/?#@*[] ") {
+		u, err := url.Parse("http://" + n)
+		if err != nil || u.Host != n || u.Path != "" || u.Hostname() == "" || strings.ContainsAny(u.Hostname(), "*%") {
 			return nil, usageErrorf("%s %q: want a host name, or host:port", nameFlag, n)
 		}
-		g.names[strings.ToLower(h)] = true
+		g.names[strings.ToLower(u.Hostname())] = true
 	}
 	for _, o := range origins {
 		k, ok := originKey(o)
