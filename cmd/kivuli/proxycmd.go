@@ -172,6 +172,10 @@ kivuli proxy --upstream https://localhost:9200 --allow-host localhost:9200 \
     --sign-host $D --upstream-server-name $D \
     --listen 0.0.0.0:8443 --allow-remote --tls-cert proxy.pem --tls-key proxy.key
 
+# in a compose file, where Grafana's backend reaches it as http://kivuli-proxy:8080
+kivuli proxy --upstream https://aps-workspaces.eu-west-2.amazonaws.com \
+    --listen 0.0.0.0:8080 --allow-remote --serve-host kivuli-proxy
+
 # health and metrics
 curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 		Args: usageArgs(cobra.NoArgs),
