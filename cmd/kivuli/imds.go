@@ -139,22 +139,26 @@ kivuli imds --no-token --role aws-elasticbeanstalk-ec2-role`,
 	return cmd
 }
 
-func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
-	modes := 0
-	for _, set := range []bool{f.v1, f.v2only, f.noToken} {
-		if set {
-			modes++
-		}
-	}
-	if modes > 1 {
-		return usageErrorf("--v1, --v2-only and --no-token exclude each other")
-	}
-	mode := imdstest.TokenOptional
+// mode is the emulator's mode the flags choose: IMDSv1 and IMDSv2 by
+// default, IMDSv2 only by default with real credentials, which a web page
+// could otherwise read with a GET.
+func (f *imdsFlags) mode(real bool) (imdstest.Mode, error) {
 	switch {
-	case f.v2only:
-		mode = imdstest.TokenRequired
+	case f.v1 && f.v2only || f.v1 && f.noToken || f.v2only && f.noToken:
+		return 0, usageErrorf("--v1, --v2-only and --no-token exclude each other")
 	case f.noToken:
-		mode = imdstest.TokenUnsupported
+		return imdstest.TokenUnsupported, nil
+	case f.v2only || real && !f.v1:
+		return imdstest.TokenRequired, nil
+	}
+	return imdstest.TokenOptional, nil
+}
+
+func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
+	real := f.sf.source != "" || f.sf.profile != "" || f.sf.roleARN != ""
+	mode, err := f.mode(real)
+	if err != nil {
+		return err
 	}
 	if f.rotateBefore == 0 {
 		f.rotateBefore = f.lifetime * 5 / 6
@@ -170,15 +174,11 @@ func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
 		}
 		faults = append(faults, fault)
 	}
-	real := f.sf.source != "" || f.sf.profile != "" || f.sf.roleARN != ""
 	if !real && f.sf.imdsEndpoint != "" {
 		return usageErrorf("--imds-endpoint names the source of --from imds")
 	}
 	if err := checkListen("--listen", f.listen, f.allowRemote || !real, imdsRisk); err != nil {
 		return err
-	}
-	if real && modes == 0 {
-		mode = imdstest.TokenRequired // --v1 or --no-token to serve real credentials without a token
 	}
 	g, err := newGuard(f.serveHosts, "--serve-host", nil, "")
 	if err != nil {
