@@ -224,6 +224,8 @@ func TestProxyRefusesBrowsers(t *testing.T) {
 			header: map[string]string{"Origin": "null", "Content-Type": form["Content-Type"]}}, http.StatusForbidden},
 		{browserRequest{name: "an https Origin for the http listener", method: "POST", path: "/", body: purge,
 			header: map[string]string{"Origin": "https://127.0.0.1:" + port, "Content-Type": form["Content-Type"]}}, http.StatusForbidden},
+		{browserRequest{name: "a cross-site WebSocket handshake", method: "GET", path: "/gremlin",
+			header: crossSite(map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})}, http.StatusForbidden},
 	}
 	for _, c := range refused {
 		if code, body := c.br.send(t, p.url); code != c.want {
