@@ -133,7 +133,7 @@ browsers (curl, the SDKs, Grafana's backend) send neither header.
 --allow-origin lets the pages of an origin through (CORS headers, if any,
 are the upstream's). A refused request is logged, counted in
 kivuli_proxy_refused_requests_total, and neither signed nor sent. The
-admin listener has the same rules.`,
+admin listener has the same Host and origin rules.`,
 		Annotations: map[string]string{
 			annSynopsis: `kivuli proxy --upstream https://HOST [--listen 127.0.0.1:8080] [--service S]
             [--region R] [--sign-host H] [--allow-host HOST]...
