@@ -47,14 +47,18 @@ func randomToken() (string, error) {
 
 // credentialsHandler serves credentials in the format of ECS container
 // credentials (the endpoint of AWS_CONTAINER_CREDENTIALS_FULL_URI), to
-// loopback clients that send the token as their Authorization header.
+// loopback clients that send the token as their Authorization header,
+// under the guard's rules: a web page cannot know the token, but a rebound
+// one must not even be answered.
 type credentialsHandler struct {
 	creds aws.CredentialsProvider
 	token []byte
+	guard *guard
 }
 
 func newCredentialsHandler(creds aws.CredentialsProvider, token string) http.Handler {
-	return &credentialsHandler{creds: creds, token: []byte(token)}
+	g, _ := newGuard(nil, "", nil, "") // IP literals and localhost: the endpoint is http://127.0.0.1
+	return &credentialsHandler{creds: creds, token: []byte(token), guard: g}
 }
 
 // containerCredentials is the endpoint's answer, as the SDKs'
@@ -69,6 +73,10 @@ type containerCredentials struct {
 func (h *credentialsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !loopbackPeer(r.RemoteAddr) {
 		writeEndpointError(w, http.StatusForbidden, "AccessDenied", "kivuli: the credentials endpoint answers loopback clients only")
+		return
+	}
+	if rf := h.guard.check(r); rf != nil {
+		writeEndpointError(w, rf.status, "AccessDenied", rf.msg)
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), h.token) != 1 {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -70,7 +69,12 @@ only AWS_CONTAINER_CREDENTIALS_FULL_URI and a random
 AWS_CONTAINER_AUTHORIZATION_TOKEN (and the region). Every AWS SDK and the
 AWS CLI read such an endpoint and refresh from it by themselves. The
 endpoint answers only requests that carry the token, listens on loopback
-only, and ends with the command. AWS_PROFILE is removed too, but a
+only, and ends with the command. A web page in a browser cannot know the
+token, and is not answered either: the endpoint answers only a Host that
+is an IP address or localhost (421 otherwise: a page that rebinds its own
+name to 127.0.0.1 sends that name), and refuses a request from a page of
+another origin (an Origin, or a Sec-Fetch-Site other than same-origin or
+none; 403). AWS_PROFILE is removed too, but a
 [default] profile with keys in ~/.aws/credentials still comes first in the
 SDKs' chain. With --serve, kivuli exec stays the command's parent: it
 passes every signal it can catch on to the command (a Ctrl-C in a
@@ -164,9 +168,9 @@ func (a *app) execve(path string, args []string, env environ) error {
 // serveAndRun serves src's credentials on loopback and runs the command
 // with the endpoint in its environment, until it ends.
 func (a *app) serveAndRun(ctx context.Context, src *source, env environ, path string, args []string) error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := listenTCP("--serve", "127.0.0.1:0", false, "")
 	if err != nil {
-		return fmt.Errorf("kivuli: listening on loopback: %w", err)
+		return err
 	}
 	token, err := randomToken()
 	if err != nil {

@@ -236,7 +236,7 @@ func TestExecServeAcrossRotations(t *testing.T) {
 		}
 		// Without the token, or with another, nothing is served.
 		for _, tok := range []string{"", "tok3", "tok3n2"} {
-			req := httptest.NewRequest("GET", credentialsPath, nil)
+			req := httptest.NewRequest("GET", "http://127.0.0.1"+credentialsPath, nil)
 			req.RemoteAddr = "127.0.0.1:5000"
 			if tok != "" {
 				req.Header.Set("Authorization", tok)
@@ -247,7 +247,7 @@ func TestExecServeAcrossRotations(t *testing.T) {
 				t.Errorf("token %q: %d %s", tok, w.Code, w.Body)
 			}
 		}
-		req := httptest.NewRequest("GET", credentialsPath, nil)
+		req := httptest.NewRequest("GET", "http://127.0.0.1"+credentialsPath, nil)
 		req.RemoteAddr = "192.0.2.7:5000"
 		req.Header.Set("Authorization", "tok3n")
 		w := httptest.NewRecorder()

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"os/exec"
 	"time"
 
@@ -26,6 +24,7 @@ type imdsFlags struct {
 	faults       []string
 	region       string
 	allowRemote  bool
+	serveHosts   []string
 	sf           sourceFlags
 }
 
@@ -59,19 +58,40 @@ Any local process can read what kivuli imds serves, real credentials
 included: it listens on loopback by default, and with --from it refuses a
 non-loopback --listen address unless --allow-remote says so.
 
-Faults, as the emulator has them, are switched on at start with --fault
-and at run time through the control endpoint (loopback clients only):
+A web page in a browser on the same machine can send requests to it too,
+and, by DNS rebinding its own name to 127.0.0.1, read the answers. So with
+--from, kivuli imds:
+  - requires IMDSv2 (as --v2-only): a browser cannot send the token PUT,
+    nor a GET with the token header, to another origin. --v1 or --no-token
+    serve real credentials without a token all the same;
+  - answers only a Host that is an IP address, localhost, the host of
+    --listen, or a name given with --serve-host (421 Misdirected Request
+    otherwise: a rebound page sends its own name);
+  - refuses a request from a web page of another origin (Origin, or
+    Sec-Fetch-Site other than same-origin or none; 403), and, as EC2 does
+    for the token PUT, any request relayed by a proxy (X-Forwarded-For;
+    403).
+With fake credentials only the control endpoint has these rules.
 
-  curl -X POST --data 'credentials:503,times=3' http://127.0.0.1:1338/kivuli/faults
-  curl -X DELETE http://127.0.0.1:1338/kivuli/faults      # clear them
-  curl -X POST http://127.0.0.1:1338/kivuli/rotate        # new credentials now
-  curl http://127.0.0.1:1338/kivuli/stats                 # requests counted
+Faults, as the emulator has them, are switched on at start with --fault
+and at run time through the control endpoint. It answers loopback clients
+that send the header Kivuli-Control (a web page can send it to another
+origin only after a CORS preflight, which the emulator never grants), under
+the Host and origin rules above: 403 without the header or from a page of
+another origin, 421 for another Host:
+
+  C='Kivuli-Control: 1'
+  curl -H "$C" --data 'credentials:503,times=3' http://127.0.0.1:1338/kivuli/faults
+  curl -H "$C" -X DELETE http://127.0.0.1:1338/kivuli/faults  # clear them
+  curl -H "$C" -X POST http://127.0.0.1:1338/kivuli/rotate    # new credentials now
+  curl -H "$C" http://127.0.0.1:1338/kivuli/stats             # requests counted
 
 ` + faultSpecHelp,
 		Annotations: map[string]string{
 			annSynopsis: `kivuli imds [--listen 127.0.0.1:1338] [--v1 | --v2-only | --no-token]
             [--role NAME] [--lifetime DUR] [--rotate-before DUR] [--fault SPEC]...
-            [--region R] [--from SOURCE [--allow-remote]] [-- CMD [ARGS...]]`,
+            [--region R] [--from SOURCE [--allow-remote]] [--serve-host NAME]...
+            [-- CMD [ARGS...]]`,
 			annExitOnly: `0    interrupted (SIGINT, SIGTERM) while serving.
 1    the server failed (the address is in use, ...).
 2    a flag or an argument is wrong.
@@ -104,7 +124,7 @@ kivuli imds --no-token --role aws-elasticbeanstalk-ec2-role`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:1338", "listen on `ADDR` (host:port; port 0 picks one)")
-	fl.BoolVar(&f.v1, "v1", false, "accept IMDSv1 and IMDSv2 requests alike (the default)")
+	fl.BoolVar(&f.v1, "v1", false, "accept IMDSv1 and IMDSv2 requests alike (the default without --from; with --from, serve real credentials without a token)")
 	fl.BoolVar(&f.v2only, "v2-only", false, "IMDSv2 only: a GET without a valid token is answered 401")
 	fl.BoolVar(&f.noToken, "no-token", false, "an IMDS that knows no tokens: the token PUT is answered 404, GETs need none (Elastic Beanstalk)")
 	fl.StringVar(&f.role, "role", "kivuli-test-role", "the instance role `NAME` listed and served")
@@ -114,26 +134,31 @@ kivuli imds --no-token --role aws-elasticbeanstalk-ec2-role`,
 	fl.StringArrayVar(&f.faults, "fault", nil, "inject the fault `SPEC` from the start (repeatable; see DESCRIPTION)")
 	fl.StringVar(&f.region, "region", "us-east-1", "the `REGION` served as placement/region and in the identity document")
 	fl.BoolVar(&f.allowRemote, "allow-remote", false, "with --from, listen on a non-loopback --listen address all the same")
+	fl.StringArrayVar(&f.serveHosts, "serve-host", nil, "also answer requests whose Host is `NAME` (host or host:port; the port is not compared), such as host.docker.internal (repeatable)")
 	addSourceFlags(cmd, &f.sf, false)
 	return cmd
 }
 
-func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
-	modes := 0
-	for _, set := range []bool{f.v1, f.v2only, f.noToken} {
-		if set {
-			modes++
-		}
-	}
-	if modes > 1 {
-		return usageErrorf("--v1, --v2-only and --no-token exclude each other")
-	}
-	mode := imdstest.TokenOptional
+// mode is the emulator's mode the flags choose: IMDSv1 and IMDSv2 by
+// default, IMDSv2 only by default with real credentials, which a web page
+// could otherwise read with a GET.
+func (f *imdsFlags) mode(real bool) (imdstest.Mode, error) {
 	switch {
-	case f.v2only:
-		mode = imdstest.TokenRequired
+	case f.v1 && f.v2only || f.v1 && f.noToken || f.v2only && f.noToken:
+		return 0, usageErrorf("--v1, --v2-only and --no-token exclude each other")
 	case f.noToken:
-		mode = imdstest.TokenUnsupported
+		return imdstest.TokenUnsupported, nil
+	case f.v2only || real && !f.v1:
+		return imdstest.TokenRequired, nil
+	}
+	return imdstest.TokenOptional, nil
+}
+
+func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
+	real := f.sf.source != "" || f.sf.profile != "" || f.sf.roleARN != ""
+	mode, err := f.mode(real)
+	if err != nil {
+		return err
 	}
 	if f.rotateBefore == 0 {
 		f.rotateBefore = f.lifetime * 5 / 6
@@ -149,13 +174,17 @@ func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
 		}
 		faults = append(faults, fault)
 	}
-	real := f.sf.source != "" || f.sf.profile != "" || f.sf.roleARN != ""
 	if !real && f.sf.imdsEndpoint != "" {
 		return usageErrorf("--imds-endpoint names the source of --from imds")
 	}
-	if real && !f.allowRemote && !loopbackListen(f.listen) {
-		return usageErrorf("--listen %s is not loopback: with --from every host that reaches it can read real credentials (add --allow-remote if that is what you want)", f.listen)
+	if err := checkListen("--listen", f.listen, f.allowRemote || !real, imdsRisk); err != nil {
+		return err
 	}
+	g, err := newGuard(f.serveHosts, "--serve-host", nil, "")
+	if err != nil {
+		return err
+	}
+	g.serveListen(f.listen)
 
 	s := &imdsServer{
 		emu: imdstest.NewHandler(imdstest.Config{
@@ -163,6 +192,7 @@ func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
 		}),
 		region: f.region,
 		start:  time.Now(),
+		guard:  g,
 	}
 	defer s.emu.Close()
 	what := "fake credentials"
@@ -178,9 +208,9 @@ func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
 		s.emu.Inject(fault)
 	}
 
-	ln, err := net.Listen("tcp", f.listen)
+	ln, err := listenTCP("--listen", f.listen, f.allowRemote || !real, imdsRisk)
 	if err != nil {
-		return fmt.Errorf("kivuli: imds: %w", err)
+		return err
 	}
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: discardLog()}
 	served := make(chan error, 1)
@@ -221,6 +251,9 @@ func (a *app) runUnder(url string, args []string) error {
 	return a.runChild(path, args, env, nil)
 }
 
+// imdsRisk is what a non-loopback listener of kivuli imds --from risks.
+const imdsRisk = "with --from every host that reaches it can read real credentials"
+
 func modeName(m imdstest.Mode) string {
 	switch m {
 	case imdstest.TokenRequired:
@@ -229,17 +262,4 @@ func modeName(m imdstest.Mode) string {
 		return "no tokens"
 	}
 	return "IMDSv1 and IMDSv2"
-}
-
-// loopbackListen reports whether a listen address is loopback only.
-func loopbackListen(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
 }

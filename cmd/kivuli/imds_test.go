@@ -249,11 +249,17 @@ func TestIMDSControl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	post := func(path, body string) int {
-		resp, err := http.Post(url+path, "text/plain", strings.NewReader(body))
+	do := func(method, path, body string) *http.Response {
+		req, _ := http.NewRequest(method, url+path, strings.NewReader(body))
+		req.Header.Set("Kivuli-Control", "1")
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		return resp
+	}
+	post := func(path, body string) int {
+		resp := do("POST", path, body)
 		resp.Body.Close()
 		return resp.StatusCode
 	}
@@ -266,9 +272,8 @@ func TestIMDSControl(t *testing.T) {
 	if _, err := sdkCreds(ctx, url); err == nil {
 		t.Error("SDK: no error with credentials:500")
 	}
-	req, _ := http.NewRequest("DELETE", url+"/kivuli/faults", nil)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 204 {
-		t.Fatalf("DELETE faults: %v %v", resp, err)
+	if resp := do("DELETE", "/kivuli/faults", ""); resp.StatusCode != 204 {
+		t.Fatalf("DELETE faults: %v", resp.Status)
 	}
 	if _, err := libraryCreds(ctx, url); err != nil {
 		t.Errorf("after clearing: %v", err)
@@ -282,10 +287,7 @@ func TestIMDSControl(t *testing.T) {
 	if code := post("/kivuli/faults", "credentials:999"); code != 400 {
 		t.Errorf("bad spec: %d", code)
 	}
-	resp, err := http.Get(url + "/kivuli/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := do("GET", "/kivuli/stats", "")
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if !strings.Contains(string(b), `"CredentialGETs":`) {

@@ -20,6 +20,8 @@ const (
 	identityPath = "/latest/dynamic/instance-identity/document"
 	credsPrefix  = "/latest/meta-data/iam/security-credentials/"
 	controlPath  = "/kivuli/"
+	// controlHeader must be on every request to the control endpoint.
+	controlHeader = "Kivuli-Control"
 )
 
 // imdsServer is kivuli imds's handler: imdstest's emulator (tokens, modes,
@@ -33,12 +35,26 @@ type imdsServer struct {
 	region string
 	real   aws.CredentialsProvider // nil: the emulator's fake credentials
 	start  time.Time
+	guard  *guard // the Host and browser checks, of the control endpoint, and of every path with real credentials
 }
 
 func (s *imdsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, controlPath) {
 		s.control(w, r)
 		return
+	}
+	if s.real != nil {
+		if rf := s.guard.check(r); rf != nil {
+			http.Error(w, rf.msg, rf.status)
+			return
+		}
+		if len(r.Header.Values("X-Forwarded-For")) > 0 {
+			// EC2 refuses a token PUT that a proxy relayed; with real
+			// credentials every path does, so that --v1 GETs do not leak
+			// them through an open proxy either.
+			http.Error(w, "kivuli: a request relayed by a proxy (X-Forwarded-For) is refused", http.StatusForbidden)
+			return
+		}
 	}
 	head := r.Method == http.MethodHead
 	if head {
@@ -142,10 +158,21 @@ func (s *imdsServer) realDocument(r *http.Request, body []byte) ([]byte, error) 
 //	POST   /kivuli/rotate   issue new credentials now
 //	GET    /kivuli/stats    the requests counted, as JSON
 //
-// It answers loopback clients only.
+// It answers loopback clients only, and requests with the Kivuli-Control
+// header, which a web page cannot send to another origin without asking
+// first (a CORS preflight, which the emulator never grants), under the
+// guard's Host rule.
 func (s *imdsServer) control(w http.ResponseWriter, r *http.Request) {
 	if !loopbackPeer(r.RemoteAddr) {
 		http.Error(w, "kivuli: the control endpoint answers loopback clients only", http.StatusForbidden)
+		return
+	}
+	if rf := s.guard.check(r); rf != nil {
+		http.Error(w, rf.msg, rf.status)
+		return
+	}
+	if r.Header.Get(controlHeader) == "" {
+		http.Error(w, "kivuli: the control endpoint wants the header "+controlHeader+": 1 (a web page cannot send it)", http.StatusForbidden)
 		return
 	}
 	switch r.Method + " " + r.URL.Path {

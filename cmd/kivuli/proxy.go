@@ -49,6 +49,7 @@ type proxyConfig struct {
 	idleConnTimeout       time.Duration
 	responseHeaderTimeout time.Duration
 	verbose               bool
+	guard                 *guard // the Host and origin rules (nil: IP literals and localhost, no other origin)
 }
 
 // proxy is the signing reverse proxy: its handler, its transport chain,
@@ -71,6 +72,7 @@ type proxy struct {
 	signer  *kivuli.Transport
 	retrier http.RoundTripper // nil without retries
 	rp      *httputil.ReverseProxy
+	guard   *guard
 	via     string // this process's pseudonym in Via headers
 	log     *slog.Logger
 	m       *proxyMetrics
@@ -104,6 +106,7 @@ func newProxy(ctx context.Context, cfg proxyConfig, creds *kivuli.Credentials, b
 	p.mem.budget = max(cfg.memoryBudget, cfg.maxBuffer)
 	p.hardStop, p.stopHard = context.WithCancel(context.Background())
 	p.m = newProxyMetrics(p)
+	p.guard = p.m.guarded(cfg.guard)
 	policies := kivuli.DefaultPolicies()
 	if cfg.unsignedPayload {
 		for k, pol := range policies {
@@ -263,6 +266,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	refuse := func(status int, msg string) {
 		st.setErr(msg)
 		http.Error(rec, msg, status)
+	}
+	if rf := p.guard.check(r); rf != nil {
+		refuse(rf.status, rf.msg)
+		return
 	}
 	switch {
 	case seenBefore(r.Header, p.via):

@@ -57,7 +57,7 @@ func TestProxyReadyz(t *testing.T) {
 		admin := p.adminHandler()
 		get := func(h http.Handler, path string) (int, string) {
 			w := httptest.NewRecorder()
-			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://127.0.0.1"+path, nil))
 			return w.Code, w.Body.String()
 		}
 		expect := func(when string, ready bool) {

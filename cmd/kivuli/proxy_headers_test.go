@@ -17,7 +17,7 @@ import (
 // in Connection, and the upstream accepts the signature.
 func TestProxyHeaders(t *testing.T) {
 	pf := newProxyFixture(t, nil)
-	p := startProxy(t, pf.fixture, "--sign-host", "search-logs-abc.eu-west-2.es.amazonaws.com",
+	p := startProxy(t, pf.fixture, "--sign-host", "search-logs-abc.eu-west-2.es.amazonaws.com", "--serve-host", "client.example",
 		"--header-allow", "X-Custom", "--header-allow", "x-opensearch-*", "--header-deny", "Cookie,X-Internal-*")
 	body := `{"index":{}}` + "\n" + `{"message":"hello"}` + "\n"
 	sum := md5.Sum([]byte(body))
@@ -94,7 +94,7 @@ func TestProxyHeaders(t *testing.T) {
 
 	// Connection may name any header, a signing one or a signed one
 	// included: it is gone before signing, and the signer's own is sent.
-	resp, answer = rawRequest(t, p.host(), "GET /logs/_count HTTP/1.1\nHost: x\nConnection: X-Amz-Date, Authorization, Content-Type, X-Amz-Meta-Color\n"+
+	resp, answer = rawRequest(t, p.host(), "GET /logs/_count HTTP/1.1\nHost: client.example\nConnection: X-Amz-Date, Authorization, Content-Type, X-Amz-Meta-Color\n"+
 		"X-Amz-Date: 20000101T000000Z\nContent-Type: text/plain\nX-Amz-Meta-Color: red\n\n")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("Connection naming signed headers: status %d: %s", resp.StatusCode, answer)

@@ -157,7 +157,7 @@ func TestProxyWebSocket(t *testing.T) {
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(failAfter))
 			const key = "dGhlIHNhbXBsZSBub25jZQ=="
-			io.WriteString(conn, "GET /gremlin?lang=en-US HTTP/1.1\r\nHost: client\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+			io.WriteString(conn, "GET /gremlin?lang=en-US HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
 				"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "+key+"\r\nSec-WebSocket-Protocol: chat\r\n\r\n")
 			br := bufio.NewReader(conn)
 			resp, err := http.ReadResponse(br, nil)

@@ -31,6 +31,7 @@ type proxyMetrics struct {
 	responseBytes    atomic.Uint64
 	inFlight         atomic.Int64
 	refreshes        *counterVec // by result
+	refused          *counterVec // by the guard, by reason
 }
 
 func newProxyMetrics(p *proxy) *proxyMetrics {
@@ -51,6 +52,8 @@ func newProxyMetrics(p *proxy) *proxyMetrics {
 			"Bytes of request bodies received, by how they were sent.", "mode"),
 		refreshes: newCounterVec("kivuli_credentials_refreshes_total",
 			"Credential refreshes, by result (success or failure).", "result"),
+		refused: newCounterVec("kivuli_proxy_refused_requests_total",
+			"Requests refused before anything was signed: a Host the proxy does not serve (host), a web page of another origin (origin).", "reason"),
 	}
 	// Series known in advance start at 0, so that a rate over them is
 	// defined before the first event.
@@ -63,6 +66,7 @@ func newProxyMetrics(p *proxy) *proxyMetrics {
 	r.add(m.upstreamRequests)
 	r.add(m.upstreamSeconds)
 	r.add(m.signingErrors)
+	r.add(m.refused)
 	r.add(m.bodies)
 	r.add(m.bodyBytes)
 	r.add(counterFunc("kivuli_proxy_response_body_bytes_total", "Bytes of answers written to clients.", func() float64 { return float64(m.responseBytes.Load()) }))

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,6 +26,8 @@ type proxyFlags struct {
 	region                string
 	signHost              string
 	allowHosts            []string
+	serveHosts            []string
+	allowOrigins          []string
 	tlsCert, tlsKey       string
 	serverName            string
 	maxBody               sizeFlag
@@ -121,10 +122,25 @@ flight (WebSocket tunnels included) before it exits.
 
 Anyone who can reach the listener makes requests as the role: it listens
 on loopback by default, and on another address only with --allow-remote
-(with --tls-cert and --tls-key it speaks TLS).`,
+(with --tls-cert and --tls-key it speaks TLS); so does --admin.
+
+A web page in a browser on the same machine can send the proxy a GET or a
+form POST, and, by DNS rebinding its own name to 127.0.0.1, read the
+answers. So the proxy answers only a Host that is an IP address,
+localhost, the host of --listen or --admin, or a name given with
+--serve-host (421 Misdirected Request otherwise; the port is not
+compared), and refuses what a browser sends from a page of another origin:
+an Origin other than the proxy's own (scheme, host and port), or a
+Sec-Fetch-Site other than same-origin or none (403). Programs that are not
+browsers (curl, the SDKs, Grafana's backend) send neither header.
+--allow-origin lets the pages of an origin through (CORS headers, if any,
+are the upstream's). A refused request is logged, counted in
+kivuli_proxy_refused_requests_total, and neither signed nor sent. The
+admin listener has the same Host and origin rules.`,
 		Annotations: map[string]string{
 			annSynopsis: `kivuli proxy --upstream https://HOST [--listen 127.0.0.1:8080] [--service S]
             [--region R] [--sign-host H] [--allow-host HOST]...
+            [--serve-host NAME]... [--allow-origin ORIGIN]... [--allow-remote]
             [--admin 127.0.0.1:8081] [--tls-cert F --tls-key F] [--max-body SIZE]
             [--max-buffer SIZE] [--spool-dir DIR] [--unsigned-payload]
             [--header-allow NAME]... [--header-deny NAME]...
@@ -159,6 +175,10 @@ kivuli proxy --upstream https://localhost:9200 --allow-host localhost:9200 \
     --sign-host $D --upstream-server-name $D \
     --listen 0.0.0.0:8443 --allow-remote --tls-cert proxy.pem --tls-key proxy.key
 
+# in a compose file, where Grafana's backend reaches it as http://kivuli-proxy:8080
+kivuli proxy --upstream https://aps-workspaces.eu-west-2.amazonaws.com \
+    --listen 0.0.0.0:8080 --allow-remote --serve-host kivuli-proxy
+
 # health and metrics
 curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 		Args: usageArgs(cobra.NoArgs),
@@ -167,12 +187,14 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.upstream, "upstream", "", "forward every request to `URL` (https://HOST[:PORT][/PATH]); required")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "listen on `ADDR` (host:port; port 0 picks one)")
-	fl.BoolVar(&f.allowRemote, "allow-remote", false, "listen on an address that is not loopback: whoever reaches it makes requests as the role")
+	fl.BoolVar(&f.allowRemote, "allow-remote", false, "let --listen and --admin be addresses that are not loopback: whoever reaches --listen makes requests as the role")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:8081", "serve /healthz, /readyz and /metrics on `ADDR` ('' for none)")
 	fl.StringVar(&f.service, "service", "", "the signing `SERVICE`, e.g. es, s3, aps (default: inferred from the upstream's host)")
 	fl.StringVar(&f.region, "region", "", "the signing `REGION`, e.g. eu-west-2 (default: inferred from the host, else AWS_REGION)")
 	fl.StringVar(&f.signHost, "sign-host", "", "sign for, and send as Host, `HOST` instead of the upstream's (a tunnel)")
 	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "also send signed requests to `HOST` (host, host:port, or *.domain), which may be reached over http:// (repeatable)")
+	fl.StringArrayVar(&f.serveHosts, "serve-host", nil, "also answer requests whose Host is `NAME` (host or host:port; the port is not compared), such as a compose service's name (repeatable)")
+	fl.StringArrayVar(&f.allowOrigins, "allow-origin", nil, "let web pages of `ORIGIN` (scheme://host[:port]) send requests through the proxy (repeatable; no CORS headers are added)")
 	fl.StringVar(&f.serverName, "upstream-server-name", "", "verify the upstream's TLS certificate for `NAME` (a tunnel: the AWS name; default: the upstream's host)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with the certificate chain in PEM `FILE` (with --tls-key)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "the private key in PEM `FILE` for --tls-cert")
@@ -214,8 +236,10 @@ func (f *proxyFlags) config() (proxyConfig, error) {
 		return cfg, usageErrorf("--max-attempts must be at least 1")
 	case f.logFormat != "text" && f.logFormat != "json":
 		return cfg, usageErrorf("--log-format %q: want text or json", f.logFormat)
-	case !f.allowRemote && !loopbackListen(f.listen):
-		return cfg, usageErrorf("--listen %s is not loopback: whoever reaches it makes requests as the role (add --allow-remote if that is what you want)", f.listen)
+	}
+	g, err := f.guard()
+	if err != nil {
+		return cfg, err
 	}
 	if f.signHost != "" {
 		if _, err := url.Parse("https://" + f.signHost + "/"); err != nil || strings.ContainsAny(f.signHost, "/?#@") {
@@ -251,7 +275,35 @@ func (f *proxyFlags) config() (proxyConfig, error) {
 		idleConnTimeout:       f.idleConnTimeout,
 		responseHeaderTimeout: f.responseHeaderTimeout,
 		verbose:               f.verbose,
+		guard:                 g,
 	}, nil
+}
+
+// The risks of the proxy's listeners, for checkListen's refusals.
+const (
+	listenRisk = "whoever reaches it makes requests as the role"
+	adminRisk  = "whoever reaches it reads the proxy's metrics and state"
+)
+
+// guard checks that --listen and --admin are loopback, or allowed not to
+// be, and makes the guard of both listeners: the names they serve, the
+// origins allowed.
+func (f *proxyFlags) guard() (*guard, error) {
+	if err := checkListen("--listen", f.listen, f.allowRemote, listenRisk); err != nil {
+		return nil, err
+	}
+	if f.admin != "" {
+		if err := checkListen("--admin", f.admin, f.allowRemote, adminRisk); err != nil {
+			return nil, err
+		}
+	}
+	g, err := newGuard(f.serveHosts, "--serve-host", f.allowOrigins, "--allow-origin")
+	if err != nil {
+		return nil, err
+	}
+	g.serveListen(f.listen)
+	g.serveListen(f.admin)
+	return g, nil
 }
 
 // parseUpstream parses --upstream: http or https, a host, perhaps a base
@@ -314,9 +366,9 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 	}
 	defer p.close()
 
-	ln, err := net.Listen("tcp", f.listen)
+	ln, err := listenTCP("--listen", f.listen, f.allowRemote, listenRisk)
 	if err != nil {
-		return fmt.Errorf("kivuli: proxy: %w", err)
+		return err
 	}
 	defer ln.Close()
 	if loopsToSelf(ctx, cfg.upstream, ln.Addr()) {
@@ -343,12 +395,12 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 	}
 	var admin *http.Server
 	if f.admin != "" {
-		aln, err := net.Listen("tcp", f.admin)
+		aln, err := listenTCP("--admin", f.admin, f.allowRemote, adminRisk)
 		if err != nil {
 			srv.Close()
-			return fmt.Errorf("kivuli: proxy: --admin: %w", err)
+			return err
 		}
-		admin = &http.Server{Handler: p.adminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: discardLog()}
+		admin = &http.Server{Handler: p.guard.wrap(p.adminHandler()), ReadHeaderTimeout: 10 * time.Second, ErrorLog: discardLog()}
 		go func() { served <- admin.Serve(aln) }()
 		log.Info("kivuli proxy: admin", "admin", "http://"+aln.Addr().String(), "paths", "/healthz /readyz /metrics")
 	}

@@ -1,0 +1,407 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/kivuli-go/kivuli/imdstest"
+)
+
+// The requests a web page on the same machine makes, as a browser sends
+// them: simple cross-site requests (a form or text/plain POST, a GET),
+// with Origin and Sec-Fetch-Site, and, after DNS rebinding, requests
+// with the page's own name as Host.
+
+// browserRequest is one request a test sends: its method, path, headers
+// (Host among them) and body.
+type browserRequest struct {
+	name, method, path string
+	header             map[string]string
+	body               string
+}
+
+// send sends br to base (http://host:port) and returns the status and
+// the body of the answer.
+func (br browserRequest) send(t *testing.T, base string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(br.method, base+br.path, strings.NewReader(br.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range br.header {
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", br.name, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// crossSite are the headers of a cross-site request from evil.example.
+func crossSite(h map[string]string) map[string]string {
+	out := map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
+	for k, v := range h {
+		out[k] = v
+	}
+	return out
+}
+
+// imdsToken gets a session token from the emulator at url, with host as
+// the Host header ("" for the URL's).
+func imdsToken(t *testing.T, url, host string) (int, string) {
+	t.Helper()
+	return browserRequest{name: "token PUT", method: "PUT", path: "/latest/api/token",
+		header: map[string]string{"Host": host, "X-aws-ec2-metadata-token-ttl-seconds": "60"}}.send(t, url)
+}
+
+// kivuli imds --from serves real credentials: IMDSv2 is required, a
+// rebound Host, a cross-site page and a relayed request are refused, and
+// no refusal carries a secret.
+func TestIMDSFromRefusesBrowsers(t *testing.T) {
+	upstream := imdstest.NewServer(imdstest.Config{})
+	defer upstream.Close()
+	url := startIMDS(t, "--from", "imds", "--imds-endpoint", upstream.URL)
+	port := url[strings.LastIndexByte(url, ':')+1:]
+	secret := upstream.Current().SecretAccessKey
+	const creds = "/latest/meta-data/iam/security-credentials/kivuli-test-role"
+
+	code, tok := imdsToken(t, url, "")
+	if code != http.StatusOK {
+		t.Fatalf("token PUT: %d %s", code, tok)
+	}
+	withToken := func(h map[string]string) map[string]string {
+		h["X-aws-ec2-metadata-token"] = tok
+		return h
+	}
+	for _, c := range []struct {
+		br   browserRequest
+		want int
+	}{
+		{browserRequest{name: "an IMDSv1 GET", method: "GET", path: creds}, http.StatusUnauthorized},
+		{browserRequest{name: "an IMDSv1 GET from a rebound page", method: "GET", path: creds,
+			header: map[string]string{"Host": "evil.example:" + port}}, http.StatusMisdirectedRequest},
+		{browserRequest{name: "a token PUT with a rebound Host", method: "PUT", path: "/latest/api/token",
+			header: map[string]string{"Host": "evil.example:" + port, "X-aws-ec2-metadata-token-ttl-seconds": "60"}}, http.StatusMisdirectedRequest},
+		{browserRequest{name: "a GET with the token and a rebound Host", method: "GET", path: creds,
+			header: withToken(map[string]string{"Host": "evil.example:" + port})}, http.StatusMisdirectedRequest},
+		{browserRequest{name: "a GET with the token from a cross-site page", method: "GET", path: creds,
+			header: withToken(crossSite(nil))}, http.StatusForbidden},
+		{browserRequest{name: "a GET with the token through a proxy", method: "GET", path: creds,
+			header: withToken(map[string]string{"X-Forwarded-For": "192.0.2.1"})}, http.StatusForbidden},
+		{browserRequest{name: "a token PUT through a proxy", method: "PUT", path: "/latest/api/token",
+			header: map[string]string{"X-Forwarded-For": "192.0.2.1", "X-aws-ec2-metadata-token-ttl-seconds": "60"}}, http.StatusForbidden},
+		// The names a client on this machine uses.
+		{browserRequest{name: "Host localhost", method: "GET", path: creds, header: withToken(map[string]string{"Host": "localhost:" + port})}, http.StatusOK},
+		{browserRequest{name: "Host localhost, no port", method: "GET", path: creds, header: withToken(map[string]string{"Host": "localhost"})}, http.StatusOK},
+		{browserRequest{name: "Host [::1]", method: "GET", path: creds, header: withToken(map[string]string{"Host": "[::1]:" + port})}, http.StatusOK},
+		{browserRequest{name: "Host 169.254.169.254", method: "GET", path: creds, header: withToken(map[string]string{"Host": "169.254.169.254"})}, http.StatusOK},
+		{browserRequest{name: "the URL's Host", method: "GET", path: creds, header: withToken(map[string]string{})}, http.StatusOK},
+	} {
+		code, body := c.br.send(t, url)
+		if code != c.want {
+			t.Errorf("%s: %d %q, want %d", c.br.name, code, body, c.want)
+		}
+		if c.want != http.StatusOK && strings.Contains(body, secret) {
+			t.Errorf("%s: the refusal holds the secret", c.br.name)
+		}
+	}
+}
+
+// --v1 serves real credentials without a token when told to, and
+// --serve-host names a Host besides IP addresses and localhost.
+func TestIMDSFromFlags(t *testing.T) {
+	upstream := imdstest.NewServer(imdstest.Config{})
+	defer upstream.Close()
+	url := startIMDS(t, "--from", "imds", "--imds-endpoint", upstream.URL, "--v1", "--serve-host", "Host.Docker.Internal")
+	const creds = "/latest/meta-data/iam/security-credentials/kivuli-test-role"
+	for _, c := range []struct {
+		br   browserRequest
+		want int
+	}{
+		{browserRequest{name: "--v1: an IMDSv1 GET", method: "GET", path: creds}, http.StatusOK},
+		{browserRequest{name: "--serve-host", method: "GET", path: creds, header: map[string]string{"Host": "host.docker.internal:1338"}}, http.StatusOK},
+		{browserRequest{name: "another name", method: "GET", path: creds, header: map[string]string{"Host": "docker.internal:1338"}}, http.StatusMisdirectedRequest},
+		{browserRequest{name: "--v1: a GET through a proxy", method: "GET", path: creds, header: map[string]string{"X-Forwarded-For": "192.0.2.1"}}, http.StatusForbidden},
+	} {
+		if code, body := c.br.send(t, url); code != c.want {
+			t.Errorf("%s: %d %q, want %d", c.br.name, code, body, c.want)
+		}
+	}
+	for _, bad := range []string{"a/b", "*.example", "http://x"} {
+		if r := runCmd(t, "", "imds", "--serve-host", bad); r.code != exitUsage || !strings.Contains(r.stderr, "--serve-host") {
+			t.Errorf("--serve-host %q: exit %d %q", bad, r.code, r.stderr)
+		}
+	}
+}
+
+// The control endpoint changes nothing for a web page: a cross-site
+// text/plain or form POST, or a request without Kivuli-Control, gets 403;
+// a rebound page, which may send any header to its own origin, gets 421;
+// and the credentials are served as before.
+func TestIMDSControlRefusesBrowsers(t *testing.T) {
+	url := startIMDS(t)
+	port := url[strings.LastIndexByte(url, ':')+1:]
+	for _, c := range []struct {
+		br   browserRequest
+		want int
+	}{
+		{browserRequest{name: "a cross-site text/plain POST", method: "POST", path: "/kivuli/faults",
+			header: crossSite(map[string]string{"Content-Type": "text/plain"}), body: "credentials:503"}, http.StatusForbidden},
+		{browserRequest{name: "a cross-site form POST", method: "POST", path: "/kivuli/faults",
+			header: crossSite(map[string]string{"Content-Type": "application/x-www-form-urlencoded"}), body: "credentials:503"}, http.StatusForbidden},
+		{browserRequest{name: "a text/plain POST from a browser without Sec-Fetch-Site", method: "POST", path: "/kivuli/faults",
+			header: map[string]string{"Origin": "http://evil.example", "Content-Type": "text/plain"}, body: "credentials:503"}, http.StatusForbidden},
+		{browserRequest{name: "a POST without Kivuli-Control", method: "POST", path: "/kivuli/faults",
+			header: map[string]string{"Content-Type": "text/plain"}, body: "credentials:503"}, http.StatusForbidden},
+		{browserRequest{name: "a rotation without Kivuli-Control", method: "POST", path: "/kivuli/rotate"}, http.StatusForbidden},
+		{browserRequest{name: "the stats without Kivuli-Control", method: "GET", path: "/kivuli/stats"}, http.StatusForbidden},
+		{browserRequest{name: "a rebound page's POST", method: "POST", path: "/kivuli/faults",
+			header: map[string]string{"Host": "evil.example:" + port, "Origin": "http://evil.example:" + port, "Sec-Fetch-Site": "same-origin",
+				"Kivuli-Control": "1", "Content-Type": "text/plain"}, body: "credentials:503"}, http.StatusMisdirectedRequest},
+		{browserRequest{name: "a cross-site page with the header", method: "POST", path: "/kivuli/faults",
+			header: crossSite(map[string]string{"Kivuli-Control": "1"}), body: "credentials:503"}, http.StatusForbidden},
+	} {
+		if code, body := c.br.send(t, url); code != c.want {
+			t.Errorf("%s: %d %q, want %d", c.br.name, code, body, c.want)
+		}
+	}
+	for range 2 {
+		code, body := browserRequest{name: "credentials", method: "GET", path: "/latest/meta-data/iam/security-credentials/kivuli-test-role"}.send(t, url)
+		if code != http.StatusOK || !strings.Contains(body, `"Success"`) {
+			t.Fatalf("after the refused requests, the credentials path answers %d %q", code, body)
+		}
+	}
+	// A loopback client that sends the header still switches faults on.
+	if code, body := (browserRequest{name: "with the header", method: "POST", path: "/kivuli/faults",
+		header: map[string]string{"Kivuli-Control": "1", "Host": "localhost:" + port}, body: "credentials:503,times=1"}).send(t, url); code != http.StatusNoContent {
+		t.Errorf("a POST with Kivuli-Control: %d %q", code, body)
+	}
+}
+
+// kivuli proxy refuses a rebound Host and browser requests from other
+// origins, signs and sends nothing for them, logs and counts them; the
+// requests of programs that are not browsers, and of the proxy's own
+// origin, go through.
+func TestProxyRefusesBrowsers(t *testing.T) {
+	pf := newProxyFixture(t, nil)
+	p := startProxy(t, pf.fixture, "--sign-host", "sqs.eu-west-2.amazonaws.com")
+	port := p.url[strings.LastIndexByte(p.url, ':')+1:]
+	const purge = "Action=PurgeQueue&QueueUrl=https%3A%2F%2Fsqs.eu-west-2.amazonaws.com%2F123456789012%2Fjobs"
+	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	refused := []struct {
+		br   browserRequest
+		want int
+	}{
+		{browserRequest{name: "a GET with a rebound Host", method: "GET", path: "/?Action=ListQueues",
+			header: map[string]string{"Host": "evil.example:8080"}}, http.StatusMisdirectedRequest},
+		{browserRequest{name: "a rebound page's same-origin POST", method: "POST", path: "/", body: purge,
+			header: map[string]string{"Host": "evil.example:" + port, "Origin": "http://evil.example:" + port, "Sec-Fetch-Site": "same-origin", "Content-Type": form["Content-Type"]}}, http.StatusMisdirectedRequest},
+		{browserRequest{name: "a cross-site form POST", method: "POST", path: "/", body: purge, header: crossSite(form)}, http.StatusForbidden},
+		{browserRequest{name: "a cross-site text/plain POST", method: "POST", path: "/", body: purge,
+			header: crossSite(map[string]string{"Content-Type": "text/plain"})}, http.StatusForbidden},
+		{browserRequest{name: "a form POST from a browser without Sec-Fetch-Site", method: "POST", path: "/", body: purge,
+			header: map[string]string{"Origin": "http://evil.example", "Content-Type": form["Content-Type"]}}, http.StatusForbidden},
+		{browserRequest{name: "a cross-site GET without Origin (an img)", method: "GET", path: "/?Action=PurgeQueue",
+			header: map[string]string{"Sec-Fetch-Site": "cross-site"}}, http.StatusForbidden},
+		{browserRequest{name: "a same-site page on another port", method: "POST", path: "/", body: purge,
+			header: map[string]string{"Origin": "http://localhost:3000", "Sec-Fetch-Site": "same-site", "Content-Type": form["Content-Type"]}}, http.StatusForbidden},
+		{browserRequest{name: "a sandboxed page (Origin null)", method: "POST", path: "/", body: purge,
+			header: map[string]string{"Origin": "null", "Content-Type": form["Content-Type"]}}, http.StatusForbidden},
+		{browserRequest{name: "an https Origin for the http listener", method: "POST", path: "/", body: purge,
+			header: map[string]string{"Origin": "https://127.0.0.1:" + port, "Content-Type": form["Content-Type"]}}, http.StatusForbidden},
+		{browserRequest{name: "a cross-site WebSocket handshake", method: "GET", path: "/gremlin",
+			header: crossSite(map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})}, http.StatusForbidden},
+	}
+	for _, c := range refused {
+		if code, body := c.br.send(t, p.url); code != c.want {
+			t.Errorf("%s: %d %q, want %d", c.br.name, code, body, c.want)
+		}
+	}
+	if n := len(pf.requests()); n != 0 {
+		t.Fatalf("the upstream received %d requests from web pages", n)
+	}
+	allowed := []browserRequest{
+		{name: "curl", method: "GET", path: "/?Action=ListQueues"},
+		{name: "an SDK's form POST", method: "POST", path: "/", body: "Action=ListQueues", header: form},
+		{name: "Host localhost", method: "GET", path: "/?Action=ListQueues", header: map[string]string{"Host": "localhost:" + port}},
+		{name: "Host [::1]", method: "GET", path: "/?Action=ListQueues", header: map[string]string{"Host": "[::1]:" + port}},
+		{name: "typed in the address bar", method: "GET", path: "/?Action=ListQueues", header: map[string]string{"Sec-Fetch-Site": "none"}},
+		{name: "a page the proxy served", method: "POST", path: "/", body: "Action=ListQueues",
+			header: map[string]string{"Origin": "http://127.0.0.1:" + port, "Sec-Fetch-Site": "same-origin", "Content-Type": form["Content-Type"]}},
+	}
+	for _, br := range allowed {
+		if code, body := br.send(t, p.url); code != http.StatusOK {
+			t.Errorf("%s: %d %q, want 200", br.name, code, body)
+		}
+	}
+	if n := len(pf.requests()); n != len(allowed) {
+		t.Errorf("the upstream received %d requests, want %d", n, len(allowed))
+	}
+	p.waitRequests(t, len(refused)+len(allowed))
+	if v := metricValue(t, p.admin, `kivuli_proxy_refused_requests_total{reason="host"}`); v != 2 {
+		t.Errorf("refused for their Host: %v, want 2", v)
+	}
+	if v := metricValue(t, p.admin, `kivuli_proxy_refused_requests_total{reason="origin"}`); v != float64(len(refused)-2) {
+		t.Errorf("refused for their origin: %v, want %d", v, len(refused)-2)
+	}
+	logs := p.logs.String()
+	for _, want := range []string{"status=421", "status=403", "evil.example:8080"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the access log has no %q:\n%s", want, logs)
+		}
+	}
+	// The admin listener has the same rules.
+	for _, c := range []struct {
+		br   browserRequest
+		want int
+	}{
+		{browserRequest{name: "metrics, rebound", method: "GET", path: "/metrics", header: map[string]string{"Host": "evil.example:8081"}}, http.StatusMisdirectedRequest},
+		{browserRequest{name: "metrics, cross-site", method: "GET", path: "/metrics", header: crossSite(nil)}, http.StatusForbidden},
+		{browserRequest{name: "readyz", method: "GET", path: "/readyz"}, http.StatusOK},
+	} {
+		if code, body := c.br.send(t, p.admin); code != c.want {
+			t.Errorf("admin: %s: %d %q, want %d", c.br.name, code, body, c.want)
+		}
+	}
+}
+
+// --allow-origin lets the pages of one origin through, and --serve-host
+// serves a name; both are checked as flags.
+func TestProxyAllowOrigin(t *testing.T) {
+	pf := newProxyFixture(t, nil)
+	p := startProxy(t, pf.fixture, "--sign-host", "sqs.eu-west-2.amazonaws.com",
+		"--allow-origin", "https://Grafana.example", "--serve-host", "kivuli-proxy:8080")
+	for _, c := range []struct {
+		br   browserRequest
+		want int
+	}{
+		{browserRequest{name: "the allowed origin, cross-site", method: "POST", path: "/", body: "Action=ListQueues",
+			header: map[string]string{"Origin": "https://grafana.example", "Sec-Fetch-Site": "cross-site", "Content-Type": "application/x-www-form-urlencoded"}}, http.StatusOK},
+		{browserRequest{name: "the allowed origin, default port", method: "GET", path: "/?Action=ListQueues",
+			header: map[string]string{"Origin": "https://grafana.example:443", "Sec-Fetch-Site": "cross-site"}}, http.StatusOK},
+		{browserRequest{name: "another port", method: "GET", path: "/?Action=ListQueues",
+			header: map[string]string{"Origin": "https://grafana.example:8443", "Sec-Fetch-Site": "cross-site"}}, http.StatusForbidden},
+		{browserRequest{name: "another scheme", method: "GET", path: "/?Action=ListQueues",
+			header: map[string]string{"Origin": "http://grafana.example", "Sec-Fetch-Site": "cross-site"}}, http.StatusForbidden},
+		{browserRequest{name: "a served name, another port", method: "GET", path: "/?Action=ListQueues",
+			header: map[string]string{"Host": "kivuli-proxy:9000"}}, http.StatusOK},
+	} {
+		if code, body := c.br.send(t, p.url); code != c.want {
+			t.Errorf("%s: %d %q, want %d", c.br.name, code, body, c.want)
+		}
+	}
+	for _, bad := range [][]string{
+		{"--allow-origin", "null"}, {"--allow-origin", "https://grafana.example/d"}, {"--allow-origin", "grafana.example"},
+		{"--allow-origin", "ftp://grafana.example"}, {"--serve-host", "a/b"}, {"--serve-host", ""},
+	} {
+		r := runCmd(t, "", append([]string{"proxy", "--upstream", "https://sqs.eu-west-2.amazonaws.com"}, bad...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, bad[0]) {
+			t.Errorf("%v: exit %d %q", bad, r.code, r.stderr)
+		}
+	}
+}
+
+// exec --serve's endpoint answers a rebound Host and a cross-site page
+// with neither credentials nor the token's check; on top of the token.
+func TestExecServeRefusesBrowsers(t *testing.T) {
+	const secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "ASIAEXAMPLE", SecretAccessKey: secret, SessionToken: "token", CanExpire: true, Expires: time.Now().Add(time.Hour)}, nil
+	})
+	srv := httptest.NewServer(newCredentialsHandler(creds, "tok3n"))
+	defer srv.Close()
+	port := srv.URL[strings.LastIndexByte(srv.URL, ':')+1:]
+	auth := func(h map[string]string) map[string]string {
+		h["Authorization"] = "tok3n"
+		return h
+	}
+	for _, c := range []struct {
+		br   browserRequest
+		want int
+	}{
+		{browserRequest{name: "a rebound Host", method: "GET", path: credentialsPath, header: auth(map[string]string{"Host": "evil.example:" + port})}, http.StatusMisdirectedRequest},
+		{browserRequest{name: "a cross-site page", method: "GET", path: credentialsPath, header: auth(crossSite(nil))}, http.StatusForbidden},
+		{browserRequest{name: "the URL's Host", method: "GET", path: credentialsPath, header: auth(map[string]string{})}, http.StatusOK},
+		{browserRequest{name: "Host localhost", method: "GET", path: credentialsPath, header: auth(map[string]string{"Host": "localhost:" + port})}, http.StatusOK},
+		{browserRequest{name: "no token", method: "GET", path: credentialsPath}, http.StatusUnauthorized},
+	} {
+		code, body := c.br.send(t, srv.URL)
+		if code != c.want {
+			t.Errorf("%s: %d %q, want %d", c.br.name, code, body, c.want)
+		}
+		if c.want != http.StatusOK && strings.Contains(body, secret) {
+			t.Errorf("%s: the refusal holds the secret", c.br.name)
+		}
+	}
+}
+
+// The guard's parts: the names a Host may have, the origins that are the
+// server's own.
+func TestGuardRules(t *testing.T) {
+	g, err := newGuard([]string{"Proxy.Internal:8080", "[fd00::1]"}, "--serve-host", []string{"https://grafana.example"}, "--allow-origin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.serveListen("myhost:8080")
+	for host, want := range map[string]bool{
+		"127.0.0.1": true, "127.0.0.1:1": true, "[::1]:80": true, "[::1]": true, "192.0.2.7:9": true, "169.254.169.254": true,
+		"localhost": true, "LOCALHOST:8080": true, "proxy.internal": true, "proxy.internal:1": true, "myhost:9": true, "": true,
+		"evil.example": false, "evil.example:8080": false, "localhost.": false, "a.localhost": false, "127.0.0.1.nip.io": false,
+		"2130706433": false, "0x7f.0.0.1": false, "proxy.internal.evil.example": false, "myhost.evil.example": false,
+	} {
+		if got := g.hostServed(host); got != want {
+			t.Errorf("Host %q served: %v, want %v", host, got, want)
+		}
+	}
+	for _, c := range []struct {
+		host, origin string
+		tls          bool
+		want         bool
+	}{
+		{"127.0.0.1:8080", "http://127.0.0.1:8080", false, true},
+		{"localhost:8080", "http://LOCALHOST:8080", false, true},
+		{"localhost:80", "http://localhost", false, true},
+		{"localhost", "http://localhost:80", false, true},
+		{"localhost:443", "https://localhost", true, true},
+		{"[::1]:8080", "http://[::1]:8080", false, true},
+		{"127.0.0.1:8080", "https://127.0.0.1:8080", false, false},
+		{"127.0.0.1:8443", "http://127.0.0.1:8443", true, false},
+		{"127.0.0.1:8080", "http://127.0.0.1:8081", false, false},
+		{"127.0.0.1:8080", "http://localhost:8080", false, false},
+		{"127.0.0.1:8080", "null", false, false},
+		{"127.0.0.1:8080", "http://127.0.0.1:8080/path", false, false},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Host = c.host
+		if c.tls {
+			r.TLS = &tls.ConnectionState{}
+		}
+		if got := sameOrigin(r, []string{c.origin}); got != c.want {
+			t.Errorf("Host %s, Origin %s, TLS %v: same origin %v, want %v", c.host, c.origin, c.tls, got, c.want)
+		}
+	}
+	r := httptest.NewRequest("GET", "http://127.0.0.1/", nil)
+	r.Header["Origin"] = []string{"http://127.0.0.1", "http://evil.example"}
+	if rf := g.check(r); rf == nil || rf.status != http.StatusForbidden {
+		t.Errorf("two Origins: %+v", rf)
+	}
+	r.Host = strings.Repeat("a", 1000) + ".example"
+	if rf := g.check(r); rf == nil || len(rf.msg) > 400 {
+		t.Errorf("a long Host: %s", fmt.Sprint(rf))
+	}
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kivuli-go/kivuli/imdstest"
+)
+
+// Every listener the command opens is on loopback unless --allow-remote
+// says otherwise: the proxy's --admin as its --listen, refused before
+// anything else is done.
+func TestListenersLoopback(t *testing.T) {
+	f := newFixture(t, imdstest.Config{}, nil)
+	for _, c := range []struct{ flag, addr string }{
+		{"--admin", "0.0.0.0:0"},
+		{"--admin", ":0"},
+		{"--admin", "[::]:0"},
+		{"--admin", "192.0.2.1:8081"},
+		{"--listen", "0.0.0.0:0"},
+	} {
+		t.Run(c.flag+" "+c.addr, func(t *testing.T) {
+			args := []string{"proxy", "--upstream", "https://sqs.eu-west-2.amazonaws.com", "--imds-endpoint", f.imds.URL,
+				"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", c.flag, c.addr}
+			// Bounded for a proxy that serves, as one that does not check
+			// would: it returns at once otherwise.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var stderr syncBuffer
+			code := runContext(ctx, args, strings.NewReader(""), io.Discard, &stderr, os.Environ())
+			if code != exitUsage || !strings.Contains(stderr.String(), c.flag+" "+c.addr+" is not loopback") {
+				t.Errorf("exit %d, want %d: %s", code, exitUsage, stderr.String())
+			}
+		})
+	}
+	// With --allow-remote, both may be anywhere.
+	p := startRaw(t, f, []string{"proxy", "--upstream", "http://" + f.host(), "--allow-host", f.host(), "--imds-endpoint", f.imds.URL,
+		"--sign-host", "sqs.eu-west-2.amazonaws.com", "--listen", "127.0.0.1:0", "--admin", "0.0.0.0:0", "--allow-remote"})
+	host, _, _ := net.SplitHostPort(strings.TrimPrefix(p.admin, "http://"))
+	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		t.Errorf("admin on %s", p.admin)
+	}
+}
+
+// listenTCP checks the address it is bound to, so that a name is judged
+// by what it resolved to.
+func TestListenTCP(t *testing.T) {
+	ln, err := listenTCP("--listen", "localhost:0", false, "risk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+		t.Errorf("localhost bound to %v", ip)
+	}
+	ln.Close()
+	for _, addr := range []string{"0.0.0.0:0", ":0", "example.com:0", "127.0.0.1"} {
+		if ln, err := listenTCP("--listen", addr, false, "risk"); err == nil {
+			ln.Close()
+			t.Errorf("%s: listening", addr)
+		} else if !strings.Contains(err.Error(), "--listen "+addr+" is not loopback: risk") {
+			t.Errorf("%s: %v", addr, err)
+		}
+	}
+	ln, err = listenTCP("--listen", "0.0.0.0:0", true, "risk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+}
