@@ -182,7 +182,7 @@ func TestSDKOracle(t *testing.T) {
 		if path == "" {
 			path = "/"
 		}
-		svc, rg, _ := kivuli.InferScope(strings.ToLower(r.Host), path)
+		svc, rg, _ := kivuli.InferScopeOf(strings.ToLower(r.Host), path)
 		switch {
 		case svc == "" && oracleRefused[r.Host] != "":
 			counts[kind+": refused on purpose"]++

@@ -31,5 +31,5 @@ func EndpointTable() []TablePrefix {
 	return out
 }
 
-// InferScope is inferScope, for the benchmark.
-var InferScope = inferScope
+// InferScopeOf is inferScope, for the benchmark and the SDK oracle.
+var InferScopeOf = inferScope

@@ -173,6 +173,26 @@ var scopeRules = [...]scopeRule{
 	{"domain endpoint", "search-x.eu-west-2.es.amazonaws.com, x.us-east-1.aoss.amazonaws.com, db.cluster-x.eu-west-1.neptune.amazonaws.com", inferDomainEndpoint},
 }
 
+// InferScope returns the signing service and region that a [Transport]
+// without Service and Region gives a request for host (a host name, with
+// or without a port) and path (which matters only for IoT Core's data
+// endpoints): from AWS's endpoint data and the forms of customers'
+// endpoints, bedrock-runtime.us-east-1.amazonaws.com is "bedrock" in
+// "us-east-1". The service is "" when no rule knows the host, and the
+// region "" when the host names none (S3 Transfer Acceleration, say). A
+// host that is not an AWS endpoint, such as an IP address, a name under
+// another domain or a host customers run (an EC2 instance's public name,
+// a load balancer), gives "" and "". Test servers use it to answer as the
+// endpoint a host names would, as sigv4test's Verifier does.
+func InferScope(host, path string) (service, region string) {
+	h, err := parseHost(host)
+	if err != nil || !h.isAWSEndpoint() {
+		return "", ""
+	}
+	service, region, _ = inferScope(h.name, path)
+	return service, region
+}
+
 // inferScope derives the signing service and region from an AWS endpoint's
 // host name (lower case, without port) and the request path. The service
 // is "" when no rule knows the host; the region is "" when the host does

@@ -22,7 +22,7 @@ func BenchmarkInferScope(b *testing.B) {
 		b.Run(host, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				kivuli.InferScope(host, "/")
+				kivuli.InferScopeOf(host, "/")
 			}
 		})
 	}

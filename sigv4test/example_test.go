@@ -2,6 +2,7 @@ package sigv4test_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kivuli-go/kivuli"
+	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
 
@@ -96,4 +99,41 @@ func ExampleVerifier_Verify() {
 	// Output:
 	// <nil> true service e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 	// X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20150830%2Fus-east-1%2Fservice%2Faws4_request&X-Amz-Date=20150830T123600Z&X-Amz-SignedHeaders=host&X-Amz-Expires=3600&X-Amz-Signature=REDACTED
+}
+
+// ExampleServer_RoundTripper points a kivuli Transport at AWS's own URL
+// and has the server answer for it: the code under test is the code that
+// runs on AWS. The server checks the scope against the name: a request to
+// STS signed for API Gateway is refused, as STS would refuse it.
+func ExampleServer_RoundTripper() {
+	imds := imdstest.NewServer(imdstest.Config{})
+	defer imds.Close()
+	creds, err := kivuli.New(context.Background(), kivuli.WithEndpoint(imds.URL))
+	if err != nil {
+		panic(err)
+	}
+	defer creds.Close()
+	srv := sigv4test.NewServer(&sigv4test.Verifier{Secrets: sigv4test.Lookup(imds.Lookup)}, nil)
+	defer srv.Close()
+
+	const sts = "https://sts.eu-west-2.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15"
+	for _, t := range []*kivuli.Transport{
+		{Credentials: creds, Base: srv.RoundTripper()},                                              // sts in eu-west-2, from the host
+		{Credentials: creds, Base: srv.RoundTripper(), Service: "execute-api", Region: "us-east-1"}, // a wrong scope
+	} {
+		resp, err := (&http.Client{Transport: t}).Get(sts)
+		if err != nil {
+			panic(err)
+		}
+		resp.Body.Close()
+		fmt.Println(strings.TrimSpace(resp.Status + " " + resp.Header.Get("X-Amzn-ErrorType")))
+	}
+	for _, rec := range srv.Records() {
+		fmt.Println(rec.Service, rec.Region, rec.Err != nil)
+	}
+	// Output:
+	// 200 OK
+	// 403 Forbidden SignatureDoesNotMatch
+	// sts eu-west-2 false
+	// execute-api us-east-1 true
 }

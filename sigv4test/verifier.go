@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/kivuli-go/kivuli"
 )
 
 const (
@@ -202,7 +204,28 @@ type Verifier struct {
 	// MaxBody is the most body bytes read to hash the body; default 256 MiB.
 	// A longer body is rejected with RequestEntityTooLarge.
 	MaxBody int64
+	// Scope returns the signing service and region of the endpoint that
+	// host (the request's Host, with its port) and path name, as an AWS
+	// endpoint knows its own: a request whose credential scope names
+	// another service or region is rejected with SignatureDoesNotMatch,
+	// naming both. An empty service or region is not checked. If nil,
+	// [HostScope]: AWS's endpoint data for AWS's hosts
+	// (sts.eu-west-2.amazonaws.com is sts in eu-west-2), nothing for any
+	// other host, such as the server's own address.
+	Scope func(host, path string) (service, region string)
 }
+
+// HostScope is the default [Verifier.Scope]: the scope that AWS's endpoint
+// data and the forms of customers' endpoints give host, as the kivuli
+// signer infers it (kivuli.InferScope); "" for a host that is not an AWS
+// endpoint.
+func HostScope(host, path string) (service, region string) {
+	return kivuli.InferScope(host, path)
+}
+
+// AnyScope is a [Verifier.Scope] that checks no scope: for a test that
+// signs for a service or region its hosts do not name on purpose.
+func AnyScope(host, path string) (service, region string) { return "", "" }
 
 // Verify checks r (as a server received it; r.Body is read fully and replaced by a re-readable copy so handlers can still read it) and returns its Record; rec.Err describes the first problem as an *Error.
 //

@@ -33,6 +33,7 @@ func (v *Verifier) verify(r *http.Request, body []byte, rec *Record) *Error {
 	for _, step := range []func() *Error{
 		c.parse,
 		c.checkScopeDate,
+		c.checkScopeHost,
 		c.checkPath,
 		c.checkSignedHeaders,
 		c.checkKey,
@@ -72,6 +73,27 @@ func (c *check) checkScopeDate() *Error {
 		return newErr("SignatureDoesNotMatch",
 			"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.",
 			a.scopeDate, a.amzDate[:8], a.amzDate)
+	}
+	return nil
+}
+
+// checkScopeHost: the credential scope is the one of the endpoint the
+// request was sent to, as the Host names it.
+func (c *check) checkScopeHost() *Error {
+	scope := c.v.Scope
+	if scope == nil {
+		scope = HostScope
+	}
+	host := c.r.Host
+	if host == "" {
+		host = c.r.URL.Host
+	}
+	service, region := scope(host, c.r.URL.Path)
+	switch a := c.a; {
+	case service != "" && a.service != service:
+		return newErr("SignatureDoesNotMatch", "Credential should be scoped to correct service: '%s'. The host %s answers for %s, and the request was signed for %s.", service, host, service, a.service)
+	case region != "" && a.region != region:
+		return newErr("SignatureDoesNotMatch", "Credential should be scoped to a valid region: '%s'. The host %s is in %s, and the request was signed for %s.", region, host, region, a.region)
 	}
 	return nil
 }

@@ -899,3 +899,51 @@ func TestAmbiguousPath(t *testing.T) {
 		}
 	}
 }
+
+// TestScopeOfTheHost (issue 19, point 2): an AWS endpoint knows its own
+// service and region. A request to sts.eu-west-2.amazonaws.com signed for
+// execute-api in us-east-1 is refused, naming both; the host's own scope
+// passes; a host that is not AWS's, or Scope set to AnyScope, checks
+// nothing; a Scope of the test's own decides.
+func TestScopeOfTheHost(t *testing.T) {
+	for _, tc := range []struct {
+		name, host, service, region string
+		scope                       func(host, path string) (string, string)
+		want                        []string // "" when accepted
+	}{
+		{"another service and region", "sts.eu-west-2.amazonaws.com", "execute-api", "us-east-1", nil, []string{"SignatureDoesNotMatch", "'sts'", "sts.eu-west-2.amazonaws.com", "execute-api"}},
+		{"another region", "sts.eu-west-2.amazonaws.com", "sts", "us-east-1", nil, []string{"SignatureDoesNotMatch", "eu-west-2", "us-east-1"}},
+		{"a global endpoint's region", "iam.amazonaws.com", "iam", "eu-west-2", nil, []string{"us-east-1", "eu-west-2"}},
+		{"the host's own", "sts.eu-west-2.amazonaws.com", "sts", "eu-west-2", nil, nil},
+		{"the host's own, with a port", "sts.eu-west-2.amazonaws.com:443", "sts", "eu-west-2", nil, nil},
+		{"a domain's signing name", "search-x.eu-west-2.es.amazonaws.com", "es", "eu-west-2", nil, nil},
+		{"S3 Transfer Acceleration names no region", "b.s3-accelerate.amazonaws.com", "s3", "ap-south-1", nil, nil},
+		{"not an AWS host", "127.0.0.1:9200", "anything", "anywhere-1", nil, nil},
+		{"AnyScope", "sts.eu-west-2.amazonaws.com", "execute-api", "us-east-1", AnyScope, nil},
+		{"a scope of the test's", "search.example.com", "es", "us-east-1", func(string, string) (string, string) { return "es", "eu-west-2" }, []string{"eu-west-2", "us-east-1", "search.example.com"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := testVerifier()
+			v.Scope = tc.scope
+			r := httptest.NewRequest(http.MethodGet, "http://"+tc.host+"/?Action=GetCallerIdentity&Version=2011-06-15", nil)
+			s := defaultSigner()
+			s.service, s.region, s.contentSHA = tc.service, tc.region, "body"
+			s.sign(t, r, nil)
+			rec := v.Verify(r)
+			if tc.want == nil {
+				if rec.Err != nil {
+					t.Fatalf("refused: %v", rec.Err)
+				}
+				return
+			}
+			if rec.Err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(rec.Err.Error(), w) {
+					t.Errorf("the error does not name %q: %v", w, rec.Err)
+				}
+			}
+		})
+	}
+}

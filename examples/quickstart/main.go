@@ -72,7 +72,7 @@ func run(useAWS bool) error {
 	}
 	endpoint := sigv4test.NewServer(&sigv4test.Verifier{Secrets: secrets}, nil)
 	defer endpoint.Close()
-	local := &kivuli.Transport{Credentials: creds, Base: deliverTo(endpoint)}
+	local := &kivuli.Transport{Credentials: creds, Base: endpoint.RoundTripper()}
 
 	// 2. A signed request, STS GetCallerIdentity: the transport infers the
 	// service and region from the host name.
@@ -141,10 +141,10 @@ func run(useAWS bool) error {
 	// so this is a new Transport rather than a change to the one above.
 	policies := kivuli.DefaultPolicies()
 	policies["myservice"] = kivuli.Policy{Token: kivuli.TokenHeaderUnsigned}
-	placed := &http.Client{Transport: &kivuli.Transport{Credentials: creds, Base: deliverTo(endpoint), Policies: policies}}
+	placed := &http.Client{Transport: &kivuli.Transport{Credentials: creds, Base: endpoint.RoundTripper(), Policies: policies}}
 	// No endpoint data names a made-up service, so its host is not
 	// guessed at: its Transport says the service.
-	own := &http.Client{Transport: &kivuli.Transport{Credentials: creds, Base: deliverTo(endpoint), Policies: policies, Service: "myservice"}}
+	own := &http.Client{Transport: &kivuli.Transport{Credentials: creds, Base: endpoint.RoundTripper(), Policies: policies, Service: "myservice"}}
 	fmt.Println("4. token placement per policy, as the endpoint saw it")
 	for _, c := range []struct {
 		url     string
@@ -182,21 +182,6 @@ func run(useAWS bool) error {
 	}
 	return nil
 }
-
-// deliverTo returns a RoundTripper that sends every request to the local
-// endpoint, whatever its URL says; the Host header keeps the AWS host name.
-func deliverTo(endpoint *sigv4test.Server) http.RoundTripper {
-	return roundTripper(func(r *http.Request) (*http.Response, error) {
-		r = r.Clone(r.Context())
-		r.Host = cmp.Or(r.Host, r.URL.Host)
-		r.URL.Scheme, r.URL.Host = "http", endpoint.Listener.Addr().String()
-		return endpoint.Client().Transport.RoundTrip(r)
-	})
-}
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // last returns the endpoint's record of the latest request.
 func last(endpoint *sigv4test.Server) sigv4test.Record {

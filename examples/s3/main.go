@@ -77,7 +77,7 @@ func run(useAWS bool, bucket, region string) (err error) {
 		opts = append(opts, kivuli.WithEndpoint(imds.URL))
 		endpoint = sigv4test.NewServer(&sigv4test.Verifier{Secrets: sigv4test.Lookup(imds.Lookup)}, &bucketStore{objects: map[string][]byte{}})
 		defer endpoint.Close()
-		signer.Base = deliverTo(endpoint)
+		signer.Base = endpoint.RoundTripper()
 	}
 	creds, err := kivuli.New(ctx, opts...)
 	if err != nil {
@@ -249,18 +249,3 @@ func (b *bucketStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
 }
-
-// deliverTo returns a RoundTripper that sends every request to the local
-// endpoint, whatever its URL says; the Host header keeps the AWS host name.
-func deliverTo(endpoint *sigv4test.Server) http.RoundTripper {
-	return roundTripper(func(r *http.Request) (*http.Response, error) {
-		r = r.Clone(r.Context())
-		r.Host = cmp.Or(r.Host, r.URL.Host)
-		r.URL.Scheme, r.URL.Host = "http", endpoint.Listener.Addr().String()
-		return endpoint.Client().Transport.RoundTrip(r)
-	})
-}
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
