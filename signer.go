@@ -153,8 +153,15 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 	if err := checkHeaders(r.Method, r.Header, s.creds.SessionToken); err != nil {
 		return err
 	}
+	// AWS does not separate parameters at ';' (S3's documented
+	// response-content-disposition=attachment;filename=r.pdf), but
+	// net/url's Query, which the SDK signer reads, drops a parameter
+	// holding one: send and sign it as %3B, as botocore does.
+	if strings.IndexByte(r.URL.RawQuery, ';') >= 0 {
+		r.URL.RawQuery = strings.ReplaceAll(r.URL.RawQuery, ";", "%3B")
+	}
 	if !validQuery(r.URL.RawQuery) {
-		return invalidRequest("the query is not valid percent-encoding (or uses ';' as a separator), so it cannot be signed as the service will read it", nil)
+		return invalidRequest("the query is not valid percent-encoding, so it cannot be signed as the service will read it", nil)
 	}
 	if err := setSigningPath(r.URL, s.policy); err != nil {
 		return err
@@ -542,12 +549,10 @@ func isToken(s string) bool {
 }
 
 // validQuery reports whether raw parses as net/url and AWS parse it: every
-// '%' starts a valid escape, and no ';' separates parameters.
+// '%' starts a valid escape.
 func validQuery(raw string) bool {
 	for i := 0; i < len(raw); i++ {
 		switch raw[i] {
-		case ';':
-			return false
 		case '%':
 			if i+2 >= len(raw) || !ishex(raw[i+1]) || !ishex(raw[i+2]) {
 				return false

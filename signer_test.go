@@ -114,7 +114,11 @@ func TestTransportPaths(t *testing.T) {
 	}
 	// Bytes that cannot go on the wire as they are go in the signer's
 	// encoding (FuzzTransportSignature found the control character).
-	for q, sent := range map[string]string{"q=a b": "q=a%20b", "q=\x01": "q=%01", "q=caf\xc3\xa9": "q=caf%C3%A9"} {
+	// A ';' is no separator to AWS, and net/url would drop its parameter:
+	// sent and signed as %3B (issue 19, point 10).
+	for q, sent := range map[string]string{"q=a b": "q=a%20b", "q=\x01": "q=%01", "q=caf\xc3\xa9": "q=caf%C3%A9",
+		"response-content-disposition=attachment;filename=r.pdf": "response-content-disposition=attachment%3Bfilename=r.pdf",
+		"a=1;b=2&c=;": "a=1%3Bb=2&c=%3B"} {
 		t.Run("query "+q, func(t *testing.T) {
 			u, err := url.Parse(r.endpoint.URL + "/index/_search")
 			require.NoError(t, err)
@@ -126,6 +130,17 @@ func TestTransportPaths(t *testing.T) {
 			require.Equal(t, sent, r.lastRecord(t).RawQuery)
 		})
 	}
+	t.Run("S3 response-content-disposition, presigned", func(t *testing.T) {
+		req, err := http.NewRequest(http.MethodGet, r.endpoint.URL+"/bucket/r.pdf?response-content-disposition=attachment;filename=r.pdf", nil)
+		require.NoError(t, err)
+		signed, err := r.transport("s3").Presign(req, time.Minute)
+		require.NoError(t, err)
+		assert.Contains(t, signed, "response-content-disposition=attachment%3Bfilename%3Dr.pdf")
+		resp, err := http.Get(signed)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.NoError(t, r.lastRecord(t).Err)
+	})
 	t.Run("invalid query", func(t *testing.T) {
 		u, _ := url.Parse(r.endpoint.URL + "/")
 		u.RawQuery = "a=%zz"
