@@ -256,12 +256,15 @@ func (p *IMDS) newOperation(ctx context.Context) (context.Context, *operation) {
 	return context.WithValue(ctx, operationKey{}, op), op
 }
 
-// Retrieve fetches the role's credentials: a session token (cached), the role
-// name (unless given with [WithRoleName]), then the credential document. The
-// context bounds everything; without a deadline, 5 seconds do.
-func (p *IMDS) Retrieve(ctx context.Context) (aws.Credentials, error) {
+// imdsCall makes one call of p, fn, which may make several requests: the
+// preamble that every call shares (refused when IMDS is disabled, bounded
+// by defaultBudget when ctx has no deadline), then fn with the operation
+// its requests share, which starts from what p already knows (that IMDS
+// has answered before).
+func imdsCall[T any](ctx context.Context, p *IMDS, fn func(context.Context, *operation) (T, error)) (T, error) {
 	if p.disabled {
-		return aws.Credentials{}, ErrIMDSDisabled
+		var zero T
+		return zero, ErrIMDSDisabled
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -269,7 +272,18 @@ func (p *IMDS) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		defer cancel()
 	}
 	ctx, op := p.newOperation(ctx)
+	return fn(ctx, op)
+}
 
+// Retrieve fetches the role's credentials: a session token (cached), the role
+// name (unless given with [WithRoleName]), then the credential document. The
+// context bounds everything; without a deadline, 5 seconds do.
+func (p *IMDS) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	return imdsCall(ctx, p, p.credentials)
+}
+
+// credentials is Retrieve's call.
+func (p *IMDS) credentials(ctx context.Context, op *operation) (aws.Credentials, error) {
 	role := p.role
 	if role == "" {
 		body, err := p.get(ctx, op, "role", rolesPath)
@@ -312,11 +326,8 @@ func validRoleName(name string) bool {
 // body of a 200 answer. A 401 drops the session token and the request is
 // made once more with a new one; so does a request that could not be sent.
 // what names the request in errors ("role", "credentials", "region"); ctx
-// and op come from newOperation (op may be nil: a call of one request).
+// and op are imdsCall's.
 func (p *IMDS) get(ctx context.Context, op *operation, what, path string) ([]byte, error) {
-	if op == nil {
-		ctx, op = p.newOperation(ctx)
-	}
 	for attempt := 0; ; attempt++ {
 		token, err := p.sessionToken(ctx, op)
 		if err != nil {
