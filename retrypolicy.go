@@ -121,7 +121,12 @@ func (op *operation) retryable(resp *http.Response, err error) bool {
 	return retryableStatus(resp.StatusCode)
 }
 
+// isTimeout reports a request that ran out of time: a net.Error that says
+// so (a dial, a header or a client timeout), or an error that wraps
+// context.DeadlineExceeded, as a transport of the caller's that wraps its
+// errors reports one (net/http's url.Error then reports no timeout, and it
+// is the first net.Error found).
 func isTimeout(err error) bool {
 	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
