@@ -59,7 +59,7 @@ func (s *imdsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // first (a CORS preflight, which the emulator never grants), under the
 // guard's Host rule.
 func (s *imdsServer) control(w http.ResponseWriter, r *http.Request) {
-	if !loopbackPeer(r.RemoteAddr) {
+	if !loopbackAddr(r.RemoteAddr) {
 		http.Error(w, "kivuli: the control endpoint answers loopback clients only", http.StatusForbidden)
 		return
 	}
