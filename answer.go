@@ -2,7 +2,6 @@ package kivuli
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -94,7 +93,11 @@ func (t *Transport) watch(ctx context.Context, resp *http.Response, used aws.Cre
 	if v, known := a.classify(headerCode(resp.Header), ""); known {
 		if v != noVerdict {
 			// Classified already: the body only carries the verdict.
-			resp.Body = &sniffer{rc: cmp.Or[io.ReadCloser](resp.Body, http.NoBody), v: v}
+			s := &sniffer{rc: http.NoBody, v: v}
+			if resp.Body != nil {
+				s.rc = resp.Body
+			}
+			resp.Body = s
 		}
 		return
 	}

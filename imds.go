@@ -253,11 +253,10 @@ func (p *IMDS) newOperation(ctx context.Context) *operation {
 	return op
 }
 
-// imdsCall makes one call of p, fn, which may make several requests: the
-// preamble that every call shares (refused when IMDS is disabled, bounded
-// by defaultBudget when ctx has no deadline), then fn with the operation
-// its requests share, which starts from what p already knows (that IMDS
-// has answered before).
+// imdsCall makes fn, one call of p (Retrieve's, Region's), which may make
+// several requests, after the preamble every call shares: refused when IMDS
+// is disabled, bounded by defaultBudget when ctx has no deadline. fn's
+// requests share one operation.
 func imdsCall[T any](ctx context.Context, p *IMDS, fn func(context.Context, *operation) (T, error)) (T, error) {
 	if p.disabled {
 		var zero T
