@@ -2,6 +2,8 @@ package kivuli_test
 
 import (
 	"fmt"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/kivuli-go/kivuli"
@@ -69,4 +71,33 @@ func TestRedactHeader(t *testing.T) {
 	assert.Equal(t, "REDACTED", kivuli.RedactHeader("X-Amz-Security-Token", "IQoJb3JpZ2luX2VjE"))
 	assert.Equal(t, "REDACTED", kivuli.RedactHeader("x-amz-signature", "5d672d79"))
 	assert.Equal(t, "application/json", kivuli.RedactHeader("Content-Type", "application/json"))
+}
+
+// FuzzRedactQuery: whatever the query, no parameter that AWS reads as
+// X-Amz-Signature or X-Amz-Security-Token keeps its value, and none read
+// as X-Amz-Credential keeps its access key ID.
+func FuzzRedactQuery(f *testing.F) {
+	f.Add("X-Amz-Signature=abc&X-Amz-Security-Token=tok&X-Amz-Credential=AKID%2F20150830%2Fus-east-1%2Fs3%2Faws4_request")
+	f.Add("q=1&X%2DAmz%2DSignature=abc&x%2damz%2dcredential=AKID/x")
+	f.Add("%zz&X-Amz-Signature&=&X-Amz-Credential=%2fAKID")
+	f.Fuzz(func(t *testing.T, q string) {
+		out := kivuli.RedactQuery(q)
+		for kv := range strings.SplitSeq(out, "&") {
+			k, v, ok := strings.Cut(kv, "=")
+			name, err := url.QueryUnescape(k)
+			if !ok || err != nil {
+				continue
+			}
+			switch strings.ToLower(name) {
+			case "x-amz-signature", "x-amz-security-token":
+				if v != "REDACTED" {
+					t.Fatalf("RedactQuery(%q) = %q keeps %s", q, out, kv)
+				}
+			case "x-amz-credential":
+				if !strings.HasPrefix(v, "REDACTED") {
+					t.Fatalf("RedactQuery(%q) = %q keeps the key ID of %s", q, out, kv)
+				}
+			}
+		}
+	})
 }
