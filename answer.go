@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/hashicorp/go-retryablehttp"
 )
 
 // What an error answer says matters to the Transport and to the retrying
@@ -23,7 +22,10 @@ import (
 // the body, which may arrive long after the headers. So RoundTrip never
 // reads the body: it acts on the header at once, and on the body as the
 // caller reads it (the retrying client, which reads it anyway, reads its
-// first part before deciding whether to retry).
+// first part before deciding whether to retry). The Transport's verdict
+// travels with the answer, in its body (a sniffer), to the retry policy
+// (answerVerdict): the answer is the one thing that passes from the
+// Transport, through net/http's client, to the retrying client.
 
 // peekMax bounds the part of an error body searched for a code.
 const peekMax = 16 << 10
@@ -59,19 +61,15 @@ var (
 	}
 )
 
-// attemptState is shared, through the request context, between the
-// retrying client and Transport: what the answer to one attempt was.
-type attemptState struct {
-	mu           sync.Mutex // the answer may be classified while its body is read
-	expiredToken bool       // the answer said the token has expired
-	skewed       bool       // the answer said the clock is skewed
-	throttled    bool       // the answer was a throttling error
-	retriedToken bool
-	retriedSkew  bool
-	immediate    bool // retry without waiting
-}
+// verdict is what an error answer said that the retry policy acts on.
+type verdict uint8
 
-type attemptKey struct{}
+const (
+	noVerdict    verdict = iota
+	expiredToken         // the token has expired: the credentials were invalidated
+	clockSkewed          // the clock is skewed: the Transport corrected it
+	throttled            // the service throttles
+)
 
 // answer is an error answer still to classify.
 type answer struct {
@@ -81,7 +79,6 @@ type answer struct {
 	fromAWS bool            // it comes from an AWS endpoint
 	host    string
 	date    string // its Date header
-	st      *attemptState
 }
 
 // watch classifies an error answer by its headers now, or else by its
@@ -92,12 +89,21 @@ func (t *Transport) watch(ctx context.Context, resp *http.Response, used aws.Cre
 	default:
 		return
 	}
-	st, _ := ctx.Value(attemptKey{}).(*attemptState)
-	a := &answer{t: t, ctx: ctx, used: used, fromAWS: rt.fromAWS, host: rt.dial, date: resp.Header.Get("Date"), st: st}
-	if a.classify(headerCode(resp.Header), "") || resp.Body == nil || resp.Body == http.NoBody {
+	a := &answer{t: t, ctx: ctx, used: used, fromAWS: rt.fromAWS, host: rt.dial, date: resp.Header.Get("Date")}
+	if v, known := a.classify(headerCode(resp.Header), ""); known {
+		if v != noVerdict {
+			// Classified already: the body only carries the verdict.
+			s := &sniffer{rc: http.NoBody, v: v}
+			if resp.Body != nil {
+				s.rc = resp.Body
+			}
+			resp.Body = s
+		}
 		return
 	}
-	resp.Body = &sniffer{rc: resp.Body, a: a}
+	if resp.Body != nil && resp.Body != http.NoBody {
+		resp.Body = &sniffer{rc: resp.Body, a: a}
+	}
 }
 
 // headerCode returns the error code an answer's headers state: the JSON
@@ -174,40 +180,26 @@ func xmlElement(b []byte, name string) string {
 	return string(bytes.TrimSpace(text))
 }
 
-// classify acts on the code and message an answer states, reporting
-// whether they said anything it acts on.
-func (a *answer) classify(code, message string) bool {
-	var flag *bool
+// classify acts on the code and message an answer states, and returns the
+// verdict for the retry policy; known reports whether they said anything
+// it acts on (a clock-skew answer from a host that may not set the clock
+// is known, with no verdict).
+func (a *answer) classify(code, message string) (v verdict, known bool) {
 	switch {
 	case code == "" && message == "":
-		return false
+		return noVerdict, false
 	case slices.Contains(expiredTokenCodes, code) || strings.Contains(message, expiredTokenMessage):
 		a.t.invalidate(a.used)
-		if a.st != nil {
-			flag = &a.st.expiredToken
-		}
+		return expiredToken, true
 	case slices.Contains(throttleCodes, code):
-		if a.st != nil {
-			flag = &a.st.throttled
+		return throttled, true
+	case slices.Contains(skewCodes, code) || slices.ContainsFunc(skewMessages, func(m string) bool { return strings.Contains(message, m) }):
+		if a.t.correctClock(a.ctx, a.fromAWS, a.host, a.date) {
+			return clockSkewed, true
 		}
-	case slices.Contains(skewCodes, code) || containsAny(message, skewMessages):
-		if a.t.correctClock(a.ctx, a.fromAWS, a.host, a.date) && a.st != nil {
-			flag = &a.st.skewed
-		}
-	default:
-		return false
+		return noVerdict, true
 	}
-	if flag != nil {
-		a.st.mu.Lock()
-		*flag = true
-		a.st.mu.Unlock()
-	}
-	return true
-}
-
-// classifyBody classifies what was read of an error body.
-func (a *answer) classifyBody(b []byte) {
-	a.classify(bodyCode(b))
+	return noVerdict, false
 }
 
 // invalidate invalidates the credentials used for a request the service
@@ -291,74 +283,18 @@ func (e *everyMinute) allow() (skipped int64, ok bool) {
 	return e.skipped.Swap(0), true
 }
 
-// checkAWSRetry is the retrying client's decision: whether an attempt's
-// answer is worth another, from what the Transport and the answer say.
-func checkAWSRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if ctx.Err() != nil {
-		return false, ctx.Err()
-	}
-	if err != nil {
-		if permanent(err) {
-			return false, err
-		}
-		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
-	}
-	st, _ := ctx.Value(attemptKey{}).(*attemptState)
-	if st != nil {
-		peekAnswer(resp)
-		st.mu.Lock()
-		defer st.mu.Unlock()
-		again := st.expiredToken && !st.retriedToken || st.skewed && !st.retriedSkew
-		st.retriedToken = st.retriedToken || st.expiredToken
-		st.retriedSkew = st.retriedSkew || st.skewed
-		throttled := st.throttled
-		st.expiredToken, st.skewed, st.throttled = false, false, false
-		if again {
-			st.immediate = true
-			return true, nil
-		}
-		if throttled {
-			return true, nil
-		}
-	}
-	return retryableStatus(resp.StatusCode), nil
-}
-
-// awsBackoff retries at once after a refresh or a clock correction, and
-// otherwise waits as jitteredBackoff does.
-func awsBackoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
-	if resp != nil && resp.Request != nil {
-		if st, _ := resp.Request.Context().Value(attemptKey{}).(*attemptState); st != nil {
-			st.mu.Lock()
-			immediate := st.immediate
-			st.immediate = false
-			st.mu.Unlock()
-			if immediate {
-				return 0
-			}
-		}
-	}
-	return jitteredBackoff(minWait, maxWait, attempt, resp)
-}
-
-func containsAny(s string, subs []string) bool {
-	for _, sub := range subs {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
-}
-
 // sniffer is the body of an error answer: it gives the caller the body
 // unchanged, and classifies its first peekMax bytes once they have been
-// read, or the body ends or is closed.
+// read, or the body ends or is closed. It carries the verdict to the retry
+// policy (answerVerdict); an answer classified by its headers gets one
+// only for that, with nothing left to classify.
 type sniffer struct {
 	rc io.ReadCloser
 
 	mu      sync.Mutex // guards the fields below; never held while reading rc
 	seen    []byte     // the first bytes read, up to peekMax
 	a       *answer    // nil once classified
+	v       verdict    // the verdict, once classified
 	pending []byte     // read ahead by peek, not yet given to the caller
 	err     error      // the error that ended peek's read, after pending
 }
@@ -382,7 +318,7 @@ func (s *sniffer) Read(p []byte) (int, error) {
 	a := s.observeLocked(p[:n], err)
 	s.mu.Unlock()
 	if a != nil {
-		a.classifyBody(s.seen)
+		s.classifySeen(a)
 	}
 	return n, err
 }
@@ -425,7 +361,7 @@ func (s *sniffer) peek() {
 		a := s.observeLocked(buf[:n], err)
 		s.mu.Unlock()
 		if a != nil {
-			a.classifyBody(s.seen)
+			s.classifySeen(a)
 		}
 	}
 }
@@ -436,15 +372,30 @@ func (s *sniffer) Close() error {
 	s.a = nil
 	s.mu.Unlock()
 	if a != nil {
-		a.classifyBody(s.seen)
+		s.classifySeen(a)
 	}
 	return s.rc.Close()
 }
 
-// peekAnswer makes an error answer's classification complete before the
-// retrying client decides, reading the start of its body if need be.
-func peekAnswer(resp *http.Response) {
-	if s, ok := resp.Body.(*sniffer); ok {
-		s.peek()
+// classifySeen classifies what was read of the body, which no longer
+// changes, and keeps the verdict.
+func (s *sniffer) classifySeen(a *answer) {
+	v, _ := a.classify(bodyCode(s.seen))
+	s.mu.Lock()
+	s.v = v
+	s.mu.Unlock()
+}
+
+// answerVerdict returns the Transport's verdict on an answer, reading the
+// start of an error body first if need be: the retry policy's one look at
+// what the Transport made of the answer.
+func answerVerdict(resp *http.Response) verdict {
+	s, ok := resp.Body.(*sniffer)
+	if !ok {
+		return noVerdict
 	}
+	s.peek()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.v
 }

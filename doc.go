@@ -24,7 +24,8 @@
 // provider the same way.
 //
 // Signing (transport.go, route.go, hosts.go, redirect.go, plaintext.go,
-// scope.go, endpoints_table.go, policy.go, body.go, signer.go, answer.go):
+// scope.go, endpoints_table.go, policy.go, body.go, signer.go, answer.go,
+// redact.go):
 // [Transport] is the http.RoundTripper. From a request's URL and Host it
 // decides a route (route.go): where the request may go (hosts.go; a
 // redirect only where the redirecting request went, redirect.go; in clear
@@ -35,11 +36,36 @@
 // memory where it can (body.go), signs a clone of each request with
 // aws-sdk-go-v2's SigV4 signer (signer.go), and reads error answers for
 // expired tokens and skewed clocks without waiting for their bodies
-// (answer.go).
+// (answer.go). What it shows of a request (the debug log) is redacted by
+// the rules that [RedactQuery] and [RedactHeader] offer a program's own
+// logs (redact.go).
 //
-// Retries (retry.go): [NewRetryingClient] and [NewRetryingTransport] retry
-// throttled and failed requests, each attempt signed afresh from a rewound
-// body, and retry once at once after an expired token or a skewed clock.
+// Retries (retry.go, retrypolicy.go, backoff.go): [NewRetryingClient] and
+// [NewRetryingTransport] retry throttled and failed requests, each attempt
+// signed afresh from a rewound body, and retry once at once after an
+// expired token or a skewed clock. Which answers are worth another attempt,
+// for these and for IMDS's requests, is retrypolicy.go's; how long to wait,
+// backoff.go's.
+//
+// # Three ways to configure
+//
+// Each is kept for what it suits, and for what programs already write:
+//
+//   - A struct literal, for a value that does its work when used, each
+//     field's zero value a default: [Transport] (an [http.RoundTripper], as
+//     http.Transport and oauth2.Transport are), [Policy], imdstest.Config.
+//     Its fields are the documentation, and a program reads back what it
+//     set.
+//   - Options, New(ctx, opts...) and NewIMDS(opts...), for constructors
+//     that act at once (read the environment, fetch, start a refresh) and
+//     keep their settings private: an [Option] sets unexported state, so a
+//     setting can be added, or validated against the others, without a
+//     struct field that callers could change later; one Option serves both
+//     functions.
+//   - Functions that edit an exported struct of defaults,
+//     NewRetryingTransport(t, func(*RetryOptions)), as aws-sdk-go-v2's
+//     retry.NewStandard does: for a few numeric knobs, each with a default
+//     that the caller's function sees, and may change, in place.
 //
 // # Errors
 //

@@ -116,7 +116,7 @@ func safeBody(b []byte) bool {
 // cannot be assumed. Code and Message are IMDS's, with every value that
 // looks like an access key, a secret key or a session token, and every value
 // of the document's own AccessKeyId, SecretAccessKey and Token fields,
-// replaced by "[REDACTED]"; Message is cut to 256 bytes.
+// replaced by "REDACTED"; Message is cut to 256 bytes.
 type CredentialsError struct {
 	Role    string // the role whose credentials were asked for
 	Code    string // IMDS's Code, such as "AssumeRoleUnauthorizedAccess"

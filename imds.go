@@ -75,7 +75,8 @@ type IMDS struct {
 	v1Disabled bool
 	disabled   bool
 	tokenTTL   time.Duration
-	client     *retryablehttp.Client
+	hc         *http.Client // sends each attempt; each call retries with a client of its own (newOperation)
+	maxRetries int
 	ownsConns  bool // the http.Transport is kivuli's own (made or cloned), not the caller's
 
 	// st is the mutable state, behind a pointer so that a copy of an IMDS
@@ -128,19 +129,10 @@ func newIMDS(c config) (*IMDS, error) {
 		v1Disabled: envTrue("AWS_EC2_METADATA_V1_DISABLED"),
 		disabled:   envTrue("AWS_EC2_METADATA_DISABLED"),
 		tokenTTL:   c.tokenTTL.Truncate(time.Second),
+		maxRetries: c.maxAttempts - 1,
 		st:         &imdsState{},
 	}
-	hc, owned := imdsHTTPClient(c.httpClient)
-	p.ownsConns = owned
-	p.client = &retryablehttp.Client{
-		HTTPClient:   hc,
-		RetryWaitMin: retryWaitMin,
-		RetryWaitMax: retryWaitMax,
-		RetryMax:     c.maxAttempts - 1,
-		CheckRetry:   checkIMDSRetry,
-		Backoff:      jitteredBackoff,
-		ErrorHandler: retryablehttp.PassthroughErrorHandler,
-	}
+	p.hc, p.ownsConns = imdsHTTPClient(c.httpClient)
 	return p, nil
 }
 
@@ -210,7 +202,7 @@ func imdsHTTPClient(hc *http.Client) (_ *http.Client, owned bool) {
 // [Credentials.Close] calls it.
 func (p *IMDS) CloseIdleConnections() {
 	if p.ownsConns {
-		p.client.HTTPClient.CloseIdleConnections()
+		p.hc.CloseIdleConnections()
 	}
 }
 
@@ -232,44 +224,61 @@ func (p *IMDS) String() string {
 // GoString is like String, so that %#v prints no session token.
 func (p *IMDS) GoString() string { return p.String() }
 
-// operation is the state of one Retrieve call, shared with the retry policy
-// through the request context.
+// operation is the state of one call of an IMDS (Retrieve, Region), made
+// of several requests, which its retry policy reads (retrypolicy.go).
 type operation struct {
 	answered bool // some response arrived, now or before: something is listening
 	v1       bool // this call fell back to IMDSv1
 	put      bool // the request in flight is the token PUT
+
+	onRetry func()                // called when an attempt has failed and is retried; may be nil
+	client  *retryablehttp.Client // retries this call's requests, with this operation's policy
 }
 
-type operationKey struct{}
-
-// retryHookKey carries, in a Retrieve's context, a function that IMDS calls
-// each time an attempt has failed and is about to be retried: a sign that
-// IMDS is misbehaving, on which [Credentials] stops holding callers that
-// have valid credentials to use.
-type retryHookKey struct{}
-
-// newOperation returns the state of one call made of several requests, and
-// the context that carries it to the retry policy. Every request of the call
-// must be made with that context.
-func (p *IMDS) newOperation(ctx context.Context) (context.Context, *operation) {
+// newOperation returns the state of one call, which starts from what p
+// already knows (that IMDS has answered before), and the client that sends
+// its requests, whose retry policy reads that state.
+func (p *IMDS) newOperation(ctx context.Context) *operation {
 	op := &operation{answered: p.st.answered.Load()}
-	return context.WithValue(ctx, operationKey{}, op), op
+	op.onRetry, _ = ctx.Value(retryHookKey{}).(func())
+	op.client = &retryablehttp.Client{
+		HTTPClient:   p.hc,
+		RetryWaitMin: retryWaitMin,
+		RetryWaitMax: retryWaitMax,
+		RetryMax:     p.maxRetries,
+		CheckRetry:   op.checkRetry,
+		Backoff:      jitteredBackoff,
+		ErrorHandler: retryablehttp.PassthroughErrorHandler,
+	}
+	return op
 }
 
-// Retrieve fetches the role's credentials: a session token (cached), the role
-// name (unless given with [WithRoleName]), then the credential document. The
-// context bounds everything; without a deadline, 5 seconds do.
-func (p *IMDS) Retrieve(ctx context.Context) (aws.Credentials, error) {
+// imdsCall makes fn, one call of p (Retrieve's, Region's), which may make
+// several requests, after the preamble every call shares: refused when IMDS
+// is disabled, bounded by defaultBudget when ctx has no deadline. fn's
+// requests share one operation.
+func imdsCall[T any](ctx context.Context, p *IMDS, fn func(context.Context, *operation) (T, error)) (T, error) {
 	if p.disabled {
-		return aws.Credentials{}, ErrIMDSDisabled
+		var zero T
+		return zero, ErrIMDSDisabled
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultBudget)
 		defer cancel()
 	}
-	ctx, op := p.newOperation(ctx)
+	return fn(ctx, p.newOperation(ctx))
+}
 
+// Retrieve fetches the role's credentials: a session token (cached), the role
+// name (unless given with [WithRoleName]), then the credential document. The
+// context bounds everything; without a deadline, 5 seconds do.
+func (p *IMDS) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	return imdsCall(ctx, p, p.credentials)
+}
+
+// credentials is Retrieve's call.
+func (p *IMDS) credentials(ctx context.Context, op *operation) (aws.Credentials, error) {
 	role := p.role
 	if role == "" {
 		body, err := p.get(ctx, op, "role", rolesPath)
@@ -312,11 +321,8 @@ func validRoleName(name string) bool {
 // body of a 200 answer. A 401 drops the session token and the request is
 // made once more with a new one; so does a request that could not be sent.
 // what names the request in errors ("role", "credentials", "region"); ctx
-// and op come from newOperation (op may be nil: a call of one request).
+// and op are imdsCall's.
 func (p *IMDS) get(ctx context.Context, op *operation, what, path string) ([]byte, error) {
-	if op == nil {
-		ctx, op = p.newOperation(ctx)
-	}
 	for attempt := 0; ; attempt++ {
 		token, err := p.sessionToken(ctx, op)
 		if err != nil {
@@ -444,7 +450,7 @@ func (p *IMDS) do(ctx context.Context, op *operation, method, path, header, valu
 	if value != "" {
 		req.Header.Set(header, value)
 	}
-	resp, err := p.client.Do(req)
+	resp, err := op.client.Do(req)
 	if resp != nil {
 		op.answered = true
 		p.st.answered.Store(true)
@@ -462,46 +468,6 @@ func (p *IMDS) transportError(ctx context.Context, op *operation, what string, e
 		return chain(ErrNotOnEC2, what+" at "+p.endpoint, err)
 	}
 	return wrap("IMDS "+what+" request", err)
-}
-
-// checkIMDSRetry retries 5xx (but 501), 429 and broken connections. It does
-// not retry a refused or timed-out dial, nor a timeout before anything has
-// answered, nor a timed-out token PUT: those mean IMDS is not there (or
-// drops the PUT's answer), and waiting longer only delays the answer.
-func checkIMDSRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if ctx.Err() != nil {
-		return false, ctx.Err()
-	}
-	op, _ := ctx.Value(operationKey{}).(*operation)
-	retry := retryable(op, resp, err)
-	if retry {
-		if hook, _ := ctx.Value(retryHookKey{}).(func()); hook != nil {
-			hook()
-		}
-	}
-	return retry, nil
-}
-
-func retryable(op *operation, resp *http.Response, err error) bool {
-	if err != nil {
-		var oe *net.OpError
-		if errors.As(err, &oe) && oe.Op == "dial" {
-			return false
-		}
-		if isTimeout(err) && (op == nil || !op.answered || op.put) {
-			return false
-		}
-		return true
-	}
-	if op != nil {
-		op.answered = true
-	}
-	return retryableStatus(resp.StatusCode)
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func readBody(resp *http.Response) ([]byte, error) {

@@ -1,13 +1,28 @@
 package kivuli
 
 import (
+	"net/url"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 )
 
-// redacted replaces what looks like a secret in a remote answer quoted by an
-// error.
-const redacted = "[REDACTED]"
+// Redaction: kivuli never shows a secret, nor what would let a reader sign
+// or replay a request (a signature, a session token), wherever it shows a
+// request or an answer: errors (redactSecrets), the signer's debug log
+// (redactCanonical), the kivuli command's -v output and the proxy's access
+// log (RedactQuery, RedactHeader). A request's query and headers, as sent
+// or received, also lose the access key ID: it is no secret to AWS, but it
+// names the account and the role session, and logs travel further than
+// requests; the scope after it (date, region, service) stays, since it is
+// what a wrong signature is debugged with. The canonical request keeps the
+// key ID: it is shown to be compared byte for byte with the one AWS quotes
+// in a SignatureDoesNotMatch answer, which holds it.
+
+// redacted stands in place of what is hidden, in every redaction: one
+// word, which needs no escaping in a query, a header or a log line (a
+// bracket would, in a URL).
+const redacted = "REDACTED"
 
 // maxQuoted bounds the remote text an error quotes.
 const maxQuoted = 256
@@ -15,7 +30,7 @@ const maxQuoted = 256
 // redactSecrets returns s fit to quote in an error: every occurrence of one
 // of the given secret values (of 4 bytes or more), and every run that looks
 // like an access key ID, a secret access key or a session token, replaced by
-// "[REDACTED]"; control characters replaced by spaces, so that a message
+// "REDACTED"; control characters replaced by spaces, so that a message
 // cannot forge log lines; cut to 256 bytes. IMDS's messages are English
 // sentences, role names and ARNs: nothing in them looks like a key.
 func redactSecrets(s string, secrets ...string) string {
@@ -91,4 +106,101 @@ func secretLike(run string) bool {
 		return true
 	}
 	return len(run) >= 20 && strings.ContainsAny(run, "0123456789+/=")
+}
+
+// RedactQuery returns a raw URL query fit to print or log: the values of
+// X-Amz-Signature and X-Amz-Security-Token replaced by REDACTED, and the
+// access key ID of X-Amz-Credential too, its scope kept. Parameter names
+// are matched in any letter case and escaping, as AWS reads them; the rest
+// of the query is left as it is.
+func RedactQuery(rawQuery string) string { return redactQuery(rawQuery, true) }
+
+// redactQuery is RedactQuery, which hides the access key ID only if keyID.
+func redactQuery(rawQuery string, keyID bool) string {
+	if !strings.Contains(rawQuery, "%") && !strings.Contains(strings.ToLower(rawQuery), "x-amz-") {
+		return rawQuery // nothing to hide, nothing to allocate
+	}
+	params := strings.Split(rawQuery, "&")
+	for i, kv := range params {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		name := k
+		if dk, err := url.QueryUnescape(k); err == nil {
+			name = dk
+		}
+		switch strings.ToLower(name) {
+		case "x-amz-signature", "x-amz-security-token":
+			params[i] = k + "=" + redacted
+		case "x-amz-credential":
+			if keyID {
+				params[i] = k + "=" + redactKeyID(v)
+			}
+		}
+	}
+	return strings.Join(params, "&")
+}
+
+// redactKeyID replaces the access key ID at the start of a credential
+// (AKID/20150830/us-east-1/iam/aws4_request), before a slash, escaped or
+// not; a credential without one is replaced whole.
+func redactKeyID(credential string) string {
+	i := strings.IndexByte(credential, '/')
+	if j := strings.Index(strings.ToLower(credential), "%2f"); j >= 0 && (i < 0 || j < i) {
+		i = j
+	}
+	if i < 0 {
+		return redacted
+	}
+	return redacted + credential[i:]
+}
+
+var (
+	authSignature  = regexp.MustCompile(`(?i)(Signature=)[^,\s]+`)
+	authCredential = regexp.MustCompile(`(?i)(Credential=)[^/,\s]+`)
+)
+
+// RedactHeader returns the value of the header name fit to print or log:
+// the signature and the access key ID of an Authorization header replaced
+// by REDACTED (the scope and the signed headers kept), and the whole value
+// of X-Amz-Security-Token and X-Amz-Signature. Other headers are returned
+// as they are.
+func RedactHeader(name, value string) string {
+	switch strings.ToLower(name) {
+	case "authorization":
+		value = authSignature.ReplaceAllString(value, "${1}"+redacted)
+		return authCredential.ReplaceAllString(value, "${1}"+redacted)
+	case "x-amz-security-token", "x-amz-signature":
+		return redacted
+	}
+	return value
+}
+
+// redactCanonical redacts a canonical request, for the signer's debug log:
+// its query line as RedactQuery does but for the access key ID, its header
+// lines as RedactHeader does, by where they stand rather than by value,
+// which the signer may have changed (collapsing the spaces of a header
+// value, escaping a query value); and then the session token by value, in
+// the forms the signer may give it, in case the request moved it
+// elsewhere.
+func redactCanonical(canon, token string) string {
+	lines := strings.Split(canon, "\n")
+	if len(lines) > 2 {
+		lines[2] = redactQuery(lines[2], false)
+	}
+	for i := 3; i < len(lines) && lines[i] != ""; i++ {
+		if name, value, ok := strings.Cut(lines[i], ":"); ok {
+			lines[i] = name + ":" + RedactHeader(name, value)
+		}
+	}
+	out := strings.Join(lines, "\n")
+	if token != "" {
+		for _, form := range []string{token, strings.Join(strings.Fields(token), " "), queryEscape(token)} {
+			if len(form) >= 8 { // a shorter one is no secret, and would garble the log
+				out = strings.ReplaceAll(out, form, redacted)
+			}
+		}
+	}
+	return out
 }

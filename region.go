@@ -77,16 +77,11 @@ func validRegionName(s string) bool {
 // context bounds the call; without a deadline, 5 seconds do. It
 // does not cache the answer: call it once, at start-up.
 func (p *IMDS) Region(ctx context.Context) (string, error) {
-	if p.disabled {
-		return "", ErrIMDSDisabled
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, defaultBudget)
-		defer cancel()
-	}
-	op := &operation{}
-	ctx = context.WithValue(ctx, operationKey{}, op)
+	return imdsCall(ctx, p, p.region)
+}
+
+// region is Region's call.
+func (p *IMDS) region(ctx context.Context, op *operation) (string, error) {
 	body, err := p.get(ctx, op, "region", regionPath)
 	if err != nil {
 		var ierr *IMDSError

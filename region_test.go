@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/stretchr/testify/assert"
@@ -89,5 +91,31 @@ func TestIMDSRegion(t *testing.T) {
 		defer creds.Close()
 		_, err = creds.Region(ctx)
 		require.ErrorIs(t, err, kivuli.ErrNotIMDS)
+	})
+}
+
+// TestIMDSRegionRetriesAsRetrieve (issue 18, point 3): Region is a request
+// of the same provider as Retrieve, so it knows what Retrieve knows. Once
+// IMDS has answered, a request that times out is a slow IMDS, not a
+// missing one: Retrieve retries it, and so must Region.
+func TestIMDSRegionRetriesAsRetrieve(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv := imdstest.NewHandler(imdstest.Config{Region: "eu-west-2"})
+		defer srv.Close()
+		hc := &http.Client{Transport: srv.RoundTripper(), Timeout: 500 * time.Millisecond}
+		p := newIMDS(t, kivuli.WithHTTPClient(hc))
+		_, err := p.Retrieve(t.Context())
+		require.NoError(t, err, "IMDS has answered")
+
+		srv.Inject(imdstest.Fault{Delay: time.Second, Times: 1})
+		_, err = p.Retrieve(t.Context())
+		require.NoError(t, err, "Retrieve retries a request that timed out")
+
+		srv.Inject(imdstest.Fault{Delay: time.Second, Times: 1})
+		before := srv.Stats().Total
+		region, err := p.Region(t.Context())
+		require.NoError(t, err, "Region retries it too")
+		assert.Equal(t, "eu-west-2", region)
+		assert.Equal(t, 2, srv.Stats().Total-before, "the timed-out GET and its retry")
 	})
 }

@@ -2,12 +2,8 @@ package kivuli
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"io"
-	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -26,7 +22,8 @@ import (
 // sent again, or else sent once without retries.
 type RetryingTransport struct {
 	transport *Transport
-	client    *retryablehttp.Client // retries, sending through transport
+	hc        *http.Client // sends each attempt through transport
+	opts      RetryOptions // normalised
 }
 
 // RetryOptions are the knobs of [NewRetryingTransport] and
@@ -63,26 +60,34 @@ func NewRetryingTransport(t *Transport, optFns ...func(*RetryOptions)) *Retrying
 	o.MaxWait = max(o.MaxWait, o.MinWait)
 	return &RetryingTransport{
 		transport: t,
-		client: &retryablehttp.Client{
-			HTTPClient: &http.Client{
-				Transport: t,
-				// Redirects are the outer client's business.
-				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-			},
-			RetryMax:     o.MaxAttempts - 1,
-			RetryWaitMin: o.MinWait,
-			RetryWaitMax: o.MaxWait,
-			CheckRetry:   checkAWSRetry,
-			Backoff:      awsBackoff,
-			ErrorHandler: retryablehttp.PassthroughErrorHandler,
+		hc: &http.Client{
+			Transport: t,
+			// Redirects are the outer client's business.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
+		opts: o,
+	}
+}
+
+// retryClient returns the retrying client of one RoundTrip: its policy
+// keeps what that request's attempts have been answered.
+func (rt *RetryingTransport) retryClient() *retryablehttp.Client {
+	policy := &awsRetry{}
+	return &retryablehttp.Client{
+		HTTPClient:   rt.hc,
+		RetryMax:     rt.opts.MaxAttempts - 1,
+		RetryWaitMin: rt.opts.MinWait,
+		RetryWaitMax: rt.opts.MaxWait,
+		CheckRetry:   policy.check,
+		Backoff:      policy.backoff,
+		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
 }
 
 // RoundTrip sends req through the Transport, retrying as
 // [RetryingTransport] says. resp.Request is req.
 func (rt *RetryingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if rt == nil || rt.transport == nil || rt.client == nil {
+	if rt == nil || rt.transport == nil || rt.hc == nil {
 		if req.Body != nil {
 			req.Body.Close()
 		}
@@ -94,9 +99,7 @@ func (rt *RetryingTransport) RoundTrip(req *http.Request) (*http.Response, error
 		}
 		return nil, invalidRequest("nil URL", nil)
 	}
-	st := &attemptState{}
-	ctx := context.WithValue(req.Context(), attemptKey{}, st)
-	r := &retryablehttp.Request{Request: req.Clone(ctx)}
+	r := &retryablehttp.Request{Request: req.Clone(req.Context())}
 	switch {
 	case req.Body == nil || req.Body == http.NoBody:
 	case req.GetBody != nil:
@@ -127,7 +130,7 @@ func (rt *RetryingTransport) RoundTrip(req *http.Request) (*http.Response, error
 			return nil, err
 		}
 	}
-	resp, err := rt.client.Do(r)
+	resp, err := rt.retryClient().Do(r)
 	if resp != nil {
 		resp.Request = req
 	}
@@ -149,46 +152,9 @@ func fromGetBody(req *http.Request) retryablehttp.ReaderFunc {
 	}
 }
 
-// permanent reports errors of the signing layer that no retry can mend.
-func permanent(err error) bool {
-	for _, kind := range []error{ErrHostNotAllowed, ErrPlaintext, ErrUnknownScope, ErrBodyTooLarge, ErrNoCredentials, ErrInvalidRequest, ErrInvalidConfig} {
-		if errors.Is(err, kind) {
-			return true
-		}
-	}
-	return false
-}
-
+// readCloser reads from one reader and closes another: the body of a
+// request whose start was read ahead.
 type readCloser struct {
 	io.Reader
 	io.Closer
-}
-
-// retryableStatus reports the statuses worth another attempt: 429 and 5xx,
-// but 501, which no retry mends.
-func retryableStatus(code int) bool {
-	return code == http.StatusTooManyRequests || code >= 500 && code != http.StatusNotImplemented
-}
-
-// jitteredBackoff waits a random time between half and all of
-// min(max, min·2^attempt), or what a 429 or 503 answer's Retry-After asks,
-// capped at max.
-func jitteredBackoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
-	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
-			return min(time.Duration(s)*time.Second, maxWait)
-		}
-	}
-	d := maxWait
-	if attempt < 30 {
-		d = min(maxWait, minWait<<attempt)
-	}
-	return halfJitter(d)
-}
-
-// halfJitter returns a random duration between half of d and d: spread,
-// so that clients failing together do not retry together, yet never much
-// shorter than asked.
-func halfJitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d/2+1)
 }

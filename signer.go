@@ -606,40 +606,6 @@ func queryEscape(s string) string {
 	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
 }
 
-// redactCanonical replaces the session token in a canonical request by
-// REDACTED, by where it stands (the X-Amz-Security-Token query parameter
-// on the third line, the x-amz-security-token header line) rather than by
-// its value, which the signer may have changed (collapsing the spaces of
-// a header value, escaping a query value).
-func redactCanonical(canon, token string) string {
-	lines := strings.Split(canon, "\n")
-	if len(lines) > 2 && strings.Contains(lines[2], queryToken+"=") {
-		params := strings.Split(lines[2], "&")
-		for i, kv := range params {
-			if strings.HasPrefix(kv, queryToken+"=") {
-				params[i] = queryToken + "=REDACTED"
-			}
-		}
-		lines[2] = strings.Join(params, "&")
-	}
-	for i := 3; i < len(lines) && lines[i] != ""; i++ {
-		if strings.HasPrefix(lines[i], "x-amz-security-token:") {
-			lines[i] = "x-amz-security-token:REDACTED"
-		}
-	}
-	out := strings.Join(lines, "\n")
-	// And by value, in the forms the signer may give it, in case the
-	// request moved it elsewhere.
-	if token != "" {
-		for _, form := range []string{token, strings.Join(strings.Fields(token), " "), queryEscape(token)} {
-			if len(form) >= 8 { // a shorter one is no secret, and would garble the log
-				out = strings.ReplaceAll(out, form, "REDACTED")
-			}
-		}
-	}
-	return out
-}
-
 // captureLogger receives the SDK signer's debug message.
 type captureLogger struct{ msg string }
 
@@ -648,7 +614,7 @@ func (c *captureLogger) Logf(_ logging.Classification, format string, v ...any) 
 }
 
 // log writes the canonical request and the string to sign at debug level,
-// with the session token replaced by REDACTED. The signed URL of a
+// redacted (redactCanonical). The signed URL of a
 // presignature, which carries the signature, is left out.
 func (c *captureLogger) log(ctx context.Context, s *signing, r *http.Request) {
 	const (

@@ -1,11 +1,15 @@
 package imdstest_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/kivuli-go/kivuli/imdstest"
 )
@@ -117,4 +121,33 @@ func ExampleListen() {
 	// 200 app-role
 	// HEAD 200 application/json
 	// after Close: true
+}
+
+// ExampleConfig_credentials serves the credentials of a provider, as a
+// program that runs code written for EC2 on a laptop does (kivuli imds
+// --from): the documents carry what the provider returns, here fixed
+// ones, with IMDS's protocol and faults around them.
+func ExampleConfig_credentials() {
+	src := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "ASIAEXAMPLE", SecretAccessKey: "secret", SessionToken: "token",
+			CanExpire: true, Expires: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}, nil
+	})
+	srv := imdstest.NewHandler(imdstest.Config{Role: "app-role", Credentials: src})
+	defer srv.Close()
+	client := &http.Client{Transport: srv.RoundTripper()}
+
+	_, body := get(client, http.MethodGet, "http://169.254.169.254/latest/meta-data/iam/security-credentials/app-role", nil)
+	var doc struct {
+		AccessKeyID string `json:"AccessKeyId"`
+		Expiration  string
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		panic(err)
+	}
+	fmt.Println(doc.AccessKeyID, doc.Expiration)
+	_, zone := get(client, http.MethodGet, "http://169.254.169.254/latest/meta-data/placement/availability-zone", nil)
+	fmt.Println(zone)
+	// Output:
+	// ASIAEXAMPLE 2030-01-02T03:04:05Z
+	// us-east-1a
 }

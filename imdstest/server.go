@@ -5,9 +5,12 @@
 // A [Server] speaks the real protocol: IMDSv2 session tokens
 // (PUT /latest/api/token), the role list and the role's credential document
 // under /latest/meta-data/iam/security-credentials/ (GET and HEAD), the
-// instance's region (/latest/meta-data/placement/region), and the status
-// codes real IMDS answers with. Credential sets rotate well ahead of their
-// expiry, as on EC2 (see [Config.RotateBefore]). [Fault] values injected
+// instance's region, availability zone and identity document (what the
+// SDKs read the region from), and the status codes real IMDS answers with.
+// Credential sets rotate well ahead of their expiry, as on EC2 (see
+// [Config.RotateBefore]); or they come from an [aws.CredentialsProvider]
+// ([Config.Credentials]), for a program that serves real credentials to
+// code written for EC2. [Fault] values injected
 // with [Server.Inject] make it fail: error statuses, throttling, delays,
 // dropped or reset connections, malformed or expired documents.
 //
@@ -38,12 +41,16 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 const (
 	tokenPath    = "/latest/api/token"
 	roleListPath = "/latest/meta-data/iam/security-credentials/"
 	regionPath   = "/latest/meta-data/placement/region"
+	zonePath     = "/latest/meta-data/placement/availability-zone"
+	identityPath = "/latest/dynamic/instance-identity/document"
 	ttlHeader    = "X-aws-ec2-metadata-token-ttl-seconds"
 	tokenHeader  = "X-aws-ec2-metadata-token"
 	maxTokenTTL  = 21600
@@ -130,8 +137,19 @@ type Config struct {
 	// expects a new set by a fixed time must then allow for that.
 	RotateBefore time.Duration
 	// Region is the instance's region, served at
-	// /latest/meta-data/placement/region. Default "us-east-1".
+	// /latest/meta-data/placement/region, and in the availability zone
+	// (the region and "a") and the instance identity document. Default
+	// "us-east-1".
 	Region string
+	// Credentials, if set, is where the credentials served come from: each
+	// credential GET (or HEAD) serves what its Retrieve returns then, in
+	// place of a set the server issues; an error is answered 500 with its
+	// text. Credentials that never expire are served as expiring one
+	// Lifetime later, since the document always states an expiry. Faults
+	// apply as to the server's own sets (an Expired fault puts the
+	// Expiration in the past). Rotate, Current and Lookup concern the
+	// server's own sets, which are then never served.
+	Credentials aws.CredentialsProvider
 	// Clock tells the time for token expiry and credential sets. Default
 	// time.Now, which follows the fake clock of a testing/synctest bubble
 	// when called in one.
@@ -197,6 +215,7 @@ type Stats struct {
 type state struct {
 	cfg     Config // defaults applied
 	clock   func() time.Time
+	started time.Time        // the instance's launch, in its identity document
 	ts      *httptest.Server // nil for NewHandler
 	served  chan struct{}    // closed when the Serve started by Listen returns
 	servers []*http.Server   // started by Serve, stopped by Close
@@ -260,6 +279,7 @@ func NewHandler(cfg Config) *Server {
 	return &Server{st: &state{
 		cfg:     cfg,
 		clock:   clock,
+		started: clock(),
 		waiters: make(map[chan struct{}]struct{}),
 		tokens:  make(map[string]time.Time),
 		byKey:   make(map[string]int),
@@ -334,7 +354,8 @@ func (s *Server) Close() {
 
 // ServeHTTP answers r as IMDS would, after any fault Inject queued for it.
 // When the request is abandoned (its context ends) or the server is closed
-// while it waits on a fault, or when it arrives after Close, ServeHTTP
+// while it waits on a fault, or the request is abandoned while
+// Config.Credentials fetches, or when it arrives after Close, ServeHTTP
 // panics with http.ErrAbortHandler, as net/http expects, so that the client
 // sees a dropped connection rather than an answer. For a Reset fault it
 // resets the TCP connection (when w can be hijacked), or else panics so.
@@ -359,10 +380,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // RoundTripper returns an in-memory http.RoundTripper that hands every
 // request, whatever its host, straight to ServeHTTP: no sockets, no
-// goroutines. It honours the request's context: a request abandoned while a
-// fault delays or hangs it fails with the context's error, and one released
-// by Close fails with an error of its own. A Reset fault fails the request
-// with a *net.OpError wrapping ECONNRESET, as a reset connection does.
+// goroutines. It honours the request's context: a request abandoned while
+// a fault delays or hangs it, or while Config.Credentials fetches, fails
+// with the context's error, and one released by Close fails with an error
+// of its own. A Reset fault fails the request with a *net.OpError wrapping
+// ECONNRESET, as a reset connection does.
 func (s *Server) RoundTripper() http.RoundTripper { return roundTripper{s.st} }
 
 // Inject queues f. Each request is answered according to the first queued
@@ -503,6 +525,12 @@ func (st *state) serve(w http.ResponseWriter, r *http.Request) error {
 		st.stats.Unauthorized++
 	}
 	st.mu.Unlock()
+	if resp.fromSource {
+		var err error
+		if resp, err = st.sourceDocument(r.Context(), faulted && f.Expired); err != nil {
+			return err
+		}
+	}
 	if faulted && f.StallBody {
 		return st.stall(r.Context(), w, resp)
 	}
@@ -632,6 +660,9 @@ func (st *state) answer(r *http.Request, target Target, expired bool) response {
 		if st.cfg.NoRole || r.URL.Path[len(roleListPath):] != st.cfg.Role {
 			return plain(http.StatusNotFound)
 		}
+		if st.cfg.Credentials != nil {
+			return response{fromSource: true} // Retrieve is called without st.mu
+		}
 		set := st.forGET(now)
 		exp := set.Expiration
 		if expired {
@@ -647,8 +678,8 @@ func (st *state) answer(r *http.Request, target Target, expired bool) response {
 			Expiration:      timestamp(exp),
 		})
 	}
-	if r.URL.Path == regionPath {
-		return response{status: http.StatusOK, ctype: textPlain, body: st.cfg.Region}
+	if resp, ok := st.metadata(r.URL.Path); ok {
+		return resp
 	}
 	return plain(http.StatusNotFound)
 }
@@ -778,6 +809,7 @@ type response struct {
 	body       string
 	ttl        string // echoed token TTL header, if not empty
 	retryAfter int    // Retry-After header, if > 0
+	fromSource bool   // the answer is Config.Credentials' document, still to fetch
 }
 
 // plain is a short text/plain answer with the given status.

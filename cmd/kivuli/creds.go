@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,7 +86,7 @@ kivuli creds --format powershell | Invoke-Expression
 kivuli creds --role-arn arn:aws:iam::123456789012:role/deploy --format env`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !contains(credsFormats, format) {
+			if !slices.Contains(credsFormats, format) {
 				return usageErrorf("--format %q: want one of %s", format, strings.Join(credsFormats, ", "))
 			}
 			src, err := sf.open(cmd.Context(), a, "", false)
@@ -239,13 +240,4 @@ func pyQuote(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -79,10 +79,12 @@ strips its newlines, as curl does.
 
 -v prints to standard error the canonical request and the string to sign
 (as awscurl -v does), the request's headers and the answer's, with the
-session token and the signature replaced by REDACTED. --dry-run prints the
-same without sending anything. --presign prints a presigned URL instead of
-sending: it carries the signature and the token, and grants the request to
-whoever holds it until it expires.`,
+session token and the signature replaced by REDACTED; so is the access
+key ID of the request's headers and query (its scope is kept), but not in
+the canonical request, which stays as AWS quotes it when it refuses a
+signature. --dry-run prints the same without sending anything. --presign
+prints a presigned URL instead of sending: it carries the signature and
+the token, and grants the request to whoever holds it until it expires.`,
 		Annotations: map[string]string{
 			annSynopsis: `kivuli curl [-X METHOD] [-H 'K: V']... [-d DATA | --data-binary @FILE | @-]
             [-T FILE] [-i] [-o FILE] [-L] [--fail | --fail-with-body] [-v]
@@ -146,7 +148,7 @@ kivuli imds -- kivuli curl --dry-run -v https://sts.amazonaws.com/`,
 	fl.IntVar(&f.maxRedirs, "max-redirs", 50, "with -L, follow at most `N` redirects")
 	fl.BoolVarP(&f.fail, "fail", "f", false, "on an answer of 400 or more, write nothing and exit 22")
 	fl.BoolVar(&f.failWithBody, "fail-with-body", false, "on an answer of 400 or more, write the body and exit 22")
-	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print the canonical request, the string to sign and the headers to standard error (token and signature redacted)")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "print the canonical request, the string to sign and the headers to standard error (token, signature and access key ID redacted)")
 	fl.BoolVarP(&f.silent, "silent", "s", false, "print no error message")
 	fl.BoolVarP(&f.showError, "show-error", "S", false, "with -s, print error messages all the same")
 	fl.StringVar(&f.service, "service", "", "the signing `SERVICE`, e.g. es, s3, execute-api (default: inferred from the host)")

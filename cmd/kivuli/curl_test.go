@@ -447,3 +447,24 @@ func TestCurlRefused(t *testing.T) {
 		t.Errorf("no IMDS: exit %d, %s", r.code, r.stderr)
 	}
 }
+
+// TestCurlVerboseHidesKeyID (issue 18, point 3): -v shows no access key ID,
+// as the proxy's access log shows none: the Authorization header keeps its
+// scope and signed headers, the key ID and the signature are REDACTED.
+func TestCurlVerboseHidesKeyID(t *testing.T) {
+	f := newFixture(t, imdstest.Config{}, nil)
+	host := "search-logs-abc.eu-west-2.es.amazonaws.com"
+	r := runCmd(t, "", f.curlArgs(host, "-v", "http://"+f.host()+"/logs/_search")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	f.accepted(t)
+	if key := f.imds.Current().AccessKeyID; strings.Contains(r.stderr, key) {
+		t.Errorf("-v shows the access key ID %s:\n%s", key, r.stderr)
+	}
+	for _, want := range []string{"Credential=REDACTED/", "/eu-west-2/es/aws4_request, SignedHeaders="} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("-v lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}

@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -71,7 +69,7 @@ type containerCredentials struct {
 }
 
 func (h *credentialsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !loopbackPeer(r.RemoteAddr) {
+	if !loopbackAddr(r.RemoteAddr) {
 		writeEndpointError(w, http.StatusForbidden, "AccessDenied", "kivuli: the credentials endpoint answers loopback clients only")
 		return
 	}
@@ -116,16 +114,6 @@ func writeEndpointError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(body)
-}
-
-// loopbackPeer reports whether a request's remote address is loopback.
-func loopbackPeer(remote string) bool {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		return false
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
 }
 
 // discardLog is an http.Server's error log that keeps quiet: a client

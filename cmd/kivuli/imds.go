@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/spf13/cobra"
 )
@@ -129,7 +130,7 @@ kivuli imds --no-token --role aws-elasticbeanstalk-ec2-role`,
 	fl.BoolVar(&f.noToken, "no-token", false, "an IMDS that knows no tokens: the token PUT is answered 404, GETs need none (Elastic Beanstalk)")
 	fl.StringVar(&f.role, "role", "kivuli-test-role", "the instance role `NAME` listed and served")
 	fl.BoolVar(&f.noRole, "no-role", false, "an instance without a role: the role list answers 404")
-	fl.DurationVar(&f.lifetime, "lifetime", 6*time.Hour, "the lifetime `DUR` of each fake credential set")
+	fl.DurationVar(&f.lifetime, "lifetime", 6*time.Hour, "the lifetime `DUR` of each fake credential set (with --from, of real ones that never expire)")
 	fl.DurationVar(&f.rotateBefore, "rotate-before", 0, "issue a new set when the current one has less than `DUR` left (default: five sixths of --lifetime, a new set every hour for 6h ones, as EC2 does)")
 	fl.StringArrayVar(&f.faults, "fault", nil, "inject the fault `SPEC` from the start (repeatable; see DESCRIPTION)")
 	fl.StringVar(&f.region, "region", "us-east-1", "the `REGION` served as placement/region and in the identity document")
@@ -186,15 +187,7 @@ func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
 	}
 	g.serveListen(f.listen)
 
-	s := &imdsServer{
-		emu: imdstest.NewHandler(imdstest.Config{
-			Role: f.role, NoRole: f.noRole, Mode: mode, Lifetime: f.lifetime, RotateBefore: f.rotateBefore, Region: f.region,
-		}),
-		region: f.region,
-		start:  time.Now(),
-		guard:  g,
-	}
-	defer s.emu.Close()
+	var creds aws.CredentialsProvider // nil: the emulator's fake credentials
 	what := "fake credentials"
 	if real {
 		src, err := f.sf.open(ctx, a, "", false)
@@ -202,8 +195,17 @@ func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
 			return err
 		}
 		defer src.Close()
-		s.real, what = src.creds, "real credentials from "+firstNonEmpty(f.sf.source, sourceChain)
+		creds, what = src.creds, "real credentials from "+firstNonEmpty(f.sf.source, sourceChain)
 	}
+	s := &imdsServer{
+		emu: imdstest.NewHandler(imdstest.Config{
+			Role: f.role, NoRole: f.noRole, Mode: mode, Lifetime: f.lifetime, RotateBefore: f.rotateBefore, Region: f.region,
+			Credentials: creds,
+		}),
+		real:  real,
+		guard: g,
+	}
+	defer s.emu.Close()
 	for _, fault := range faults {
 		s.emu.Inject(fault)
 	}

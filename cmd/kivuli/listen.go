@@ -17,7 +17,7 @@ import (
 // says what anyone who reaches it could do. It only reads the address,
 // so that a command can refuse it before it does anything else.
 func checkListen(flag, addr string, remote bool, risk string) error {
-	if remote || loopbackListen(addr) {
+	if remote || loopbackAddr(addr) {
 		return nil
 	}
 	return usageErrorf("%s %s is not loopback: %s (add --allow-remote if that is what you want)", flag, addr, risk)
@@ -41,9 +41,10 @@ func listenTCP(flag, addr string, remote bool, risk string) (net.Listener, error
 	return ln, nil
 }
 
-// loopbackListen reports whether a listen address is loopback only: a
-// loopback IP address, or localhost.
-func loopbackListen(addr string) bool {
+// loopbackAddr reports whether host:port is loopback only: a loopback IP
+// address, or localhost. It serves listen addresses, which may name
+// localhost, and peers' addresses, which are numeric and so never do.
+func loopbackAddr(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false

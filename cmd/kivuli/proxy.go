@@ -557,27 +557,9 @@ func methodLabel(m string) string {
 }
 
 // logQuery is a query as logged: the values of the parameters that carry
-// a signature, a session token or an access key (their names in any case
-// or escaping) replaced by REDACTED.
-func logQuery(raw string) string {
-	if !strings.Contains(strings.ToLower(raw), "x-amz-") {
-		return raw
-	}
-	parts := strings.Split(raw, "&")
-	for i, kv := range parts {
-		k, _, ok := strings.Cut(kv, "=")
-		if dk, err := url.QueryUnescape(k); err == nil {
-			k = dk
-		}
-		switch strings.ToLower(k) {
-		case "x-amz-signature", "x-amz-security-token", "x-amz-credential":
-			if ok {
-				parts[i] = kv[:strings.IndexByte(kv, '=')] + "=REDACTED"
-			}
-		}
-	}
-	return strings.Join(parts, "&")
-}
+// a signature or a session token, and the access key ID of a credential,
+// replaced by REDACTED, as the library does.
+func logQuery(raw string) string { return kivuli.RedactQuery(raw) }
 
 // statusRecorder records the status and the bytes of an answer; it keeps
 // the ResponseWriter's Flush and Hijack reachable (through Unwrap, as

@@ -354,3 +354,38 @@ func (p *proxyRun) waitRequests(t *testing.T, n int) {
 		t.Fatalf("the proxy did not log %d requests:\n%s", n, p.logs.String())
 	}
 }
+
+// TestProxyLogHidesQuerySecrets (issue 18, point 3): the access log hides
+// a client's signature, token and access key ID however the client
+// escapes the parameter names, as AWS reads them, in a query with other
+// X-Amz- parameters or none; the credential's scope is kept.
+func TestProxyLogHidesQuerySecrets(t *testing.T) {
+	f := newFixture(t, imdstest.Config{}, nil)
+	p := startProxy(t, f, "--sign-host", "search-logs-abc.eu-west-2.es.amazonaws.com")
+	queries := []string{
+		"q=1&X%2DAmz%2DSignature=abcdef0123456789",
+		"q=2&x-amz-security-token=IQoJsecrettoken&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20240101%2Fus-east-1%2Fes%2Faws4_request",
+	}
+	for _, q := range queries {
+		resp, err := http.Get(p.url + "/?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	p.waitRequests(t, len(queries))
+	logs := p.logs.String()
+	for _, secret := range []string{"abcdef0123456789", "IQoJsecrettoken", "AKIAIOSFODNN7EXAMPLE"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the access log holds %q:\n%s", secret, logs)
+		}
+	}
+	for _, want := range []string{
+		`query="q=1&X%2DAmz%2DSignature=REDACTED"`,
+		`query="q=2&x-amz-security-token=REDACTED&X-Amz-Credential=REDACTED%2F20240101%2Fus-east-1%2Fes%2Faws4_request"`,
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the access log lacks %s:\n%s", want, logs)
+		}
+	}
+}

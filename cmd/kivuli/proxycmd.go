@@ -114,7 +114,7 @@ the credentials and is retried once. Streamed bodies are sent once.
 The admin listener serves /healthz (alive), /readyz (200 while the
 credentials are valid and the proxy is not draining, else 503) and
 /metrics in the Prometheus text format. Each request is logged with
-log/slog (method, path, query with any signature, token or credential
+log/slog (method, path, query with any signature, token or access key ID
 redacted, status, body mode, bytes, attempts, duration); no header value
 is logged. On SIGTERM or SIGINT the proxy stops accepting connections,
 answers 503 on /readyz and waits --drain-timeout for the requests in

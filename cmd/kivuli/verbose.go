@@ -119,7 +119,7 @@ func (t *showingTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 }
 
 // requestHead is the signed request's line and headers, as -v prints
-// them, with the signature and the token redacted.
+// them, with the signature, the token and the access key ID redacted.
 func requestHead(req *http.Request) string {
 	var b strings.Builder
 	target := req.URL.EscapedPath()
@@ -168,29 +168,13 @@ func sortedHeader(h http.Header) [][2]string {
 
 var signatureRE = regexp.MustCompile(`(?i)(Signature=)[0-9a-f]+`)
 
-// redactHeader hides the signature of an Authorization header and the
-// session token.
-func redactHeader(name, value string) string {
-	switch strings.ToLower(name) {
-	case "authorization":
-		return signatureRE.ReplaceAllString(value, "${1}REDACTED")
-	case "x-amz-security-token", "x-amz-signature":
-		return "REDACTED"
-	}
-	return value
-}
+// redactHeader hides the signature and the access key ID of an
+// Authorization header, and the session token, as the library does.
+func redactHeader(name, value string) string { return kivuli.RedactHeader(name, value) }
 
-// redactQuery hides the signature and the token of a presigned query.
-func redactQuery(raw string) string {
-	parts := strings.Split(raw, "&")
-	for i, kv := range parts {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.EqualFold(k, "X-Amz-Signature") || strings.EqualFold(k, "X-Amz-Security-Token") {
-			parts[i] = k + "=REDACTED"
-		}
-	}
-	return strings.Join(parts, "&")
-}
+// redactQuery hides the signature, the token and the access key ID of a
+// presigned query, as the library does.
+func redactQuery(raw string) string { return kivuli.RedactQuery(raw) }
 
 // redactText hides signatures in free text, such as a log message.
 func redactText(s string) string { return signatureRE.ReplaceAllString(s, "${1}REDACTED") }

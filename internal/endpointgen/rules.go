@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -163,7 +164,7 @@ func (a ruleAnswer) hosts(ops []operation) (hosts []string, why string) {
 		asked = true
 		switch {
 		case op.hostPrefix != "":
-			if !contains(hosts, op.hostPrefix+a.Host) {
+			if !slices.Contains(hosts, op.hostPrefix+a.Host) {
 				hosts = append(hosts, op.hostPrefix+a.Host)
 			}
 		case !op.dynamicPrefix:

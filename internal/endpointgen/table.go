@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"go/format"
 	"math/bits"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -344,7 +345,7 @@ func build(services []*service, parts []*partition, answers []ruleAnswer, ops ma
 			u = &scopeUse{}
 			r.scopes[f.scope] = u
 		}
-		if !contains(u.services, f.service) {
+		if !slices.Contains(u.services, f.service) {
 			u.services = append(u.services, f.service)
 		}
 		u.src |= f.src
@@ -356,7 +357,7 @@ func build(services []*service, parts []*partition, answers []ruleAnswer, ops ma
 				sm = &sample{host: f.host, partition: parts[f.part].id, region: f.region, v: f.v}
 				samples[key] = sm
 			}
-			if !contains(sm.services, f.service) {
+			if !slices.Contains(sm.services, f.service) {
 				sm.services = append(sm.services, f.service)
 			}
 		}
@@ -507,15 +508,6 @@ func describe(m map[scope]*scopeUse) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, " and ")
-}
-
-func contains(s []string, x string) bool {
-	for _, y := range s {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func keys(m map[string]bool) []string {
