@@ -5,8 +5,11 @@
 // A [Server] speaks the real protocol: IMDSv2 session tokens
 // (PUT /latest/api/token), the role list and the role's credential document
 // under /latest/meta-data/iam/security-credentials/ (GET and HEAD), the
-// instance's region, availability zone and identity document (what the
-// SDKs read the region from), and the status codes real IMDS answers with.
+// rest of the metadata tree as EC2 serves it (listings of its directories,
+// a name answered with or without a trailing '/', and the items SDKs and
+// the AWS CLI read: the region, the availability zone, the identity
+// document, iam/info, the instance ID, the partition), and the status
+// codes real IMDS answers with.
 // Credential sets rotate well ahead of their expiry, as on EC2 (see
 // [Config.RotateBefore]); or they come from an [aws.CredentialsProvider]
 // ([Config.Credentials]), for a program that serves real credentials to
@@ -618,17 +621,23 @@ func (st *state) wait(ctx context.Context, d time.Duration) error {
 }
 
 // classify returns the Target a request path belongs to, or otherPath.
+// As on EC2, a '/' after a name of the metadata tree does not change it:
+// the role list is .../security-credentials with or without one, a
+// role's credentials .../security-credentials/ROLE likewise.
 func classify(path string) Target {
-	switch {
+	switch p := strings.TrimSuffix(path, "/"); {
 	case path == tokenPath:
 		return TokenPath
-	case path == roleListPath:
+	case p+"/" == roleListPath:
 		return RoleListPath
-	case strings.HasPrefix(path, roleListPath) && !strings.Contains(path[len(roleListPath):], "/"):
+	case strings.HasPrefix(p, roleListPath) && !strings.Contains(p[len(roleListPath):], "/"):
 		return CredentialsPath
 	}
 	return otherPath
 }
+
+// roleOf is the role a credentials path names.
+func roleOf(path string) string { return strings.TrimSuffix(path, "/")[len(roleListPath):] }
 
 // answer is the normal answer to r, with the credential Expiration in the
 // past if expired. A HEAD is answered as a GET, without the body (net/http
@@ -657,7 +666,7 @@ func (st *state) answer(r *http.Request, target Target, expired bool) response {
 		}
 		return response{status: http.StatusOK, ctype: textPlain, body: st.cfg.Role}
 	case CredentialsPath:
-		if st.cfg.NoRole || r.URL.Path[len(roleListPath):] != st.cfg.Role {
+		if st.cfg.NoRole || roleOf(r.URL.Path) != st.cfg.Role {
 			return plain(http.StatusNotFound)
 		}
 		if st.cfg.Credentials != nil {
