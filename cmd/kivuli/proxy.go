@@ -43,6 +43,12 @@ type proxyConfig struct {
 	maxBody, maxBuffer    int64
 	memoryBudget          int64 // the bytes all buffered bodies may hold together
 	spoolDir              string
+	maxSpool              int64 // the bytes all spooled bodies may hold together
+	maxHeaders            int64 // the bytes of a request's line and headers
+	maxConns              int   // client connections open at once
+	maxRequests           int   // requests served at once
+	queueTimeout          time.Duration
+	bodyIdleTimeout       time.Duration // 0: none
 	headers               *headerRules
 	maxAttempts           int // 1: no retries
 	maxIdleConns          int
@@ -64,8 +70,14 @@ type proxy struct {
 
 	maxBody, maxBuffer int64
 	spoolDir           string
-	mem                memory
+	mem, disk          budget // the bytes of bodies in memory, and spooled
 	headers            *headerRules
+	admit              *admission
+	conns              atomic.Pointer[connLimit] // the listener's, once it listens
+	bodyIdle           time.Duration
+	// prefixed: the upstream has a path, which a client's path must not
+	// climb out of.
+	prefixed bool
 
 	creds   *kivuli.Credentials
 	signer  *kivuli.Transport
@@ -101,7 +113,11 @@ func newProxy(ctx context.Context, cfg proxyConfig, creds *kivuli.Credentials, b
 		via:       viaToken(),
 		log:       log,
 	}
-	p.mem.budget = max(cfg.memoryBudget, cfg.maxBuffer)
+	p.mem.limit = max(cfg.memoryBudget, cfg.maxBuffer)
+	p.disk.limit = cfg.maxSpool
+	p.admit = newAdmission(max(cfg.maxRequests, 1), cfg.queueTimeout)
+	p.bodyIdle = cfg.bodyIdleTimeout
+	p.prefixed = hasPrefix(cfg.upstream)
 	p.hardStop, p.stopHard = context.WithCancel(context.Background())
 	p.m = newProxyMetrics(p)
 	policies := kivuli.DefaultPolicies()
@@ -223,6 +239,7 @@ func (p *proxy) close() {
 type requestState struct {
 	sent     atomic.Bool  // the signer passed a request on: an error is the upstream's
 	attempts atomic.Int32 // requests sent upstream
+	stalled  atomic.Bool  // the client's body stalled (--body-idle-timeout)
 	mu       sync.Mutex
 	errMsg   string
 }
@@ -260,35 +277,49 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.m.inFlight.Add(-1)
 		p.finish(r, rec, st, b, start)
 	}()
-	refuse := func(status int, msg string) {
-		st.setErr(msg)
-		http.Error(rec, msg, status)
+	refuse := func(he *httpError) {
+		st.setErr(he.msg)
+		if he.limit != "" {
+			p.m.limited.inc(he.limit)
+		}
+		if he.retryAfter != "" {
+			rec.Header().Set("Retry-After", he.retryAfter)
+		}
+		if r.ContentLength != 0 {
+			// What is left of the body is not read: net/http would read
+			// up to 256 KiB of it, to reuse a connection worth little.
+			rec.Header().Set("Connection", "close")
+		}
+		http.Error(rec, he.msg, he.status)
 	}
-	switch {
-	case seenBefore(r.Header, p.via):
-		refuse(http.StatusLoopDetected, "kivuli proxy: this request has come through this proxy before: --upstream leads back to it")
+	if he := p.check(r); he != nil {
+		refuse(he)
 		return
-	case r.Method == http.MethodConnect:
-		refuse(http.StatusMethodNotAllowed, "kivuli proxy: CONNECT is not forwarded: this is a reverse proxy to "+p.upstream.Host)
+	}
+	if !p.admit.enter(r.Context()) {
+		if r.Context().Err() != nil {
+			rec.status = statusClientClosed
+			st.setErr("the client went away while the request waited for its turn (--max-requests)")
+			return
+		}
+		refuse(&httpError{status: http.StatusServiceUnavailable, limit: "max_requests", retryAfter: "1",
+			msg: fmt.Sprintf("kivuli proxy: too many requests at once (--max-requests %d), none finished within --queue-timeout: try again shortly", cap(p.admit.slots))})
 		return
-	case r.RequestURI == "*":
-		refuse(http.StatusBadRequest, "kivuli proxy: a request for * is not forwarded")
-		return
-	case awsChunked(r.Header):
-		// The client signed its chunks itself (aws-chunked framing):
-		// forwarded as a plain body, the framing would be stored as the
-		// object's content (aws-sigv4-proxy#87).
-		refuse(http.StatusBadRequest, "kivuli proxy: the body is aws-chunked (X-Amz-Content-Sha256: STREAMING-..., signed chunk by chunk by the client): configure the client to send a plain body, which the proxy signs")
-		return
+	}
+	defer p.admit.leave()
+	if r.Body != nil && r.Body != http.NoBody && p.bodyIdle > 0 {
+		ib := &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(rec), idle: p.bodyIdle,
+			onStall: func() { st.stalled.Store(true) }}
+		r.Body = ib
+		defer ib.done()
 	}
 	var err error
 	if b, err = p.prepareBody(r); err != nil {
 		var he *httpError
-		if errors.As(err, &he) {
-			refuse(he.status, he.msg)
-		} else {
-			refuse(http.StatusBadRequest, message(err))
+		if !errors.As(err, &he) {
+			he = &httpError{status: http.StatusBadRequest, msg: message(err)}
 		}
+		refuse(he)
 		return
 	}
 	defer b.release()
@@ -305,6 +336,27 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer p.upgrades.done()
 	}
 	p.rp.ServeHTTP(rec, r.WithContext(ctx))
+}
+
+// check refuses a request that is not forwarded at all, before it takes a
+// turn or its body is read.
+func (p *proxy) check(r *http.Request) *httpError {
+	switch {
+	case seenBefore(r.Header, p.via):
+		return &httpError{status: http.StatusLoopDetected, msg: "kivuli proxy: this request has come through this proxy before: --upstream leads back to it"}
+	case r.Method == http.MethodConnect:
+		return &httpError{status: http.StatusMethodNotAllowed, msg: "kivuli proxy: CONNECT is not forwarded: this is a reverse proxy to " + p.upstream.Host}
+	case r.RequestURI == "*":
+		return &httpError{status: http.StatusBadRequest, msg: "kivuli proxy: a request for * is not forwarded"}
+	case p.prefixed && climbs(r.URL.EscapedPath()):
+		return &httpError{status: http.StatusBadRequest, msg: "kivuli proxy: the path climbs out of the --upstream's path " + p.upstream.EscapedPath() + " (a '..' segment, or one encoded, above it): the client never chooses where a request goes"}
+	case awsChunked(r.Header):
+		// The client signed its chunks itself (aws-chunked framing):
+		// forwarded as a plain body, the framing would be stored as the
+		// object's content (aws-sigv4-proxy#87).
+		return &httpError{status: http.StatusBadRequest, msg: "kivuli proxy: the body is aws-chunked (X-Amz-Content-Sha256: STREAMING-..., signed chunk by chunk by the client): configure the client to send a plain body, which the proxy signs"}
+	}
+	return nil
 }
 
 // awsChunked reports a body in aws-chunked framing.
@@ -436,6 +488,14 @@ func (p *proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 			rec.status = statusClientClosed
 		}
 		st.setErr("the client went away: " + err.Error())
+		return
+	case st.stalled.Load():
+		// A streamed body the client stopped sending: its fault, not the
+		// upstream's.
+		p.m.limited.inc("body_idle_timeout")
+		msg := "kivuli proxy: reading the request body: " + errBodyStalled.Error() + ": the upload stalled"
+		st.setErr(msg)
+		http.Error(w, msg, http.StatusRequestTimeout)
 		return
 	case !sent && errors.Is(err, kivuli.ErrBodyTooLarge):
 		status, reason = http.StatusRequestEntityTooLarge, "body_too_large"

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -32,6 +33,12 @@ type proxyFlags struct {
 	maxBody               sizeFlag
 	maxBuffer             sizeFlag
 	spoolDir              string
+	maxSpool              sizeFlag
+	maxHeaders            sizeFlag
+	maxConns              int
+	maxRequests           int
+	queueTimeout          time.Duration
+	bodyIdleTimeout       time.Duration
 	unsignedPayload       bool
 	headerAllow           []string
 	headerDeny            []string
@@ -51,13 +58,23 @@ const (
 	defaultMaxBuffer = 1 << 20
 	// memoryBudget bounds the bytes all buffered bodies hold together; past
 	// it, small bodies are spooled too.
-	memoryBudget = 64 << 20
+	memoryBudget = 32 << 20
+)
+
+// Defaults of the limits on clients (see proxylimits.go).
+const (
+	defaultMaxSpool    = 1 << 30
+	defaultMaxHeaders  = 32 << 10
+	defaultMaxConns    = 256
+	defaultMaxRequests = 64
 )
 
 func (a *app) proxyCommand() *cobra.Command {
 	f := &proxyFlags{
-		maxBody:   sizeFlag{n: defaultMaxBody, raw: formatSize(defaultMaxBody)},
-		maxBuffer: sizeFlag{n: defaultMaxBuffer, raw: formatSize(defaultMaxBuffer)},
+		maxBody:    sizeFlag{n: defaultMaxBody, raw: formatSize(defaultMaxBody)},
+		maxBuffer:  sizeFlag{n: defaultMaxBuffer, raw: formatSize(defaultMaxBuffer)},
+		maxSpool:   sizeFlag{n: defaultMaxSpool, raw: formatSize(defaultMaxSpool)},
+		maxHeaders: sizeFlag{n: defaultMaxHeaders, raw: formatSize(defaultMaxHeaders)},
 	}
 	cmd := &cobra.Command{
 		Use:   "proxy --upstream URL [options]",
@@ -176,6 +193,12 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.Var(&f.maxBody, "max-body", "refuse request bodies over `SIZE` with 413 (e.g. 100MiB, 5GiB)")
 	fl.Var(&f.maxBuffer, "max-buffer", "hold request bodies up to `SIZE` in memory; spool or stream larger ones")
 	fl.StringVar(&f.spoolDir, "spool-dir", "", "spool large request bodies to temporary files in `DIR` (default: the system's temporary directory)")
+	fl.Var(&f.maxSpool, "max-spool", "hold at most `SIZE` of spooled bodies on disk together (503 past it; 413 for a body larger)")
+	fl.DurationVar(&f.bodyIdleTimeout, "body-idle-timeout", 30*time.Second, "drop a request whose body sends nothing for `DUR` (408)")
+	fl.Var(&f.maxHeaders, "max-headers", "refuse a request line and headers over `SIZE` with 431")
+	fl.IntVar(&f.maxConns, "max-conns", defaultMaxConns, "keep at most `N` client connections open; more wait to be accepted")
+	fl.IntVar(&f.maxRequests, "max-requests", defaultMaxRequests, "serve at most `N` requests at once; more wait --queue-timeout, then get 503")
+	fl.DurationVar(&f.queueTimeout, "queue-timeout", 10*time.Second, "let a request over --max-requests wait up to `DUR` for its turn")
 	fl.BoolVar(&f.unsignedPayload, "unsigned-payload", false, "sign every body as UNSIGNED-PAYLOAD, streaming large ones (only for services that accept it)")
 	fl.StringArrayVar(&f.headerAllow, "header-allow", nil, "also sign the header `NAME` (a prefix with a trailing *; comma lists; repeatable)")
 	fl.StringArrayVar(&f.headerDeny, "header-deny", nil, "drop the header `NAME` from requests (a prefix with a trailing *; comma lists; repeatable)")
@@ -209,6 +232,14 @@ func (f *proxyFlags) config() (proxyConfig, error) {
 		return cfg, usageErrorf("--max-idle-conns must be at least 1")
 	case f.maxAttempts < 1:
 		return cfg, usageErrorf("--max-attempts must be at least 1")
+	case f.maxConns < 1 || f.maxRequests < 1:
+		return cfg, usageErrorf("--max-conns and --max-requests must be at least 1")
+	case f.maxHeaders.n < 1<<10:
+		return cfg, usageErrorf("--max-headers %s is under 1KiB: no client's request would fit", f.maxHeaders.raw)
+	case f.maxHeaders.n > 1<<30:
+		return cfg, usageErrorf("--max-headers %s is over 1GiB", f.maxHeaders.raw)
+	case f.queueTimeout < 0 || f.bodyIdleTimeout < 0:
+		return cfg, usageErrorf("--queue-timeout and --body-idle-timeout must not be negative")
 	case f.logFormat != "text" && f.logFormat != "json":
 		return cfg, usageErrorf("--log-format %q: want text or json", f.logFormat)
 	case !f.allowRemote && !loopbackListen(f.listen):
@@ -242,6 +273,12 @@ func (f *proxyFlags) config() (proxyConfig, error) {
 		maxBuffer:             f.maxBuffer.n,
 		memoryBudget:          memoryBudget,
 		spoolDir:              dir,
+		maxSpool:              f.maxSpool.n,
+		maxHeaders:            f.maxHeaders.n,
+		maxConns:              f.maxConns,
+		maxRequests:           f.maxRequests,
+		queueTimeout:          f.queueTimeout,
+		bodyIdleTimeout:       f.bodyIdleTimeout,
 		headers:               headers,
 		maxAttempts:           f.maxAttempts,
 		maxIdleConns:          f.maxIdleConns,
@@ -266,6 +303,8 @@ func parseUpstream(raw string) (*url.URL, error) {
 		return nil, usageErrorf("--upstream %q: no user information, please: the proxy signs", raw)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
 		return nil, usageErrorf("--upstream %q: no query or fragment: each request brings its own", raw)
+	case dotSegments(u.EscapedPath()):
+		return nil, usageErrorf("--upstream %q: the path has a '.' or '..' segment (or one encoded): write the path it stands for, which clients are held under", raw)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = strings.TrimSuffix(u.RawPath, "/")
@@ -297,6 +336,9 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	log := newLogger(a.stderr, f.logFormat, f.verbose)
+	if a.env.get("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(cfg.memoryBound() - nonGoMemory))
+	}
 	src, err := f.sf.open(ctx, a, f.region, false)
 	if err != nil {
 		return err
@@ -311,21 +353,17 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 	}
 	defer p.close()
 
-	ln, err := net.Listen("tcp", f.listen)
+	tcp, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return fmt.Errorf("kivuli: proxy: %w", err)
 	}
-	defer ln.Close()
-	if loopsToSelf(ctx, cfg.upstream, ln.Addr()) {
-		return usageErrorf("--upstream %s is this proxy's own address (%s): every request would be forwarded to itself again", cfg.upstream.Redacted(), ln.Addr())
+	defer tcp.Close()
+	if loopsToSelf(ctx, cfg.upstream, tcp.Addr()) {
+		return usageErrorf("--upstream %s is this proxy's own address (%s): every request would be forwarded to itself again", cfg.upstream.Redacted(), tcp.Addr())
 	}
-	srv := &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		TLSConfig:         tlsConfig,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := p.server(cfg, tlsConfig, log)
+	ln := limitConns(srv, tcp, cfg.maxConns)
+	p.conns.Store(ln)
 	// Shutdown runs this once it has closed the listener.
 	srv.RegisterOnShutdown(func() {
 		log.Info("kivuli proxy: draining: not accepting connections", "in_flight", p.m.inFlight.Load(), "timeout", f.drainTimeout)
@@ -345,8 +383,8 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 			srv.Close()
 			return fmt.Errorf("kivuli: proxy: --admin: %w", err)
 		}
-		admin = &http.Server{Handler: p.adminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: discardLog()}
-		go func() { served <- admin.Serve(aln) }()
+		admin = p.adminServer()
+		go func() { served <- admin.Serve(limitConns(admin, aln, adminConns)) }()
 		log.Info("kivuli proxy: admin", "admin", "http://"+aln.Addr().String(), "paths", "/healthz /readyz /metrics")
 	}
 	log.Info("kivuli proxy: listening",
@@ -355,7 +393,8 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 		"sign_host", firstNonEmpty(cfg.signHost, cfg.upstream.Host),
 		"service", p.service, "region", p.region,
 		"headers", cfg.headers.String(),
-		"max_buffer", formatSize(cfg.maxBuffer), "max_body", formatSize(cfg.maxBody))
+		"max_buffer", formatSize(cfg.maxBuffer), "max_body", formatSize(cfg.maxBody),
+		"max_conns", cfg.maxConns, "max_requests", cfg.maxRequests, "memory_bound", formatSize(cfg.memoryBound()))
 
 	var runErr error
 	select {
