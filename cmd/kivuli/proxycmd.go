@@ -91,13 +91,16 @@ tells them (set them for a custom domain or a tunnel).
 
 Where a request goes is fixed by --upstream, never by the client: its
 Host header, an absolute-form request URI and X-Forwarded-Host are
-ignored, the path and query are kept. The upstream must be an AWS endpoint
-or a host given with --allow-host; a tunnel is a listed --upstream with the
-AWS name as --sign-host (and --upstream-server-name, to verify the
-certificate for it). The upstream is reached in clear (http://) only on
-loopback or a listed host. An
-upstream that is the proxy itself is refused at start; a request that comes
-back through the proxy anyway (its Via entry) is answered 508.
+ignored, the path and query are kept. An --upstream with a path holds
+clients under it: a request whose path climbs above it (a '..' segment,
+or one percent-encoded, or after an encoded slash or backslash, as any
+server on the way might read it) gets 400, and nothing is sent. The
+upstream must be an AWS endpoint or a host given with --allow-host; a
+tunnel is a listed --upstream with the AWS name as --sign-host (and
+--upstream-server-name, to verify the certificate for it). The upstream
+is reached in clear (http://) only on loopback or a listed host. An
+upstream that is the proxy itself is refused at start; a request that
+comes back through the proxy anyway (its Via entry) is answered 508.
 
 Headers: the client's Authorization, X-Amz-Date, X-Amz-Security-Token and
 X-Amz-Content-Sha256 are dropped. Host, x-amz-*, Content-MD5 and
@@ -116,6 +119,30 @@ streamed as it arrives, signed UNSIGNED-PAYLOAD; a chunked body to S3 gets
 Answers stream: every write is passed on at once, so server-sent events,
 Bedrock and Lambda response streams and chunked answers arrive as the
 upstream sends them, and a download is never held.
+
+Limits, so that no client can make the proxy grow without bound:
+  connections  at most --max-conns open; more wait to be accepted, and a
+               connection idle between requests is closed to make room
+  headers      a request line and headers over --max-headers get 431, and
+               must arrive within 10s
+  requests     at most --max-requests served at once; more wait up to
+               --queue-timeout for their turn, then get 503 with
+               Retry-After: 1 (a WebSocket tunnel counts while it lasts)
+  memory       bodies held in memory take 32MiB at most together; past it
+               they are spooled
+  spool        spooled bodies take --max-spool at most together: a body
+               that would go over it gets 503 with Retry-After: 5, one
+               larger than it 413 (where /tmp is a tmpfs, the spool is in
+               memory too: give --spool-dir a disk)
+  stalls       a body that sends nothing for --body-idle-timeout is dropped
+               with 408 and its spool file freed; a slow upload that keeps
+               moving goes on
+With them the proxy's resident memory stays under 96MiB at the defaults,
+whatever its clients do; with other limits, under 24MiB + 32MiB +
+--max-conns x (2 x --max-headers + 32KiB) + --max-requests x 256KiB
+(logged at start as memory_bound). The Go runtime's soft memory limit is
+set to that bound less 16MiB, unless GOMEMLIMIT is set. /metrics counts
+the requests each limit refused.
 
 WebSocket upgrades are passed through, the handshake signed as the
 service wants it (Neptune in headers; Transcribe and IoT presigned).
@@ -194,11 +221,11 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.Var(&f.maxBuffer, "max-buffer", "hold request bodies up to `SIZE` in memory; spool or stream larger ones")
 	fl.StringVar(&f.spoolDir, "spool-dir", "", "spool large request bodies to temporary files in `DIR` (default: the system's temporary directory)")
 	fl.Var(&f.maxSpool, "max-spool", "hold at most `SIZE` of spooled bodies on disk together (503 past it; 413 for a body larger)")
-	fl.DurationVar(&f.bodyIdleTimeout, "body-idle-timeout", 30*time.Second, "drop a request whose body sends nothing for `DUR` (408)")
+	fl.DurationVar(&f.bodyIdleTimeout, "body-idle-timeout", 30*time.Second, "drop a request whose body sends nothing for `DUR` (408; 0: never)")
 	fl.Var(&f.maxHeaders, "max-headers", "refuse a request line and headers over `SIZE` with 431")
 	fl.IntVar(&f.maxConns, "max-conns", defaultMaxConns, "keep at most `N` client connections open; more wait to be accepted")
 	fl.IntVar(&f.maxRequests, "max-requests", defaultMaxRequests, "serve at most `N` requests at once; more wait --queue-timeout, then get 503")
-	fl.DurationVar(&f.queueTimeout, "queue-timeout", 10*time.Second, "let a request over --max-requests wait up to `DUR` for its turn")
+	fl.DurationVar(&f.queueTimeout, "queue-timeout", 10*time.Second, "let a request over --max-requests wait up to `DUR` for its turn (0: 503 at once)")
 	fl.BoolVar(&f.unsignedPayload, "unsigned-payload", false, "sign every body as UNSIGNED-PAYLOAD, streaming large ones (only for services that accept it)")
 	fl.StringArrayVar(&f.headerAllow, "header-allow", nil, "also sign the header `NAME` (a prefix with a trailing *; comma lists; repeatable)")
 	fl.StringArrayVar(&f.headerDeny, "header-deny", nil, "drop the header `NAME` from requests (a prefix with a trailing *; comma lists; repeatable)")
