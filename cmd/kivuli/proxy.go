@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -277,42 +278,22 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.m.inFlight.Add(-1)
 		p.finish(r, rec, st, b, start)
 	}()
-	refuse := func(he *httpError) {
-		st.setErr(he.msg)
-		if he.limit != "" {
-			p.m.limited.inc(he.limit)
-		}
-		if he.retryAfter != "" {
-			rec.Header().Set("Retry-After", he.retryAfter)
-		}
-		if r.ContentLength != 0 {
-			// What is left of the body is not read: net/http would read
-			// up to 256 KiB of it, to reuse a connection worth little.
-			rec.Header().Set("Connection", "close")
-		}
-		http.Error(rec, he.msg, he.status)
+	refuse := func(he *httpError) { p.refuse(rec, r, st, he) }
+	// net/http reads the rest of an unread body after the handler by its
+	// type (none after an unanswered Expect: 100-continue): it gets back
+	// the body it gave.
+	defer func(body io.ReadCloser) { r.Body = body }(r.Body)
+	if r.Body != nil && r.Body != http.NoBody && p.bodyIdle > 0 {
+		defer p.watchBody(rec, r, st)()
 	}
 	if he := p.check(r); he != nil {
 		refuse(he)
 		return
 	}
-	if !p.admit.enter(r.Context()) {
-		if r.Context().Err() != nil {
-			rec.status = statusClientClosed
-			st.setErr("the client went away while the request waited for its turn (--max-requests)")
-			return
-		}
-		refuse(&httpError{status: http.StatusServiceUnavailable, limit: "max_requests", retryAfter: "1",
-			msg: fmt.Sprintf("kivuli proxy: too many requests at once (--max-requests %d), none finished within --queue-timeout: try again shortly", cap(p.admit.slots))})
+	if !p.takeTurn(rec, r, st) {
 		return
 	}
 	defer p.admit.leave()
-	if r.Body != nil && r.Body != http.NoBody && p.bodyIdle > 0 {
-		ib := &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(rec), idle: p.bodyIdle,
-			onStall: func() { st.stalled.Store(true) }}
-		r.Body = ib
-		defer ib.done()
-	}
 	var err error
 	if b, err = p.prepareBody(r); err != nil {
 		var he *httpError
@@ -336,6 +317,52 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer p.upgrades.done()
 	}
 	p.rp.ServeHTTP(rec, r.WithContext(ctx))
+}
+
+// refuse answers a request that is not forwarded with he, counting the
+// limit that refused it.
+func (p *proxy) refuse(w http.ResponseWriter, r *http.Request, st *requestState, he *httpError) {
+	st.setErr(he.msg)
+	if he.limit != "" {
+		p.m.limited.inc(he.limit)
+	}
+	if he.retryAfter != "" {
+		w.Header().Set("Retry-After", he.retryAfter)
+	}
+	if r.ContentLength != 0 {
+		// What is left of the body is not wanted: the connection is not
+		// reused after it.
+		w.Header().Set("Connection", "close")
+	}
+	http.Error(w, he.msg, he.status)
+}
+
+// watchBody makes r's body one that must keep moving (--body-idle-timeout),
+// and returns what bounds the reading of its rest once the request is
+// done. It comes before any refusal: after the handler, net/http reads up
+// to 256 KiB of an unread body, and a stalled one would hold the
+// connection for ever.
+func (p *proxy) watchBody(w http.ResponseWriter, r *http.Request, st *requestState) (done func()) {
+	ib := &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: p.bodyIdle,
+		onStall: func() { st.stalled.Store(true) }}
+	r.Body = ib
+	return ib.done
+}
+
+// takeTurn waits for the request's turn (--max-requests), and answers it
+// when there is none.
+func (p *proxy) takeTurn(rec *statusRecorder, r *http.Request, st *requestState) bool {
+	if p.admit.enter(r.Context()) {
+		return true
+	}
+	if r.Context().Err() != nil {
+		rec.status = statusClientClosed
+		st.setErr("the client went away while the request waited for its turn (--max-requests)")
+		return false
+	}
+	p.refuse(rec, r, st, &httpError{status: http.StatusServiceUnavailable, limit: "max_requests", retryAfter: "1",
+		msg: fmt.Sprintf("kivuli proxy: too many requests at once (--max-requests %d), none finished within --queue-timeout: try again shortly", cap(p.admit.slots))})
+	return false
 }
 
 // check refuses a request that is not forwarded at all, before it takes a
@@ -483,19 +510,21 @@ func (p *proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	status, reason := http.StatusBadGateway, ""
 	sent := st.sent.Load()
 	switch {
+	case st.stalled.Load():
+		// A streamed body the client stopped sending: its fault, not the
+		// upstream's
+		// (net/http has ended the request's context: it cannot read it).
+		p.m.limited.inc("body_idle_timeout")
+		msg := "kivuli proxy: reading the request body: " + errBodyStalled.Error() + ": the upload stalled"
+		st.setErr(msg)
+		w.Header().Set("Connection", "close") // nothing more is read of it
+		http.Error(w, msg, http.StatusRequestTimeout)
+		return
 	case r.Context().Err() != nil:
 		if rec, ok := w.(*statusRecorder); ok {
 			rec.status = statusClientClosed
 		}
 		st.setErr("the client went away: " + err.Error())
-		return
-	case st.stalled.Load():
-		// A streamed body the client stopped sending: its fault, not the
-		// upstream's.
-		p.m.limited.inc("body_idle_timeout")
-		msg := "kivuli proxy: reading the request body: " + errBodyStalled.Error() + ": the upload stalled"
-		st.setErr(msg)
-		http.Error(w, msg, http.StatusRequestTimeout)
 		return
 	case !sent && errors.Is(err, kivuli.ErrBodyTooLarge):
 		status, reason = http.StatusRequestEntityTooLarge, "body_too_large"

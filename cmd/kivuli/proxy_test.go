@@ -268,6 +268,13 @@ func startProxyProcessArgs(t *testing.T, f *fixture, args []string, env ...strin
 	t.Helper()
 	c := command(t, args...)
 	c.Env = append(c.Env, env...)
+	return startProxyCmd(t, c)
+}
+
+// startProxyCmd starts c, a kivuli proxy command, and waits until it
+// listens.
+func startProxyCmd(t *testing.T, c *exec.Cmd) *proxyProcess {
+	t.Helper()
 	pipe, err := c.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -280,8 +280,9 @@ func (b *idleBody) Read(p []byte) (int, error) {
 }
 
 // done bounds what net/http reads of an unfinished body after the
-// handler (it discards up to 256 KiB to reuse the connection): another
-// idle period at most.
+// handler (it discards up to 256 KiB of it, whatever the answer said):
+// another idle period at most, in which a client still sending its body
+// can finish it and read the answer.
 func (b *idleBody) done() {
 	if !b.eof.Load() {
 		b.rc.SetReadDeadline(time.Now().Add(b.idle))
