@@ -275,9 +275,13 @@ func TestProxyDropsStalledUploads(t *testing.T) {
 			p := startProxy(t, f, "--sign-host", c.signHost, "--spool-dir", spool, "--body-idle-timeout", "1s")
 			conn, br := rawUpload(t, p.host(), c.length, c.chunked, bulkBytes(c.sent))
 			if c.spooled {
-				waitMetric(t, p.admin, "kivuli_proxy_spool_bytes", float64(c.sent))
-				if n := spoolFilesOpen(t, spool); n != 1 {
-					t.Fatalf("%d spool files open while the body arrives, want 1", n)
+				// The body is being spooled: one file, unlinked, open.
+				deadline := time.Now().Add(failAfter)
+				for spoolFilesOpen(t, spool) != 1 {
+					if time.Now().After(deadline) {
+						t.Fatal("no spool file open while the body arrives")
+					}
+					time.Sleep(10 * time.Millisecond) // polling /proc: nothing to wait on
 				}
 			}
 			resp, body := readAnswer(t, conn, br)
