@@ -122,7 +122,9 @@ upstream sends them, and a download is never held.
 
 Limits, so that no client can make the proxy grow without bound:
   connections  at most --max-conns open; more wait to be accepted, and a
-               connection idle between requests is closed to make room
+               connection idle between requests is closed to make room;
+               HTTP/1.1 only, with TLS too (an HTTP/2 connection would
+               carry many requests at once)
   headers      a request line and headers over --max-headers get 431, and
                must arrive within 10s
   requests     at most --max-requests served at once; more wait up to

@@ -65,8 +65,17 @@ func (cfg proxyConfig) memoryBound() int64 {
 // WriteTimeout: they bound a whole request or answer, and an upload or a
 // download of gigabytes, or an event stream, lasts long; a body that
 // stalls is bounded by --body-idle-timeout instead.
+//
+// It speaks HTTP/1.1 only, with TLS too: an HTTP/2 connection carries up
+// to 250 requests at once and 1 MiB of body nobody has read yet, and HPACK
+// lets a few bytes on the wire stand for --max-headers of headers, which
+// no bound per connection covers; to a sidecar, a connection per request
+// in flight costs little.
 func (p *proxy) server(cfg proxyConfig, tlsConfig *tls.Config, log *slog.Logger) *http.Server {
+	var http1 http.Protocols
+	http1.SetHTTP1(true)
 	return &http.Server{
+		Protocols:         &http1,
 		Handler:           p,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
