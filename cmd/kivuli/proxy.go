@@ -50,6 +50,7 @@ type proxyConfig struct {
 	maxRequests           int   // requests served at once
 	queueTimeout          time.Duration
 	bodyIdleTimeout       time.Duration // 0: none
+	tls                   bool          // the listener speaks TLS
 	headers               *headerRules
 	maxAttempts           int // 1: no retries
 	maxIdleConns          int

@@ -444,7 +444,7 @@ func TestProxyMaxSpool(t *testing.T) {
 }
 
 // A request line and headers over --max-headers get 431; under it, they
-// pass.
+// pass. The admin listener, which serves small requests only, takes 8 KiB.
 func TestProxyMaxHeaders(t *testing.T) {
 	f := newFixture(t, imdstestConfig(), nil)
 	p := startProxy(t, f, "--sign-host", esHost, "--max-headers", "8KiB")
@@ -455,6 +455,10 @@ func TestProxyMaxHeaders(t *testing.T) {
 		resp, body := rawRequest(t, p.host(), "GET /logs/_search HTTP/1.1\nHost: x\nX-Pad: "+strings.Repeat("a", c.pad)+"\n\n")
 		if resp.StatusCode != c.want {
 			t.Errorf("%d bytes of headers: %d %q", c.pad, resp.StatusCode, body)
+		}
+		resp, body = rawRequest(t, strings.TrimPrefix(p.admin, "http://"), "GET /healthz HTTP/1.1\nHost: x\nX-Pad: "+strings.Repeat("a", c.pad)+"\n\n")
+		if resp.StatusCode != c.want {
+			t.Errorf("admin, %d bytes of headers: %d %q", c.pad, resp.StatusCode, body)
 		}
 	}
 }

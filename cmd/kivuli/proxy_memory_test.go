@@ -49,6 +49,9 @@ func TestProxyMemoryUnderAttack(t *testing.T) {
 			cmd := command(t, args...)
 			cmd.Path, cmd.Args[0] = bin, bin
 			p := startProxyCmd(t, cmd)
+			if want := fmt.Sprintf("memory_bound=%dMiB", statedBound>>20); !strings.Contains(p.stderr.String(), want) {
+				t.Errorf("the proxy does not state %s:\n%s", want, p.stderr.String())
+			}
 			before := vmHWM(t, p.cmd.Process.Pid)
 			conns, done := attack(t, p.url, 300, c.headers, c.body)
 			deadline := time.Now().Add(failAfter)

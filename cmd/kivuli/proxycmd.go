@@ -141,10 +141,10 @@ Limits, so that no client can make the proxy grow without bound:
                moving goes on
 With them the proxy's resident memory stays under 96MiB at the defaults,
 whatever its clients do; with other limits, under 24MiB + 32MiB +
---max-conns x (2 x --max-headers + 32KiB) + --max-requests x 256KiB
-(logged at start as memory_bound). The Go runtime's soft memory limit is
-set to that bound less 16MiB, unless GOMEMLIMIT is set. /metrics counts
-the requests each limit refused.
+--max-conns x (2 x --max-headers + 32KiB, and 72KiB more with TLS) +
+--max-requests x 256KiB (logged at start as memory_bound). The Go
+runtime's soft memory limit is set to that bound less 16MiB, unless
+GOMEMLIMIT is set. /metrics counts the requests each limit refused.
 
 WebSocket upgrades are passed through, the handshake signed as the
 service wants it (Neptune in headers; Transcribe and IoT presigned).
@@ -308,6 +308,7 @@ func (f *proxyFlags) config() (proxyConfig, error) {
 		maxRequests:           f.maxRequests,
 		queueTimeout:          f.queueTimeout,
 		bodyIdleTimeout:       f.bodyIdleTimeout,
+		tls:                   f.tlsCert != "",
 		headers:               headers,
 		maxAttempts:           f.maxAttempts,
 		maxIdleConns:          f.maxIdleConns,

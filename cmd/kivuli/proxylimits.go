@@ -39,6 +39,9 @@ const (
 	// connMemory is a connection's buffers and goroutine, beside its
 	// request's headers (read once, kept once as strings).
 	connMemory = 24 << 10
+	// tlsConnMemory is what TLS adds to a connection (crypto/tls's record
+	// buffers).
+	tlsConnMemory = 72 << 10
 	// requestMemory is a request's share of the upstream's connection
 	// (64 KiB read and write buffers, TLS), its answer's copy buffer and
 	// its goroutines.
@@ -55,10 +58,11 @@ const nonGoMemory = 16 << 20
 // Less nonGoMemory, it is the Go runtime's soft limit, so that the garbage
 // collector keeps the heap under it rather than at twice what is live.
 func (cfg proxyConfig) memoryBound() int64 {
-	header := cfg.maxHeaders + 4096 // net/http's slack
-	return baseMemory + cfg.memoryBudget +
-		int64(cfg.maxConns)*(2*header+connMemory) +
-		int64(cfg.maxRequests)*requestMemory
+	conn := 2*(cfg.maxHeaders+4096) + connMemory // 4 KiB: net/http's slack
+	if cfg.tls {
+		conn += tlsConnMemory
+	}
+	return baseMemory + cfg.memoryBudget + int64(cfg.maxConns)*conn + int64(cfg.maxRequests)*requestMemory
 }
 
 // server is the proxy's HTTP server. It sets no ReadTimeout nor
@@ -148,9 +152,6 @@ func (a *admission) enter(ctx context.Context) bool {
 }
 
 func (a *admission) leave() { <-a.slots }
-
-// inUse is the number of requests being served.
-func (a *admission) inUse() int { return len(a.slots) }
 
 // connLimit is a listener that keeps at most cap(slots) connections open.
 type connLimit struct {
