@@ -268,6 +268,7 @@ func TestProxyDropsStalledUploads(t *testing.T) {
 		{"length, streamed to S3", "my-bucket.s3.eu-west-2.amazonaws.com", 8 << 20, false, 2 << 20, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel() // each waits for its timeout
 			f := newFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.Copy(io.Discard, r.Body) // as S3 does before it answers
 			}))
@@ -347,13 +348,16 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 // with its length and chunked: the timeout is between reads, not for the
 // body.
 func TestProxySlowUploadSucceeds(t *testing.T) {
-	f := newFixture(t, imdstestConfig(), nil)
-	const idle = time.Second
-	p := startProxy(t, f, "--sign-host", esHost, "--spool-dir", t.TempDir(), "--body-idle-timeout", idle.String())
+	t.Parallel() // it takes its time; the two uploads one after the other, not to starve each other
+	// Pauses of a tenth of the timeout, twelve of them: each far below it
+	// (on two busy cores under the race detector), all above it.
+	const idle = 2 * time.Second
 	const size = 100 << 20
+	f := newFixture(t, imdstestConfig(), nil)
+	p := startProxy(t, f, "--sign-host", esHost, "--spool-dir", t.TempDir(), "--body-idle-timeout", idle.String())
 	for _, chunked := range []bool{false, true} {
 		h := sha256.New()
-		body := &pacedReader{r: io.TeeReader(&bulkReader{}, h), left: size, burst: size / 8, pause: idle / 4}
+		body := &pacedReader{r: io.TeeReader(&bulkReader{}, h), left: size, burst: size/12 + 1, pause: idle / 10}
 		req, err := http.NewRequest(http.MethodPost, p.url+"/_bulk", body)
 		if err != nil {
 			t.Fatal(err)

@@ -65,7 +65,7 @@ func newProxyMetrics(p *proxy) *proxyMetrics {
 	r := &m.reg
 	r.add(m.requests)
 	r.add(m.duration)
-	r.add(gaugeFunc("kivuli_proxy_in_flight_requests", "Requests being served.", func() float64 { return float64(m.inFlight.Load()) }))
+	r.add(gaugeFunc("kivuli_proxy_in_flight_requests", "Requests being served, or waiting for their turn (kivuli_proxy_queued_requests).", func() float64 { return float64(m.inFlight.Load()) }))
 	r.add(m.upstreamRequests)
 	r.add(m.upstreamSeconds)
 	r.add(m.signingErrors)
