@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -43,6 +44,13 @@ type proxyConfig struct {
 	maxBody, maxBuffer    int64
 	memoryBudget          int64 // the bytes all buffered bodies may hold together
 	spoolDir              string
+	maxSpool              int64 // the bytes all spooled bodies may hold together
+	maxHeaders            int64 // the bytes of a request's line and headers
+	maxConns              int   // client connections open at once
+	maxRequests           int   // requests served at once
+	queueTimeout          time.Duration
+	bodyIdleTimeout       time.Duration // 0: none
+	tls                   bool          // the listener speaks TLS
 	headers               *headerRules
 	maxAttempts           int // 1: no retries
 	maxIdleConns          int
@@ -65,8 +73,14 @@ type proxy struct {
 
 	maxBody, maxBuffer int64
 	spoolDir           string
-	mem                memory
+	mem, disk          budget // the bytes of bodies in memory, and spooled
 	headers            *headerRules
+	admit              *admission
+	conns              atomic.Pointer[connLimit] // the listener's, once it listens
+	bodyIdle           time.Duration
+	// prefixed: the upstream has a path, which a client's path must not
+	// climb out of.
+	prefixed bool
 
 	creds   *kivuli.Credentials
 	signer  *kivuli.Transport
@@ -103,7 +117,11 @@ func newProxy(ctx context.Context, cfg proxyConfig, creds *kivuli.Credentials, b
 		via:       viaToken(),
 		log:       log,
 	}
-	p.mem.budget = max(cfg.memoryBudget, cfg.maxBuffer)
+	p.mem.limit = max(cfg.memoryBudget, cfg.maxBuffer)
+	p.disk.limit = cfg.maxSpool
+	p.admit = newAdmission(max(cfg.maxRequests, 1), cfg.queueTimeout)
+	p.bodyIdle = cfg.bodyIdleTimeout
+	p.prefixed = hasPrefix(cfg.upstream)
 	p.hardStop, p.stopHard = context.WithCancel(context.Background())
 	p.m = newProxyMetrics(p)
 	p.guard = p.m.guarded(cfg.guard)
@@ -226,6 +244,7 @@ func (p *proxy) close() {
 type requestState struct {
 	sent     atomic.Bool  // the signer passed a request on: an error is the upstream's
 	attempts atomic.Int32 // requests sent upstream
+	stalled  atomic.Bool  // the client's body stalled (--body-idle-timeout)
 	mu       sync.Mutex
 	errMsg   string
 }
@@ -263,39 +282,29 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.m.inFlight.Add(-1)
 		p.finish(r, rec, st, b, start)
 	}()
-	refuse := func(status int, msg string) {
-		st.setErr(msg)
-		http.Error(rec, msg, status)
+	refuse := func(he *httpError) { p.refuse(rec, r, st, he) }
+	// net/http reads the rest of an unread body after the handler by its
+	// type (none after an unanswered Expect: 100-continue): it gets back
+	// the body it gave.
+	defer func(body io.ReadCloser) { r.Body = body }(r.Body)
+	if r.Body != nil && r.Body != http.NoBody && p.bodyIdle > 0 {
+		defer p.watchBody(rec, r, st)()
 	}
-	if rf := p.guard.check(r); rf != nil {
-		refuse(rf.status, rf.msg)
-		return
-	}
-	switch {
-	case seenBefore(r.Header, p.via):
-		refuse(http.StatusLoopDetected, "kivuli proxy: this request has come through this proxy before: --upstream leads back to it")
-		return
-	case r.Method == http.MethodConnect:
-		refuse(http.StatusMethodNotAllowed, "kivuli proxy: CONNECT is not forwarded: this is a reverse proxy to "+p.upstream.Host)
-		return
-	case r.RequestURI == "*":
-		refuse(http.StatusBadRequest, "kivuli proxy: a request for * is not forwarded")
-		return
-	case awsChunked(r.Header):
-		// The client signed its chunks itself (aws-chunked framing):
-		// forwarded as a plain body, the framing would be stored as the
-		// object's content (aws-sigv4-proxy#87).
-		refuse(http.StatusBadRequest, "kivuli proxy: the body is aws-chunked (X-Amz-Content-Sha256: STREAMING-..., signed chunk by chunk by the client): configure the client to send a plain body, which the proxy signs")
+	if he := p.check(r); he != nil {
+		refuse(he)
 		return
 	}
+	if !p.takeTurn(rec, r, st) {
+		return
+	}
+	defer p.admit.leave()
 	var err error
 	if b, err = p.prepareBody(r); err != nil {
 		var he *httpError
-		if errors.As(err, &he) {
-			refuse(he.status, he.msg)
-		} else {
-			refuse(http.StatusBadRequest, message(err))
+		if !errors.As(err, &he) {
+			he = &httpError{status: http.StatusBadRequest, msg: message(err)}
 		}
+		refuse(he)
 		return
 	}
 	defer b.release()
@@ -312,6 +321,76 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer p.upgrades.done()
 	}
 	p.rp.ServeHTTP(rec, r.WithContext(ctx))
+}
+
+// refuse answers a request that is not forwarded with he, counting the
+// limit that refused it.
+func (p *proxy) refuse(w http.ResponseWriter, r *http.Request, st *requestState, he *httpError) {
+	st.setErr(he.msg)
+	if he.limit != "" {
+		p.m.limited.inc(he.limit)
+	}
+	if he.retryAfter != "" {
+		w.Header().Set("Retry-After", he.retryAfter)
+	}
+	if r.ContentLength != 0 {
+		// What is left of the body is not wanted: the connection is not
+		// reused after it.
+		w.Header().Set("Connection", "close")
+	}
+	http.Error(w, he.msg, he.status)
+}
+
+// watchBody makes r's body one that must keep moving (--body-idle-timeout),
+// and returns what bounds the reading of its rest once the request is
+// done. It comes before any refusal: after the handler, net/http reads up
+// to 256 KiB of an unread body, and a stalled one would hold the
+// connection for ever.
+func (p *proxy) watchBody(w http.ResponseWriter, r *http.Request, st *requestState) (done func()) {
+	ib := &idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: p.bodyIdle,
+		onStall: func() { st.stalled.Store(true) }}
+	r.Body = ib
+	return ib.done
+}
+
+// takeTurn waits for the request's turn (--max-requests), and answers it
+// when there is none.
+func (p *proxy) takeTurn(rec *statusRecorder, r *http.Request, st *requestState) bool {
+	if p.admit.enter(r.Context()) {
+		return true
+	}
+	if r.Context().Err() != nil {
+		rec.status = statusClientClosed
+		st.setErr("the client went away while the request waited for its turn (--max-requests)")
+		return false
+	}
+	p.refuse(rec, r, st, &httpError{status: http.StatusServiceUnavailable, limit: "max_requests", retryAfter: "1",
+		msg: fmt.Sprintf("kivuli proxy: too many requests at once (--max-requests %d), none finished within --queue-timeout: try again shortly", cap(p.admit.slots))})
+	return false
+}
+
+// check refuses a request that is not forwarded at all, before it takes a
+// turn or its body is read.
+func (p *proxy) check(r *http.Request) *httpError {
+	if rf := p.guard.check(r); rf != nil {
+		return &httpError{status: rf.status, msg: rf.msg}
+	}
+	switch {
+	case seenBefore(r.Header, p.via):
+		return &httpError{status: http.StatusLoopDetected, msg: "kivuli proxy: this request has come through this proxy before: --upstream leads back to it"}
+	case r.Method == http.MethodConnect:
+		return &httpError{status: http.StatusMethodNotAllowed, msg: "kivuli proxy: CONNECT is not forwarded: this is a reverse proxy to " + p.upstream.Host}
+	case r.RequestURI == "*":
+		return &httpError{status: http.StatusBadRequest, msg: "kivuli proxy: a request for * is not forwarded"}
+	case p.prefixed && climbs(r.URL.EscapedPath()):
+		return &httpError{status: http.StatusBadRequest, msg: "kivuli proxy: the path climbs out of the --upstream's path " + p.upstream.EscapedPath() + " (a '..' segment, or one encoded, above it): the client never chooses where a request goes"}
+	case awsChunked(r.Header):
+		// The client signed its chunks itself (aws-chunked framing):
+		// forwarded as a plain body, the framing would be stored as the
+		// object's content (aws-sigv4-proxy#87).
+		return &httpError{status: http.StatusBadRequest, msg: "kivuli proxy: the body is aws-chunked (X-Amz-Content-Sha256: STREAMING-..., signed chunk by chunk by the client): configure the client to send a plain body, which the proxy signs"}
+	}
+	return nil
 }
 
 // awsChunked reports a body in aws-chunked framing.
@@ -444,6 +523,16 @@ func (p *proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	status, reason := http.StatusBadGateway, ""
 	sent := st.sent.Load()
 	switch {
+	case st.stalled.Load():
+		// A streamed body the client stopped sending: its fault, not the
+		// upstream's
+		// (net/http has ended the request's context: it cannot read it).
+		p.m.limited.inc("body_idle_timeout")
+		msg := "kivuli proxy: reading the request body: " + errBodyStalled.Error() + ": the upload stalled"
+		st.setErr(msg)
+		w.Header().Set("Connection", "close") // nothing more is read of it
+		http.Error(w, msg, http.StatusRequestTimeout)
+		return
 	case r.Context().Err() != nil:
 		if rec, ok := w.(*statusRecorder); ok {
 			rec.status = statusClientClosed

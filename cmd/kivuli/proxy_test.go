@@ -109,8 +109,11 @@ func startRaw(t *testing.T, f *fixture, args []string) *proxyRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLineLog()
 	p := &proxyRun{logs: logs, stop: cancel, done: make(chan int, 1)}
+	// GOMEMLIMIT set: a proxy in this process leaves its soft memory limit
+	// alone, which is the process's, and parallel tests share.
+	env := append(os.Environ(), "GOMEMLIMIT=off")
 	go func() {
-		p.done <- runContext(ctx, args, strings.NewReader(""), io.Discard, logs, os.Environ())
+		p.done <- runContext(ctx, args, strings.NewReader(""), io.Discard, logs, env)
 	}()
 	select {
 	case <-logs.started:
@@ -268,6 +271,13 @@ func startProxyProcessArgs(t *testing.T, f *fixture, args []string, env ...strin
 	t.Helper()
 	c := command(t, args...)
 	c.Env = append(c.Env, env...)
+	return startProxyCmd(t, c)
+}
+
+// startProxyCmd starts c, a kivuli proxy command, and waits until it
+// listens.
+func startProxyCmd(t *testing.T, c *exec.Cmd) *proxyProcess {
+	t.Helper()
 	pipe, err := c.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

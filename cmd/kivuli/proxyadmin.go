@@ -30,6 +30,7 @@ type proxyMetrics struct {
 	bodyBytes        *counterVec // by mode
 	responseBytes    atomic.Uint64
 	inFlight         atomic.Int64
+	limited          *counterVec // by limit
 	refreshes        *counterVec // by result
 	refused          *counterVec // by the guard, by reason
 }
@@ -50,6 +51,8 @@ func newProxyMetrics(p *proxy) *proxyMetrics {
 			"Request bodies, by how they were sent: none, buffered (in memory), spooled (to a file) or streamed.", "mode"),
 		bodyBytes: newCounterVec("kivuli_proxy_request_body_bytes_total",
 			"Bytes of request bodies received, by how they were sent.", "mode"),
+		limited: newCounterVec("kivuli_proxy_limited_requests_total",
+			"Requests refused or dropped by a limit: max_requests (503), max_spool (503 or 413), body_idle_timeout (408).", "limit"),
 		refreshes: newCounterVec("kivuli_credentials_refreshes_total",
 			"Credential refreshes, by result (success or failure).", "result"),
 		refused: newCounterVec("kivuli_proxy_refused_requests_total",
@@ -59,10 +62,13 @@ func newProxyMetrics(p *proxy) *proxyMetrics {
 	// defined before the first event.
 	m.refreshes.add(0, "success")
 	m.refreshes.add(0, "failure")
+	for _, l := range []string{"max_requests", "max_spool", "body_idle_timeout"} {
+		m.limited.add(0, l)
+	}
 	r := &m.reg
 	r.add(m.requests)
 	r.add(m.duration)
-	r.add(gaugeFunc("kivuli_proxy_in_flight_requests", "Requests being served.", func() float64 { return float64(m.inFlight.Load()) }))
+	r.add(gaugeFunc("kivuli_proxy_in_flight_requests", "Requests being served, or waiting for their turn (kivuli_proxy_queued_requests).", func() float64 { return float64(m.inFlight.Load()) }))
 	r.add(m.upstreamRequests)
 	r.add(m.upstreamSeconds)
 	r.add(m.signingErrors)
@@ -72,6 +78,16 @@ func newProxyMetrics(p *proxy) *proxyMetrics {
 	r.add(counterFunc("kivuli_proxy_response_body_bytes_total", "Bytes of answers written to clients.", func() float64 { return float64(m.responseBytes.Load()) }))
 	r.add(gaugeFunc("kivuli_proxy_body_memory_bytes", "Bytes of request bodies held in memory now.", func() float64 { return float64(p.mem.inUse.Load()) }))
 	r.add(gaugeFunc("kivuli_proxy_body_memory_peak_bytes", "The most bytes of request bodies held in memory at once.", func() float64 { return float64(p.mem.peak.Load()) }))
+	r.add(m.limited)
+	r.add(gaugeFunc("kivuli_proxy_queued_requests", "Requests waiting for their turn (--max-requests).", func() float64 { return float64(p.admit.queued.Load()) }))
+	r.add(gaugeFunc("kivuli_proxy_open_connections", "Client connections open (--max-conns).", func() float64 {
+		if l := p.conns.Load(); l != nil {
+			return float64(l.open())
+		}
+		return 0
+	}))
+	r.add(gaugeFunc("kivuli_proxy_spool_bytes", "Bytes of request bodies spooled to disk now (--max-spool).", func() float64 { return float64(p.disk.inUse.Load()) }))
+	r.add(gaugeFunc("kivuli_proxy_spool_peak_bytes", "The most bytes of request bodies spooled at once.", func() float64 { return float64(p.disk.peak.Load()) }))
 	r.add(m.refreshes)
 	r.add(gaugeFunc("kivuli_credentials_expiry_timestamp_seconds", "When the credentials in hand expire, in Unix seconds (0: they never do).", func() float64 {
 		if t := p.creds.Expires(); !t.IsZero() {

@@ -38,28 +38,33 @@ const (
 	bodyStreamed = "streamed"
 )
 
-// httpError is a refusal of the client's request with a status.
+// httpError is a refusal of the client's request with a status; one
+// made by a limit names it (a metric label), and may say when to try
+// again.
 type httpError struct {
-	status int
-	msg    string
+	status     int
+	msg        string
+	limit      string
+	retryAfter string // seconds
 }
 
 func (e *httpError) Error() string { return e.msg }
 
-// memory is the budget of the bytes held by buffered bodies across all
-// requests: a request that would go over it is spooled instead, so that
-// many concurrent clients cannot make the proxy hold many buffers.
-type memory struct {
-	budget int64
-	inUse  atomic.Int64
-	peak   atomic.Int64
+// budget is a bound on the bytes all requests' bodies hold together: in
+// memory (a request that would go over it is spooled instead, so that many
+// concurrent clients cannot make the proxy hold many buffers), and on disk
+// (--max-spool).
+type budget struct {
+	limit int64
+	inUse atomic.Int64
+	peak  atomic.Int64
 }
 
 // take charges n bytes, reporting false (and charging nothing) when they
 // would exceed the budget.
-func (m *memory) take(n int64) bool {
+func (m *budget) take(n int64) bool {
 	now := m.inUse.Add(n)
-	if now > m.budget {
+	if now > m.limit {
 		m.inUse.Add(-n)
 		return false
 	}
@@ -71,7 +76,7 @@ func (m *memory) take(n int64) bool {
 	}
 }
 
-func (m *memory) give(n int64) { m.inUse.Add(-n) }
+func (m *budget) give(n int64) { m.inUse.Add(-n) }
 
 // proxyBody is a request body as prepared for the signer, and what to release
 // once the request is done.
@@ -79,16 +84,23 @@ type proxyBody struct {
 	mode    string
 	size    int64 // for a streamed body, the bytes read so far (counted as they pass)
 	file    *os.File
-	charged int64
-	mem     *memory
+	charged int64 // of mem
+	mem     *budget
+	spooled int64 // of spool
+	spool   *budget
 	counter *countingReader
 }
 
-// release frees the body's memory charge and closes its spool file.
+// release frees the body's memory and spool charges and closes its spool
+// file, which frees its disk space (it has no name).
 func (b *proxyBody) release() {
 	if b.charged > 0 {
 		b.mem.give(b.charged)
 		b.charged = 0
+	}
+	if b.spooled > 0 {
+		b.spool.give(b.spooled)
+		b.spooled = 0
 	}
 	if b.file != nil {
 		name := b.file.Name()
@@ -114,17 +126,17 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return 
 // prepareBody replaces r's body by one the signer can hash or stream, as
 // described above. On error nothing needs releasing.
 func (p *proxy) prepareBody(r *http.Request) (*proxyBody, error) {
-	b := &proxyBody{mode: bodyNone, mem: &p.mem}
+	b := &proxyBody{mode: bodyNone, mem: &p.mem, spool: &p.disk}
 	chunked := r.ContentLength < 0 || len(r.TransferEncoding) > 0
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 && !chunked {
 		r.Body, r.GetBody, r.ContentLength = http.NoBody, nil, 0
 		return b, nil
 	}
 	if !chunked && r.ContentLength > p.maxBody {
-		return nil, &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("kivuli proxy: the body of %d bytes is over the limit of %s (--max-body)", r.ContentLength, formatSize(p.maxBody))}
+		return nil, &httpError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("kivuli proxy: the body of %d bytes is over the limit of %s (--max-body)", r.ContentLength, formatSize(p.maxBody))}
 	}
 	if chunked && p.s3 {
-		return nil, &httpError{http.StatusLengthRequired, "kivuli proxy: S3 needs the length of the body: send it with Content-Length, not chunked (S3 refuses chunked uploads; use a multipart upload for a stream of unknown size)"}
+		return nil, &httpError{status: http.StatusLengthRequired, msg: "kivuli proxy: S3 needs the length of the body: send it with Content-Length, not chunked (S3 refuses chunked uploads; use a multipart upload for a stream of unknown size)"}
 	}
 	r.TransferEncoding, r.Trailer = nil, nil
 	switch {
@@ -185,22 +197,28 @@ func (b *proxyBody) setMemory(r *http.Request, buf []byte) {
 
 // spool writes head, then the rest of r's body, to a temporary file, and
 // makes the file r's body, rewindable. b's memory charge is released once
-// head is written.
+// head is written. A body of known length is charged to the spool budget
+// before a byte is read; one of unknown length as it arrives.
 func (p *proxy) spool(r *http.Request, head []byte, b *proxyBody) (*proxyBody, error) {
+	fail := func(err error) (*proxyBody, error) {
+		b.release()
+		return nil, err
+	}
+	if r.ContentLength > 0 {
+		if err := b.chargeSpool(r.ContentLength); err != nil {
+			return fail(spoolError(err))
+		}
+	}
 	f, err := os.CreateTemp(p.spoolDir, "kivuli-proxy-body-*")
 	if err != nil {
-		b.release()
-		return nil, &httpError{http.StatusInsufficientStorage, fmt.Sprintf("kivuli proxy: cannot spool the body (--spool-dir): %v", err)}
+		return fail(spoolError(err))
 	}
 	if runtime.GOOS != "windows" {
 		os.Remove(f.Name()) // the open file lives on, nameless, until closed
 	}
 	b.file = f
-	fail := func(err error) (*proxyBody, error) {
-		b.release()
-		return nil, err
-	}
-	if _, err := f.Write(head); err != nil {
+	w := &spoolWriter{f: f, b: b}
+	if _, err := w.Write(head); err != nil {
 		return fail(spoolError(err))
 	}
 	// The head is on disk: its memory can serve other requests.
@@ -210,19 +228,19 @@ func (p *proxy) spool(r *http.Request, head []byte, b *proxyBody) (*proxyBody, e
 	}
 	limit := p.maxBody - int64(len(head))
 	bufp := copyBuffers.Get().(*[]byte)
-	n, err := io.CopyBuffer(writerOnly{f}, io.LimitReader(r.Body, limit+1), *bufp)
+	n, err := io.CopyBuffer(w, io.LimitReader(r.Body, limit+1), *bufp)
 	copyBuffers.Put(bufp)
 	switch {
-	case err != nil && errors.As(err, new(*os.PathError)):
+	case err != nil && w.err != nil:
 		return fail(spoolError(err))
 	case err != nil:
 		return fail(readError(err))
 	case n > limit:
-		return fail(&httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("kivuli proxy: the body is over the limit of %s (--max-body)", formatSize(p.maxBody))})
+		return fail(&httpError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("kivuli proxy: the body is over the limit of %s (--max-body)", formatSize(p.maxBody))})
 	}
 	size := int64(len(head)) + n
 	if r.ContentLength > 0 && size != r.ContentLength {
-		return fail(&httpError{http.StatusBadRequest, fmt.Sprintf("kivuli proxy: the body has %d bytes, not the %d its Content-Length says", size, r.ContentLength)})
+		return fail(&httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("kivuli proxy: the body has %d bytes, not the %d its Content-Length says", size, r.ContentLength)})
 	}
 	b.mode, b.size = bodySpooled, size
 	r.ContentLength = size
@@ -234,16 +252,67 @@ func (p *proxy) spool(r *http.Request, head []byte, b *proxyBody) (*proxyBody, e
 	return b, nil
 }
 
-// writerOnly hides the ReadFrom of *os.File, which would bypass the
-// pooled buffer with buffers of its own.
-type writerOnly struct{ io.Writer }
+// Errors of the spool budget.
+var (
+	errSpoolFull     = errors.New("the spool is full: other requests' bodies hold --max-spool")
+	errSpoolTooLarge = errors.New("the body is larger than --max-spool")
+)
 
-func readError(err error) error {
-	return &httpError{http.StatusBadRequest, "kivuli proxy: reading the request body: " + strings.TrimPrefix(err.Error(), "kivuli: ")}
+// chargeSpool charges n more bytes to the spool budget.
+func (b *proxyBody) chargeSpool(n int64) error {
+	switch {
+	case b.spooled+n > b.spool.limit:
+		return errSpoolTooLarge
+	case !b.spool.take(n):
+		return errSpoolFull
+	}
+	b.spooled += n
+	return nil
 }
 
+// spoolWriter writes to a spool file what its body is charged for,
+// charging the spool budget for any more. Being a plain Writer, it also
+// keeps io.CopyBuffer from using *os.File's ReadFrom, which would bypass
+// the pooled buffer with buffers of its own.
+type spoolWriter struct {
+	f       *os.File
+	b       *proxyBody
+	written int64
+	err     error // the error of a write, not of a read
+}
+
+func (w *spoolWriter) Write(p []byte) (int, error) {
+	if over := w.written + int64(len(p)) - w.b.spooled; over > 0 {
+		if w.err = w.b.chargeSpool(over); w.err != nil {
+			return 0, w.err
+		}
+	}
+	n, err := w.f.Write(p)
+	w.written += int64(n)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
+
+func readError(err error) error {
+	if errors.Is(err, errBodyStalled) {
+		return &httpError{status: http.StatusRequestTimeout, msg: "kivuli proxy: reading the request body: " + err.Error() + ": the upload stalled", limit: "body_idle_timeout"}
+	}
+	return &httpError{status: http.StatusBadRequest, msg: "kivuli proxy: reading the request body: " + strings.TrimPrefix(err.Error(), "kivuli: ")}
+}
+
+// spoolError is the refusal of a body that cannot be spooled: 413 for one
+// that never fits in --max-spool, 503 for one that would fit but others
+// hold the space (to try again), 507 for a spool directory that fails.
 func spoolError(err error) error {
-	return &httpError{http.StatusInsufficientStorage, fmt.Sprintf("kivuli proxy: cannot spool the body (--spool-dir): %v", err)}
+	switch {
+	case errors.Is(err, errSpoolTooLarge):
+		return &httpError{status: http.StatusRequestEntityTooLarge, msg: "kivuli proxy: " + err.Error() + " (bodies over --max-buffer are spooled to disk, and the spool holds at most --max-spool)", limit: "max_spool"}
+	case errors.Is(err, errSpoolFull):
+		return &httpError{status: http.StatusServiceUnavailable, msg: "kivuli proxy: " + err.Error() + ": try again shortly", limit: "max_spool", retryAfter: "5"}
+	}
+	return &httpError{status: http.StatusInsufficientStorage, msg: fmt.Sprintf("kivuli proxy: cannot spool the body (--spool-dir): %v", err)}
 }
 
 // countingReader counts the bytes read through it.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -33,6 +34,12 @@ type proxyFlags struct {
 	maxBody               sizeFlag
 	maxBuffer             sizeFlag
 	spoolDir              string
+	maxSpool              sizeFlag
+	maxHeaders            sizeFlag
+	maxConns              int
+	maxRequests           int
+	queueTimeout          time.Duration
+	bodyIdleTimeout       time.Duration
 	unsignedPayload       bool
 	headerAllow           []string
 	headerDeny            []string
@@ -52,13 +59,23 @@ const (
 	defaultMaxBuffer = 1 << 20
 	// memoryBudget bounds the bytes all buffered bodies hold together; past
 	// it, small bodies are spooled too.
-	memoryBudget = 64 << 20
+	memoryBudget = 32 << 20
+)
+
+// Defaults of the limits on clients (see proxylimits.go).
+const (
+	defaultMaxSpool    = 1 << 30
+	defaultMaxHeaders  = 32 << 10
+	defaultMaxConns    = 256
+	defaultMaxRequests = 64
 )
 
 func (a *app) proxyCommand() *cobra.Command {
 	f := &proxyFlags{
-		maxBody:   sizeFlag{n: defaultMaxBody, raw: formatSize(defaultMaxBody)},
-		maxBuffer: sizeFlag{n: defaultMaxBuffer, raw: formatSize(defaultMaxBuffer)},
+		maxBody:    sizeFlag{n: defaultMaxBody, raw: formatSize(defaultMaxBody)},
+		maxBuffer:  sizeFlag{n: defaultMaxBuffer, raw: formatSize(defaultMaxBuffer)},
+		maxSpool:   sizeFlag{n: defaultMaxSpool, raw: formatSize(defaultMaxSpool)},
+		maxHeaders: sizeFlag{n: defaultMaxHeaders, raw: formatSize(defaultMaxHeaders)},
 	}
 	cmd := &cobra.Command{
 		Use:   "proxy --upstream URL [options]",
@@ -75,16 +92,20 @@ tells them (set them for a custom domain or a tunnel).
 
 Where a request goes is fixed by --upstream, never by the client: its
 Host header, an absolute-form request URI and X-Forwarded-Host are
-ignored, the path and query are kept. The upstream must be an AWS endpoint
-or a host given with --allow-host; a tunnel is a listed --upstream with the
-AWS name as --sign-host (and --upstream-server-name, to verify the
-certificate for it). The upstream is reached in clear (http://) only on
-loopback or a listed host, and never through an HTTP proxy: with
-HTTP_PROXY set, an http:// upstream that Go would send through it
-(app.localhost and LOCALHOST among them; NO_PROXY exempts hosts) is
-refused at start, since the proxy would read the token and the signature.
-An upstream that is the proxy itself is refused at start; a request that comes
-back through the proxy anyway (its Via entry) is answered 508.
+ignored, the path and query are kept. An --upstream with a path holds
+clients under it: a request whose path climbs above it (a '..' segment,
+or one percent-encoded, or after an encoded slash or backslash, as any
+server on the way might read it) gets 400, and nothing is sent. The
+upstream must be an AWS endpoint or a host given with --allow-host; a
+tunnel is a listed --upstream with the AWS name as --sign-host (and
+--upstream-server-name, to verify the certificate for it). The upstream
+is reached in clear (http://) only on loopback or a listed host, and
+never through an HTTP proxy: with HTTP_PROXY set, an http:// upstream
+that Go would send through it (app.localhost and LOCALHOST among them;
+NO_PROXY exempts hosts) is refused at start, since the proxy would read
+the token and the signature. An upstream that is the proxy itself is
+refused at start; a request that comes back through the proxy anyway (its
+Via entry) is answered 508.
 
 Headers: the client's Authorization, X-Amz-Date, X-Amz-Security-Token and
 X-Amz-Content-Sha256 are dropped. Host, x-amz-*, Content-MD5 and
@@ -103,6 +124,32 @@ streamed as it arrives, signed UNSIGNED-PAYLOAD; a chunked body to S3 gets
 Answers stream: every write is passed on at once, so server-sent events,
 Bedrock and Lambda response streams and chunked answers arrive as the
 upstream sends them, and a download is never held.
+
+Limits, so that no client can make the proxy grow without bound:
+  connections  at most --max-conns open; more wait to be accepted, and a
+               connection idle between requests is closed to make room;
+               HTTP/1.1 only, with TLS too (an HTTP/2 connection would
+               carry many requests at once)
+  headers      a request line and headers over --max-headers get 431, and
+               must arrive within 10s
+  requests     at most --max-requests served at once; more wait up to
+               --queue-timeout for their turn, then get 503 with
+               Retry-After: 1 (a WebSocket tunnel counts while it lasts)
+  memory       bodies held in memory take 32MiB at most together; past it
+               they are spooled
+  spool        spooled bodies take --max-spool at most together: a body
+               that would go over it gets 503 with Retry-After: 5, one
+               larger than it 413 (where /tmp is a tmpfs, the spool is in
+               memory too: give --spool-dir a disk)
+  stalls       a body that sends nothing for --body-idle-timeout is dropped
+               with 408 and its spool file freed; a slow upload that keeps
+               moving goes on
+With them the proxy's resident memory stays under 96MiB at the defaults,
+whatever its clients do; with other limits, under 24MiB + 32MiB +
+--max-conns x (2 x --max-headers + 32KiB, and 72KiB more with TLS) +
+--max-requests x 256KiB (logged at start as memory_bound). The Go
+runtime's soft memory limit is set to that bound less 16MiB, unless
+GOMEMLIMIT is set. /metrics counts the requests each limit refused.
 
 WebSocket upgrades are passed through, the handshake signed as the
 service wants it (Neptune in headers; Transcribe and IoT presigned).
@@ -201,6 +248,12 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.Var(&f.maxBody, "max-body", "refuse request bodies over `SIZE` with 413 (e.g. 100MiB, 5GiB)")
 	fl.Var(&f.maxBuffer, "max-buffer", "hold request bodies up to `SIZE` in memory; spool or stream larger ones")
 	fl.StringVar(&f.spoolDir, "spool-dir", "", "spool large request bodies to temporary files in `DIR` (default: the system's temporary directory)")
+	fl.Var(&f.maxSpool, "max-spool", "hold at most `SIZE` of spooled bodies on disk together (503 past it; 413 for a body larger)")
+	fl.DurationVar(&f.bodyIdleTimeout, "body-idle-timeout", 30*time.Second, "drop a request whose body sends nothing for `DUR` (408; 0: never)")
+	fl.Var(&f.maxHeaders, "max-headers", "refuse a request line and headers over `SIZE` with 431")
+	fl.IntVar(&f.maxConns, "max-conns", defaultMaxConns, "keep at most `N` client connections open; more wait to be accepted")
+	fl.IntVar(&f.maxRequests, "max-requests", defaultMaxRequests, "serve at most `N` requests at once; more wait --queue-timeout, then get 503")
+	fl.DurationVar(&f.queueTimeout, "queue-timeout", 10*time.Second, "let a request over --max-requests wait up to `DUR` for its turn (0: 503 at once)")
 	fl.BoolVar(&f.unsignedPayload, "unsigned-payload", false, "sign every body as UNSIGNED-PAYLOAD, streaming large ones (only for services that accept it)")
 	fl.StringArrayVar(&f.headerAllow, "header-allow", nil, "also sign the header `NAME` (a prefix with a trailing *; comma lists; repeatable)")
 	fl.StringArrayVar(&f.headerDeny, "header-deny", nil, "drop the header `NAME` from requests (a prefix with a trailing *; comma lists; repeatable)")
@@ -234,6 +287,14 @@ func (f *proxyFlags) config() (proxyConfig, error) {
 		return cfg, usageErrorf("--max-idle-conns must be at least 1")
 	case f.maxAttempts < 1:
 		return cfg, usageErrorf("--max-attempts must be at least 1")
+	case f.maxConns < 1 || f.maxRequests < 1:
+		return cfg, usageErrorf("--max-conns and --max-requests must be at least 1")
+	case f.maxHeaders.n < 1<<10:
+		return cfg, usageErrorf("--max-headers %s is under 1KiB: no client's request would fit", f.maxHeaders.raw)
+	case f.maxHeaders.n > 1<<30:
+		return cfg, usageErrorf("--max-headers %s is over 1GiB", f.maxHeaders.raw)
+	case f.queueTimeout < 0 || f.bodyIdleTimeout < 0:
+		return cfg, usageErrorf("--queue-timeout and --body-idle-timeout must not be negative")
 	case f.logFormat != "text" && f.logFormat != "json":
 		return cfg, usageErrorf("--log-format %q: want text or json", f.logFormat)
 	}
@@ -269,6 +330,13 @@ func (f *proxyFlags) config() (proxyConfig, error) {
 		maxBuffer:             f.maxBuffer.n,
 		memoryBudget:          memoryBudget,
 		spoolDir:              dir,
+		maxSpool:              f.maxSpool.n,
+		maxHeaders:            f.maxHeaders.n,
+		maxConns:              f.maxConns,
+		maxRequests:           f.maxRequests,
+		queueTimeout:          f.queueTimeout,
+		bodyIdleTimeout:       f.bodyIdleTimeout,
+		tls:                   f.tlsCert != "",
 		headers:               headers,
 		maxAttempts:           f.maxAttempts,
 		maxIdleConns:          f.maxIdleConns,
@@ -321,6 +389,8 @@ func parseUpstream(raw string) (*url.URL, error) {
 		return nil, usageErrorf("--upstream %q: no user information, please: the proxy signs", raw)
 	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
 		return nil, usageErrorf("--upstream %q: no query or fragment: each request brings its own", raw)
+	case dotSegments(u.EscapedPath()):
+		return nil, usageErrorf("--upstream %q: the path has a '.' or '..' segment (or one encoded): write the path it stands for, which clients are held under", raw)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = strings.TrimSuffix(u.RawPath, "/")
@@ -352,6 +422,9 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	log := newLogger(a.stderr, f.logFormat, f.verbose)
+	if a.env.get("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(cfg.memoryBound() - nonGoMemory))
+	}
 	src, err := f.sf.open(ctx, a, f.region, false)
 	if err != nil {
 		return err
@@ -366,21 +439,17 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 	}
 	defer p.close()
 
-	ln, err := listenTCP("--listen", f.listen, f.allowRemote, listenRisk)
+	tcp, err := listenTCP("--listen", f.listen, f.allowRemote, listenRisk)
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
-	if loopsToSelf(ctx, cfg.upstream, ln.Addr()) {
-		return usageErrorf("--upstream %s is this proxy's own address (%s): every request would be forwarded to itself again", cfg.upstream.Redacted(), ln.Addr())
+	defer tcp.Close()
+	if loopsToSelf(ctx, cfg.upstream, tcp.Addr()) {
+		return usageErrorf("--upstream %s is this proxy's own address (%s): every request would be forwarded to itself again", cfg.upstream.Redacted(), tcp.Addr())
 	}
-	srv := &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		TLSConfig:         tlsConfig,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := p.server(cfg, tlsConfig, log)
+	ln := limitConns(srv, tcp, cfg.maxConns)
+	p.conns.Store(ln)
 	// Shutdown runs this once it has closed the listener.
 	srv.RegisterOnShutdown(func() {
 		log.Info("kivuli proxy: draining: not accepting connections", "in_flight", p.m.inFlight.Load(), "timeout", f.drainTimeout)
@@ -400,8 +469,8 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 			srv.Close()
 			return err
 		}
-		admin = &http.Server{Handler: p.guard.wrap(p.adminHandler()), ReadHeaderTimeout: 10 * time.Second, ErrorLog: discardLog()}
-		go func() { served <- admin.Serve(aln) }()
+		admin = p.adminServer()
+		go func() { served <- admin.Serve(limitConns(admin, aln, adminConns)) }()
 		log.Info("kivuli proxy: admin", "admin", "http://"+aln.Addr().String(), "paths", "/healthz /readyz /metrics")
 	}
 	log.Info("kivuli proxy: listening",
@@ -410,7 +479,8 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 		"sign_host", firstNonEmpty(cfg.signHost, cfg.upstream.Host),
 		"service", p.service, "region", p.region,
 		"headers", cfg.headers.String(),
-		"max_buffer", formatSize(cfg.maxBuffer), "max_body", formatSize(cfg.maxBody))
+		"max_buffer", formatSize(cfg.maxBuffer), "max_body", formatSize(cfg.maxBody),
+		"max_conns", cfg.maxConns, "max_requests", cfg.maxRequests, "memory_bound", formatSize(cfg.memoryBound()))
 
 	var runErr error
 	select {
