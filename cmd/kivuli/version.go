@@ -15,7 +15,7 @@ import (
 // to what the Go toolchain recorded in the binary.
 var (
 	version = "(devel)" // the release's tag, e.g. v0.1.0
-	commit  = ""        // the commit's hash
+	commit  = ""        // the commit's hash, 12 digits, +dirty if the tree differed
 	date    = ""        // the commit's time, UTC, RFC 3339
 )
 
@@ -49,8 +49,8 @@ func currentVersion() buildVersion {
 
 // resolveVersion fills what -ldflags left at its default from bi: the
 // module version that go install ...@v0.1.0 records, and the commit and
-// its time that go build records in a clone (vcs.revision, vcs.time).
-// The commit is shortened to 12 digits, as in Go's pseudo-versions.
+// its time that go build records in a clone (vcs.revision, shortened to
+// 12 digits as in Go's pseudo-versions, and vcs.time).
 func resolveVersion(ver, rev, when string, bi *debug.BuildInfo) buildVersion {
 	v := buildVersion{version: ver, commit: rev, date: when,
 		goVersion: runtime.Version(), platform: runtime.GOOS + "/" + runtime.GOARCH}
@@ -61,14 +61,11 @@ func resolveVersion(ver, rev, when string, bi *debug.BuildInfo) buildVersion {
 		for _, s := range bi.Settings {
 			switch {
 			case s.Key == "vcs.revision" && v.commit == "":
-				v.commit = s.Value
+				v.commit = s.Value[:min(len(s.Value), 12)]
 			case s.Key == "vcs.time" && v.date == "":
 				v.date = s.Value
 			}
 		}
-	}
-	if len(v.commit) > 12 {
-		v.commit = v.commit[:12]
 	}
 	return v
 }

@@ -12,7 +12,7 @@ import (
 func TestVersionFlag(t *testing.T) {
 	saved := [3]string{version, commit, date}
 	t.Cleanup(func() { version, commit, date = saved[0], saved[1], saved[2] })
-	version, commit, date = "v0.1.0", "860f037a1b2c3d4e5f60718293a4b5c6d7e8f901", "2026-12-07T17:00:00Z"
+	version, commit, date = "v0.1.0", "860f037a1b2c", "2026-12-07T17:00:00Z"
 
 	r := runCmd(t, "", "--version")
 	want := "kivuli v0.1.0 (commit 860f037a1b2c, 2026-12-07T17:00:00Z, " +
@@ -53,9 +53,9 @@ func TestResolveVersion(t *testing.T) {
 		{"go build in a clone", "(devel)", "", "",
 			&debug.BuildInfo{Main: debug.Module{Version: "v0.1.1-0.20261130081500-0123456789ab+dirty"}, Settings: vcs},
 			"kivuli v0.1.1-0.20261130081500-0123456789ab+dirty (commit 0123456789ab, 2026-11-30T08:15:00Z, " + goPart + ")"},
-		{"ldflags win", "v0.2.0", "fedcba9876543210", "2026-12-07T17:00:00Z",
+		{"ldflags win", "v0.2.0", "fedcba987654+dirty", "2026-12-07T17:00:00Z",
 			&debug.BuildInfo{Main: debug.Module{Version: "v0.1.0"}, Settings: vcs},
-			"kivuli v0.2.0 (commit fedcba987654, 2026-12-07T17:00:00Z, " + goPart + ")"},
+			"kivuli v0.2.0 (commit fedcba987654+dirty, 2026-12-07T17:00:00Z, " + goPart + ")"},
 	} {
 		if got := resolveVersion(c.version, c.commit, c.at, c.bi).String(); got != c.want {
 			t.Errorf("%s:\n got %q\nwant %q", c.name, got, c.want)
