@@ -34,7 +34,7 @@ Environment:
 EOF
 }
 
-out= image=false check=false
+out='' image=false check=false
 while [ $# -gt 0 ]; do
 	case $1 in
 	-o) [ $# -ge 2 ] || { usage >&2; exit 2; }; out=$2; shift 2 ;;
@@ -140,7 +140,8 @@ static() {
 	# Outputs are kept, then searched: grep -q exits at the first match, and
 	# the writer's SIGPIPE would fail the pipe (pipefail).
 	if command -v readelf >/dev/null; then
-		h=$(readelf -lW "$1") && d=$(readelf -dW "$1") || fail "readelf cannot read $1"
+		h=$(readelf -lW "$1") || fail "readelf cannot read $1"
+		d=$(readelf -dW "$1") || fail "readelf cannot read $1"
 		! grep -q 'INTERP' <<<"$h" || fail "$1 asks for an interpreter: $(grep -A1 INTERP <<<"$h")"
 		! grep -q 'NEEDED' <<<"$d" || fail "$1 needs shared libraries: $(grep NEEDED <<<"$d")"
 	elif command -v file >/dev/null; then
@@ -186,6 +187,7 @@ check_images() {
 		[ -f "$out/kivuli-linux-$arch" ] || continue
 		[ -s "$archive" ] || fail "no image for linux/$arch"
 		"${bah[@]}" pull --quiet --platform "linux/$arch" "docker-archive:$archive" >/dev/null
+		# shellcheck disable=SC2016 # a Go template, not the shell's
 		cfg=$("${bah[@]}" inspect --type image --format '{{.OCIv1.OS}}/{{.OCIv1.Architecture}} user={{.OCIv1.Config.User}} entrypoint={{printf "%q" .OCIv1.Config.Entrypoint}} cmd={{printf "%q" .OCIv1.Config.Cmd}} ports={{range $p, $_ := .OCIv1.Config.ExposedPorts}}{{$p}} {{end}}' "kivuli:${VERSION//[^A-Za-z0-9_.-]/}")
 		want="linux/$arch user=65532:65532 entrypoint=[\"/kivuli\"] cmd=[\"proxy\" \"--help\"] ports=8080/tcp 8081/tcp "
 		[ "$cfg" = "$want" ] || fail "image linux/$arch: config $cfg, want $want"
@@ -213,16 +215,18 @@ check_images() {
 # with IRSA, where there is no HOME nor /etc/passwd), and asks its admin
 # listener for /readyz. Nothing leaves loopback: no request goes upstream.
 proxy_in() {
-	local log=$work/check/proxy.log pid admin ready i
+	local log=$work/check/proxy.log pid admin='' ready tries=100
 	env -i AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY \
 		"$(command -v chroot)" --userspec=65532:65532 "$1" /kivuli proxy --source chain \
 		--upstream https://sts.eu-west-2.amazonaws.com --listen 127.0.0.1:0 --admin 127.0.0.1:0 >"$log" 2>&1 &
 	pid=$!
-	for i in $(seq 100); do
+	# Its log names the admin address once it listens; 10 s at most.
+	while [ -z "$admin" ] && [ $tries -gt 0 ] && kill -0 "$pid" 2>/dev/null; do
+		sleep 0.1
+		tries=$((tries - 1))
 		admin=$(sed -n 's|.*msg="kivuli proxy: admin" admin=http://\([0-9.:]*\).*|\1|p' "$log")
-		[ -z "$admin" ] && kill -0 "$pid" 2>/dev/null && sleep 0.1 || break
 	done
-	[ -n "$admin" ] || { kill "$pid" 2>/dev/null; fail "kivuli proxy did not start in the image's files: $(cat "$log")"; }
+	[ -n "$admin" ] || { kill "$pid" 2>/dev/null || true; fail "kivuli proxy did not start in the image's files: $(cat "$log")"; }
 	exec 3<>"/dev/tcp/${admin%:*}/${admin##*:}"
 	printf 'GET /readyz HTTP/1.0\r\nHost: %s\r\n\r\n' "$admin" >&3
 	ready=$(head -1 <&3)
