@@ -204,6 +204,9 @@ kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com`,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 		Args:              usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if printVersion(cmd) {
+				return nil
+			}
 			return cmd.Help()
 		},
 	}
@@ -229,6 +232,7 @@ kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com`,
 		c.Flags().SortFlags = false
 		c.Flags().BoolP("help", "h", false, "print this manual")
 	}
+	addVersionFlag(root)
 	return root
 }
 
