@@ -4,6 +4,7 @@
 //   - github.com/aws/aws-sdk-go-v2 v1.48.0 (partitions)
 //   - botocore 1.43.11 (the services whose Go module the proxy did not serve)
 //   - transcribestreaming: aws-sdk-go-v2 service/transcribestreaming, by hand (not served by the proxy here)
+//   - aps-workspaces: the AMP user guide, by hand (no SDK client)
 //   - the endpoint rules (EndpointResolverV2) and auth scheme resolvers of the Go service modules, asked for the 48 regions of the partitions, 4 variants each (sdkrules/)
 //   - these 276 service modules of github.com/aws/aws-sdk-go-v2:
 //     accessanalyzer@v1.49.1 account@v1.32.0 acm@v1.51.5 acmpca@v1.57.0 amp@v1.55.4 amplify@v1.39.0
@@ -572,6 +573,8 @@ var endpointPrefixes = [...]endpointPrefix{
 	{"appsync-fips", 26, 0x00ff, 0xa},
 	{"aps", 27, 0x00ff, 0x5},
 	{"aps-fips", 27, 0x00ff, 0xa},
+	{"aps-workspaces", 27, 0x00ff, 0x5},
+	{"aps-workspaces-fips", 27, 0x00ff, 0xa},
 	{"arc-recovery-control-config", 279, 0x0001, 0x4},
 	{"arc-region-switch", 28, 0x00ff, 0x5},
 	{"arc-region-switch-control-plane", 28, 0x00ff, 0x1},

@@ -182,6 +182,10 @@ var manualServices = []struct{ name, source, prefix, signingName string }{
 	// Transcribe's streaming API (HTTP/2 and WebSocket): botocore has no
 	// streaming client.
 	{"transcribestreaming", "aws-sdk-go-v2 service/transcribestreaming, by hand (not served by the proxy here)", "transcribestreaming", "transcribe"},
+	// Amazon Managed Service for Prometheus's workspace API (remote write,
+	// PromQL queries): no SDK has a client for it; AWS's documentation and
+	// prometheus/sigv4 sign aps-workspaces.REGION.amazonaws.com as aps.
+	{"aps-workspaces", "the AMP user guide, by hand (no SDK client)", "aps-workspaces", "aps"},
 }
 
 func (m *bcMeta) sigv4() bool {
