@@ -108,7 +108,7 @@ func TestScopeInference(t *testing.T) {
 	for _, tc := range []struct{ name, host, path, want string }{
 		// Issue 10's examples, as the SDKs sign them.
 		{"bedrock-runtime signs as bedrock", "bedrock-runtime.us-east-1.amazonaws.com", "/", "bedrock/us-east-1"},
-	{"AMP's workspace API signs as aps", "aps-workspaces.eu-west-2.amazonaws.com", "/workspaces/ws-1/api/v1/remote_write", "aps/eu-west-2"},
+		{"AMP's workspace API signs as aps", "aps-workspaces.eu-west-2.amazonaws.com", "/workspaces/ws-1/api/v1/remote_write", "aps/eu-west-2"},
 		{"bedrock-agent-runtime signs as bedrock", "bedrock-agent-runtime.eu-west-2.amazonaws.com", "/", "bedrock/eu-west-2"},
 		{"AppSync GraphQL signs as appsync", "abc.appsync-api.eu-west-2.amazonaws.com", "/graphql", "appsync/eu-west-2"},
 		{"appstream2 signs as appstream", "appstream2.eu-west-2.amazonaws.com", "/", "appstream/eu-west-2"},
