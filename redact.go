@@ -66,15 +66,15 @@ func redactSecrets(s string, secrets ...string) string {
 		i += n
 	}
 	out := b.String()
+	if len(out) > maxQuoted {
+		out = strings.ToValidUTF8(out[:maxQuoted], "") + "..."
+	}
 	for _, v := range secrets {
-		// A secret that survives (one that is part of the marker itself)
-		// withholds the whole text.
+		// A secret that survives (one that is part of the marker itself,
+		// or that the "..." of a cut completes) withholds the whole text.
 		if len(v) >= 4 && strings.Contains(out, v) {
 			return redacted
 		}
-	}
-	if len(out) > maxQuoted {
-		out = strings.ToValidUTF8(out[:maxQuoted], "") + "..."
 	}
 	return out
 }
