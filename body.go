@@ -13,6 +13,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 )
 
@@ -20,93 +21,169 @@ import (
 // is buffered to hash it, unless [Transport.MaxBufferedBody] says otherwise.
 const defaultMaxBufferedBody = 16 << 20
 
-// payload returns the payload hash of r (a clone the caller owns) and, when
-// the body had to be buffered, replaces r's body with the buffer; consumed
-// reports that it then closed the original body.
+// payloadPlan is how a request's body enters its signature.
+type payloadPlan struct {
+	hash     string     // the payload hash signed
+	consumed bool       // the original body was read and closed (buffered)
+	chunked  *chunkPlan // sent aws-chunked: its body is attached once signed
+}
+
+// payload returns how the body of r (a clone the caller owns) enters its
+// signature: its hash, streamed or buffered (the buffer then becomes the
+// body), UNSIGNED-PAYLOAD, or aws-chunked (chunked.go). Where an S3
+// flexible checksum is wanted (checksum.go), it is computed in the same
+// pass as the hash and set as a header, or sent in the aws-chunked
+// trailer.
 //
 // A body sent with UNSIGNED-PAYLOAD (S3) is never sent chunked, as S3
 // refuses chunked uploads: when its length is unknown, it is measured (an
 // io.Seeker) or read (GetBody, or buffered up to MaxBufferedBody) and then
 // signed with its hash, which costs nothing more once it has been read.
-func (t *Transport) payload(r *http.Request, pol Policy, presign bool) (hash string, consumed bool, err error) {
+func (t *Transport) payload(r *http.Request, rt *route, presign bool) (payloadPlan, error) {
+	pol := rt.policy
 	unsignedOK := pol.Payload == PayloadUnsigned || pol.UnsignedStreaming
 	unsigned := pol.Payload == PayloadUnsigned || presign && unsignedOK
 	if r.Body == nil || r.Body == http.NoBody {
 		if r.ContentLength > 0 {
-			return "", false, invalid(ErrInvalidRequest, "ContentLength is %d but Body is nil", r.ContentLength)
+			return payloadPlan{}, invalid(ErrInvalidRequest, "ContentLength is %d but Body is nil", r.ContentLength)
 		}
 		if unsigned {
-			return unsignedPayload, false, nil
+			return payloadPlan{hash: unsignedPayload}, nil
 		}
-		return emptyPayloadHash, false, nil
+		return payloadPlan{hash: emptyPayloadHash}, nil
 	}
-	if unsignedOK {
+	if unsignedOK || pol.Chunked {
 		r.TransferEncoding = nil // the length is known below, or the request refused
 	}
+	var alg ChecksumAlgorithm
+	if !presign {
+		var err error
+		if alg, err = checksumWanted(r, rt); err != nil {
+			return payloadPlan{}, err
+		}
+	}
 	known := r.ContentLength > 0
-	if unsigned && (known || seekLength(r)) {
-		return unsignedPayload, false, nil
+	if plan := chunking(r, pol, presign, alg); plan != nil {
+		prepareChunked(r, plan)
+		return payloadPlan{hash: plan.payloadHash(), chunked: plan}, nil
 	}
+	if unsigned && alg == "" && (known || seekLength(r)) {
+		return payloadPlan{hash: unsignedPayload}, nil
+	}
+	sum := newChecksumSetter(r, alg)
 	if r.GetBody != nil {
-		return hashGetBody(r)
+		return hashGetBody(r, sum)
 	}
-	if hash, ok, consumed, err := hashSeeker(r); ok {
-		return hash, consumed, err
+	if pp, ok, err := hashSeeker(r, sum); ok {
+		return pp, err
 	}
-	if pol.UnsignedStreaming && known {
-		return unsignedPayload, false, nil
+	if pol.UnsignedStreaming && known && alg == "" {
+		return payloadPlan{hash: unsignedPayload}, nil
 	}
-	return t.buffer(r, unsignedOK)
+	return t.buffer(r, unsignedOK, sum)
+}
+
+// chunking returns how r, an S3 upload, is sent aws-chunked, or nil when
+// it is not: with signed chunks when the policy says so (Chunked); and a
+// body that can be read only once, of known length, that is to carry a
+// checksum, with the checksum in the trailer, as the SDKs send it: its
+// chunks unsigned over TLS (the trailer guards the body, TLS the
+// trailer), signed in clear. Other bodies are hashed, the checksum
+// computed in the same pass.
+func chunking(r *http.Request, pol Policy, presign bool, alg ChecksumAlgorithm) *chunkPlan {
+	if presign || !pol.Chunked && alg == "" || !s3Upload(r, signedHost(r)) {
+		return nil
+	}
+	_, seeker := r.Body.(io.Seeker)
+	oneShot := r.GetBody == nil && !seeker
+	if !pol.Chunked && !oneShot || r.ContentLength <= 0 && !seekLength(r) {
+		return nil
+	}
+	tls := strings.EqualFold(r.URL.Scheme, "https") || strings.EqualFold(r.URL.Scheme, "wss")
+	return &chunkPlan{length: r.ContentLength, checksum: alg, unsigned: !pol.Chunked && tls}
+}
+
+// checksumSetter computes a flexible checksum of a body and sets it as
+// the request's header; a nil one does nothing.
+type checksumSetter struct {
+	r   *http.Request
+	alg ChecksumAlgorithm
+	h   hash.Hash
+}
+
+func newChecksumSetter(r *http.Request, alg ChecksumAlgorithm) *checksumSetter {
+	if alg == "" {
+		return nil
+	}
+	return &checksumSetter{r: r, alg: alg, h: alg.newHash()}
+}
+
+// writer is the hash to feed the body to, besides the SHA-256.
+func (c *checksumSetter) writer() hash.Hash {
+	if c == nil {
+		return nil
+	}
+	return c.h
+}
+
+// set sets the checksum's headers.
+func (c *checksumSetter) set() {
+	if c != nil {
+		c.r.Header.Set(headerChecksumAlgorithm, string(c.alg))
+		c.r.Header.Set(c.alg.header(), checksumValue(c.h))
+	}
 }
 
 // hashGetBody hashes the body that r.GetBody returns.
-func hashGetBody(r *http.Request) (string, bool, error) {
+func hashGetBody(r *http.Request, sum *checksumSetter) (payloadPlan, error) {
 	body, err := r.GetBody()
 	if err != nil {
-		return "", false, invalidRequest("GetBody failed", err)
+		return payloadPlan{}, invalidRequest("GetBody failed", err)
 	}
 	if body == nil {
-		return "", false, invalidRequest("GetBody returned a nil body", nil)
+		return payloadPlan{}, invalidRequest("GetBody returned a nil body", nil)
 	}
 	var n int64
 	var hash string
 	closed, err := whileReading(r.Context(), body, func() (err error) {
-		n, hash, err = hashReader(body)
+		n, hash, err = hashReader(body, sum.writer())
 		return err
 	})
 	if !closed {
 		body.Close()
 	}
 	if err != nil {
-		return "", false, invalidRequest("reading the body from GetBody", err)
+		return payloadPlan{}, invalidRequest("reading the body from GetBody", err)
 	}
-	return hash, false, checkLength(r, n)
+	sum.set()
+	return payloadPlan{hash: hash}, checkLength(r, n)
 }
 
 // hashSeeker hashes a body that is an io.Seeker from where it stands, and
 // seeks back; ok is false when it is not one, or cannot tell where it
-// stands. consumed reports that it closed the body.
-func hashSeeker(r *http.Request) (hash string, ok, consumed bool, err error) {
+// stands. The plan's consumed reports that it closed the body.
+func hashSeeker(r *http.Request, sum *checksumSetter) (pp payloadPlan, ok bool, err error) {
 	s, isSeeker := r.Body.(io.Seeker)
 	if !isSeeker {
-		return "", false, false, nil
+		return pp, false, nil
 	}
 	start, err := s.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return "", false, false, nil
+		return pp, false, nil
 	}
 	var n int64
-	consumed, err = whileReading(r.Context(), r.Body, func() (err error) {
-		n, hash, err = hashReader(r.Body)
+	pp.consumed, err = whileReading(r.Context(), r.Body, func() (err error) {
+		n, pp.hash, err = hashReader(r.Body, sum.writer())
 		return err
 	})
 	if err == nil {
 		_, err = s.Seek(start, io.SeekStart)
 	}
 	if err != nil {
-		return "", true, consumed, invalidRequest("hashing a seekable body", err)
+		return pp, true, invalidRequest("hashing a seekable body", err)
 	}
-	return hash, true, false, checkLength(r, n)
+	sum.set()
+	return payloadPlan{hash: pp.hash}, true, checkLength(r, n)
 }
 
 // seekLength sets the ContentLength of a body that is an io.Seeker from
@@ -164,7 +241,7 @@ func whileReading(ctx context.Context, body io.Closer, read func() error) (close
 
 // buffer reads a body that can be read only once into memory, up to
 // MaxBufferedBody, to hash it, and makes the buffer the body.
-func (t *Transport) buffer(r *http.Request, s3 bool) (string, bool, error) {
+func (t *Transport) buffer(r *http.Request, s3 bool, sum *checksumSetter) (payloadPlan, error) {
 	limit := t.bufferLimit()
 	tooLarge := func(limit int64) error {
 		if s3 && r.ContentLength <= 0 {
@@ -173,7 +250,7 @@ func (t *Transport) buffer(r *http.Request, s3 bool) (string, bool, error) {
 		return invalid(ErrBodyTooLarge, "it can be read only once (no GetBody, not an io.Seeker) and is over the limit of %d bytes (Transport.MaxBufferedBody)", limit)
 	}
 	if limit < 0 || r.ContentLength > limit {
-		return "", false, tooLarge(max(limit, 0))
+		return payloadPlan{}, tooLarge(max(limit, 0))
 	}
 	orig := r.Body
 	buf, closed, err := readLimited(r.Context(), orig, limit)
@@ -181,13 +258,13 @@ func (t *Transport) buffer(r *http.Request, s3 bool) (string, bool, error) {
 		orig.Close()
 	}
 	if err != nil {
-		return "", true, invalidRequest("reading the body", err)
+		return payloadPlan{consumed: true}, invalidRequest("reading the body", err)
 	}
 	if int64(len(buf)) > limit {
-		return "", true, tooLarge(limit)
+		return payloadPlan{consumed: true}, tooLarge(limit)
 	}
 	if r.ContentLength > 0 && int64(len(buf)) != r.ContentLength {
-		return "", true, invalid(ErrInvalidRequest, "ContentLength is %d but the body has %d bytes", r.ContentLength, len(buf))
+		return payloadPlan{consumed: true}, invalid(ErrInvalidRequest, "ContentLength is %d but the body has %d bytes", r.ContentLength, len(buf))
 	}
 	// The buffer becomes the body and is never reused: net/http may read it
 	// after RoundTrip returns (golang/go#51907).
@@ -198,7 +275,11 @@ func (t *Transport) buffer(r *http.Request, s3 bool) (string, bool, error) {
 		r.Body = io.NopCloser(bytes.NewReader(buf))
 		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 	}
-	return sha256Hex(buf), true, nil
+	if w := sum.writer(); w != nil {
+		w.Write(buf)
+		sum.set()
+	}
+	return payloadPlan{hash: sha256Hex(buf), consumed: true}, nil
 }
 
 // checkLength reconciles ContentLength with the n bytes hashed: a known
@@ -226,12 +307,17 @@ type hashing struct {
 
 var hashings = sync.Pool{New: func() any { return &hashing{h: sha256.New()} }}
 
-// hashReader returns the length and hex SHA-256 of what r yields.
-func hashReader(r io.Reader) (int64, string, error) {
+// hashReader returns the length and hex SHA-256 of what r yields, which
+// also goes to also when it is not nil (a flexible checksum).
+func hashReader(r io.Reader, also hash.Hash) (int64, string, error) {
 	hs := hashings.Get().(*hashing)
 	defer hashings.Put(hs)
 	hs.h.Reset()
-	n, err := io.CopyBuffer(hs.h, r, hs.buf[:])
+	var w io.Writer = hs.h
+	if also != nil {
+		w = io.MultiWriter(hs.h, also)
+	}
+	n, err := io.CopyBuffer(w, r, hs.buf[:])
 	if err != nil {
 		return n, "", err
 	}

@@ -119,6 +119,23 @@ type Policy struct {
 	// KeepDotSegments signs the path as sent, without removing "." and ".."
 	// segments and repeated slashes, as S3 wants.
 	KeepDotSegments bool
+	// Chunked sends the body of an S3 upload (a PUT of an object or a part)
+	// of known length in aws-chunked encoding with signed chunks
+	// (STREAMING-AWS4-HMAC-SHA256-PAYLOAD): read once, as it is sent, 64
+	// KiB at a time, each chunk signed over its SHA-256, rather than read
+	// once to hash it and again to send it (or sent as UNSIGNED-PAYLOAD,
+	// unchecked). Only S3 accepts it.
+	Chunked bool
+	// Checksum is the algorithm of the S3 flexible checksum that kivuli
+	// computes, in the same pass as the body's SHA-256, where S3 takes one
+	// and the request carries none (no x-amz-checksum-* header, no
+	// Content-MD5): uploads of objects and parts, in the trailer of a
+	// Chunked body or else in a header, and the operations S3 refuses
+	// without one (DeleteObjects, bucket and object configuration
+	// writes). A request that names an algorithm in
+	// x-amz-sdk-checksum-algorithm (as the SDKs do) gets that one, on any
+	// operation; "NONE" there sends none. Empty: none unless asked.
+	Checksum ChecksumAlgorithm
 	// Sign says where the signature goes. The zero value, SignHeader, is
 	// the Authorization header.
 	Sign SignMode
@@ -143,7 +160,7 @@ var builtinPolicies = Policies{
 	DefaultService:     {},
 	"es":               {Payload: PayloadHashHeader},
 	"aoss":             {Payload: PayloadHashHeader},
-	"s3":               {Payload: PayloadHashHeader, UnsignedStreaming: true, EscapePathOnce: true, KeepDotSegments: true},
+	"s3":               {Payload: PayloadHashHeader, UnsignedStreaming: true, EscapePathOnce: true, KeepDotSegments: true, Checksum: ChecksumCRC32},
 	"s3-object-lambda": {Payload: PayloadHashHeader, UnsignedStreaming: true, EscapePathOnce: true, KeepDotSegments: true},
 	"s3-outposts":      {Payload: PayloadHashHeader, UnsignedStreaming: true, EscapePathOnce: true, KeepDotSegments: true},
 	"iotdevicegateway": {Token: TokenQueryUnsigned, Sign: SignQuery},

@@ -195,25 +195,30 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 
 	o := cloneRequest(req)
 	out = &o.req
-	hash, consumed, err := t.payload(out, pol, presign)
-	bodyOwned = !consumed
+	pp, err := t.payload(out, &rt, presign)
+	bodyOwned = !pp.consumed
 	if err != nil {
 		return nil, creds, rt, err
 	}
-	err = sign(req.Context(), out, &signing{
+	s := &signing{
 		creds:       creds,
 		service:     rt.service,
 		region:      rt.region,
 		policy:      pol,
-		payloadHash: hash,
+		payloadHash: pp.hash,
 		time:        t.now(),
 		presign:     presign,
 		expires:     expirySeconds,
 		logger:      t.Logger,
 		values:      &o.values,
-	})
-	if err != nil {
+	}
+	if err = sign(req.Context(), out, s); err != nil {
 		return nil, creds, rt, err
+	}
+	if pp.chunked != nil {
+		if err = attachChunked(req.Context(), out, pp.chunked, s); err != nil {
+			return nil, creds, rt, err
+		}
 	}
 	return out, creds, rt, nil
 }

@@ -142,6 +142,13 @@ type Record struct {
 	BodyLen int64
 	// Chunked is true when the request arrived with Transfer-Encoding: chunked.
 	Chunked bool
+	// Chunks is the number of aws-chunked chunks verified, the final empty
+	// one included; 0 for a plain body. BodyLen stays the length received.
+	Chunks int
+	// Checksum is the flexible checksum algorithm (CRC32, SHA256, ...)
+	// whose value, in a header or an aws-chunked trailer, was checked
+	// against the body; "" when none was sent.
+	Checksum string
 	// SignedHeaders lists the signed header names as the request gave them.
 	SignedHeaders []string
 	// Err is nil when the request was accepted, and an *[Error] otherwise.
@@ -167,6 +174,15 @@ type Rule struct {
 	// AllowUnsignedPayload (S3): UNSIGNED-PAYLOAD is accepted as the
 	// X-Amz-Content-Sha256 header value.
 	AllowUnsignedPayload bool
+	// AWSChunked (S3): an aws-chunked body (X-Amz-Content-Sha256
+	// STREAMING-AWS4-HMAC-SHA256-PAYLOAD, its -TRAILER form, or
+	// STREAMING-UNSIGNED-PAYLOAD-TRAILER) is decoded as S3 decodes it,
+	// every chunk's signature, the trailer's and its checksum checked, and
+	// the handler gets the decoded body.
+	AWSChunked bool
+	// Checksums (S3): x-amz-checksum-* headers are checked against the
+	// body (BadDigest), and x-amz-sdk-checksum-algorithm must name one sent.
+	Checksums bool
 }
 
 // DefaultRule is the rule of a signing service that has no entry in
@@ -175,8 +191,8 @@ var DefaultRule Rule
 
 // DefaultRules returns a new map holding the rules of the services that do
 // not follow [DefaultRule]: "s3" (SingleEncode, NoNormalize,
-// RequireContentSHA256, AllowUnsignedPayload) and "aoss"
-// (RequireContentSHA256).
+// RequireContentSHA256, AllowUnsignedPayload, AWSChunked, Checksums) and
+// "aoss" (RequireContentSHA256).
 func DefaultRules() map[string]Rule {
 	return map[string]Rule{
 		"s3": {
@@ -184,6 +200,8 @@ func DefaultRules() map[string]Rule {
 			NoNormalize:          true,
 			RequireContentSHA256: true,
 			AllowUnsignedPayload: true,
+			AWSChunked:           true,
+			Checksums:            true,
 		},
 		"aoss": {RequireContentSHA256: true},
 	}

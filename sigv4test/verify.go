@@ -296,13 +296,18 @@ func (c *check) checkClaimedPayload(shown *Error, claimed []string, bodyHash str
 			continue
 		case h == unsignedPayload:
 			shown.Message = fmt.Sprintf("UNSIGNED-PAYLOAD is not accepted for service %q; the payload must be signed.", c.a.service)
+		case c.rule.AWSChunked && (h == streamingSigned || h == streamingSignedTrailer || h == streamingUnsigned):
+			return c.decodeChunked(h)
 		case strings.HasPrefix(h, "STREAMING-"):
-			shown.Message = fmt.Sprintf("The payload signing mode %q (aws-chunked) is not supported by sigv4test.", h)
+			shown.Message = fmt.Sprintf("The payload signing mode %q (aws-chunked) is not one S3 takes with SigV4.", h)
 		default:
 			shown.Message = fmt.Sprintf("The provided 'x-amz-content-sha256' header does not match what was computed: ClientComputedContentSHA256 %s, S3ComputedContentSHA256 %s.", h, bodyHash)
 		}
 		shown.Code = "XAmzContentSHA256Mismatch"
 		return shown
+	}
+	if c.rule.Checksums {
+		return c.checkChecksumHeaders()
 	}
 	return nil
 }

@@ -2,7 +2,9 @@
 // escaping (spaces, parentheses, UTF-8) with nothing but net/http and
 // kivuli.Transport, twice: once from a bytes.Reader, whose SHA-256 is
 // signed, and once from a stream that can be read only once, which the s3
-// policy sends as UNSIGNED-PAYLOAD instead of buffering it to hash it.
+// policy sends aws-chunked as it reads it, with a CRC32 checksum in the
+// trailer, instead of buffering it to hash it. Both carry a CRC32 checksum
+// that S3 checks and keeps with the object.
 //
 //	go run ./examples/s3                              # offline
 //	go run ./examples/s3 -aws -bucket my-bucket       # on EC2, with an instance role
@@ -45,7 +47,7 @@ const key = "reports/2026 (final) café.txt"
 // The X-Amz-Content-Sha256 values the checking endpoint should see.
 const (
 	emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" // SHA-256 of ""
-	unsignedPayload  = "UNSIGNED-PAYLOAD"
+	unsignedTrailer  = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 )
 
 func main() {
@@ -117,12 +119,15 @@ func run(useAWS bool, bucket, region string) (err error) {
 	}
 
 	// A stream, such as a pipe from a compressor, can be read only once:
-	// the s3 policy sends it as UNSIGNED-PAYLOAD rather than buffer it.
-	// With ContentLength set it is sent whole, not chunked, as S3 needs.
+	// the s3 policy sends it aws-chunked, as it reads it, with its CRC32
+	// in the trailer, rather than buffer it; with ContentLength set, as S3
+	// needs the length. The URL is https, so its chunks go unsigned, as the
+	// SDKs send them over TLS, the checksum guarding the body (a request in
+	// clear gets signed chunks).
 	data = []byte("Q1 revenue: 1 204 000 €\nQ2 revenue: 1 318 500 €\nQ3 revenue: 1 402 750 €\n")
 	pr, pw := io.Pipe()
 	go func() { _, err := pw.Write(data); pw.CloseWithError(err) }()
-	if _, err := d.do(ctx, http.MethodPut, "stream", pr, int64(len(data)), unsignedPayload); err != nil {
+	if _, err := d.do(ctx, http.MethodPut, "stream", pr, int64(len(data)), unsignedTrailer); err != nil {
 		return err
 	}
 	return d.readBack(ctx, data)
@@ -138,8 +143,8 @@ type demo struct {
 // do sends one request, prints a line about it (left open after a GET, for
 // readBack to end) and returns the response body. Offline, the endpoint
 // must have seen the X-Amz-Content-Sha256 header, as the s3 policy sends
-// it, with the payload hash wantHash: the hex SHA-256 of the body, or
-// UNSIGNED-PAYLOAD.
+// it, with the payload hash wantHash: the hex SHA-256 of the body, or the
+// aws-chunked mode.
 func (d *demo) do(ctx context.Context, method, label string, body io.Reader, length int64, wantHash string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, d.object, body)
 	if err != nil {
@@ -173,8 +178,8 @@ func (d *demo) do(ctx context.Context, method, label string, body io.Reader, len
 			return nil, fmt.Errorf("%s: no X-Amz-Content-Sha256 header, which S3 requires", method)
 		case rec.PayloadHash != wantHash:
 			return nil, fmt.Errorf("%s: payload hash %s, want %s", method, rec.PayloadHash, wantHash)
-		case rec.PayloadHash == unsignedPayload:
-			payload = fmt.Sprintf(" payload: UNSIGNED-PAYLOAD, %d bytes streamed", rec.BodyLen)
+		case rec.PayloadHash == unsignedTrailer:
+			payload = fmt.Sprintf(" payload: aws-chunked, %d chunks, %s in the trailer", rec.Chunks, rec.Checksum)
 		case rec.PayloadHash == emptyPayloadHash:
 			payload = " payload: SHA-256 of the empty body"
 		default:
