@@ -178,11 +178,15 @@ var builtinPolicies = Policies{
 //	                                                                     twice
 //	es                 header, signed   SHA-256 + X-Amz-Content-Sha256   as default           header
 //	aoss               header, signed   SHA-256 + X-Amz-Content-Sha256   as default           header
-//	s3                 header, signed   SHA-256 + X-Amz-Content-Sha256;  as sent, escaped     header
-//	                                    UNSIGNED-PAYLOAD for one-shot    once
+//	s3                 header, signed   SHA-256 + X-Amz-Content-Sha256,  as sent, escaped     header
+//	                                    a CRC32 checksum (Checksum);     once
+//	                                    one-shot uploads of known
+//	                                    length aws-chunked, the
+//	                                    checksum in the trailer
+//	s3-object-lambda   header, signed   SHA-256 + X-Amz-Content-Sha256;  as s3                header
+//	                                    UNSIGNED-PAYLOAD for one-shot
 //	                                    bodies of known length
-//	s3-object-lambda   as s3            as s3                            as s3                header
-//	s3-outposts        as s3            as s3                            as s3                header
+//	s3-outposts        as s3-object-lambda
 //	iotdevicegateway   query, unsigned  SHA-256 of ""                    as default           query (presigned)
 //	transcribe         query, signed    SHA-256 of ""                    as default           query for WebSockets,
 //	                                                                                          else header
