@@ -55,6 +55,9 @@ func (t *Transport) payload(r *http.Request, rt *route, presign bool) (payloadPl
 	if unsignedOK || pol.Chunked {
 		r.TransferEncoding = nil // the length is known below, or the request refused
 	}
+	if r.Header.Get(headerContentSHA256) == streamingUnsigned {
+		return payloadPlan{hash: streamingUnsigned}, preEncoded(r, unsignedOK && !presign)
+	}
 	var alg ChecksumAlgorithm
 	if !presign {
 		var err error
@@ -101,6 +104,25 @@ func chunking(r *http.Request, pol Policy, presign bool, alg ChecksumAlgorithm) 
 	}
 	tls := strings.EqualFold(r.URL.Scheme, "https") || strings.EqualFold(r.URL.Scheme, "wss")
 	return &chunkPlan{length: r.ContentLength, checksum: alg, unsigned: !pol.Chunked && tls}
+}
+
+// preEncoded checks a body that comes aws-chunked already, its chunks
+// unsigned and its checksum in the trailer (STREAMING-UNSIGNED-PAYLOAD-TRAILER,
+// as an SDK sends an upload over TLS, to a proxy say): it is signed as it
+// is and sent untouched, the trailer guarding it, so it may go only over
+// TLS, to a service that takes unsigned payloads (S3), with its framing's
+// headers and length.
+func preEncoded(r *http.Request, allowed bool) error {
+	switch {
+	case !allowed:
+		return invalid(ErrInvalidRequest, "X-Amz-Content-Sha256 is %s, which only S3 takes, and never presigned", streamingUnsigned)
+	case !strings.EqualFold(r.URL.Scheme, "https"):
+		return invalid(ErrPlaintext, "an aws-chunked body with unsigned chunks (%s) is guarded by its checksum trailer only: it goes over https alone", streamingUnsigned)
+	case r.ContentLength <= 0 || r.Header.Get(headerDecodedLength) == "" || r.Header.Get(headerTrailer) == "" ||
+		!strings.Contains(strings.ToLower(r.Header.Get("Content-Encoding")), "aws-chunked"):
+		return invalid(ErrInvalidRequest, "an aws-chunked body (%s) needs its encoded length, Content-Encoding: aws-chunked, %s and %s", streamingUnsigned, headerDecodedLength, headerTrailer)
+	}
+	return nil
 }
 
 // checksumSetter computes a flexible checksum of a body and sets it as

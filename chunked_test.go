@@ -162,3 +162,38 @@ func crc32cOf(s string) string {
 	sum := crc32.Checksum([]byte(s), crc32.MakeTable(crc32.Castagnoli))
 	return base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, sum))
 }
+
+// TestS3PreEncodedUpload: a body an SDK encoded already, aws-chunked with
+// unsigned chunks and its checksum in the trailer, is signed as it is and
+// sent untouched (a proxy forwarding an SDK's upload); only over TLS.
+func TestS3PreEncodedUpload(t *testing.T) {
+	var stored []byte
+	r := newRig(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		stored, _ = io.ReadAll(req.Body)
+	}))
+	data := []byte("an object an SDK sent")
+	crc := base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(data)))
+	encoded := fmt.Sprintf("%x\r\n%s\r\n0\r\nx-amz-checksum-crc32:%s\r\n\r\n", len(data), data, crc)
+	send := func(url string) error {
+		req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader(encoded))
+		req.Header.Set("X-Amz-Content-Sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+		req.Header.Set("Content-Encoding", "aws-chunked")
+		req.Header.Set("X-Amz-Decoded-Content-Length", fmt.Sprint(len(data)))
+		req.Header.Set("X-Amz-Trailer", "x-amz-checksum-crc32")
+		tr := r.transport("s3")
+		tr.Base = r.endpoint.RoundTripper()
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	require.NoError(t, send("https://bucket.s3.eu-west-2.amazonaws.com/key"))
+	rec := r.lastRecord(t)
+	require.NoError(t, rec.Err)
+	assert.Equal(t, "STREAMING-UNSIGNED-PAYLOAD-TRAILER", rec.PayloadHash)
+	assert.Equal(t, "CRC32", rec.Checksum)
+	assert.Equal(t, int64(len(encoded)), rec.BodyLen, "sent untouched")
+	assert.Equal(t, data, stored)
+	require.ErrorIs(t, send(r.endpoint.URL+"/bucket/key"), kivuli.ErrPlaintext, "never in clear")
+}

@@ -169,7 +169,7 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 
 	place := s.tokenPlacement()
 	s.placeToken(r, place, true)
-	if !s.presign && (s.policy.Payload != PayloadHash || s.payloadHash == unsignedPayload) {
+	if !s.presign && (s.policy.Payload != PayloadHash || s.payloadHash == unsignedPayload || strings.HasPrefix(s.payloadHash, "STREAMING-")) {
 		r.Header[headerContentSHA256] = s.headerValue(payloadHashValue, s.payloadHash)
 	}
 	if s.presign {
