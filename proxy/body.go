@@ -1,4 +1,4 @@
-package main
+package proxy
 
 import (
 	"bytes"
@@ -11,22 +11,24 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/kivuli-go/kivuli/internal/bytesize"
 )
 
 // How a request body reaches the signer, in bounded memory:
 //
-//   - streamed: to S3 (and with --unsigned-payload), a body of known
+//   - streamed: to S3 (and with UnsignedPayload), a body of known
 //     length over the in-memory threshold is passed through as it arrives
 //     and signed UNSIGNED-PAYLOAD. It can be sent once only: no retry.
-//   - buffered: a body up to --max-buffer is read into memory, to be
+//   - buffered: a body up to MaxBuffer is read into memory, to be
 //     hashed and sent again on a retry.
 //   - spooled: a larger body (or one of unknown length, to learn it) is
-//     written to a temporary file in --spool-dir, which is hashed and sent
+//     written to a temporary file in SpoolDir, which is hashed and sent
 //     from the file, and rewound for a retry. The file is unlinked as soon
 //     as it is created (on Unix), so that nothing is left behind even if
 //     the process dies; its space is freed when the request ends.
 //
-// A body over --max-body is refused with 413, before it is read when its
+// A body over MaxBody is refused with 413, before it is read when its
 // length says so. A chunked body to S3 gets 411: S3 needs the length, and
 // an object could be far too large to spool.
 
@@ -38,22 +40,10 @@ const (
 	bodyStreamed = "streamed"
 )
 
-// httpError is a refusal of the client's request with a status; one
-// made by a limit names it (a metric label), and may say when to try
-// again.
-type httpError struct {
-	status     int
-	msg        string
-	limit      string
-	retryAfter string // seconds
-}
-
-func (e *httpError) Error() string { return e.msg }
-
 // budget is a bound on the bytes all requests' bodies hold together: in
 // memory (a request that would go over it is spooled instead, so that many
 // concurrent clients cannot make the proxy hold many buffers), and on disk
-// (--max-spool).
+// (MaxSpool).
 type budget struct {
 	limit int64
 	inUse atomic.Int64
@@ -125,7 +115,7 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return 
 
 // prepareBody replaces r's body by one the signer can hash or stream, as
 // described above. On error nothing needs releasing.
-func (p *proxy) prepareBody(r *http.Request) (*proxyBody, error) {
+func (p *Proxy) prepareBody(r *http.Request) (*proxyBody, error) {
 	b := &proxyBody{mode: bodyNone, mem: &p.mem, spool: &p.disk}
 	chunked := r.ContentLength < 0 || len(r.TransferEncoding) > 0
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 && !chunked {
@@ -133,10 +123,10 @@ func (p *proxy) prepareBody(r *http.Request) (*proxyBody, error) {
 		return b, nil
 	}
 	if !chunked && r.ContentLength > p.maxBody {
-		return nil, &httpError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("kivuli proxy: the body of %d bytes is over the limit of %s (--max-body)", r.ContentLength, formatSize(p.maxBody))}
+		return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("kivuli proxy: the body of %d bytes is over the limit of %s (Config.MaxBody)", r.ContentLength, bytesize.Format(p.maxBody))}
 	}
 	if chunked && p.s3 {
-		return nil, &httpError{status: http.StatusLengthRequired, msg: "kivuli proxy: S3 needs the length of the body: send it with Content-Length, not chunked (S3 refuses chunked uploads; use a multipart upload for a stream of unknown size)"}
+		return nil, &RequestError{Status: http.StatusLengthRequired, Msg: "kivuli proxy: S3 needs the length of the body: send it with Content-Length, not chunked (S3 refuses chunked uploads; use a multipart upload for a stream of unknown size)"}
 	}
 	r.TransferEncoding, r.Trailer = nil, nil
 	switch {
@@ -157,7 +147,7 @@ func (p *proxy) prepareBody(r *http.Request) (*proxyBody, error) {
 		b.setMemory(r, buf)
 		return b, nil
 	case chunked:
-		// The first --max-buffer bytes in memory; a body that turns out
+		// The first MaxBuffer bytes in memory; a body that turns out
 		// longer is spooled, those bytes first.
 		if !p.mem.take(p.maxBuffer) {
 			return p.spool(r, nil, b)
@@ -199,7 +189,7 @@ func (b *proxyBody) setMemory(r *http.Request, buf []byte) {
 // makes the file r's body, rewindable. b's memory charge is released once
 // head is written. A body of known length is charged to the spool budget
 // before a byte is read; one of unknown length as it arrives.
-func (p *proxy) spool(r *http.Request, head []byte, b *proxyBody) (*proxyBody, error) {
+func (p *Proxy) spool(r *http.Request, head []byte, b *proxyBody) (*proxyBody, error) {
 	fail := func(err error) (*proxyBody, error) {
 		b.release()
 		return nil, err
@@ -236,11 +226,11 @@ func (p *proxy) spool(r *http.Request, head []byte, b *proxyBody) (*proxyBody, e
 	case err != nil:
 		return fail(readError(err))
 	case n > limit:
-		return fail(&httpError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("kivuli proxy: the body is over the limit of %s (--max-body)", formatSize(p.maxBody))})
+		return fail(&RequestError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("kivuli proxy: the body is over the limit of %s (Config.MaxBody)", bytesize.Format(p.maxBody))})
 	}
 	size := int64(len(head)) + n
 	if r.ContentLength > 0 && size != r.ContentLength {
-		return fail(&httpError{status: http.StatusBadRequest, msg: fmt.Sprintf("kivuli proxy: the body has %d bytes, not the %d its Content-Length says", size, r.ContentLength)})
+		return fail(&RequestError{Status: http.StatusBadRequest, Msg: fmt.Sprintf("kivuli proxy: the body has %d bytes, not the %d its Content-Length says", size, r.ContentLength)})
 	}
 	b.mode, b.size = bodySpooled, size
 	r.ContentLength = size
@@ -254,8 +244,8 @@ func (p *proxy) spool(r *http.Request, head []byte, b *proxyBody) (*proxyBody, e
 
 // Errors of the spool budget.
 var (
-	errSpoolFull     = errors.New("the spool is full: other requests' bodies hold --max-spool")
-	errSpoolTooLarge = errors.New("the body is larger than --max-spool")
+	errSpoolFull     = errors.New("the spool is full: other requests' bodies hold Config.MaxSpool")
+	errSpoolTooLarge = errors.New("the body is larger than Config.MaxSpool")
 )
 
 // chargeSpool charges n more bytes to the spool budget.
@@ -295,24 +285,33 @@ func (w *spoolWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// readError is the refusal of a body that failed to arrive: 408 for one
+// that stalled, 400 otherwise.
 func readError(err error) error {
 	if errors.Is(err, errBodyStalled) {
-		return &httpError{status: http.StatusRequestTimeout, msg: "kivuli proxy: reading the request body: " + err.Error() + ": the upload stalled", limit: "body_idle_timeout"}
+		return stalledError(err)
 	}
-	return &httpError{status: http.StatusBadRequest, msg: "kivuli proxy: reading the request body: " + strings.TrimPrefix(err.Error(), "kivuli: ")}
+	return &RequestError{Status: http.StatusBadRequest, Msg: "kivuli proxy: reading the request body: " + strings.TrimPrefix(err.Error(), "kivuli: ")}
+}
+
+// stalledError is the answer to a body that sent nothing for
+// BodyIdleTimeout.
+func stalledError(err error) *RequestError {
+	return &RequestError{Status: http.StatusRequestTimeout, Stage: "limit", Reason: "body_idle_timeout",
+		Msg: "kivuli proxy: reading the request body: " + err.Error() + ": the upload stalled"}
 }
 
 // spoolError is the refusal of a body that cannot be spooled: 413 for one
-// that never fits in --max-spool, 503 for one that would fit but others
+// that never fits in MaxSpool, 503 for one that would fit but others
 // hold the space (to try again), 507 for a spool directory that fails.
 func spoolError(err error) error {
 	switch {
 	case errors.Is(err, errSpoolTooLarge):
-		return &httpError{status: http.StatusRequestEntityTooLarge, msg: "kivuli proxy: " + err.Error() + " (bodies over --max-buffer are spooled to disk, and the spool holds at most --max-spool)", limit: "max_spool"}
+		return &RequestError{Status: http.StatusRequestEntityTooLarge, Stage: "limit", Reason: "max_spool", Msg: "kivuli proxy: " + err.Error() + " (bodies over Config.MaxBuffer are spooled to disk, and the spool holds at most Config.MaxSpool)"}
 	case errors.Is(err, errSpoolFull):
-		return &httpError{status: http.StatusServiceUnavailable, msg: "kivuli proxy: " + err.Error() + ": try again shortly", limit: "max_spool", retryAfter: "5"}
+		return &RequestError{Status: http.StatusServiceUnavailable, Stage: "limit", Reason: "max_spool", retryAfter: "5", Msg: "kivuli proxy: " + err.Error() + ": try again shortly"}
 	}
-	return &httpError{status: http.StatusInsufficientStorage, msg: fmt.Sprintf("kivuli proxy: cannot spool the body (--spool-dir): %v", err)}
+	return &RequestError{Status: http.StatusInsufficientStorage, Msg: fmt.Sprintf("kivuli proxy: cannot spool the body (Config.SpoolDir): %v", err)}
 }
 
 // countingReader counts the bytes read through it.

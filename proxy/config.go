@@ -1,11 +1,19 @@
 package proxy
 
 import (
+	"cmp"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/kivuli-go/kivuli"
+	"github.com/kivuli-go/kivuli/internal/bytesize"
+	"github.com/kivuli-go/kivuli/internal/guard"
 )
 
 // Config is a [Proxy]'s configuration: Upstream and Credentials are
@@ -142,3 +150,105 @@ const (
 	DefaultMaxIdleConns    = 100
 	DefaultIdleConnTimeout = 90 * time.Second
 )
+
+// settings are a Config checked, with its defaults filled in.
+type settings struct {
+	upstream                              *url.URL
+	headers                               *headerRules
+	guard                                 *guard.Guard
+	maxBody, maxBuffer, memory, maxSpool  int64
+	spoolDir                              string
+	maxRequests, maxAttempts, maxIdle     int
+	queueTimeout, bodyIdle, idleConnTimer time.Duration
+}
+
+// Validate checks c as [New] does, but for the credentials, which it
+// neither needs nor uses: a program can check its configuration before it
+// gets them. Its errors are [*kivuli.Error]s of kind
+// [kivuli.ErrInvalidConfig] that name the field.
+func (c Config) Validate() error {
+	_, err := c.settings()
+	return err
+}
+
+// settings checks c and fills in its defaults.
+func (c Config) settings() (*settings, error) {
+	u, err := parseUpstream(c.Upstream)
+	if err != nil {
+		return nil, err
+	}
+	s := &settings{upstream: u,
+		maxBody:       sizeOr(c.MaxBody, DefaultMaxBody),
+		maxBuffer:     sizeOr(c.MaxBuffer, DefaultMaxBuffer),
+		maxSpool:      sizeOr(c.MaxSpool, DefaultMaxSpool),
+		queueTimeout:  cmp.Or(max(c.QueueTimeout, -1), DefaultQueueTimeout),
+		bodyIdle:      cmp.Or(max(c.BodyIdleTimeout, -1), DefaultBodyIdleTimeout),
+		maxRequests:   cmp.Or(c.MaxRequests, DefaultMaxRequests),
+		maxAttempts:   cmp.Or(c.MaxAttempts, DefaultMaxAttempts),
+		maxIdle:       cmp.Or(c.MaxIdleConns, DefaultMaxIdleConns),
+		idleConnTimer: cmp.Or(c.IdleConnTimeout, DefaultIdleConnTimeout),
+	}
+	s.memory = max(cmp.Or(c.MemoryBudget, DefaultMemoryBudget), s.maxBuffer)
+	switch {
+	case s.maxBuffer > s.maxBody:
+		return nil, invalid("Config.MaxBuffer (%s) is over Config.MaxBody (%s)", bytesize.Format(s.maxBuffer), bytesize.Format(s.maxBody))
+	case c.MaxRequests < 0, c.MaxAttempts < 0, c.MaxIdleConns < 0, c.MemoryBudget < 0:
+		return nil, invalid("Config.MaxRequests, Config.MaxAttempts, Config.MaxIdleConns and Config.MemoryBudget must not be negative")
+	}
+	if c.SignHost != "" {
+		if _, err := url.Parse("https://" + c.SignHost + "/"); err != nil || strings.ContainsAny(c.SignHost, "/?#@") {
+			return nil, invalid("Config.SignHost %q: want a host, or host:port", c.SignHost)
+		}
+	}
+	if s.guard, err = guard.New(c.ServeHosts, "Config.ServeHosts", c.AllowOrigins, "Config.AllowOrigins"); err != nil {
+		return nil, err
+	}
+	if s.headers, err = newHeaderRules(c.SignHeaders, c.DropHeaders); err != nil {
+		return nil, err
+	}
+	s.spoolDir = cmp.Or(c.SpoolDir, os.TempDir())
+	if st, err := os.Stat(s.spoolDir); err != nil || !st.IsDir() {
+		return nil, invalid("Config.SpoolDir %s: not a directory", s.spoolDir)
+	}
+	return s, nil
+}
+
+// sizeOr is a size field's value: def for zero, none for negative.
+func sizeOr(n, def int64) int64 {
+	if n < 0 {
+		return 0
+	}
+	return cmp.Or(n, def)
+}
+
+// parseUpstream parses Config.Upstream: http or https, a host, perhaps a
+// base path, nothing else.
+func parseUpstream(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, invalid("Config.Upstream is required: the URL of the AWS endpoint to forward to")
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return nil, invalid("Config.Upstream %q: %v", raw, err)
+	case u.Scheme != "https" && u.Scheme != "http":
+		return nil, invalid("Config.Upstream %q: want https://HOST (or http:// to loopback or a host of Config.AllowedHosts)", raw)
+	case u.Host == "" || u.Opaque != "":
+		return nil, invalid("Config.Upstream %q: no host", raw)
+	case u.User != nil:
+		return nil, invalid("Config.Upstream %q: no user information, please: the proxy signs", raw)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return nil, invalid("Config.Upstream %q: no query or fragment: each request brings its own", raw)
+	case dotSegments(u.EscapedPath()):
+		return nil, invalid("Config.Upstream %q: the path has a '.' or '..' segment (or one encoded): write the path it stands for, which clients are held under", raw)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = strings.TrimSuffix(u.RawPath, "/")
+	return u, nil
+}
+
+// invalid is an ErrInvalidConfig saying what fmt.Sprintf(format, args...)
+// says.
+func invalid(format string, args ...any) error {
+	return &kivuli.Error{Kind: kivuli.ErrInvalidConfig, Reason: fmt.Sprintf(format, args...)}
+}

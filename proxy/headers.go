@@ -1,4 +1,4 @@
-package main
+package proxy
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 // A signature covers the headers it lists; any of them changed on the way
 // breaks it. So the proxy signs only headers that nobody between it and
 // AWS has a reason to touch (Host, x-amz-*, Content-MD5, Content-Type, and
-// those named with --header-allow), and never the ones that proxies and
+// those named in SignHeaders), and never the ones that proxies and
 // load balancers rewrite or remove: hop-by-hop headers, forwarding
 // headers, Accept-Encoding, tracing headers (toolhive#5835,
 // grafana-aws-sdk#48). Those go unsigned, added after signing. S3 refuses
@@ -84,24 +84,24 @@ func (p headerPattern) match(k string) bool {
 	return k == p.name
 }
 
-// headerRules is what --header-allow and --header-deny make of the split.
+// headerRules is what SignHeaders and DropHeaders make of the split.
 type headerRules struct {
 	allow, deny []headerPattern
 }
 
-// newHeaderRules checks the patterns of --header-allow and --header-deny.
+// newHeaderRules checks the patterns of SignHeaders and DropHeaders.
 // A header that is never signed cannot be allowed: signing it would break
 // the signature the first time a proxy on the way touches it.
 func newHeaderRules(allow, deny []string) (*headerRules, error) {
 	r := &headerRules{}
-	parse := func(flag string, specs []string) ([]headerPattern, error) {
+	parse := func(field string, specs []string) ([]headerPattern, error) {
 		var out []headerPattern
 		for _, spec := range specs {
 			for s := range strings.SplitSeq(spec, ",") {
 				s = strings.TrimSpace(s)
 				name, prefix := strings.CutSuffix(s, "*")
 				if name == "" || !isHeaderToken(name) {
-					return nil, usageErrorf("--%s %q: want a header name, or a prefix ending in '*' (X-Opensearch-*)", flag, s)
+					return nil, invalid("%s %q: want a header name, or a prefix ending in '*' (X-Opensearch-*)", field, s)
 				}
 				out = append(out, headerPattern{name: canonicalPrefix(name), prefix: prefix})
 			}
@@ -109,18 +109,18 @@ func newHeaderRules(allow, deny []string) (*headerRules, error) {
 		return out, nil
 	}
 	var err error
-	if r.allow, err = parse("header-allow", allow); err != nil {
+	if r.allow, err = parse("Config.SignHeaders", allow); err != nil {
 		return nil, err
 	}
-	if r.deny, err = parse("header-deny", deny); err != nil {
+	if r.deny, err = parse("Config.DropHeaders", deny); err != nil {
 		return nil, err
 	}
 	for _, p := range r.allow {
 		switch {
 		case !p.prefix && neverSigned(p.name):
-			return nil, usageErrorf("--header-allow %s: %s is never signed: proxies on the way remove or rewrite it, which would break the signature", p.name, p.name)
+			return nil, invalid("Config.SignHeaders %s: %s is never signed: proxies on the way remove or rewrite it, which would break the signature", p.name, p.name)
 		case !p.prefix && strippedHeaders[p.name]:
-			return nil, usageErrorf("--header-allow %s: the proxy sets %s itself", p.name, p.name)
+			return nil, invalid("Config.SignHeaders %s: the proxy sets %s itself", p.name, p.name)
 		}
 	}
 	return r, nil

@@ -1,119 +1,20 @@
-package main
+package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// The proxy's memory and disk are bounded whatever its clients do:
-//
-//   - connections: at most --max-conns open; past it, new ones wait in
-//     the kernel's accept queue (which costs this process nothing), and a
-//     connection idle between requests is closed to make room, as nginx
-//     does when it runs short;
-//   - headers: at most --max-headers per request (431 past it), read
-//     within 10 s;
-//   - requests: at most --max-requests served at once; past it a request
-//     waits up to --queue-timeout for its turn (a burst is absorbed, and
-//     waiting costs no more than the connection already holds), then gets
-//     503 with Retry-After;
-//   - bodies: in memory up to --max-buffer each and the body memory
-//     budget together; on disk up to --max-spool together (503 with
-//     Retry-After for a body that would go over it, 413 for one that
-//     never fits); a body that sends nothing for --body-idle-timeout is
-//     dropped with 408, its spool file closed, and the space freed.
-
-// What clients can make the proxy hold, by what the flags bound: the
-// figures are generous measures of what net/http and the proxy allocate
-// (kivuli_process_resident_memory_peak_bytes shows the truth).
-const (
-	baseMemory = 24 << 20 // the program, its runtime and its pools at rest, and nonGoMemory
-	// connMemory is a connection's buffers and goroutine, beside its
-	// request's headers (read once, kept once as strings).
-	connMemory = 24 << 10
-	// tlsConnMemory is what TLS adds to a connection (crypto/tls's record
-	// buffers).
-	tlsConnMemory = 72 << 10
-	// requestMemory is a request's share of the upstream's connection
-	// (64 KiB read and write buffers, TLS), its answer's copy buffer and
-	// its goroutines.
-	requestMemory = 256 << 10
-)
-
-// nonGoMemory is the part of baseMemory outside the Go runtime's: the
-// program's code and data, resident (about 6 MiB), and a margin for the
-// garbage collector, which may overshoot its soft limit a little.
-const nonGoMemory = 16 << 20
-
-// memoryBound is the most resident memory the proxy holds at once with
-// cfg's limits, whatever its clients do: the bound the manual states.
-// Less nonGoMemory, it is the Go runtime's soft limit, so that the garbage
-// collector keeps the heap under it rather than at twice what is live.
-func (cfg proxyConfig) memoryBound() int64 {
-	conn := 2*(cfg.maxHeaders+4096) + connMemory // 4 KiB: net/http's slack
-	if cfg.tls {
-		conn += tlsConnMemory
-	}
-	return baseMemory + cfg.memoryBudget + int64(cfg.maxConns)*conn + int64(cfg.maxRequests)*requestMemory
-}
-
-// server is the proxy's HTTP server. It sets no ReadTimeout nor
-// WriteTimeout: they bound a whole request or answer, and an upload or a
-// download of gigabytes, or an event stream, lasts long; a body that
-// stalls is bounded by --body-idle-timeout instead.
-//
-// It speaks HTTP/1.1 only, with TLS too: an HTTP/2 connection carries up
-// to 250 requests at once and 1 MiB of body nobody has read yet, and HPACK
-// lets a few bytes on the wire stand for --max-headers of headers, which
-// no bound per connection covers; to a sidecar, a connection per request
-// in flight costs little.
-func (p *proxy) server(cfg proxyConfig, tlsConfig *tls.Config, log *slog.Logger) *http.Server {
-	var http1 http.Protocols
-	http1.SetHTTP1(true)
-	return &http.Server{
-		Protocols:         &http1,
-		Handler:           p,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		// net/http reads up to 4 KiB more before it answers 431.
-		MaxHeaderBytes: int(cfg.maxHeaders),
-		TLSConfig:      tlsConfig,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-}
-
-// adminServer is the admin listener's server: a few small requests from
-// probes and scrapers, answered at once.
-func (p *proxy) adminServer() *http.Server {
-	return &http.Server{
-		Handler:           p.guard.wrap(p.adminHandler()),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    8 << 10,
-		ErrorLog:          discardLog(),
-	}
-}
-
-// adminConns is the most connections the admin listener keeps open.
-const adminConns = 32
-
-// limitConns makes srv serve at most max connections from ln at once, and
-// returns the listener to serve.
-func limitConns(srv *http.Server, ln net.Listener, max int) *connLimit {
-	l := newConnLimit(ln, max)
-	srv.ConnState = l.connState
-	return l
-}
+// What the handler bounds of each request: its turn (MaxRequests, with a
+// queue of QueueTimeout: a burst is absorbed, and waiting costs no more
+// than the connection already holds, then 503 with Retry-After), and the
+// pace of its body (BodyIdleTimeout: a body that sends nothing for it is
+// dropped with 408, its spool file closed and the space freed). Its body's
+// bytes are body.go's budgets.
 
 // admission bounds the requests served at once.
 type admission struct {
@@ -153,109 +54,6 @@ func (a *admission) enter(ctx context.Context) bool {
 
 func (a *admission) leave() { <-a.slots }
 
-// connLimit is a listener that keeps at most cap(slots) connections open.
-type connLimit struct {
-	net.Listener
-	slots   chan struct{}
-	closed  chan struct{}
-	once    sync.Once
-	waiting atomic.Bool // Accept waits for a slot: idle connections are closed
-	mu      sync.Mutex
-	idle    map[*limitedConn]struct{}
-}
-
-func newConnLimit(ln net.Listener, max int) *connLimit {
-	return &connLimit{Listener: ln, slots: make(chan struct{}, max), closed: make(chan struct{}), idle: map[*limitedConn]struct{}{}}
-}
-
-// Accept waits for a free slot, closing an idle connection to make one,
-// then accepts.
-func (l *connLimit) Accept() (net.Conn, error) {
-	select {
-	case l.slots <- struct{}{}:
-	default:
-		l.waiting.Store(true)
-		l.closeIdle()
-		select {
-		case l.slots <- struct{}{}:
-			l.waiting.Store(false)
-		case <-l.closed:
-			l.waiting.Store(false)
-			return nil, net.ErrClosed
-		}
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.slots
-		return nil, err
-	}
-	return &limitedConn{Conn: c, l: l}, nil
-}
-
-func (l *connLimit) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return l.Listener.Close()
-}
-
-// open is the number of connections open.
-func (l *connLimit) open() int { return len(l.slots) }
-
-// closeIdle closes one connection idle between requests, if there is one.
-func (l *connLimit) closeIdle() {
-	l.mu.Lock()
-	var victim *limitedConn
-	for c := range l.idle {
-		victim = c
-		break
-	}
-	delete(l.idle, victim)
-	l.mu.Unlock()
-	if victim != nil {
-		victim.Close()
-	}
-}
-
-// connState is the server's ConnState hook: it knows the idle
-// connections, and closes one that becomes idle while Accept waits.
-func (l *connLimit) connState(c net.Conn, s http.ConnState) {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
-	}
-	lc, ok := c.(*limitedConn)
-	if !ok {
-		return
-	}
-	if s == http.StateIdle && l.waiting.Load() {
-		lc.Close()
-		return
-	}
-	l.mu.Lock()
-	if s == http.StateIdle {
-		l.idle[lc] = struct{}{}
-	} else {
-		delete(l.idle, lc)
-	}
-	l.mu.Unlock()
-}
-
-// limitedConn gives its slot back when closed.
-type limitedConn struct {
-	net.Conn
-	l    *connLimit
-	once sync.Once
-}
-
-func (c *limitedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() {
-		c.l.mu.Lock()
-		delete(c.l.idle, c)
-		c.l.mu.Unlock()
-		<-c.l.slots
-	})
-	return err
-}
-
 // idleBody is a request body that must deliver bytes at least every idle:
 // each read sets the connection's read deadline anew, so a slow upload
 // that keeps moving goes on, and one that stalls fails with a timeout.
@@ -271,7 +69,7 @@ type idleBody struct {
 }
 
 // errBodyStalled is the error of a read that timed out.
-var errBodyStalled = errors.New("the client sent no body bytes within --body-idle-timeout")
+var errBodyStalled = errors.New("the client sent no body bytes within Config.BodyIdleTimeout")
 
 func (b *idleBody) Read(p []byte) (int, error) {
 	b.rc.SetReadDeadline(time.Now().Add(b.idle))

@@ -1,4 +1,4 @@
-package main
+package proxy
 
 import (
 	"iter"
@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// An --upstream with a path (https://aps-workspaces.../workspaces/ws-1)
+// An Upstream with a path (https://aps-workspaces.../workspaces/ws-1)
 // confines the client to that prefix: ReverseProxy joins the client's path
 // to it, and a reader that removes dot segments (the signer for every
 // service but S3, the service itself, any proxy or tunnel on the way)
@@ -121,7 +121,7 @@ func hasPrefix(upstream *url.URL) bool {
 }
 
 // dotSegments reports whether the escaped path p has a segment that is,
-// or decodes to, "." or ".." in some reading: an --upstream's path must
+// or decodes to, "." or ".." in some reading: an Upstream's path must
 // not, so that the prefix a client is held under is the one written.
 func dotSegments(p string) bool {
 	for seg := range strings.SplitSeq(p, "/") {

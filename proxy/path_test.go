@@ -1,4 +1,4 @@
-package main
+package proxy
 
 import (
 	"math/rand/v2"

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/kivuli-go/kivuli/internal/guard"
 )
 
 // errNoExecve says that the system cannot replace the process.
@@ -51,11 +52,11 @@ func randomToken() (string, error) {
 type credentialsHandler struct {
 	creds aws.CredentialsProvider
 	token []byte
-	guard *guard
+	guard *guard.Guard
 }
 
 func newCredentialsHandler(creds aws.CredentialsProvider, token string) http.Handler {
-	g, _ := newGuard(nil, "", nil, "") // IP literals and localhost: the endpoint is http://127.0.0.1
+	g, _ := guard.New(nil, "", nil, "") // IP literals and localhost: the endpoint is http://127.0.0.1
 	return &credentialsHandler{creds: creds, token: []byte(token), guard: g}
 }
 
@@ -73,8 +74,8 @@ func (h *credentialsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeEndpointError(w, http.StatusForbidden, "AccessDenied", "kivuli: the credentials endpoint answers loopback clients only")
 		return
 	}
-	if rf := h.guard.check(r); rf != nil {
-		writeEndpointError(w, rf.status, "AccessDenied", rf.msg)
+	if rf := h.guard.Check(r); rf != nil {
+		writeEndpointError(w, rf.Status, "AccessDenied", rf.Msg)
 		return
 	}
 	if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), h.token) != 1 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/internal/guard"
 	"github.com/spf13/cobra"
 )
 
@@ -181,11 +182,11 @@ func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
 	if err := checkListen("--listen", f.listen, f.allowRemote || !real, imdsRisk); err != nil {
 		return err
 	}
-	g, err := newGuard(f.serveHosts, "--serve-host", nil, "")
+	g, err := guard.New(f.serveHosts, "--serve-host", nil, "")
 	if err != nil {
-		return err
+		return configError(err)
 	}
-	g.serveListen(f.listen)
+	g.ServeListen(f.listen)
 
 	var creds aws.CredentialsProvider // nil: the emulator's fake credentials
 	what := "fake credentials"

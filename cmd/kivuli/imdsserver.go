@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/internal/guard"
 )
 
 const (
@@ -22,8 +23,8 @@ const (
 // control endpoint under /kivuli/.
 type imdsServer struct {
 	emu   *imdstest.Server
-	real  bool   // the emulator serves real credentials (--from)
-	guard *guard // the Host and browser checks, of the control endpoint, and of every path with real credentials
+	real  bool         // the emulator serves real credentials (--from)
+	guard *guard.Guard // the Host and browser checks, of the control endpoint, and of every path with real credentials
 }
 
 func (s *imdsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -32,8 +33,8 @@ func (s *imdsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.real {
-		if rf := s.guard.check(r); rf != nil {
-			http.Error(w, rf.msg, rf.status)
+		if rf := s.guard.Check(r); rf != nil {
+			http.Error(w, rf.Msg, rf.Status)
 			return
 		}
 		if len(r.Header.Values("X-Forwarded-For")) > 0 {
@@ -63,8 +64,8 @@ func (s *imdsServer) control(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "kivuli: the control endpoint answers loopback clients only", http.StatusForbidden)
 		return
 	}
-	if rf := s.guard.check(r); rf != nil {
-		http.Error(w, rf.msg, rf.status)
+	if rf := s.guard.Check(r); rf != nil {
+		http.Error(w, rf.Msg, rf.Status)
 		return
 	}
 	if r.Header.Get(controlHeader) == "" {

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/proxy"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
 
@@ -30,14 +30,10 @@ func verifyingUpstream(v *sigv4test.Verifier) http.RoundTripper {
 	})}
 }
 
-// testProxyConfig is a proxy configuration as the flags' defaults make it.
-func testProxyConfig(t *testing.T, upstream string) proxyConfig {
-	u, err := url.Parse(upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return proxyConfig{upstream: u, maxBody: defaultMaxBody, maxBuffer: defaultMaxBuffer, memoryBudget: memoryBudget,
-		spoolDir: t.TempDir(), headers: &headerRules{}, maxAttempts: 3, maxIdleConns: 4, idleConnTimeout: time.Minute}
+// testProxyConfig is a proxy configuration as the flags' defaults make
+// it, sending the signed requests with upstream.
+func testProxyConfig(t *testing.T, url string, upstream http.RoundTripper) proxy.Config {
+	return proxy.Config{Upstream: url, SpoolDir: t.TempDir(), Transport: upstream}
 }
 
 // /readyz is 200 while the credentials are valid, also while IMDS fails
@@ -48,13 +44,13 @@ func TestProxyReadyz(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		imds, creds := inMemoryCredentials(t)
 		v := &sigv4test.Verifier{Secrets: sigv4test.Lookup(imds.Lookup)}
-		p, err := newProxy(t.Context(), testProxyConfig(t, "https://sts.eu-west-2.amazonaws.com"), creds,
-			verifyingUpstream(v), slog.New(slog.DiscardHandler))
+		s, err := newProxyServer(t.Context(), testProxyConfig(t, "https://sts.eu-west-2.amazonaws.com", verifyingUpstream(v)), creds,
+			slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer p.close()
-		admin := p.adminHandler()
+		defer s.close()
+		admin, p := s.adminHandler(), s.p
 		get := func(h http.Handler, path string) (int, string) {
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://127.0.0.1"+path, nil))
@@ -97,7 +93,7 @@ func TestProxyReadyz(t *testing.T) {
 		if m := scrape(t, admin); m[`kivuli_credentials_expiry_timestamp_seconds`] <= float64(time.Now().Unix()) {
 			t.Errorf("expiry %v, now %v", m[`kivuli_credentials_expiry_timestamp_seconds`], time.Now().Unix())
 		}
-		p.draining.Store(true)
+		s.draining.Store(true)
 		if code, body := get(admin, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "draining") {
 			t.Errorf("draining: /readyz %d %q", code, body)
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -520,4 +521,10 @@ func TestProxyMaxConns(t *testing.T) {
 	answered(a)
 	answered(c)
 	answered(d)
+}
+
+// isTimeout reports a read that timed out.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

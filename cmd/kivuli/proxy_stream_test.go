@@ -105,7 +105,7 @@ func TestProxyStreamsAnswers(t *testing.T) {
 // arrives: enough to see the tunnel carry bytes both ways.
 func websocketUpgrade(t *testing.T) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || upgradeType(r.Header) == "" {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || !strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") {
 			http.Error(w, "want a WebSocket handshake", http.StatusBadRequest)
 			return
 		}

@@ -2,14 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"runtime"
 	"runtime/metrics"
 	"strconv"
+	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/kivuli-go/kivuli"
+	"github.com/kivuli-go/kivuli/internal/guard"
 )
 
 // The admin listener: /healthz (the process is alive), /readyz (it can
@@ -29,13 +35,12 @@ type proxyMetrics struct {
 	bodies           *counterVec // by mode
 	bodyBytes        *counterVec // by mode
 	responseBytes    atomic.Uint64
-	inFlight         atomic.Int64
 	limited          *counterVec // by limit
 	refreshes        *counterVec // by result
 	refused          *counterVec // by the guard, by reason
 }
 
-func newProxyMetrics(p *proxy) *proxyMetrics {
+func newProxyMetrics(s *proxyServer) *proxyMetrics {
 	m := &proxyMetrics{
 		requests: newCounterVec("kivuli_proxy_requests_total",
 			"Requests answered, by status code (499: the client went away) and method.", "code", "method"),
@@ -62,13 +67,15 @@ func newProxyMetrics(p *proxy) *proxyMetrics {
 	// defined before the first event.
 	m.refreshes.add(0, "success")
 	m.refreshes.add(0, "failure")
+	m.refused.add(0, "host")
+	m.refused.add(0, "origin")
 	for _, l := range []string{"max_requests", "max_spool", "body_idle_timeout"} {
 		m.limited.add(0, l)
 	}
 	r := &m.reg
 	r.add(m.requests)
 	r.add(m.duration)
-	r.add(gaugeFunc("kivuli_proxy_in_flight_requests", "Requests being served, or waiting for their turn (kivuli_proxy_queued_requests).", func() float64 { return float64(m.inFlight.Load()) }))
+	r.add(gaugeFunc("kivuli_proxy_in_flight_requests", "Requests being served, or waiting for their turn (kivuli_proxy_queued_requests).", func() float64 { return float64(s.p.Stats().InFlight) }))
 	r.add(m.upstreamRequests)
 	r.add(m.upstreamSeconds)
 	r.add(m.signingErrors)
@@ -76,27 +83,27 @@ func newProxyMetrics(p *proxy) *proxyMetrics {
 	r.add(m.bodies)
 	r.add(m.bodyBytes)
 	r.add(counterFunc("kivuli_proxy_response_body_bytes_total", "Bytes of answers written to clients.", func() float64 { return float64(m.responseBytes.Load()) }))
-	r.add(gaugeFunc("kivuli_proxy_body_memory_bytes", "Bytes of request bodies held in memory now.", func() float64 { return float64(p.mem.inUse.Load()) }))
-	r.add(gaugeFunc("kivuli_proxy_body_memory_peak_bytes", "The most bytes of request bodies held in memory at once.", func() float64 { return float64(p.mem.peak.Load()) }))
+	r.add(gaugeFunc("kivuli_proxy_body_memory_bytes", "Bytes of request bodies held in memory now.", func() float64 { return float64(s.p.Stats().BodyMemory) }))
+	r.add(gaugeFunc("kivuli_proxy_body_memory_peak_bytes", "The most bytes of request bodies held in memory at once.", func() float64 { return float64(s.p.Stats().BodyMemoryPeak) }))
 	r.add(m.limited)
-	r.add(gaugeFunc("kivuli_proxy_queued_requests", "Requests waiting for their turn (--max-requests).", func() float64 { return float64(p.admit.queued.Load()) }))
+	r.add(gaugeFunc("kivuli_proxy_queued_requests", "Requests waiting for their turn (--max-requests).", func() float64 { return float64(s.p.Stats().Queued) }))
 	r.add(gaugeFunc("kivuli_proxy_open_connections", "Client connections open (--max-conns).", func() float64 {
-		if l := p.conns.Load(); l != nil {
+		if l := s.conns.Load(); l != nil {
 			return float64(l.open())
 		}
 		return 0
 	}))
-	r.add(gaugeFunc("kivuli_proxy_spool_bytes", "Bytes of request bodies spooled to disk now (--max-spool).", func() float64 { return float64(p.disk.inUse.Load()) }))
-	r.add(gaugeFunc("kivuli_proxy_spool_peak_bytes", "The most bytes of request bodies spooled at once.", func() float64 { return float64(p.disk.peak.Load()) }))
+	r.add(gaugeFunc("kivuli_proxy_spool_bytes", "Bytes of request bodies spooled to disk now (--max-spool).", func() float64 { return float64(s.p.Stats().Spool) }))
+	r.add(gaugeFunc("kivuli_proxy_spool_peak_bytes", "The most bytes of request bodies spooled at once.", func() float64 { return float64(s.p.Stats().SpoolPeak) }))
 	r.add(m.refreshes)
 	r.add(gaugeFunc("kivuli_credentials_expiry_timestamp_seconds", "When the credentials in hand expire, in Unix seconds (0: they never do).", func() float64 {
-		if t := p.creds.Expires(); !t.IsZero() {
+		if t := s.creds.Expires(); !t.IsZero() {
 			return float64(t.UnixMilli()) / 1e3
 		}
 		return 0
 	}))
 	r.add(gaugeFunc("kivuli_proxy_ready", "1 when /readyz answers 200.", func() float64 {
-		if p.ready(p.hardStop) == nil {
+		if s.ready(context.Background()) == nil {
 			return 1
 		}
 		return 0
@@ -157,8 +164,11 @@ func procStatus(field string) (float64, bool) {
 	return 0, false
 }
 
+// refusedBy counts a refusal of the admin listener's guard.
+func (m *proxyMetrics) refusedBy(rf *guard.Refusal) { m.refused.inc(rf.Reason) }
+
 // adminHandler serves /healthz, /readyz and /metrics.
-func (p *proxy) adminHandler() http.Handler {
+func (s *proxyServer) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -167,7 +177,7 @@ func (p *proxy) adminHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		if err := p.ready(r.Context()); err != nil {
+		if err := s.ready(r.Context()); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			w.Write([]byte("not ready: " + err.Error() + "\n"))
 			return
@@ -177,8 +187,26 @@ func (p *proxy) adminHandler() http.Handler {
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", metricsContentType)
 		var b bytes.Buffer
-		p.m.reg.writeTo(&b)
+		s.m.reg.writeTo(&b)
 		w.Write(b.Bytes())
 	})
 	return mux
+}
+
+// ready reports why the proxy cannot sign requests now, or nil: it is
+// draining, or the credentials cannot be had or have expired.
+func (s *proxyServer) ready(ctx context.Context) error {
+	if s.draining.Load() {
+		return errors.New("draining: shutting down")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	v, err := s.creds.Retrieve(ctx)
+	if err != nil {
+		return fmt.Errorf("no credentials: %s", strings.TrimPrefix(err.Error(), "kivuli: "))
+	}
+	if v.CanExpire && !time.Now().Before(v.Expires) {
+		return fmt.Errorf("the credentials expired at %s", v.Expires.UTC().Format(time.RFC3339))
+	}
+	return nil
 }

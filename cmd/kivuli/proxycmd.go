@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/url"
-	"os"
+	"net/netip"
 	"runtime/debug"
-	"strings"
+	"slices"
 	"time"
 
+	"github.com/kivuli-go/kivuli/proxy"
 	"github.com/spf13/cobra"
 )
 
@@ -53,28 +54,18 @@ type proxyFlags struct {
 	sf                    sourceFlags
 }
 
-// Defaults of the body limits.
+// Defaults of the limits on connections (see proxylimits.go); those of
+// requests are the library's (proxy.Default*).
 const (
-	defaultMaxBody   = 5 << 30 // S3's largest single PUT
-	defaultMaxBuffer = 1 << 20
-	// memoryBudget bounds the bytes all buffered bodies hold together; past
-	// it, small bodies are spooled too.
-	memoryBudget = 32 << 20
-)
-
-// Defaults of the limits on clients (see proxylimits.go).
-const (
-	defaultMaxSpool    = 1 << 30
-	defaultMaxHeaders  = 32 << 10
-	defaultMaxConns    = 256
-	defaultMaxRequests = 64
+	defaultMaxHeaders = 32 << 10
+	defaultMaxConns   = 256
 )
 
 func (a *app) proxyCommand() *cobra.Command {
 	f := &proxyFlags{
-		maxBody:    sizeFlag{n: defaultMaxBody, raw: formatSize(defaultMaxBody)},
-		maxBuffer:  sizeFlag{n: defaultMaxBuffer, raw: formatSize(defaultMaxBuffer)},
-		maxSpool:   sizeFlag{n: defaultMaxSpool, raw: formatSize(defaultMaxSpool)},
+		maxBody:    sizeFlag{n: proxy.DefaultMaxBody, raw: formatSize(proxy.DefaultMaxBody)},
+		maxBuffer:  sizeFlag{n: proxy.DefaultMaxBuffer, raw: formatSize(proxy.DefaultMaxBuffer)},
+		maxSpool:   sizeFlag{n: proxy.DefaultMaxSpool, raw: formatSize(proxy.DefaultMaxSpool)},
 		maxHeaders: sizeFlag{n: defaultMaxHeaders, raw: formatSize(defaultMaxHeaders)},
 	}
 	cmd := &cobra.Command{
@@ -249,102 +240,102 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.Var(&f.maxBuffer, "max-buffer", "hold request bodies up to `SIZE` in memory; spool or stream larger ones")
 	fl.StringVar(&f.spoolDir, "spool-dir", "", "spool large request bodies to temporary files in `DIR` (default: the system's temporary directory)")
 	fl.Var(&f.maxSpool, "max-spool", "hold at most `SIZE` of spooled bodies on disk together (503 past it; 413 for a body larger)")
-	fl.DurationVar(&f.bodyIdleTimeout, "body-idle-timeout", 30*time.Second, "drop a request whose body sends nothing for `DUR` (408; 0: never)")
+	fl.DurationVar(&f.bodyIdleTimeout, "body-idle-timeout", proxy.DefaultBodyIdleTimeout, "drop a request whose body sends nothing for `DUR` (408; 0: never)")
 	fl.Var(&f.maxHeaders, "max-headers", "refuse a request line and headers over `SIZE` with 431")
 	fl.IntVar(&f.maxConns, "max-conns", defaultMaxConns, "keep at most `N` client connections open; more wait to be accepted")
-	fl.IntVar(&f.maxRequests, "max-requests", defaultMaxRequests, "serve at most `N` requests at once; more wait --queue-timeout, then get 503")
-	fl.DurationVar(&f.queueTimeout, "queue-timeout", 10*time.Second, "let a request over --max-requests wait up to `DUR` for its turn (0: 503 at once)")
+	fl.IntVar(&f.maxRequests, "max-requests", proxy.DefaultMaxRequests, "serve at most `N` requests at once; more wait --queue-timeout, then get 503")
+	fl.DurationVar(&f.queueTimeout, "queue-timeout", proxy.DefaultQueueTimeout, "let a request over --max-requests wait up to `DUR` for its turn (0: 503 at once)")
 	fl.BoolVar(&f.unsignedPayload, "unsigned-payload", false, "sign every body as UNSIGNED-PAYLOAD, streaming large ones (only for services that accept it)")
 	fl.StringArrayVar(&f.headerAllow, "header-allow", nil, "also sign the header `NAME` (a prefix with a trailing *; comma lists; repeatable)")
 	fl.StringArrayVar(&f.headerDeny, "header-deny", nil, "drop the header `NAME` from requests (a prefix with a trailing *; comma lists; repeatable)")
-	fl.IntVar(&f.maxIdleConns, "max-idle-conns", 100, "keep up to `N` idle connections to the upstream")
-	fl.DurationVar(&f.idleConnTimeout, "idle-conn-timeout", 90*time.Second, "close idle upstream connections after `DUR`")
+	fl.IntVar(&f.maxIdleConns, "max-idle-conns", proxy.DefaultMaxIdleConns, "keep up to `N` idle connections to the upstream")
+	fl.DurationVar(&f.idleConnTimeout, "idle-conn-timeout", proxy.DefaultIdleConnTimeout, "close idle upstream connections after `DUR`")
 	fl.DurationVar(&f.responseHeaderTimeout, "response-header-timeout", 0, "give up on an upstream that sends no answer headers within `DUR` (default: no limit)")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait up to `DUR` for the requests in flight")
-	fl.IntVar(&f.maxAttempts, "max-attempts", 3, "send a request that can be sent again up to `N` times (1: never retry)")
+	fl.IntVar(&f.maxAttempts, "max-attempts", proxy.DefaultMaxAttempts, "send a request that can be sent again up to `N` times (1: never retry)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "write logs to standard error as `FORMAT`: text or json")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also log each canonical request and string to sign (token redacted)")
 	addSourceFlags(cmd, &f.sf, true)
 	return cmd
 }
 
-// config checks the flags and makes the proxy's configuration.
-func (f *proxyFlags) config() (proxyConfig, error) {
-	var cfg proxyConfig
-	if f.upstream == "" {
-		return cfg, usageErrorf("--upstream is required: the URL of the AWS endpoint to forward to")
+// config checks the flags and makes the proxy's configuration, all but
+// its credentials, so that a wrong flag is refused before the credential
+// source is opened.
+func (f *proxyFlags) config() (proxy.Config, error) {
+	if err := f.checkLimits(); err != nil {
+		return proxy.Config{}, err
 	}
-	u, err := parseUpstream(f.upstream)
-	if err != nil {
-		return cfg, err
+	if err := checkListen("--listen", f.listen, f.allowRemote, listenRisk); err != nil {
+		return proxy.Config{}, err
 	}
-	switch {
-	case (f.tlsCert == "") != (f.tlsKey == ""):
-		return cfg, usageErrorf("--tls-cert and --tls-key go together")
-	case f.maxBuffer.n > f.maxBody.n:
-		return cfg, usageErrorf("--max-buffer (%s) is over --max-body (%s)", f.maxBuffer.raw, f.maxBody.raw)
-	case f.maxIdleConns < 1:
-		return cfg, usageErrorf("--max-idle-conns must be at least 1")
-	case f.maxAttempts < 1:
-		return cfg, usageErrorf("--max-attempts must be at least 1")
-	case f.maxConns < 1 || f.maxRequests < 1:
-		return cfg, usageErrorf("--max-conns and --max-requests must be at least 1")
-	case f.maxHeaders.n < 1<<10:
-		return cfg, usageErrorf("--max-headers %s is under 1KiB: no client's request would fit", f.maxHeaders.raw)
-	case f.maxHeaders.n > 1<<30:
-		return cfg, usageErrorf("--max-headers %s is over 1GiB", f.maxHeaders.raw)
-	case f.queueTimeout < 0 || f.bodyIdleTimeout < 0:
-		return cfg, usageErrorf("--queue-timeout and --body-idle-timeout must not be negative")
-	case f.logFormat != "text" && f.logFormat != "json":
-		return cfg, usageErrorf("--log-format %q: want text or json", f.logFormat)
-	}
-	g, err := f.guard()
-	if err != nil {
-		return cfg, err
-	}
-	if f.signHost != "" {
-		if _, err := url.Parse("https://" + f.signHost + "/"); err != nil || strings.ContainsAny(f.signHost, "/?#@") {
-			return cfg, usageErrorf("--sign-host %q: want a host, or host:port", f.signHost)
+	if f.admin != "" {
+		if err := checkListen("--admin", f.admin, f.allowRemote, adminRisk); err != nil {
+			return proxy.Config{}, err
 		}
 	}
-	headers, err := newHeaderRules(f.headerAllow, f.headerDeny)
-	if err != nil {
-		return cfg, err
+	cfg := proxy.Config{
+		Upstream: f.upstream, SignHost: f.signHost, Service: f.service, Region: f.region,
+		AllowedHosts: f.allowHosts, UpstreamServerName: f.serverName,
+		ServeHosts:   append(slices.Clip(f.serveHosts), listenNames(f.listen, f.admin)...),
+		AllowOrigins: f.allowOrigins,
+		SignHeaders:  f.headerAllow, DropHeaders: f.headerDeny, UnsignedPayload: f.unsignedPayload,
+		MaxBody: noneIfZero(f.maxBody.n), MaxBuffer: noneIfZero(f.maxBuffer.n), MaxSpool: noneIfZero(f.maxSpool.n),
+		SpoolDir:    f.spoolDir,
+		MaxRequests: f.maxRequests, QueueTimeout: noneIfZero(f.queueTimeout), BodyIdleTimeout: noneIfZero(f.bodyIdleTimeout),
+		MaxAttempts:  f.maxAttempts,
+		MaxIdleConns: f.maxIdleConns, IdleConnTimeout: noneIfZero(f.idleConnTimeout), ResponseHeaderTimeout: f.responseHeaderTimeout,
 	}
-	dir := f.spoolDir
-	if dir == "" {
-		dir = os.TempDir()
+	if err := cfg.Validate(); err != nil {
+		return cfg, configError(err)
 	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return cfg, usageErrorf("--spool-dir %s: not a directory", dir)
+	return cfg, nil
+}
+
+// checkLimits checks the flags that the library's Config does not hold,
+// or holds with other zeros.
+func (f *proxyFlags) checkLimits() error {
+	switch {
+	case (f.tlsCert == "") != (f.tlsKey == ""):
+		return usageErrorf("--tls-cert and --tls-key go together")
+	case f.maxIdleConns < 1:
+		return usageErrorf("--max-idle-conns must be at least 1")
+	case f.maxAttempts < 1:
+		return usageErrorf("--max-attempts must be at least 1")
+	case f.maxConns < 1 || f.maxRequests < 1:
+		return usageErrorf("--max-conns and --max-requests must be at least 1")
+	case f.maxHeaders.n < 1<<10:
+		return usageErrorf("--max-headers %s is under 1KiB: no client's request would fit", f.maxHeaders.raw)
+	case f.maxHeaders.n > 1<<30:
+		return usageErrorf("--max-headers %s is over 1GiB", f.maxHeaders.raw)
+	case f.queueTimeout < 0 || f.bodyIdleTimeout < 0:
+		return usageErrorf("--queue-timeout and --body-idle-timeout must not be negative")
+	case f.logFormat != "text" && f.logFormat != "json":
+		return usageErrorf("--log-format %q: want text or json", f.logFormat)
 	}
-	return proxyConfig{
-		upstream:              u,
-		serverName:            f.serverName,
-		signHost:              f.signHost,
-		service:               f.service,
-		region:                f.region,
-		allowHosts:            f.allowHosts,
-		unsignedPayload:       f.unsignedPayload,
-		maxBody:               f.maxBody.n,
-		maxBuffer:             f.maxBuffer.n,
-		memoryBudget:          memoryBudget,
-		spoolDir:              dir,
-		maxSpool:              f.maxSpool.n,
-		maxHeaders:            f.maxHeaders.n,
-		maxConns:              f.maxConns,
-		maxRequests:           f.maxRequests,
-		queueTimeout:          f.queueTimeout,
-		bodyIdleTimeout:       f.bodyIdleTimeout,
-		tls:                   f.tlsCert != "",
-		headers:               headers,
-		maxAttempts:           f.maxAttempts,
-		maxIdleConns:          f.maxIdleConns,
-		idleConnTimeout:       f.idleConnTimeout,
-		responseHeaderTimeout: f.responseHeaderTimeout,
-		verbose:               f.verbose,
-		guard:                 g,
-	}, nil
+	return nil
+}
+
+// noneIfZero is a flag's 0, which means none, as the library's Config
+// says none: negative (its zero is the default).
+func noneIfZero[T ~int64](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
+// listenNames are the hosts of listen addresses that are names (an IP
+// address is always answered to), for the Host rule.
+func listenNames(addrs ...string) []string {
+	var names []string
+	for _, a := range addrs {
+		h, _, err := net.SplitHostPort(a)
+		if _, ipErr := netip.ParseAddr(h); err == nil && h != "" && ipErr != nil {
+			names = append(names, h)
+		}
+	}
+	return names
 }
 
 // The risks of the proxy's listeners, for checkListen's refusals.
@@ -353,48 +344,16 @@ const (
 	adminRisk  = "whoever reaches it reads the proxy's metrics and state"
 )
 
-// guard checks that --listen and --admin are loopback, or allowed not to
-// be, and makes the guard of both listeners: the names they serve, the
-// origins allowed.
-func (f *proxyFlags) guard() (*guard, error) {
-	if err := checkListen("--listen", f.listen, f.allowRemote, listenRisk); err != nil {
-		return nil, err
+// tlsConfig is the listener's TLS, from --tls-cert and --tls-key, or nil.
+func (f *proxyFlags) tlsConfig() (*tls.Config, error) {
+	if f.tlsCert == "" {
+		return nil, nil
 	}
-	if f.admin != "" {
-		if err := checkListen("--admin", f.admin, f.allowRemote, adminRisk); err != nil {
-			return nil, err
-		}
-	}
-	g, err := newGuard(f.serveHosts, "--serve-host", f.allowOrigins, "--allow-origin")
+	cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
 	if err != nil {
-		return nil, err
+		return nil, usageErrorf("--tls-cert, --tls-key: %v", err)
 	}
-	g.serveListen(f.listen)
-	g.serveListen(f.admin)
-	return g, nil
-}
-
-// parseUpstream parses --upstream: http or https, a host, perhaps a base
-// path, nothing else.
-func parseUpstream(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
-		return nil, usageErrorf("--upstream %q: %v", raw, err)
-	case u.Scheme != "https" && u.Scheme != "http":
-		return nil, usageErrorf("--upstream %q: want https://HOST (or http:// to loopback or an --allow-host)", raw)
-	case u.Host == "" || u.Opaque != "":
-		return nil, usageErrorf("--upstream %q: no host", raw)
-	case u.User != nil:
-		return nil, usageErrorf("--upstream %q: no user information, please: the proxy signs", raw)
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
-		return nil, usageErrorf("--upstream %q: no query or fragment: each request brings its own", raw)
-	case dotSegments(u.EscapedPath()):
-		return nil, usageErrorf("--upstream %q: the path has a '.' or '..' segment (or one encoded): write the path it stands for, which clients are held under", raw)
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/")
-	u.RawPath = strings.TrimSuffix(u.RawPath, "/")
-	return u, nil
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
@@ -413,46 +372,44 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 	if err != nil {
 		return err
 	}
-	var tlsConfig *tls.Config
-	if f.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
-		if err != nil {
-			return usageErrorf("--tls-cert, --tls-key: %v", err)
-		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	tlsConfig, err := f.tlsConfig()
+	if err != nil {
+		return err
 	}
 	log := newLogger(a.stderr, f.logFormat, f.verbose)
 	if a.env.get("GOMEMLIMIT") == "" {
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(cfg.memoryBound() - nonGoMemory))
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(f.memoryBound() - nonGoMemory))
 	}
 	src, err := f.sf.open(ctx, a, f.region, false)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	p, err := newProxy(ctx, cfg, src.creds, nil, log)
+	s, err := newProxyServer(ctx, cfg, src.creds, log)
 	if err != nil {
-		if refusedBySigner(err) {
-			return &exitError{code: exitRefused, err: fmt.Errorf("kivuli: --upstream %s: %s", cfg.upstream.Redacted(), flagWords(err))}
-		}
 		return err
 	}
-	defer p.close()
+	defer s.close()
+	return s.serve(ctx, f, tlsConfig)
+}
 
+// serve serves the proxy on --listen, and the admin endpoints on --admin,
+// until ctx ends (SIGTERM, SIGINT) or a listener fails, then drains.
+func (s *proxyServer) serve(ctx context.Context, f *proxyFlags, tlsConfig *tls.Config) error {
 	tcp, err := listenTCP("--listen", f.listen, f.allowRemote, listenRisk)
 	if err != nil {
 		return err
 	}
 	defer tcp.Close()
-	if loopsToSelf(ctx, cfg.upstream, tcp.Addr()) {
-		return usageErrorf("--upstream %s is this proxy's own address (%s): every request would be forwarded to itself again", cfg.upstream.Redacted(), tcp.Addr())
+	if loopsToSelf(ctx, s.upstream, tcp.Addr()) {
+		return usageErrorf("--upstream %s is this proxy's own address (%s): every request would be forwarded to itself again", s.upstream.Redacted(), tcp.Addr())
 	}
-	srv := p.server(cfg, tlsConfig, log)
-	ln := limitConns(srv, tcp, cfg.maxConns)
-	p.conns.Store(ln)
+	srv := s.server(f, tlsConfig)
+	ln := limitConns(srv, tcp, f.maxConns)
+	s.conns.Store(ln)
 	// Shutdown runs this once it has closed the listener.
 	srv.RegisterOnShutdown(func() {
-		log.Info("kivuli proxy: draining: not accepting connections", "in_flight", p.m.inFlight.Load(), "timeout", f.drainTimeout)
+		s.log.Info("kivuli proxy: draining: not accepting connections", "in_flight", s.p.Stats().InFlight, "timeout", f.drainTimeout)
 	})
 	served := make(chan error, 2)
 	scheme := "http"
@@ -462,33 +419,20 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 	} else {
 		go func() { served <- srv.Serve(ln) }()
 	}
-	var admin *http.Server
-	if f.admin != "" {
-		aln, err := listenTCP("--admin", f.admin, f.allowRemote, adminRisk)
-		if err != nil {
-			srv.Close()
-			return err
-		}
-		admin = p.adminServer()
-		go func() { served <- admin.Serve(limitConns(admin, aln, adminConns)) }()
-		log.Info("kivuli proxy: admin", "admin", "http://"+aln.Addr().String(), "paths", "/healthz /readyz /metrics")
+	admin, err := s.serveAdmin(f, served)
+	if err != nil {
+		srv.Close()
+		return err
 	}
-	log.Info("kivuli proxy: listening",
-		"listen", scheme+"://"+ln.Addr().String(),
-		"upstream", cfg.upstream.Redacted(),
-		"sign_host", firstNonEmpty(cfg.signHost, cfg.upstream.Host),
-		"service", p.service, "region", p.region,
-		"headers", cfg.headers.String(),
-		"max_buffer", formatSize(cfg.maxBuffer), "max_body", formatSize(cfg.maxBody),
-		"max_conns", cfg.maxConns, "max_requests", cfg.maxRequests, "memory_bound", formatSize(cfg.memoryBound()))
-
+	s.log.Info("kivuli proxy: listening", "listen", scheme+"://"+ln.Addr().String(), slog.Any("", s.p),
+		"max_conns", f.maxConns, "max_requests", f.maxRequests, "memory_bound", formatSize(f.memoryBound()))
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case err := <-served:
 		runErr = fmt.Errorf("kivuli: proxy: %w", err)
 	}
-	p.drain(log, srv, f.drainTimeout)
+	s.drain(srv, f.drainTimeout)
 	if admin != nil {
 		closing, cancel := context.WithTimeout(context.Background(), time.Second)
 		admin.Shutdown(closing)
@@ -497,41 +441,37 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 	return runErr
 }
 
+// serveAdmin serves the admin endpoints on --admin, if given, sending the
+// server's end to served.
+func (s *proxyServer) serveAdmin(f *proxyFlags, served chan<- error) (*http.Server, error) {
+	if f.admin == "" {
+		return nil, nil
+	}
+	aln, err := listenTCP("--admin", f.admin, f.allowRemote, adminRisk)
+	if err != nil {
+		return nil, err
+	}
+	admin := s.adminServer()
+	go func() { served <- admin.Serve(limitConns(admin, aln, adminConns)) }()
+	s.log.Info("kivuli proxy: admin", "admin", "http://"+aln.Addr().String(), "paths", "/healthz /readyz /metrics")
+	return admin, nil
+}
+
 // drain stops accepting, waits up to timeout for the requests in flight
 // (and the WebSocket tunnels, which Shutdown does not track), then ends
 // what is left.
-func (p *proxy) drain(log *slog.Logger, srv *http.Server, timeout time.Duration) {
-	p.draining.Store(true)
-	deadline := time.Now().Add(timeout)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+func (s *proxyServer) drain(srv *http.Server, timeout time.Duration) {
+	s.draining.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := srv.Shutdown(ctx)
 	if err == nil {
-		select {
-		case <-p.upgrades.idle():
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
+		err = s.p.Shutdown(ctx)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("kivuli proxy: drain timed out: ending the requests left", "in_flight", p.m.inFlight.Load())
+		s.log.Warn("kivuli proxy: drain timed out: ending the requests left", "in_flight", s.p.Stats().InFlight)
 		srv.Close()
-		p.stopHard()
-		select { // the tunnels end as their contexts do
-		case <-p.upgrades.idle():
-		case <-time.After(time.Second):
-		}
+		s.p.Close()
 	}
-	log.Info("kivuli proxy: stopped")
-}
-
-// flagWords is a signer's error in the words of the command's flags.
-func flagWords(err error) string {
-	return strings.NewReplacer(
-		"Transport.AllowedHosts", "--allow-host",
-		"Request.Host", "--sign-host",
-		"Transport.Service", "--service",
-		"Transport.Region", "--region",
-		"URL.Host", "--upstream's host",
-	).Replace(strings.TrimPrefix(err.Error(), "kivuli: "))
+	s.log.Info("kivuli proxy: stopped")
 }

@@ -1,11 +1,6 @@
 package main
 
-import (
-	"fmt"
-	"math"
-	"strconv"
-	"strings"
-)
+import "github.com/kivuli-go/kivuli/internal/bytesize"
 
 // sizeFlag is a byte count given as 5GiB, 100MB, 1M or 65536: the IEC
 // units (KiB, MiB, GiB, TiB) and the bare letters (K, M, G, T, as nginx
@@ -20,7 +15,7 @@ func (s *sizeFlag) String() string { return s.raw }
 func (s *sizeFlag) Type() string   { return "size" }
 
 func (s *sizeFlag) Set(v string) error {
-	n, err := parseSize(v)
+	n, err := bytesize.Parse(v)
 	if err != nil {
 		return err
 	}
@@ -28,45 +23,5 @@ func (s *sizeFlag) Set(v string) error {
 	return nil
 }
 
-var sizeUnits = []struct {
-	suffix string
-	mult   int64
-}{
-	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
-	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
-	{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40},
-	{"b", 1},
-}
-
-// parseSize parses a byte count as sizeFlag describes it.
-func parseSize(v string) (int64, error) {
-	s := strings.ToLower(strings.TrimSpace(v))
-	mult := int64(1)
-	for _, u := range sizeUnits {
-		if n, ok := strings.CutSuffix(s, u.suffix); ok {
-			s, mult = strings.TrimSpace(n), u.mult
-			break
-		}
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) || strings.ContainsAny(s, "eExXpP_") {
-		return 0, fmt.Errorf("%q is not a size such as 1MiB, 100MB or 5GiB", v)
-	}
-	if f*float64(mult) >= math.MaxInt64/2 {
-		return 0, fmt.Errorf("%q is too large", v)
-	}
-	return int64(f * float64(mult)), nil
-}
-
 // formatSize writes n in the largest binary unit that divides it.
-func formatSize(n int64) string {
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n >= u.mult && n%u.mult == 0 {
-			return strconv.FormatInt(n/u.mult, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(n, 10) + "B"
-}
+func formatSize(n int64) string { return bytesize.Format(n) }

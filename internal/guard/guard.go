@@ -1,4 +1,9 @@
-package main
+// Package guard refuses what a web page on the same machine sends a local
+// server: a Host that DNS rebinding produces, and a browser's request from
+// a page of another origin. The signing proxy (package proxy) and the
+// kivuli command's servers (imds, exec --serve, the proxy's admin
+// listener) share it.
+package guard
 
 import (
 	"fmt"
@@ -7,6 +12,8 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+
+	"github.com/kivuli-go/kivuli"
 )
 
 // What a web page on the same machine can reach. A browser sends "simple"
@@ -27,55 +34,59 @@ import (
 //     unless the operator allowed that Origin. Programs that are not
 //     browsers (curl, the AWS SDKs, Grafana's backend) send neither.
 
-// guard checks the Host and the browser headers of requests.
-type guard struct {
+// Guard checks the Host and the browser headers of requests.
+type Guard struct {
 	names   map[string]bool // host names served besides IP literals and localhost, lower case
 	origins map[string]bool // origins allowed, as originKey gives them
 	hint    string          // how to serve another name, for the refusal's message
-	refused *counterVec     // refusals by reason (host, origin), or nil
 }
 
-// refusal is a guard's answer to a request it refuses.
-type refusal struct {
-	status int    // 421 for a Host, 403 for an origin
-	reason string // host or origin, the metric's label
-	msg    string
+// Refusal is a guard's answer to a request it refuses.
+type Refusal struct {
+	Status int    // 421 for a Host, 403 for an origin
+	Reason string // "host" or "origin", a metric's label
+	Msg    string
 }
 
-// newGuard makes a guard that serves the host names of names (host or
-// host:port, the values of the flag named nameFlag) and allows the
-// origins (scheme://host[:port], of the flag named originFlag).
-func newGuard(names []string, nameFlag string, origins []string, originFlag string) (*guard, error) {
-	g := &guard{names: map[string]bool{}, origins: map[string]bool{}}
-	if nameFlag != "" {
-		g.hint = ", or serve the name with " + nameFlag
+// New makes a guard that serves the host names of names (host or
+// host:port, the values of the setting called nameField) and allows the
+// origins (scheme://host[:port], of the setting called originField). Its
+// errors are *kivuli.Error of kind ErrInvalidConfig that name the setting.
+func New(names []string, nameField string, origins []string, originField string) (*Guard, error) {
+	g := &Guard{names: map[string]bool{}, origins: map[string]bool{}}
+	if nameField != "" {
+		g.hint = ", or serve the name with " + nameField
 	}
 	for _, n := range names {
 		u, err := url.Parse("http://" + n)
 		if err != nil || u.Host != n || u.Path != "" || u.Hostname() == "" || strings.ContainsAny(u.Hostname(), "*%") {
-			return nil, usageErrorf("%s %q: want a host name, or host:port", nameFlag, n)
+			return nil, invalid("%s %q: want a host name, or host:port", nameField, n)
 		}
 		g.names[strings.ToLower(u.Hostname())] = true
 	}
 	for _, o := range origins {
 		k, ok := originKey(o)
 		if !ok {
-			return nil, usageErrorf("%s %q: want an origin, scheme://host[:port], as a browser sends it (e.g. https://grafana.example.com)", originFlag, o)
+			return nil, invalid("%s %q: want an origin, scheme://host[:port], as a browser sends it (e.g. https://grafana.example.com)", originField, o)
 		}
 		g.origins[k] = true
 	}
 	return g, nil
 }
 
-// serveListen adds the host of a listen address to the names served.
-func (g *guard) serveListen(addr string) {
+func invalid(format string, args ...any) error {
+	return &kivuli.Error{Kind: kivuli.ErrInvalidConfig, Reason: fmt.Sprintf(format, args...)}
+}
+
+// ServeListen adds the host of a listen address to the names served.
+func (g *Guard) ServeListen(addr string) {
 	if h, _, err := net.SplitHostPort(addr); err == nil && h != "" {
 		g.names[strings.ToLower(h)] = true
 	}
 }
 
-// check returns why r is refused, or nil.
-func (g *guard) check(r *http.Request) *refusal {
+// Check returns why r is refused, or nil.
+func (g *Guard) Check(r *http.Request) *Refusal {
 	if !g.hostServed(r.Host) {
 		return g.refuse(http.StatusMisdirectedRequest, "host", fmt.Sprintf(
 			"Host %s is not a name this server answers to (a web page's DNS rebinding sends its own): use an IP address or localhost%s", clip(r.Host), g.hint))
@@ -94,19 +105,19 @@ func (g *guard) check(r *http.Request) *refusal {
 	return nil
 }
 
-func (g *guard) refuse(status int, reason, msg string) *refusal {
-	if g.refused != nil {
-		g.refused.inc(reason)
-	}
-	return &refusal{status: status, reason: reason, msg: "kivuli: " + msg}
+func (g *Guard) refuse(status int, reason, msg string) *Refusal {
+	return &Refusal{Status: status, Reason: reason, Msg: "kivuli: " + msg}
 }
 
-// wrap answers the requests the guard refuses in plain text, and passes
-// the others to h.
-func (g *guard) wrap(h http.Handler) http.Handler {
+// Wrap answers the requests the guard refuses in plain text, telling
+// refused (if not nil) of each, and passes the others to h.
+func (g *Guard) Wrap(h http.Handler, refused func(*Refusal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rf := g.check(r); rf != nil {
-			http.Error(w, rf.msg, rf.status)
+		if rf := g.Check(r); rf != nil {
+			if refused != nil {
+				refused(rf)
+			}
+			http.Error(w, rf.Msg, rf.Status)
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -115,7 +126,7 @@ func (g *guard) wrap(h http.Handler) http.Handler {
 
 // hostServed reports whether host, a Host header, names this server. An
 // empty one (HTTP/1.0) never comes from a browser.
-func (g *guard) hostServed(host string) bool {
+func (g *Guard) hostServed(host string) bool {
 	h := strings.ToLower(hostOnly(host))
 	if host == "" || h == "localhost" || g.names[h] {
 		return true
@@ -172,16 +183,4 @@ func clip(s string) string {
 		s = s[:100] + "..."
 	}
 	return fmt.Sprintf("%q", s)
-}
-
-// guarded is g (or, if nil, the guard of no flags) counting its refusals
-// in the proxy's metrics.
-func (m *proxyMetrics) guarded(g *guard) *guard {
-	if g == nil {
-		g, _ = newGuard(nil, "--serve-host", nil, "--allow-origin")
-	}
-	g.refused = m.refused
-	m.refused.add(0, "host") // defined from the start, for a rate
-	m.refused.add(0, "origin")
-	return g
 }
