@@ -191,129 +191,6 @@ func TestIMDSControlRefusesBrowsers(t *testing.T) {
 	}
 }
 
-// kivuli proxy refuses a rebound Host and browser requests from other
-// origins, signs and sends nothing for them, logs and counts them; the
-// requests of programs that are not browsers, and of the proxy's own
-// origin, go through.
-func TestProxyRefusesBrowsers(t *testing.T) {
-	pf := newProxyFixture(t, nil)
-	p := startProxy(t, pf.fixture, "--sign-host", "sqs.eu-west-2.amazonaws.com")
-	port := p.url[strings.LastIndexByte(p.url, ':')+1:]
-	const purge = "Action=PurgeQueue&QueueUrl=https%3A%2F%2Fsqs.eu-west-2.amazonaws.com%2F123456789012%2Fjobs"
-	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
-	refused := []struct {
-		br   browserRequest
-		want int
-	}{
-		{browserRequest{name: "a GET with a rebound Host", method: "GET", path: "/?Action=ListQueues",
-			header: map[string]string{"Host": "evil.example:8080"}}, http.StatusMisdirectedRequest},
-		{browserRequest{name: "a rebound page's same-origin POST", method: "POST", path: "/", body: purge,
-			header: map[string]string{"Host": "evil.example:" + port, "Origin": "http://evil.example:" + port, "Sec-Fetch-Site": "same-origin", "Content-Type": form["Content-Type"]}}, http.StatusMisdirectedRequest},
-		{browserRequest{name: "a cross-site form POST", method: "POST", path: "/", body: purge, header: crossSite(form)}, http.StatusForbidden},
-		{browserRequest{name: "a cross-site text/plain POST", method: "POST", path: "/", body: purge,
-			header: crossSite(map[string]string{"Content-Type": "text/plain"})}, http.StatusForbidden},
-		{browserRequest{name: "a form POST from a browser without Sec-Fetch-Site", method: "POST", path: "/", body: purge,
-			header: map[string]string{"Origin": "http://evil.example", "Content-Type": form["Content-Type"]}}, http.StatusForbidden},
-		{browserRequest{name: "a cross-site GET without Origin (an img)", method: "GET", path: "/?Action=PurgeQueue",
-			header: map[string]string{"Sec-Fetch-Site": "cross-site"}}, http.StatusForbidden},
-		{browserRequest{name: "a same-site page on another port", method: "POST", path: "/", body: purge,
-			header: map[string]string{"Origin": "http://localhost:3000", "Sec-Fetch-Site": "same-site", "Content-Type": form["Content-Type"]}}, http.StatusForbidden},
-		{browserRequest{name: "a sandboxed page (Origin null)", method: "POST", path: "/", body: purge,
-			header: map[string]string{"Origin": "null", "Content-Type": form["Content-Type"]}}, http.StatusForbidden},
-		{browserRequest{name: "an https Origin for the http listener", method: "POST", path: "/", body: purge,
-			header: map[string]string{"Origin": "https://127.0.0.1:" + port, "Content-Type": form["Content-Type"]}}, http.StatusForbidden},
-		{browserRequest{name: "a cross-site WebSocket handshake", method: "GET", path: "/gremlin",
-			header: crossSite(map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})}, http.StatusForbidden},
-	}
-	for _, c := range refused {
-		if code, body := c.br.send(t, p.url); code != c.want {
-			t.Errorf("%s: %d %q, want %d", c.br.name, code, body, c.want)
-		}
-	}
-	if n := len(pf.requests()); n != 0 {
-		t.Fatalf("the upstream received %d requests from web pages", n)
-	}
-	allowed := []browserRequest{
-		{name: "curl", method: "GET", path: "/?Action=ListQueues"},
-		{name: "an SDK's form POST", method: "POST", path: "/", body: "Action=ListQueues", header: form},
-		{name: "Host localhost", method: "GET", path: "/?Action=ListQueues", header: map[string]string{"Host": "localhost:" + port}},
-		{name: "Host [::1]", method: "GET", path: "/?Action=ListQueues", header: map[string]string{"Host": "[::1]:" + port}},
-		{name: "typed in the address bar", method: "GET", path: "/?Action=ListQueues", header: map[string]string{"Sec-Fetch-Site": "none"}},
-		{name: "a page the proxy served", method: "POST", path: "/", body: "Action=ListQueues",
-			header: map[string]string{"Origin": "http://127.0.0.1:" + port, "Sec-Fetch-Site": "same-origin", "Content-Type": form["Content-Type"]}},
-	}
-	for _, br := range allowed {
-		if code, body := br.send(t, p.url); code != http.StatusOK {
-			t.Errorf("%s: %d %q, want 200", br.name, code, body)
-		}
-	}
-	if n := len(pf.requests()); n != len(allowed) {
-		t.Errorf("the upstream received %d requests, want %d", n, len(allowed))
-	}
-	p.waitRequests(t, len(refused)+len(allowed))
-	if v := metricValue(t, p.admin, `kivuli_proxy_refused_requests_total{reason="host"}`); v != 2 {
-		t.Errorf("refused for their Host: %v, want 2", v)
-	}
-	if v := metricValue(t, p.admin, `kivuli_proxy_refused_requests_total{reason="origin"}`); v != float64(len(refused)-2) {
-		t.Errorf("refused for their origin: %v, want %d", v, len(refused)-2)
-	}
-	logs := p.logs.String()
-	for _, want := range []string{"status=421", "status=403", "evil.example:8080"} {
-		if !strings.Contains(logs, want) {
-			t.Errorf("the access log has no %q:\n%s", want, logs)
-		}
-	}
-	// The admin listener has the same rules.
-	for _, c := range []struct {
-		br   browserRequest
-		want int
-	}{
-		{browserRequest{name: "metrics, rebound", method: "GET", path: "/metrics", header: map[string]string{"Host": "evil.example:8081"}}, http.StatusMisdirectedRequest},
-		{browserRequest{name: "metrics, cross-site", method: "GET", path: "/metrics", header: crossSite(nil)}, http.StatusForbidden},
-		{browserRequest{name: "readyz", method: "GET", path: "/readyz"}, http.StatusOK},
-	} {
-		if code, body := c.br.send(t, p.admin); code != c.want {
-			t.Errorf("admin: %s: %d %q, want %d", c.br.name, code, body, c.want)
-		}
-	}
-}
-
-// --allow-origin lets the pages of one origin through, and --serve-host
-// serves a name; both are checked as flags.
-func TestProxyAllowOrigin(t *testing.T) {
-	pf := newProxyFixture(t, nil)
-	p := startProxy(t, pf.fixture, "--sign-host", "sqs.eu-west-2.amazonaws.com",
-		"--allow-origin", "https://Grafana.example", "--serve-host", "kivuli-proxy:8080")
-	for _, c := range []struct {
-		br   browserRequest
-		want int
-	}{
-		{browserRequest{name: "the allowed origin, cross-site", method: "POST", path: "/", body: "Action=ListQueues",
-			header: map[string]string{"Origin": "https://grafana.example", "Sec-Fetch-Site": "cross-site", "Content-Type": "application/x-www-form-urlencoded"}}, http.StatusOK},
-		{browserRequest{name: "the allowed origin, default port", method: "GET", path: "/?Action=ListQueues",
-			header: map[string]string{"Origin": "https://grafana.example:443", "Sec-Fetch-Site": "cross-site"}}, http.StatusOK},
-		{browserRequest{name: "another port", method: "GET", path: "/?Action=ListQueues",
-			header: map[string]string{"Origin": "https://grafana.example:8443", "Sec-Fetch-Site": "cross-site"}}, http.StatusForbidden},
-		{browserRequest{name: "another scheme", method: "GET", path: "/?Action=ListQueues",
-			header: map[string]string{"Origin": "http://grafana.example", "Sec-Fetch-Site": "cross-site"}}, http.StatusForbidden},
-		{browserRequest{name: "a served name, another port", method: "GET", path: "/?Action=ListQueues",
-			header: map[string]string{"Host": "kivuli-proxy:9000"}}, http.StatusOK},
-	} {
-		if code, body := c.br.send(t, p.url); code != c.want {
-			t.Errorf("%s: %d %q, want %d", c.br.name, code, body, c.want)
-		}
-	}
-	for _, bad := range [][]string{
-		{"--allow-origin", "null"}, {"--allow-origin", "https://grafana.example/d"}, {"--allow-origin", "grafana.example"},
-		{"--allow-origin", "ftp://grafana.example"}, {"--serve-host", "a/b"}, {"--serve-host", ""},
-	} {
-		r := runCmd(t, "", append([]string{"proxy", "--upstream", "https://sqs.eu-west-2.amazonaws.com"}, bad...)...)
-		if r.code != exitUsage || !strings.Contains(r.stderr, bad[0]) {
-			t.Errorf("%v: exit %d %q", bad, r.code, r.stderr)
-		}
-	}
-}
-
 // exec --serve's endpoint answers a rebound Host and a cross-site page
 // with neither credentials nor the token's check; on top of the token.
 func TestExecServeRefusesBrowsers(t *testing.T) {
@@ -344,6 +221,70 @@ func TestExecServeRefusesBrowsers(t *testing.T) {
 		}
 		if c.want != http.StatusOK && strings.Contains(body, secret) {
 			t.Errorf("%s: the refusal holds the secret", c.br.name)
+		}
+	}
+}
+
+// kivuli proxy logs and counts what the handler refuses to web pages (the
+// rules themselves are the proxy package's TestProxyRefusesBrowsers), and
+// its admin listener has the same rules.
+func TestProxyAdminRefusesBrowsers(t *testing.T) {
+	pf := newProxyFixture(t, nil)
+	p := startProxy(t, pf.fixture, "--sign-host", "sqs.eu-west-2.amazonaws.com")
+	for _, c := range []struct {
+		br   browserRequest
+		want int
+	}{
+		{browserRequest{name: "a GET with a rebound Host", method: "GET", path: "/?Action=ListQueues",
+			header: map[string]string{"Host": "evil.example:8080"}}, http.StatusMisdirectedRequest},
+		{browserRequest{name: "a cross-site form POST", method: "POST", path: "/", body: "Action=PurgeQueue",
+			header: crossSite(map[string]string{"Content-Type": "application/x-www-form-urlencoded"})}, http.StatusForbidden},
+	} {
+		if code, body := c.br.send(t, p.url); code != c.want {
+			t.Errorf("%s: %d %q, want %d", c.br.name, code, body, c.want)
+		}
+	}
+	if n := len(pf.requests()); n != 0 {
+		t.Fatalf("the upstream received %d requests from web pages", n)
+	}
+	p.waitRequests(t, 2)
+	if v := metricValue(t, p.admin, `kivuli_proxy_refused_requests_total{reason="host"}`); v != 1 {
+		t.Errorf("refused for their Host: %v, want 1", v)
+	}
+	if v := metricValue(t, p.admin, `kivuli_proxy_refused_requests_total{reason="origin"}`); v != 1 {
+		t.Errorf("refused for their origin: %v, want 1", v)
+	}
+	logs := p.logs.String()
+	for _, want := range []string{"status=421", "status=403", "evil.example:8080"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the access log has no %q:\n%s", want, logs)
+		}
+	}
+	// The admin listener has the same rules.
+	for _, c := range []struct {
+		br   browserRequest
+		want int
+	}{
+		{browserRequest{name: "metrics, rebound", method: "GET", path: "/metrics", header: map[string]string{"Host": "evil.example:8081"}}, http.StatusMisdirectedRequest},
+		{browserRequest{name: "metrics, cross-site", method: "GET", path: "/metrics", header: crossSite(nil)}, http.StatusForbidden},
+		{browserRequest{name: "readyz", method: "GET", path: "/readyz"}, http.StatusOK},
+	} {
+		if code, body := c.br.send(t, p.admin); code != c.want {
+			t.Errorf("admin: %s: %d %q, want %d", c.br.name, code, body, c.want)
+		}
+	}
+}
+
+// --allow-origin and --serve-host are checked as flags (what they let
+// through is the proxy package's TestProxyAllowOrigin).
+func TestProxyAllowOriginFlags(t *testing.T) {
+	for _, bad := range [][]string{
+		{"--allow-origin", "null"}, {"--allow-origin", "https://grafana.example/d"}, {"--allow-origin", "grafana.example"},
+		{"--allow-origin", "ftp://grafana.example"}, {"--serve-host", "a/b"}, {"--serve-host", ""},
+	} {
+		r := runCmd(t, "", append([]string{"proxy", "--upstream", "https://sqs.eu-west-2.amazonaws.com"}, bad...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, bad[0]) {
+			t.Errorf("%v: exit %d %q", bad, r.code, r.stderr)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +18,10 @@ import (
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
+
+// failAfter bounds a wait that only a broken proxy makes long: the test
+// is synchronised by channels, and this only turns a hang into a failure.
+const failAfter = 20 * time.Second
 
 // proxyRun is a kivuli proxy running in this process, as runContext runs
 // it, in front of a fixture's sigv4test upstream.
@@ -342,8 +345,6 @@ func (p *proxyProcess) waitLine(t *testing.T, s string) {
 	}
 }
 
-func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
-
 // waitRequests waits until the process has logged n requests in all: a
 // request is counted, in the log and the metrics, once its handler has
 // returned, which may be after the client has read the whole answer.
@@ -396,6 +397,32 @@ func TestProxyLogHidesQuerySecrets(t *testing.T) {
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the access log lacks %s:\n%s", want, logs)
+		}
+	}
+}
+
+// The access log holds no header value: a client's stale signature,
+// token and cookie stay out of it (the header split itself is the proxy
+// package's TestProxyHeaders).
+func TestProxyLogHidesHeaderSecrets(t *testing.T) {
+	f := newFixture(t, imdstest.Config{}, nil)
+	p := startProxy(t, f, "--sign-host", "search-logs-abc.eu-west-2.es.amazonaws.com")
+	const (
+		staleSig   = "Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+		staleToken = "STALE-TOKEN-FROM-THE-CLIENT-0123456789"
+		cookie     = "session=cookie-secret-0123456789"
+	)
+	resp, answer := rawRequest(t, p.host(), "GET /logs/_search HTTP/1.1\nHost: localhost\n"+
+		"Authorization: AWS4-HMAC-SHA256 Credential=AKIDSTALE/20000101/eu-west-2/es/aws4_request, SignedHeaders=host, "+staleSig+"\n"+
+		"X-Amz-Security-Token: "+staleToken+"\nCookie: "+cookie+"\n\n")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, answer)
+	}
+	p.waitRequests(t, 1)
+	logs := p.logs.String()
+	for _, s := range []string{staleSig, staleToken, "cookie-secret", "AKIDSTALE"} {
+		if strings.Contains(logs, s) {
+			t.Errorf("the log holds %q:\n%s", s, logs)
 		}
 	}
 }

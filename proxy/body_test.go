@@ -1,4 +1,4 @@
-package main
+package proxy
 
 import (
 	"bytes"
@@ -55,13 +55,13 @@ func (s *objectStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // buffered and signed with their hash, large ones streamed with their
 // length and UNSIGNED-PAYLOAD, never chunked; Content-MD5 signed
 // (aws-sigv4-proxy#45); a chunked PUT refused with 411 and a body over
-// --max-body with 413, both before anything is sent.
+// MaxBody with 413, both before anything is sent.
 func TestProxyS3(t *testing.T) {
 	store := &objectStore{objects: map[string][]byte{}}
 	f := newFixture(t, imdstestConfig(), store)
 	const bucket = "my-bucket.s3.eu-west-2.amazonaws.com"
 	spool := t.TempDir()
-	p := startProxy(t, f, "--sign-host", bucket, "--max-buffer", "64KiB", "--max-body", "8MiB", "--spool-dir", spool)
+	p := startProxy(t, f, Config{SignHost: bucket, MaxBuffer: 64 << 10, MaxBody: 8 << 20, SpoolDir: spool})
 
 	// Keys as a client sends them on the wire (escaped), and the key S3
 	// stores.
@@ -81,7 +81,7 @@ func TestProxyS3(t *testing.T) {
 	for i, k := range keys {
 		size := 1000 + i
 		if i%2 == 1 {
-			size = 200<<10 + i // over --max-buffer: streamed
+			size = 200<<10 + i // over MaxBuffer: streamed
 		}
 		data := make([]byte, size)
 		for j := range data {
@@ -166,7 +166,7 @@ func TestProxyS3(t *testing.T) {
 	if resp.StatusCode != http.StatusLengthRequired || !strings.Contains(string(b), "Content-Length") {
 		t.Errorf("chunked PUT: %d %s", resp.StatusCode, b)
 	}
-	// Over --max-body: 413, the body not read.
+	// Over MaxBody: 413, the body not read.
 	req, _ = http.NewRequest(http.MethodPut, p.url+"/big.bin", io.LimitReader(zeros{}, 9<<20))
 	req.ContentLength = 9 << 20
 	resp, err = http.DefaultClient.Do(req)
@@ -184,20 +184,12 @@ func TestProxyS3(t *testing.T) {
 		t.Errorf("the spool directory holds %v", ents)
 	}
 	p.waitRequests(t, 2*len(keys)+3)
-	if v := metricValue(t, p.admin, `kivuli_proxy_request_bodies_total{mode="streamed"}`); v != float64(len(keys)/2+1) {
+	if v := p.metric(`kivuli_proxy_request_bodies_total{mode="streamed"}`); v != float64(len(keys)/2+1) {
 		t.Errorf("%v streamed bodies", v)
 	}
 }
 
-// zeros reads as an endless run of zero bytes.
-type zeros struct{}
-
-func (zeros) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
-}
-
-// --unsigned-payload signs every body UNSIGNED-PAYLOAD, for a service
+// UnsignedPayload signs every body UNSIGNED-PAYLOAD, for a service
 // that accepts it (here an es upstream told to): a large body of known
 // length streams, a chunked one is spooled to learn its length, and none
 // is hashed.
@@ -206,7 +198,7 @@ func TestProxyUnsignedPayload(t *testing.T) {
 	rules := sigv4test.DefaultRules()
 	rules["es"] = sigv4test.Rule{AllowUnsignedPayload: true}
 	f.aws.Verifier.Rules = rules
-	p := startProxy(t, f, "--sign-host", "search-logs-abc.eu-west-2.es.amazonaws.com", "--unsigned-payload", "--max-buffer", "64KiB")
+	p := startProxy(t, f, Config{SignHost: "search-logs-abc.eu-west-2.es.amazonaws.com", UnsignedPayload: true, MaxBuffer: 64 << 10})
 	for _, c := range []struct {
 		size    int64
 		chunked bool
@@ -230,7 +222,7 @@ func TestProxyUnsignedPayload(t *testing.T) {
 	}
 	p.waitRequests(t, 3)
 	for _, mode := range []string{"buffered", "streamed", "spooled"} {
-		if v := metricValue(t, p.admin, `kivuli_proxy_request_bodies_total{mode="`+mode+`"}`); v != 1 {
+		if v := p.metric(`kivuli_proxy_request_bodies_total{mode="` + mode + `"}`); v != 1 {
 			t.Errorf("%s: %v", mode, v)
 		}
 	}

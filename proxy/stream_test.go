@@ -1,4 +1,4 @@
-package main
+package proxy
 
 import (
 	"bufio"
@@ -14,10 +14,6 @@ import (
 
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
-
-// failAfter bounds a wait that only a broken proxy makes long: the test
-// is synchronised by channels, and this only turns a hang into a failure.
-const failAfter = 20 * time.Second
 
 // Answers stream: the first event of a server-sent event stream, an AWS
 // event stream (Bedrock, Lambda response streaming) or a chunked answer
@@ -48,7 +44,7 @@ func TestProxyStreamsAnswers(t *testing.T) {
 		io.WriteString(w, s.rest)
 	})
 	f := newFixture(t, imdstestConfig(), upstream)
-	p := startProxy(t, f, "--sign-host", "bedrock-runtime.eu-west-2.amazonaws.com")
+	p := startProxy(t, f, Config{SignHost: "bedrock-runtime.eu-west-2.amazonaws.com"})
 	for name, s := range streams {
 		t.Run(name, func(t *testing.T) {
 			// The request and the read of the first event, on a goroutine:
@@ -105,7 +101,7 @@ func TestProxyStreamsAnswers(t *testing.T) {
 // arrives: enough to see the tunnel carry bytes both ways.
 func websocketUpgrade(t *testing.T) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || !strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || upgradeType(r.Header) == "" {
 			http.Error(w, "want a WebSocket handshake", http.StatusBadRequest)
 			return
 		}
@@ -149,7 +145,7 @@ func TestProxyWebSocket(t *testing.T) {
 	} {
 		t.Run(c.service, func(t *testing.T) {
 			f := newFixture(t, imdstestConfig(), websocketUpgrade(t))
-			p := startProxy(t, f, "--sign-host", c.host)
+			p := startProxy(t, f, Config{SignHost: c.host})
 			conn, err := net.Dial("tcp", p.host())
 			if err != nil {
 				t.Fatal(err)

@@ -1,0 +1,349 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kivuli-go/kivuli"
+	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/sigv4test"
+)
+
+// failAfter bounds a wait that only a broken proxy makes long: the tests
+// are synchronised by channels, and this only turns a hang into a failure.
+const failAfter = 20 * time.Second
+
+// fixture is an emulated IMDS and a checking endpoint that knows its keys.
+type fixture struct {
+	imds *imdstest.Server
+	aws  *sigv4test.Server
+}
+
+func newFixture(t *testing.T, cfg imdstest.Config, next http.Handler) *fixture {
+	t.Helper()
+	imds := imdstest.NewServer(cfg)
+	t.Cleanup(imds.Close)
+	aws := sigv4test.NewServer(&sigv4test.Verifier{Secrets: sigv4test.Lookup(imds.Lookup)}, next)
+	t.Cleanup(aws.Close)
+	return &fixture{imds: imds, aws: aws}
+}
+
+// host is the checking endpoint's host:port.
+func (f *fixture) host() string { return f.aws.Listener.Addr().String() }
+
+// imdstestConfig is the emulator's default configuration.
+func imdstestConfig() imdstest.Config { return imdstest.Config{} }
+
+// proxyRun is a Proxy in front of a fixture's upstream, served on
+// loopback as the kivuli command serves it (HTTP/1.1 only), with an
+// observer that counts what the command's metrics count.
+type proxyRun struct {
+	url string // http://host:port
+	p   *Proxy
+	obs *testObserver
+}
+
+// startProxy serves a Proxy of cfg in front of f: its upstream (listed,
+// in clear on loopback) unless cfg names one, credentials from f's IMDS.
+// At the end of the test it is shut down, and what it told its observer
+// must hold no secret.
+func startProxy(t *testing.T, f *fixture, cfg Config) *proxyRun {
+	t.Helper()
+	creds, err := kivuli.New(t.Context(), kivuli.WithEndpoint(f.imds.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Upstream == "" {
+		cfg.Upstream = "http://" + f.host()
+	}
+	cfg.AllowedHosts = append(cfg.AllowedHosts, f.host())
+	obs := &testObserver{series: map[string]float64{}}
+	cfg.Credentials, cfg.Observer = creds, obs
+	p, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs.p = p
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var http1 http.Protocols
+	http1.SetHTTP1(true)
+	srv := &http.Server{Handler: p, Protocols: &http1, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), failAfter)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := p.Shutdown(ctx); err != nil {
+			t.Errorf("the tunnels did not end: %v", err)
+		}
+		creds.Close()
+		noSecrets(t, f, "what the observer was told", obs.messages())
+	})
+	return &proxyRun{url: "http://" + ln.Addr().String(), p: p, obs: obs}
+}
+
+// host is the proxy's host:port.
+func (p *proxyRun) host() string { return strings.TrimPrefix(p.url, "http://") }
+
+// waitRequests waits until the observer has been told of n requests: a
+// request is, once its handler has returned, which may be after the
+// client has read the whole answer.
+func (p *proxyRun) waitRequests(t *testing.T, n int) {
+	t.Helper()
+	select {
+	case <-p.obs.requests(n):
+	case <-time.After(failAfter):
+		t.Fatalf("the proxy did not finish %d requests", n)
+	}
+}
+
+// metric is the value the kivuli command's metrics would show for series
+// (`kivuli_proxy_request_bodies_total{mode="spooled"}`): counted from what
+// the observer was told, or read from Stats; -1 if there is none.
+func (p *proxyRun) metric(series string) float64 {
+	s := p.p.Stats()
+	switch series {
+	case "kivuli_proxy_in_flight_requests":
+		return float64(s.InFlight)
+	case "kivuli_proxy_queued_requests":
+		return float64(s.Queued)
+	case "kivuli_proxy_body_memory_bytes":
+		return float64(s.BodyMemory)
+	case "kivuli_proxy_spool_bytes":
+		return float64(s.Spool)
+	}
+	return p.obs.value(series)
+}
+
+// waitMetric polls metric until series has the value want.
+func (p *proxyRun) waitMetric(t *testing.T, series string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(failAfter)
+	for {
+		got := p.metric(series)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v, want %v", series, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testObserver counts what it is told by the names of the kivuli
+// command's metrics, keeps the messages, and wakes waiters.
+type testObserver struct {
+	p       *Proxy
+	mu      sync.Mutex
+	series  map[string]float64
+	msgs    []string
+	done    int
+	waiters map[int][]chan struct{}
+}
+
+func (o *testObserver) Attempted(_ *http.Request, status int, err error, _ time.Duration) {
+	code := strconv.Itoa(status)
+	if err != nil {
+		code = "error"
+	}
+	o.add(`kivuli_proxy_upstream_requests_total{code="` + code + `"}`)
+}
+
+func (o *testObserver) Done(r *http.Request, x Exchange) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.series[fmt.Sprintf(`kivuli_proxy_requests_total{code="%d",method="%s"}`, x.Status, r.Method)]++
+	o.series[`kivuli_proxy_request_bodies_total{mode="`+x.Body+`"}`]++
+	o.series[`kivuli_proxy_request_body_bytes_total{mode="`+x.Body+`"}`] += float64(x.BytesIn)
+	if e := x.Err; e != nil {
+		o.msgs = append(o.msgs, e.Msg)
+		switch e.Stage {
+		case "guard":
+			o.series[`kivuli_proxy_refused_requests_total{reason="`+e.Reason+`"}`]++
+		case "limit":
+			o.series[`kivuli_proxy_limited_requests_total{limit="`+e.Reason+`"}`]++
+		case "signer":
+			o.series[`kivuli_proxy_signing_errors_total{reason="`+e.Reason+`"}`]++
+		}
+	}
+	o.done++
+	for _, c := range o.waiters[o.done] {
+		close(c)
+	}
+	delete(o.waiters, o.done)
+}
+
+func (o *testObserver) add(series string) {
+	o.mu.Lock()
+	o.series[series]++
+	o.mu.Unlock()
+}
+
+// value is a counted series, 0 if never counted.
+func (o *testObserver) value(series string) float64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.series[series]
+}
+
+// messages are the RequestErrors' messages, a line each.
+func (o *testObserver) messages() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return strings.Join(o.msgs, "\n")
+}
+
+// requests returns a channel closed once n requests are done.
+func (o *testObserver) requests(n int) <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := make(chan struct{})
+	if o.done >= n {
+		close(c)
+		return c
+	}
+	if o.waiters == nil {
+		o.waiters = map[int][]chan struct{}{}
+	}
+	o.waiters[n] = append(o.waiters[n], c)
+	return c
+}
+
+// noSecrets fails t if s holds a secret of f or a signature.
+func noSecrets(t *testing.T, f *fixture, what, s string) {
+	t.Helper()
+	c := f.imds.Current()
+	for _, sec := range []string{c.SecretAccessKey, c.SessionToken} {
+		if sec != "" && strings.Contains(s, sec) {
+			t.Errorf("%s holds a secret:\n%s", what, s)
+		}
+	}
+	for _, m := range sigParamRE.FindAllString(s, -1) {
+		if !strings.HasSuffix(m, "=REDACTED") {
+			t.Errorf("%s holds %q", what, m)
+		}
+	}
+}
+
+var sigParamRE = regexp.MustCompile(`(X-Amz-Signature|Signature)=[^&\s,]*`)
+
+// rawRequest sends text, a request as it goes on the wire, to addr and
+// reads the answer, so that a test controls every byte of the request
+// line and the headers. The head ends at the first blank line.
+func rawRequest(t *testing.T, addr, text string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	head, body, _ := strings.Cut(text, "\n\n") // the head's lines end in CRLF, the body is as given
+	if _, err := io.WriteString(c, strings.ReplaceAll(head, "\n", "\r\n")+"\r\n\r\n"+body); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", strings.SplitN(text, "\n", 2)[0], err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// proxyFixture is a fixture whose upstream records the headers and the
+// Host each accepted request arrived with.
+type proxyFixture struct {
+	*fixture
+	mu   sync.Mutex
+	seen []seenRequest
+}
+
+type seenRequest struct {
+	host, uri string
+	header    http.Header
+	body      []byte
+}
+
+func newProxyFixture(t *testing.T, next http.Handler) *proxyFixture {
+	t.Helper()
+	pf := &proxyFixture{}
+	pf.fixture = newFixture(t, imdstest.Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		pf.mu.Lock()
+		pf.seen = append(pf.seen, seenRequest{host: r.Host, uri: r.RequestURI, header: r.Header.Clone(), body: b})
+		pf.mu.Unlock()
+		r.Body = io.NopCloser(strings.NewReader(string(b)))
+		if next != nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	return pf
+}
+
+func (pf *proxyFixture) requests() []seenRequest {
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	return append([]seenRequest(nil), pf.seen...)
+}
+
+// accepted fails t unless every request the upstream received was
+// accepted, and returns the records.
+func accepted(t *testing.T, s *sigv4test.Server) []sigv4test.Record {
+	t.Helper()
+	recs := s.Records()
+	for i, r := range recs {
+		if r.Err != nil {
+			t.Errorf("request %d (%s %s) rejected: %v", i, r.Method, r.Path, r.Err)
+		}
+	}
+	return recs
+}
+
+func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// bulkBlock is a mebibyte of an OpenSearch _bulk body: NDJSON action and
+// document lines.
+var bulkBlock = func() []byte {
+	var b []byte
+	for n := 0; len(b) < 1<<20; n++ {
+		b = fmt.Appendf(b, "{\"index\":{\"_index\":\"logs-2026.12.01\"}}\n{\"n\":%d,\"level\":\"info\",\"message\":\"request served in %d ms\"}\n", n, n%997)
+	}
+	return b
+}()
+
+// bulkReader is an endless _bulk body, bulkBlock over and over.
+type bulkReader struct{ off int }
+
+func (b *bulkReader) Read(p []byte) (int, error) {
+	n := copy(p, bulkBlock[b.off:])
+	b.off = (b.off + n) % len(bulkBlock)
+	return n, nil
+}
