@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
@@ -346,4 +347,49 @@ func (b *bulkReader) Read(p []byte) (int, error) {
 	n := copy(p, bulkBlock[b.off:])
 	b.off = (b.off + n) % len(bulkBlock)
 	return n, nil
+}
+
+// ErrorHandler words the answers the proxy gives itself, after the
+// headers they need are set; the observer is told the RequestError; the
+// default answer is its Msg, in plain text.
+func TestErrorHandler(t *testing.T) {
+	f := newFixture(t, imdstestConfig(), nil)
+	var got []*RequestError
+	p := startProxy(t, f, Config{SignHost: esHost, MaxRequests: 1, QueueTimeout: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, e *RequestError) {
+			got = append(got, e) // one request at a time: MaxRequests 1
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(e.Status)
+			fmt.Fprintf(w, `{"stage":%q,"reason":%q}`, e.Stage, e.Reason)
+		}})
+	resp, body := rawRequest(t, p.host(), "GET / HTTP/1.1\nHost: evil.example\n\n")
+	if resp.StatusCode != http.StatusMisdirectedRequest || body != `{"stage":"guard","reason":"host"}` {
+		t.Errorf("a rebound Host: %d %s", resp.StatusCode, body)
+	}
+	resp, body = rawRequest(t, p.host(), "GET / HTTP/1.1\nHost: localhost\nVia: 1.1 "+p.p.via+"\n\n")
+	if resp.StatusCode != http.StatusLoopDetected || body != `{"stage":"","reason":""}` {
+		t.Errorf("a loop: %d %s", resp.StatusCode, body)
+	}
+	p.waitRequests(t, 2)
+	if len(got) != 2 || !strings.Contains(got[1].Msg, "Config.Upstream") {
+		t.Errorf("the handler got %v", got)
+	}
+	if v := p.metric(`kivuli_proxy_refused_requests_total{reason="host"}`); v != 1 {
+		t.Errorf("the observer was told of %v refusals", v)
+	}
+}
+
+// LogValue says where the proxy forwards, signed how, and holds no
+// secret of the upstream's URL.
+func TestLogValue(t *testing.T) {
+	f := newFixture(t, imdstestConfig(), nil)
+	p := startProxy(t, f, Config{Upstream: "http://" + f.host() + "/base", SignHost: esHost, SignHeaders: []string{"X-Custom"}})
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("listening", slog.Any("", p.p))
+	for _, want := range []string{"upstream=http://" + f.host() + "/base", "sign_host=" + esHost, "service=es", "region=eu-west-2",
+		"X-Custom", "max_buffer=1MiB", "max_body=5GiB"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in %s", want, b.String())
+		}
+	}
 }
