@@ -47,7 +47,7 @@ type body struct {
 }
 
 // requestBody makes the body the flags describe.
-func (a *app) requestBody(f *curlFlags) (*body, error) {
+func (a *App) requestBody(f *curlFlags) (*body, error) {
 	if f.upload != "" {
 		return a.fileBody(f.upload, "-T")
 	}
@@ -69,7 +69,7 @@ func (a *app) requestBody(f *curlFlags) (*body, error) {
 		}
 		b, err := a.readArg(name)
 		if err != nil {
-			return nil, usageErrorf("data @%s: %v", name, err)
+			return nil, UsageErrorf("data @%s: %v", name, err)
 		}
 		if p.kind == dataASCII {
 			b = bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r"), nil), []byte("\n"), nil)
@@ -82,24 +82,24 @@ func (a *app) requestBody(f *curlFlags) (*body, error) {
 // fileBody opens name ("-": standard input) to stream it. Standard input
 // that cannot seek (a pipe) is copied to a temporary file first, so that
 // its length is known and the signer can hash it without holding it.
-func (a *app) fileBody(name, flag string) (*body, error) {
+func (a *App) fileBody(name, flag string) (*body, error) {
 	if name == "-" {
 		return a.stdinBody()
 	}
 	file, err := os.Open(name)
 	if err != nil {
-		return nil, usageErrorf("%s: %v", flag, err)
+		return nil, UsageErrorf("%s: %v", flag, err)
 	}
 	st, err := file.Stat()
 	if err != nil || !st.Mode().IsRegular() {
 		file.Close()
-		return nil, usageErrorf("%s %s: not a regular file", flag, name)
+		return nil, UsageErrorf("%s %s: not a regular file", flag, name)
 	}
 	return &body{file: file, size: st.Size(), name: name}, nil
 }
 
-func (a *app) stdinBody() (*body, error) {
-	if f, ok := a.stdin.(*os.File); ok {
+func (a *App) stdinBody() (*body, error) {
+	if f, ok := a.Stdin.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
 			if off, err := f.Seek(0, io.SeekCurrent); err == nil {
 				return &body{file: f, start: off, size: st.Size() - off}, nil
@@ -111,7 +111,7 @@ func (a *app) stdinBody() (*body, error) {
 		return nil, fmt.Errorf("kivuli: a temporary file for standard input: %w", err)
 	}
 	b := &body{file: tmp, name: tmp.Name(), tempfile: true}
-	n, err := io.Copy(tmp, a.stdin)
+	n, err := io.Copy(tmp, a.Stdin)
 	if err != nil {
 		b.cleanup()
 		return nil, fmt.Errorf("kivuli: reading standard input: %w", err)

@@ -16,9 +16,9 @@ import (
 // and json.
 var credsFormats = []string{"process", "env", "env-no-export", "powershell", "windows-cmd", "fish", "json"}
 
-func (a *app) credsCommand() *cobra.Command {
+func (a *App) credsCommand() *cobra.Command {
 	var (
-		sf     sourceFlags
+		sf     SourceFlags
 		format string
 	)
 	cmd := &cobra.Command{
@@ -65,9 +65,9 @@ kivuli creds keeps no cache between runs.
 
 The output holds secrets: print it to a terminal or a pipe, not to a log.`,
 		Annotations: map[string]string{
-			annSynopsis: "kivuli creds [--format FORMAT] [CREDENTIAL SOURCE options]",
-			annExitOnly: strings.Replace(exitStatusText, "AssumeRole refused).", "AssumeRole refused); with a shell\n     format, credentials holding characters AWS never issues.", 1),
-			annSeeAlso:  "kivuli exec --help (a command run with credentials), aws configure export-credentials",
+			AnnSynopsis: "kivuli creds [--format FORMAT] [CREDENTIAL SOURCE options]",
+			AnnExitOnly: strings.Replace(ExitStatusText, "AssumeRole refused).", "AssumeRole refused); with a shell\n     format, credentials holding characters AWS never issues.", 1),
+			AnnSeeAlso:  "kivuli exec --help (a command run with credentials), aws configure export-credentials",
 		},
 		Example: `# ~/.aws/config: every SDK and the AWS CLI get kivuli's IMDS credentials
 [profile instance]
@@ -84,17 +84,17 @@ kivuli creds --format powershell | Invoke-Expression
 
 # a role assumed on top of the instance role
 kivuli creds --role-arn arn:aws:iam::123456789012:role/deploy --format env`,
-		Args: usageArgs(cobra.NoArgs),
+		Args: UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !slices.Contains(credsFormats, format) {
-				return usageErrorf("--format %q: want one of %s", format, strings.Join(credsFormats, ", "))
+				return UsageErrorf("--format %q: want one of %s", format, strings.Join(credsFormats, ", "))
 			}
-			src, err := sf.open(cmd.Context(), a, "", false)
+			src, err := sf.Open(cmd.Context(), a, "", false)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			v, err := retrieve(cmd.Context(), src.creds)
+			v, err := Retrieve(cmd.Context(), src.Creds)
 			if err != nil {
 				return err
 			}
@@ -102,12 +102,12 @@ kivuli creds --role-arn arn:aws:iam::123456789012:role/deploy --format env`,
 			if err != nil {
 				return err
 			}
-			_, err = io.WriteString(a.stdout, out)
+			_, err = io.WriteString(a.Stdout, out)
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "process", "the output `FORMAT`: "+strings.Join(credsFormats, ", "))
-	addSourceFlags(cmd, &sf, true)
+	AddSourceFlags(cmd, &sf, true)
 	return cmd
 }
 
@@ -117,7 +117,7 @@ kivuli creds --role-arn arn:aws:iam::123456789012:role/deploy --format env`,
 func formatCreds(format string, v aws.Credentials, goos string) (string, error) {
 	var exp string
 	if v.CanExpire {
-		exp = isoformat(v.Expires)
+		exp = Isoformat(v.Expires)
 	}
 	if format == "process" {
 		return processJSON(v, exp), nil
@@ -160,10 +160,10 @@ func formatCreds(format string, v aws.Credentials, goos string) (string, error) 
 	return b.String(), nil
 }
 
-// isoformat writes t as Python's datetime.isoformat does for the UTC
+// Isoformat writes t as Python's datetime.isoformat does for the UTC
 // times botocore holds, which is what the AWS CLI prints:
 // 2024-05-01T12:00:00+00:00, with microseconds when there are any.
-func isoformat(t time.Time) string {
+func Isoformat(t time.Time) string {
 	t = t.UTC()
 	s := t.Format("2006-01-02T15:04:05")
 	if us := t.Nanosecond() / 1000; us != 0 {

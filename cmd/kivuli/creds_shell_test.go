@@ -140,8 +140,8 @@ func TestCredsShellFormatsRefuseHostileValues(t *testing.T) {
 // would, to tell whether the value ran.
 func checkRefused(t *testing.T, what, format string, r result, secrets ...string) {
 	t.Helper()
-	if r.code != exitNoCreds || r.stdout != "" || !strings.Contains(r.stderr, "AWS never issues") {
-		t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d, nothing printed, and why", what, r.code, r.stdout, r.stderr, exitNoCreds)
+	if r.code != ExitNoCreds || r.stdout != "" || !strings.Contains(r.stderr, "AWS never issues") {
+		t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d, nothing printed, and why", what, r.code, r.stdout, r.stderr, ExitNoCreds)
 	}
 	for _, s := range secrets {
 		if strings.Contains(r.stderr, s) {
@@ -284,7 +284,7 @@ func TestCredsShellFormatsRefuseAnyValue(t *testing.T) {
 			c := aws.Credentials{AccessKeyID: key, SecretAccessKey: secret, SessionToken: token, CanExpire: true, Expires: time.Now()}
 			for _, format := range shellFormats {
 				out, err := formatCreds(format, c, "linux")
-				if out != "" || err == nil || exitCode(err) != exitNoCreds || !strings.Contains(err.Error(), name) ||
+				if out != "" || err == nil || ExitCode(err) != ExitNoCreds || !strings.Contains(err.Error(), name) ||
 					strings.Contains(err.Error(), v) || !strings.Contains(err.Error(), "--format "+format) {
 					t.Errorf("%s in %s, --format %s: %q, %v; want no text, exit status 3, and a message naming %s only", v, name, format, out, err, name)
 				}
@@ -307,7 +307,7 @@ func TestCredsExpirationCharacters(t *testing.T) {
 		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(10000, 12, 31, 23, 59, 59, 999999999, time.UTC),
 		time.Unix(0, 1).In(time.FixedZone("odd", -(12*3600 + 34*60 + 56))), {},
 	} {
-		if s := isoformat(tm); strings.Trim(s, "0123456789-:T.+") != "" {
+		if s := Isoformat(tm); strings.Trim(s, "0123456789-:T.+") != "" {
 			t.Errorf("isoformat(%v) = %q", tm, s)
 		}
 	}

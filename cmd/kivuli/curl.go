@@ -37,10 +37,10 @@ type curlFlags struct {
 	dryRun       bool
 	allowHosts   []string
 	awsRetry     bool
-	sf           sourceFlags
+	sf           SourceFlags
 }
 
-func (a *app) curlCommand() *cobra.Command {
+func (a *App) curlCommand() *cobra.Command {
 	f := &curlFlags{}
 	cmd := &cobra.Command{
 		Use:   "curl [options] URL",
@@ -86,14 +86,14 @@ signature. --dry-run prints the same without sending anything. --presign
 prints a presigned URL instead of sending: it carries the signature and
 the token, and grants the request to whoever holds it until it expires.`,
 		Annotations: map[string]string{
-			annSynopsis: `kivuli curl [-X METHOD] [-H 'K: V']... [-d DATA | --data-binary @FILE | @-]
+			AnnSynopsis: `kivuli curl [-X METHOD] [-H 'K: V']... [-d DATA | --data-binary @FILE | @-]
             [-T FILE] [-i] [-o FILE] [-L] [--fail | --fail-with-body] [-v]
             [--service S] [--region R] [--presign [DUR]] [--dry-run]
             [--allow-host HOST]... [CREDENTIAL SOURCE options] URL`,
-			annExit: fmt.Sprintf(`%-4d with --fail or --fail-with-body, the answer's status was 400 or
+			AnnExit: fmt.Sprintf(`%-4d with --fail or --fail-with-body, the answer's status was 400 or
      more (curl's 22).
-%-4d -L followed more than --max-redirs redirects (curl's 47).`, exitHTTPError, exitRedirects),
-			annSeeAlso: "curl(1), awscurl; kivuli creds --help, kivuli imds --help",
+%-4d -L followed more than --max-redirs redirects (curl's 47).`, ExitHTTPError, ExitRedirects),
+			AnnSeeAlso: "curl(1), awscurl; kivuli creds --help, kivuli imds --help",
 		},
 		Example: `# who am I (STS, service and region from the host)
 kivuli curl -d Action=GetCallerIdentity -d Version=2011-06-15 \
@@ -125,11 +125,11 @@ kivuli curl --allow-host localhost:9200 \
 
 # offline, against the emulator: what would be signed, sending nothing
 kivuli imds -- kivuli curl --dry-run -v https://sts.amazonaws.com/`,
-		Args: usageArgs(cobra.RangeArgs(1, 2)),
+		Args: UsageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			err := a.curl(cmd.Context(), f, args)
 			if err != nil && f.silent && !f.showError {
-				return &silentError{code: exitCode(err)}
+				return &SilentError{Code: ExitCode(err)}
 			}
 			return err
 		},
@@ -158,28 +158,28 @@ kivuli imds -- kivuli curl --dry-run -v https://sts.amazonaws.com/`,
 	fl.BoolVar(&f.dryRun, "dry-run", false, "sign and print what -v prints, but send nothing")
 	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "also sign for `HOST` (host, host:port, [v6]:port, or *.domain); listed hosts may be reached over http:// (repeatable)")
 	fl.BoolVar(&f.awsRetry, "aws-retry", false, "retry 5xx, 429 and throttling answers, and once after an expired token or a skewed clock, as the library's NewRetryingClient does (at most 3 attempts)")
-	addSourceFlags(cmd, &f.sf, true)
+	AddSourceFlags(cmd, &f.sf, true)
 	return cmd
 }
 
 // errDryRun ends a --dry-run request at the transport, after signing.
 var errDryRun = errors.New("kivuli: dry run: nothing sent")
 
-func (a *app) curl(ctx context.Context, f *curlFlags, args []string) error {
+func (a *App) curl(ctx context.Context, f *curlFlags, args []string) error {
 	rawURL := args[len(args)-1]
 	if len(args) == 2 {
 		// "--presign 15m URL": pflag leaves an optional value apart.
 		d, err := parsePresign(args[0])
 		if !f.presign.set || f.presign.raw != presignDefault || err != nil {
-			return usageErrorf("one URL expected, got %q and %q", args[0], args[1])
+			return UsageErrorf("one URL expected, got %q and %q", args[0], args[1])
 		}
 		f.presign.d, f.presign.raw = d, args[0]
 	}
 	if f.fail && f.failWithBody {
-		return usageErrorf("--fail and --fail-with-body exclude each other")
+		return UsageErrorf("--fail and --fail-with-body exclude each other")
 	}
 	if f.upload != "" && len(f.data) > 0 {
-		return usageErrorf("-T and -d/--data-binary exclude each other: one body per request")
+		return UsageErrorf("-T and -d/--data-binary exclude each other: one body per request")
 	}
 	u, err := parseURL(rawURL)
 	if err != nil {
@@ -207,7 +207,7 @@ func (a *app) curl(ctx context.Context, f *curlFlags, args []string) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
-		return usageErrorf("%v", err)
+		return UsageErrorf("%v", err)
 	}
 	req.URL = u // as given: String and Parse would not keep every byte
 	if !f.presign.set {
@@ -224,29 +224,29 @@ func (a *app) curl(ctx context.Context, f *curlFlags, args []string) error {
 	}
 	body.attach(req)
 
-	src, err := f.sf.open(ctx, a, f.region, false)
+	src, err := f.sf.Open(ctx, a, f.region, false)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
 
-	var logger = newSigningLogger(a.stderr, f.verbose || f.dryRun)
+	var logger = newSigningLogger(a.Stderr, f.verbose || f.dryRun)
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.DisableCompression = true // as curl without --compressed: the body as sent
 	t := &kivuli.Transport{
-		Credentials:  src.creds,
+		Credentials:  src.Creds,
 		Service:      f.service,
 		Region:       f.region,
 		AllowedHosts: f.allowHosts,
 		Logger:       logger,
-		Base:         &showingTransport{next: base, w: a.stderr, show: f.verbose || f.dryRun, dry: f.dryRun},
+		Base:         &showingTransport{next: base, w: a.Stderr, show: f.verbose || f.dryRun, dry: f.dryRun},
 	}
 	if f.presign.set {
 		signed, err := t.Presign(req, f.presign.d)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(a.stdout, signed)
+		fmt.Fprintln(a.Stdout, signed)
 		return nil
 	}
 
@@ -277,11 +277,11 @@ func redirectPolicy(follow bool, max int) func(*http.Request, []*http.Request) e
 			return http.ErrUseLastResponse
 		}
 		if len(via) > max {
-			return &exitError{code: exitRedirects, err: fmt.Errorf("kivuli: more than %d redirects (--max-redirs)", max)}
+			return &ExitError{Code: ExitRedirects, Err: fmt.Errorf("kivuli: more than %d redirects (--max-redirs)", max)}
 		}
 		first := via[0].URL
 		if !strings.EqualFold(req.URL.Host, first.Host) || !strings.EqualFold(req.URL.Scheme, first.Scheme) {
-			return &exitError{code: exitRefused, err: fmt.Errorf("kivuli: not following the redirect to %s://%s: signed requests go only to %s://%s, the host on the command line",
+			return &ExitError{Code: ExitRefused, Err: fmt.Errorf("kivuli: not following the redirect to %s://%s: signed requests go only to %s://%s, the host on the command line",
 				req.URL.Scheme, req.URL.Host, first.Scheme, first.Host)}
 		}
 		return nil
@@ -290,8 +290,8 @@ func redirectPolicy(follow bool, max int) func(*http.Request, []*http.Request) e
 
 // writeResponse writes the answer as curl does: -i's head, then the body
 // unless --fail says otherwise.
-func (a *app) writeResponse(f *curlFlags, resp *http.Response) error {
-	out := a.stdout
+func (a *App) writeResponse(f *curlFlags, resp *http.Response) error {
+	out := a.Stdout
 	if f.output != "" && f.output != "-" {
 		file, err := os.Create(f.output)
 		if err != nil {
@@ -311,13 +311,13 @@ func (a *app) writeResponse(f *curlFlags, resp *http.Response) error {
 			return fmt.Errorf("kivuli: reading the answer: %w", err)
 		}
 	}
-	if c, ok := out.(io.Closer); ok && out != a.stdout {
+	if c, ok := out.(io.Closer); ok && out != a.Stdout {
 		if err := c.Close(); err != nil {
 			return fmt.Errorf("kivuli: -o: %w", err)
 		}
 	}
 	if failed {
-		return &exitError{code: exitHTTPError, err: fmt.Errorf("kivuli: the requested URL returned error: %d", resp.StatusCode)}
+		return &ExitError{Code: ExitHTTPError, Err: fmt.Errorf("kivuli: the requested URL returned error: %d", resp.StatusCode)}
 	}
 	return nil
 }
@@ -345,15 +345,15 @@ func parseURL(raw string) (*url.URL, error) {
 	base, query, hasQuery := strings.Cut(raw, "?")
 	u, err := url.Parse(escapeWire(base))
 	if err != nil {
-		return nil, usageErrorf("bad URL: %v", err)
+		return nil, UsageErrorf("bad URL: %v", err)
 	}
 	if u.Host == "" {
-		return nil, usageErrorf("bad URL %q: no host", raw)
+		return nil, UsageErrorf("bad URL %q: no host", raw)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "http", "https":
 	default:
-		return nil, usageErrorf("bad URL %q: kivuli curl speaks http and https", raw)
+		return nil, UsageErrorf("bad URL %q: kivuli curl speaks http and https", raw)
 	}
 	u.RawQuery = escapeWire(query)
 	u.ForceQuery = hasQuery && query == ""
@@ -374,13 +374,13 @@ func escapeWire(s string) string {
 }
 
 // setHeaders applies -H as curl does.
-func (a *app) setHeaders(req *http.Request, headers []string) error {
+func (a *App) setHeaders(req *http.Request, headers []string) error {
 	var lines []string
 	for _, h := range headers {
 		if file, ok := strings.CutPrefix(h, "@"); ok {
 			b, err := a.readArg(file)
 			if err != nil {
-				return usageErrorf("-H @%s: %v", file, err)
+				return UsageErrorf("-H @%s: %v", file, err)
 			}
 			for l := range strings.SplitSeq(string(b), "\n") {
 				if l = strings.TrimRight(l, "\r"); strings.TrimSpace(l) != "" {
@@ -398,18 +398,18 @@ func (a *app) setHeaders(req *http.Request, headers []string) error {
 			// "K;" sends K with an empty value, as curl does.
 			n, rest, semi := strings.Cut(h, ";")
 			if !semi || strings.TrimSpace(rest) != "" {
-				return usageErrorf("-H %q: want 'Name: value'", h)
+				return UsageErrorf("-H %q: want 'Name: value'", h)
 			}
 			name, value = n, ""
 			if name = strings.TrimSpace(name); name == "" {
-				return usageErrorf("-H %q: no header name", h)
+				return UsageErrorf("-H %q: no header name", h)
 			}
 			req.Header[http.CanonicalHeaderKey(name)] = []string{""}
 			continue
 		}
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
 		if name == "" {
-			return usageErrorf("-H %q: no header name", h)
+			return UsageErrorf("-H %q: no header name", h)
 		}
 		if strings.EqualFold(name, "Host") {
 			req.Host = value
@@ -430,9 +430,9 @@ func (a *app) setHeaders(req *http.Request, headers []string) error {
 
 // readArg reads the file named by an @ argument, "-" being standard
 // input.
-func (a *app) readArg(name string) ([]byte, error) {
+func (a *App) readArg(name string) ([]byte, error) {
 	if name == "-" {
-		return io.ReadAll(a.stdin)
+		return io.ReadAll(a.Stdin)
 	}
 	return os.ReadFile(name)
 }

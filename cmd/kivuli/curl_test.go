@@ -102,7 +102,7 @@ func TestCurlQueries(t *testing.T) {
 	// A query that is not valid percent-encoding is refused, not sent.
 	f.aws.Reset()
 	r = runCmd(t, "", f.curlArgs("sts.eu-west-2.amazonaws.com", "http://"+f.host()+"/?a=%zz")...)
-	if r.code != exitRefused || len(f.aws.Records()) != 0 {
+	if r.code != ExitRefused || len(f.aws.Records()) != 0 {
 		t.Errorf("bad escape: exit %d (%s), %d requests sent", r.code, r.stderr, len(f.aws.Records()))
 	}
 }
@@ -229,7 +229,7 @@ func TestCurlRedirects(t *testing.T) {
 		{"-L", "-d", "secret=1"},
 	} {
 		r = runCmd(t, "", f.curlArgs(host, append(extra, base+"/away")...)...)
-		if r.code != exitRefused || !strings.Contains(r.stderr, "not following the redirect") {
+		if r.code != ExitRefused || !strings.Contains(r.stderr, "not following the redirect") {
 			t.Errorf("%v to another host: exit %d, %q", extra, r.code, r.stderr)
 		}
 	}
@@ -238,7 +238,7 @@ func TestCurlRedirects(t *testing.T) {
 	}
 
 	r = runCmd(t, "", f.curlArgs(host, "-L", "--max-redirs", "3", base+"/loop")...)
-	if r.code != exitRedirects {
+	if r.code != ExitRedirects {
 		t.Errorf("loop: exit %d, %s", r.code, r.stderr)
 	}
 }
@@ -369,15 +369,15 @@ func TestCurlOutputAndFail(t *testing.T) {
 		t.Errorf("404 without --fail: exit %d, %q", r.code, r.stdout)
 	}
 	r = runCmd(t, "", f.curlArgs(host, "--fail", base+"/missing")...)
-	if r.code != exitHTTPError || r.stdout != "" || !strings.Contains(r.stderr, "error: 404") {
+	if r.code != ExitHTTPError || r.stdout != "" || !strings.Contains(r.stderr, "error: 404") {
 		t.Errorf("--fail: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	r = runCmd(t, "", f.curlArgs(host, "-fs", base+"/missing")...)
-	if r.code != exitHTTPError || r.stdout != "" || r.stderr != "" {
+	if r.code != ExitHTTPError || r.stdout != "" || r.stderr != "" {
 		t.Errorf("-fs: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	r = runCmd(t, "", f.curlArgs(host, "--fail-with-body", base+"/missing")...)
-	if r.code != exitHTTPError || !strings.Contains(r.stdout, "no such thing") {
+	if r.code != ExitHTTPError || !strings.Contains(r.stdout, "no such thing") {
 		t.Errorf("--fail-with-body: exit %d, stdout %q", r.code, r.stdout)
 	}
 }
@@ -406,7 +406,7 @@ func TestCurlHeaders(t *testing.T) {
 	}
 	for _, bad := range []string{"NoColon", ": v"} {
 		r := runCmd(t, "", f.curlArgs("sts.eu-west-2.amazonaws.com", "-H", bad, "http://"+f.host()+"/")...)
-		if r.code != exitUsage {
+		if r.code != ExitUsage {
 			t.Errorf("-H %q: exit %d", bad, r.code)
 		}
 	}
@@ -421,16 +421,16 @@ func TestCurlRefused(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"not AWS", []string{"https://example.com/"}, exitRefused, "not an AWS endpoint"},
-		{"EC2 public name", []string{"https://ec2-203-0-113-25.compute-1.amazonaws.com/"}, exitRefused, "not an AWS endpoint"},
-		{"plaintext", []string{"http://sts.amazonaws.com/"}, exitRefused, "in clear"},
-		{"loopback unlisted", []string{"http://" + f.host() + "/"}, exitRefused, "not an AWS endpoint"},
-		{"no scope", []string{"--allow-host", f.host(), "http://" + f.host() + "/"}, exitRefused, "cannot tell"},
-		{"ftp", []string{"ftp://sts.amazonaws.com/"}, exitUsage, "http and https"},
-		{"two URLs", []string{"https://sts.amazonaws.com/", "https://sts.amazonaws.com/"}, exitUsage, "one URL"},
-		{"-T and -d", []string{"-T", "x", "-d", "y", "https://sts.amazonaws.com/"}, exitUsage, "exclude"},
-		{"missing file", []string{"-T", "/nonexistent", "https://sts.amazonaws.com/"}, exitUsage, "-T"},
-		{"unknown flag", []string{"--compressed", "https://sts.amazonaws.com/"}, exitUsage, "unknown flag"},
+		{"not AWS", []string{"https://example.com/"}, ExitRefused, "not an AWS endpoint"},
+		{"EC2 public name", []string{"https://ec2-203-0-113-25.compute-1.amazonaws.com/"}, ExitRefused, "not an AWS endpoint"},
+		{"plaintext", []string{"http://sts.amazonaws.com/"}, ExitRefused, "in clear"},
+		{"loopback unlisted", []string{"http://" + f.host() + "/"}, ExitRefused, "not an AWS endpoint"},
+		{"no scope", []string{"--allow-host", f.host(), "http://" + f.host() + "/"}, ExitRefused, "cannot tell"},
+		{"ftp", []string{"ftp://sts.amazonaws.com/"}, ExitUsage, "http and https"},
+		{"two URLs", []string{"https://sts.amazonaws.com/", "https://sts.amazonaws.com/"}, ExitUsage, "one URL"},
+		{"-T and -d", []string{"-T", "x", "-d", "y", "https://sts.amazonaws.com/"}, ExitUsage, "exclude"},
+		{"missing file", []string{"-T", "/nonexistent", "https://sts.amazonaws.com/"}, ExitUsage, "-T"},
+		{"unknown flag", []string{"--compressed", "https://sts.amazonaws.com/"}, ExitUsage, "unknown flag"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := runCmd(t, "", append([]string{"curl", "--imds-endpoint", f.imds.URL}, c.args...)...)
@@ -443,7 +443,7 @@ func TestCurlRefused(t *testing.T) {
 		t.Errorf("%d requests sent", n)
 	}
 	r := runCmd(t, "", "curl", "--imds-endpoint", "http://127.0.0.1:1", "https://sts.amazonaws.com/")
-	if r.code != exitNoCreds {
+	if r.code != ExitNoCreds {
 		t.Errorf("no IMDS: exit %d, %s", r.code, r.stderr)
 	}
 }

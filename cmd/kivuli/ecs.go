@@ -25,11 +25,11 @@ var errNoExecve = errors.New("kivuli: no execve on this system")
 // credentialsPath is the endpoint's path, as ECS's agent names it.
 const credentialsPath = "/v2/credentials"
 
-// signalExit is the end of a command by a signal: kivuli ends the same
+// SignalExit is the end of a command by a signal: kivuli ends the same
 // way (main raises it), or with 128+N.
-type signalExit struct{ sig os.Signal }
+type SignalExit struct{ Sig os.Signal }
 
-func (e *signalExit) Error() string { return "kivuli: the command was ended by " + e.sig.String() }
+func (e *SignalExit) Error() string { return "kivuli: the command was ended by " + e.Sig.String() }
 
 // pendingSignal is the signal main must end the process with, set by
 // exec --serve when a signal ended its command.
@@ -70,7 +70,7 @@ type containerCredentials struct {
 }
 
 func (h *credentialsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !loopbackAddr(r.RemoteAddr) {
+	if !LoopbackAddr(r.RemoteAddr) {
 		writeEndpointError(w, http.StatusForbidden, "AccessDenied", "kivuli: the credentials endpoint answers loopback clients only")
 		return
 	}
@@ -93,7 +93,7 @@ func (h *credentialsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := h.creds.Retrieve(r.Context())
 	if err != nil {
-		writeEndpointError(w, http.StatusServiceUnavailable, "CredentialsUnavailable", message(err))
+		writeEndpointError(w, http.StatusServiceUnavailable, "CredentialsUnavailable", Message(err))
 		return
 	}
 	doc := containerCredentials{AccessKeyID: v.AccessKeyID, SecretAccessKey: v.SecretAccessKey, Token: v.SessionToken}
@@ -117,6 +117,6 @@ func writeEndpointError(w http.ResponseWriter, status int, code, msg string) {
 	w.Write(body)
 }
 
-// discardLog is an http.Server's error log that keeps quiet: a client
+// DiscardLog is an http.Server's error log that keeps quiet: a client
 // hanging up is not the user's business.
-func discardLog() *log.Logger { return log.New(io.Discard, "", 0) }
+func DiscardLog() *log.Logger { return log.New(io.Discard, "", 0) }

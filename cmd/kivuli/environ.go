@@ -5,20 +5,20 @@ import (
 	"strings"
 )
 
-// environ is an environment as os.Environ gives it: "KEY=value" strings.
-type environ []string
+// Environ is an environment as os.Environ gives it: "KEY=value" strings.
+type Environ []string
 
-func newEnviron(env []string) environ { return slices.Clone(env) }
+func NewEnviron(env []string) Environ { return slices.Clone(env) }
 
 // get returns the value of key, or "".
-func (e environ) get(key string) string {
-	v, _ := e.lookup(key)
+func (e Environ) Get(key string) string {
+	v, _ := e.Lookup(key)
 	return v
 }
 
 // lookup returns the value of key; of a repeated key, the first, as
 // os.Getenv reads it.
-func (e environ) lookup(key string) (string, bool) {
+func (e Environ) Lookup(key string) (string, bool) {
 	for _, kv := range e {
 		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
 			return v, true
@@ -28,7 +28,7 @@ func (e environ) lookup(key string) (string, bool) {
 }
 
 // without returns e less the given keys.
-func (e environ) without(keys ...string) environ {
+func (e Environ) Without(keys ...string) Environ {
 	return slices.DeleteFunc(slices.Clone(e), func(kv string) bool {
 		k, _, _ := strings.Cut(kv, "=")
 		return slices.Contains(keys, k)
@@ -36,6 +36,6 @@ func (e environ) without(keys ...string) environ {
 }
 
 // with returns e with key set to value, replacing any earlier value.
-func (e environ) with(key, value string) environ {
-	return append(e.without(key), key+"="+value)
+func (e Environ) With(key, value string) Environ {
+	return append(e.Without(key), key+"="+value)
 }

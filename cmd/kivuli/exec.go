@@ -18,14 +18,14 @@ import (
 // Exit statuses of kivuli exec when its command does not run, as
 // env(1) and the shells have them.
 const (
-	exitCannotRun = 126 // the command was found but could not be run
-	exitNotFound  = 127 // the command was not found
+	ExitCannotRun = 126 // the command was found but could not be run
+	ExitNotFound  = 127 // the command was not found
 )
 
-// credentialVars are the environment variables that give an AWS SDK
+// CredentialVars are the environment variables that give an AWS SDK
 // credentials, or a way to get them, ahead of the ones kivuli exec sets:
 // none of the caller's reaches the command.
-var credentialVars = []string{
+var CredentialVars = []string{
 	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
 	"AWS_CREDENTIAL_EXPIRATION",
 	"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
@@ -33,13 +33,13 @@ var credentialVars = []string{
 	"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
 }
 
-// profileVars name a shared-config profile, which the SDKs read ahead of
+// ProfileVars name a shared-config profile, which the SDKs read ahead of
 // container credentials: with --serve the command must not have them.
-var profileVars = []string{"AWS_PROFILE", "AWS_DEFAULT_PROFILE"}
+var ProfileVars = []string{"AWS_PROFILE", "AWS_DEFAULT_PROFILE"}
 
-func (a *app) execCommand() *cobra.Command {
+func (a *App) execCommand() *cobra.Command {
 	var (
-		sf     sourceFlags
+		sf     SourceFlags
 		serve  bool
 		region string
 	)
@@ -83,14 +83,14 @@ command's status, or by the signal that ended it.
 
 Flags after CMD are CMD's: use -- before a command that starts with '-'.`,
 		Annotations: map[string]string{
-			annSynopsis: "kivuli exec [--serve] [--region R] [CREDENTIAL SOURCE options] [--] CMD [ARGS...]",
-			annExitOnly: fmt.Sprintf(`The exit status of CMD; when a signal ended CMD, kivuli exec --serve ends
+			AnnSynopsis: "kivuli exec [--serve] [--region R] [CREDENTIAL SOURCE options] [--] CMD [ARGS...]",
+			AnnExitOnly: fmt.Sprintf(`The exit status of CMD; when a signal ended CMD, kivuli exec --serve ends
 by the same signal (a shell reports 128+N). Before CMD runs:
 2    a flag or an argument is wrong.
 3    no credentials: the source did not give any.
 %d  CMD was found but could not be run.
-%d  CMD was not found.`, exitCannotRun, exitNotFound),
-			annSeeAlso: "kivuli creds --help, aws-vault exec, env(1)",
+%d  CMD was not found.`, ExitCannotRun, ExitNotFound),
+			AnnSeeAlso: "kivuli creds --help, aws-vault exec, env(1)",
 		},
 		Example: `# a script with the instance role's credentials and region
 kivuli exec -- ./deploy.sh --stage prod
@@ -106,33 +106,33 @@ kivuli exec --profile ci -- terraform plan
 
 # offline, with the emulator's credentials
 kivuli imds -- kivuli exec -- env`,
-		Args: usageArgs(cobra.MinimumNArgs(1)),
+		Args: UsageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := exec.LookPath(args[0])
 			if err != nil {
-				code := exitNotFound
+				code := ExitNotFound
 				if errors.Is(err, fs.ErrPermission) {
-					code = exitCannotRun
+					code = ExitCannotRun
 				}
-				return &exitError{code: code, err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
+				return &ExitError{Code: code, Err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
 			}
-			src, err := sf.open(cmd.Context(), a, region, true)
+			src, err := sf.Open(cmd.Context(), a, region, true)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			env := a.env.without(credentialVars...)
-			if src.region != "" {
-				env = env.with("AWS_REGION", src.region).with("AWS_DEFAULT_REGION", src.region)
+			env := a.Env.Without(CredentialVars...)
+			if src.Region != "" {
+				env = env.With("AWS_REGION", src.Region).With("AWS_DEFAULT_REGION", src.Region)
 			}
 			if serve {
-				return a.serveAndRun(cmd.Context(), src, env.without(profileVars...), path, args)
+				return a.serveAndRun(cmd.Context(), src, env.Without(ProfileVars...), path, args)
 			}
-			v, err := retrieve(cmd.Context(), src.creds)
+			v, err := Retrieve(cmd.Context(), src.Creds)
 			if err != nil {
 				return err
 			}
-			env = withCredentials(env, v)
+			env = WithCredentials(env, v)
 			src.Close()
 			return a.execve(path, args, env)
 		},
@@ -140,35 +140,35 @@ kivuli imds -- kivuli exec -- env`,
 	cmd.Flags().SetInterspersed(false) // flags after CMD are CMD's
 	cmd.Flags().BoolVar(&serve, "serve", false, "serve the credentials, kept fresh, from a loopback endpoint in the ECS format instead of setting them in the environment")
 	cmd.Flags().StringVar(&region, "region", "", "the `REGION` to set as AWS_REGION and AWS_DEFAULT_REGION (default: see above)")
-	addSourceFlags(cmd, &sf, true)
+	AddSourceFlags(cmd, &sf, true)
 	return cmd
 }
 
-// withCredentials sets v in env as the AWS SDKs read it.
-func withCredentials(env environ, v aws.Credentials) environ {
-	env = env.with("AWS_ACCESS_KEY_ID", v.AccessKeyID).with("AWS_SECRET_ACCESS_KEY", v.SecretAccessKey)
+// WithCredentials sets v in env as the AWS SDKs read it.
+func WithCredentials(env Environ, v aws.Credentials) Environ {
+	env = env.With("AWS_ACCESS_KEY_ID", v.AccessKeyID).With("AWS_SECRET_ACCESS_KEY", v.SecretAccessKey)
 	if v.SessionToken != "" {
-		env = env.with("AWS_SESSION_TOKEN", v.SessionToken)
+		env = env.With("AWS_SESSION_TOKEN", v.SessionToken)
 	}
 	if v.CanExpire {
-		env = env.with("AWS_CREDENTIAL_EXPIRATION", isoformat(v.Expires))
+		env = env.With("AWS_CREDENTIAL_EXPIRATION", Isoformat(v.Expires))
 	}
 	return env
 }
 
 // execve makes the process become the command, where the system can;
 // elsewhere it runs it as a child.
-func (a *app) execve(path string, args []string, env environ) error {
+func (a *App) execve(path string, args []string, env Environ) error {
 	if err := replaceProcess(path, args, env); err != nil && !errors.Is(err, errNoExecve) {
-		return &exitError{code: exitCannotRun, err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
+		return &ExitError{Code: ExitCannotRun, Err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
 	}
-	return a.runChild(path, args, env, nil)
+	return a.RunChild(path, args, env, nil)
 }
 
 // serveAndRun serves src's credentials on loopback and runs the command
 // with the endpoint in its environment, until it ends.
-func (a *app) serveAndRun(ctx context.Context, src *source, env environ, path string, args []string) error {
-	ln, err := listenTCP("--serve", "127.0.0.1:0", false, "")
+func (a *App) serveAndRun(ctx context.Context, src *Source, env Environ, path string, args []string) error {
+	ln, err := ListenTCP("--serve", "127.0.0.1:0", false, "")
 	if err != nil {
 		return err
 	}
@@ -178,9 +178,9 @@ func (a *app) serveAndRun(ctx context.Context, src *source, env environ, path st
 		return err
 	}
 	srv := &http.Server{
-		Handler:           newCredentialsHandler(src.creds, token),
+		Handler:           newCredentialsHandler(src.Creds, token),
 		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          discardLog(),
+		ErrorLog:          DiscardLog(),
 	}
 	go srv.Serve(ln)
 	defer func() {
@@ -188,23 +188,23 @@ func (a *app) serveAndRun(ctx context.Context, src *source, env environ, path st
 		defer cancel()
 		srv.Shutdown(shutdown)
 	}()
-	env = env.with("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://"+ln.Addr().String()+credentialsPath).
-		with("AWS_CONTAINER_AUTHORIZATION_TOKEN", token)
-	return a.runChild(path, args, env, src)
+	env = env.With("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://"+ln.Addr().String()+credentialsPath).
+		With("AWS_CONTAINER_AUTHORIZATION_TOKEN", token)
+	return a.RunChild(path, args, env, src)
 }
 
-// runChild runs the command as a child, passing signals on, and returns
+// RunChild runs the command as a child, passing signals on, and returns
 // its exit status as the error.
-func (a *app) runChild(path string, args []string, env environ, _ *source) error {
+func (a *App) RunChild(path string, args []string, env Environ, _ *Source) error {
 	c := exec.Command(path, args[1:]...)
 	c.Args = args
 	c.Env = env
-	c.Stdin, c.Stdout, c.Stderr = a.stdin, a.stdout, a.stderr
+	c.Stdin, c.Stdout, c.Stderr = a.Stdin, a.Stdout, a.Stderr
 	signals := make(chan os.Signal, 16)
 	signal.Notify(signals, forwardedSignals...)
 	defer signal.Stop(signals)
 	if err := c.Start(); err != nil {
-		return &exitError{code: exitCannotRun, err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
+		return &ExitError{Code: ExitCannotRun, Err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.Wait() }()
@@ -224,10 +224,10 @@ func childStatus(c *exec.Cmd, err error) error {
 		return fmt.Errorf("kivuli: %s: %w", c.Args[0], err)
 	}
 	if sig, ok := killedBy(c.ProcessState); ok {
-		return &signalExit{sig: sig}
+		return &SignalExit{Sig: sig}
 	}
 	if code := c.ProcessState.ExitCode(); code != 0 {
-		return &silentError{code: code}
+		return &SilentError{Code: code}
 	}
 	return nil
 }

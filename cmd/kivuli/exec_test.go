@@ -28,7 +28,7 @@ func command(t *testing.T, args ...string) *exec.Cmd {
 	home := t.TempDir()
 	// The SDK in a child must read nothing of this machine's: no shared
 	// files, no real IMDS.
-	c.Env = append(environ(os.Environ()).without(credentialVars...).without(profileVars...),
+	c.Env = append(Environ(os.Environ()).Without(CredentialVars...).Without(ProfileVars...),
 		asKivuli+"=1", "HOME="+home,
 		"GORACE=atexit_sleep_ms=0", // the race detector's second at every exit
 		"AWS_CONFIG_FILE="+filepath.Join(home, "config"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "credentials"),
@@ -57,7 +57,7 @@ func TestExecEnvironment(t *testing.T) {
 		"AWS_ACCESS_KEY_ID":         cur.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY":     cur.SecretAccessKey,
 		"AWS_SESSION_TOKEN":         cur.SessionToken,
-		"AWS_CREDENTIAL_EXPIRATION": isoformat(cur.Expiration),
+		"AWS_CREDENTIAL_EXPIRATION": Isoformat(cur.Expiration),
 		"AWS_REGION":                "eu-west-2",
 		"AWS_DEFAULT_REGION":        "eu-west-2",
 		"AWS_PROFILE":               "keep",
@@ -84,8 +84,8 @@ func TestExecExitStatus(t *testing.T) {
 		{"status 0", child("exit", "0"), 0},
 		{"status 7", child("exit", "7"), 7},
 		{"status 255", child("exit", "255"), 255},
-		{"not found", []string{"no-such-command-kivuli"}, exitNotFound},
-		{"not executable", []string{notExec}, exitCannotRun},
+		{"not found", []string{"no-such-command-kivuli"}, ExitNotFound},
+		{"not executable", []string{notExec}, ExitCannotRun},
 	} {
 		for _, serve := range []bool{false, true} {
 			name := c.name
@@ -106,7 +106,7 @@ func TestExecExitStatus(t *testing.T) {
 	// Without credentials the command does not run.
 	cmd := command(t, append([]string{"exec", "--imds-endpoint", "http://127.0.0.1:1", "--"}, child("exit", "0")...)...)
 	out, _ := cmd.CombinedOutput()
-	if code := cmd.ProcessState.ExitCode(); code != exitNoCreds {
+	if code := cmd.ProcessState.ExitCode(); code != ExitNoCreds {
 		t.Errorf("no IMDS: exit %d: %s", code, out)
 	}
 }

@@ -40,16 +40,16 @@ var fieldFlags = strings.NewReplacer(
 	"Config.ResponseHeaderTimeout", "--response-header-timeout",
 )
 
-// flagWords is a message of the library in the words of the command's
+// FlagWords is a message of the library in the words of the command's
 // flags.
-func flagWords(msg string) string { return fieldFlags.Replace(msg) }
+func FlagWords(msg string) string { return fieldFlags.Replace(msg) }
 
-// configError is an error of a configuration the flags made: a usage
+// ConfigError is an error of a configuration the flags made: a usage
 // error in the flags' words when it is the library's ErrInvalidConfig.
-func configError(err error) error {
+func ConfigError(err error) error {
 	var ke *kivuli.Error
 	if errors.As(err, &ke) && errors.Is(err, kivuli.ErrInvalidConfig) {
-		return usageErrorf("%s", flagWords(ke.Reason))
+		return UsageErrorf("%s", FlagWords(ke.Reason))
 	}
 	return err
 }

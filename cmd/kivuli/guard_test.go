@@ -141,7 +141,7 @@ func TestIMDSFromFlags(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"a/b", "*.example", "http://x"} {
-		if r := runCmd(t, "", "imds", "--serve-host", bad); r.code != exitUsage || !strings.Contains(r.stderr, "--serve-host") {
+		if r := runCmd(t, "", "imds", "--serve-host", bad); r.code != ExitUsage || !strings.Contains(r.stderr, "--serve-host") {
 			t.Errorf("--serve-host %q: exit %d %q", bad, r.code, r.stderr)
 		}
 	}
@@ -283,7 +283,7 @@ func TestProxyAllowOriginFlags(t *testing.T) {
 		{"--allow-origin", "ftp://grafana.example"}, {"--serve-host", "a/b"}, {"--serve-host", ""},
 	} {
 		r := runCmd(t, "", append([]string{"proxy", "--upstream", "https://sqs.eu-west-2.amazonaws.com"}, bad...)...)
-		if r.code != exitUsage || !strings.Contains(r.stderr, bad[0]) {
+		if r.code != ExitUsage || !strings.Contains(r.stderr, bad[0]) {
 			t.Errorf("%v: exit %d %q", bad, r.code, r.stderr)
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,10 +28,10 @@ type imdsFlags struct {
 	region       string
 	allowRemote  bool
 	serveHosts   []string
-	sf           sourceFlags
+	sf           SourceFlags
 }
 
-func (a *app) imdsCommand() *cobra.Command {
+func (a *App) imdsCommand() *cobra.Command {
 	f := &imdsFlags{}
 	cmd := &cobra.Command{
 		Use:   "imds [options] [-- CMD [ARGS...]]",
@@ -90,16 +91,16 @@ another origin, 421 for another Host:
 
 ` + faultSpecHelp,
 		Annotations: map[string]string{
-			annSynopsis: `kivuli imds [--listen 127.0.0.1:1338] [--v1 | --v2-only | --no-token]
+			AnnSynopsis: `kivuli imds [--listen 127.0.0.1:1338] [--v1 | --v2-only | --no-token]
             [--role NAME] [--lifetime DUR] [--rotate-before DUR] [--fault SPEC]...
             [--region R] [--from SOURCE [--allow-remote]] [--serve-host NAME]...
             [-- CMD [ARGS...]]`,
-			annExitOnly: `0    interrupted (SIGINT, SIGTERM) while serving.
+			AnnExitOnly: `0    interrupted (SIGINT, SIGTERM) while serving.
 1    the server failed (the address is in use, ...).
 2    a flag or an argument is wrong.
 3    --from: the source gave no credentials.
 With CMD: CMD's exit status, or 126 and 127 when it cannot run.`,
-			annSeeAlso: "amazon-ec2-metadata-mock (AEMM); kivuli curl --help",
+			AnnSeeAlso: "amazon-ec2-metadata-mock (AEMM); kivuli curl --help",
 		},
 		Example: `# an IMDSv2-only instance on the default port, in the background
 kivuli imds --v2-only &
@@ -116,7 +117,7 @@ kivuli imds --from chain --profile dev -- python app.py
 
 # an Elastic Beanstalk Docker container: no tokens at all
 kivuli imds --no-token --role aws-elasticbeanstalk-ec2-role`,
-		Args: usageArgs(func(cmd *cobra.Command, args []string) error {
+		Args: UsageArgs(func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 && cmd.ArgsLenAtDash() != 0 {
 				return fmt.Errorf("a command to run goes after --: kivuli imds [options] -- CMD")
 			}
@@ -137,7 +138,7 @@ kivuli imds --no-token --role aws-elasticbeanstalk-ec2-role`,
 	fl.StringVar(&f.region, "region", "us-east-1", "the `REGION` served as placement/region and in the identity document")
 	fl.BoolVar(&f.allowRemote, "allow-remote", false, "with --from, listen on a non-loopback --listen address all the same")
 	fl.StringArrayVar(&f.serveHosts, "serve-host", nil, "also answer requests whose Host is `NAME` (host or host:port; the port is not compared), such as host.docker.internal (repeatable)")
-	addSourceFlags(cmd, &f.sf, false)
+	AddSourceFlags(cmd, &f.sf, false)
 	return cmd
 }
 
@@ -147,7 +148,7 @@ kivuli imds --no-token --role aws-elasticbeanstalk-ec2-role`,
 func (f *imdsFlags) mode(real bool) (imdstest.Mode, error) {
 	switch {
 	case f.v1 && f.v2only || f.v1 && f.noToken || f.v2only && f.noToken:
-		return 0, usageErrorf("--v1, --v2-only and --no-token exclude each other")
+		return 0, UsageErrorf("--v1, --v2-only and --no-token exclude each other")
 	case f.noToken:
 		return imdstest.TokenUnsupported, nil
 	case f.v2only || real && !f.v1:
@@ -156,8 +157,8 @@ func (f *imdsFlags) mode(real bool) (imdstest.Mode, error) {
 	return imdstest.TokenOptional, nil
 }
 
-func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
-	real := f.sf.source != "" || f.sf.profile != "" || f.sf.roleARN != ""
+func (a *App) imds(ctx context.Context, f *imdsFlags, args []string) error {
+	real := f.sf.Source != "" || f.sf.Profile != "" || f.sf.RoleARN != ""
 	mode, err := f.mode(real)
 	if err != nil {
 		return err
@@ -166,37 +167,37 @@ func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
 		f.rotateBefore = f.lifetime * 5 / 6
 	}
 	if f.lifetime <= 0 || f.rotateBefore <= 0 || f.rotateBefore >= f.lifetime {
-		return usageErrorf("--rotate-before (%v) must be positive and under --lifetime (%v)", f.rotateBefore, f.lifetime)
+		return UsageErrorf("--rotate-before (%v) must be positive and under --lifetime (%v)", f.rotateBefore, f.lifetime)
 	}
 	var faults []imdstest.Fault
 	for _, spec := range f.faults {
 		fault, err := parseFault(spec)
 		if err != nil {
-			return usageErrorf("--fault: %v", err)
+			return UsageErrorf("--fault: %v", err)
 		}
 		faults = append(faults, fault)
 	}
-	if !real && f.sf.imdsEndpoint != "" {
-		return usageErrorf("--imds-endpoint names the source of --from imds")
+	if !real && f.sf.IMDSEndpoint != "" {
+		return UsageErrorf("--imds-endpoint names the source of --from imds")
 	}
-	if err := checkListen("--listen", f.listen, f.allowRemote || !real, imdsRisk); err != nil {
+	if err := CheckListen("--listen", f.listen, f.allowRemote || !real, imdsRisk); err != nil {
 		return err
 	}
 	g, err := guard.New(f.serveHosts, "--serve-host", nil, "")
 	if err != nil {
-		return configError(err)
+		return ConfigError(err)
 	}
 	g.ServeListen(f.listen)
 
 	var creds aws.CredentialsProvider // nil: the emulator's fake credentials
 	what := "fake credentials"
 	if real {
-		src, err := f.sf.open(ctx, a, "", false)
+		src, err := f.sf.Open(ctx, a, "", false)
 		if err != nil {
 			return err
 		}
 		defer src.Close()
-		creds, what = src.creds, "real credentials from "+firstNonEmpty(f.sf.source, sourceChain)
+		creds, what = src.Creds, "real credentials from "+cmp.Or(f.sf.Source, SourceChain)
 	}
 	s := &imdsServer{
 		emu: imdstest.NewHandler(imdstest.Config{
@@ -211,16 +212,16 @@ func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
 		s.emu.Inject(fault)
 	}
 
-	ln, err := listenTCP("--listen", f.listen, f.allowRemote || !real, imdsRisk)
+	ln, err := ListenTCP("--listen", f.listen, f.allowRemote || !real, imdsRisk)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: discardLog()}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: DiscardLog()}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	url := "http://" + ln.Addr().String()
-	fmt.Fprintf(a.stderr, "kivuli imds: serving IMDS on %s (%s, role %s, %s)\n", url, modeName(mode), f.role, what)
-	fmt.Fprintf(a.stderr, "kivuli imds:   export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s/\n", url)
+	fmt.Fprintf(a.Stderr, "kivuli imds: serving IMDS on %s (%s, role %s, %s)\n", url, modeName(mode), f.role, what)
+	fmt.Fprintf(a.Stderr, "kivuli imds:   export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s/\n", url)
 
 	var runErr error
 	if len(args) > 0 {
@@ -240,18 +241,18 @@ func (a *app) imds(ctx context.Context, f *imdsFlags, args []string) error {
 }
 
 // runUnder runs the command with the emulator as its IMDS.
-func (a *app) runUnder(url string, args []string) error {
+func (a *App) runUnder(url string, args []string) error {
 	path, err := exec.LookPath(args[0])
 	if err != nil {
-		code := exitNotFound
+		code := ExitNotFound
 		if !errors.Is(err, exec.ErrNotFound) {
-			code = exitCannotRun
+			code = ExitCannotRun
 		}
-		return &exitError{code: code, err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
+		return &ExitError{Code: code, Err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
 	}
-	env := a.env.without(credentialVars...).without(profileVars...).without("AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").
-		with("AWS_EC2_METADATA_SERVICE_ENDPOINT", url+"/")
-	return a.runChild(path, args, env, nil)
+	env := a.Env.Without(CredentialVars...).Without(ProfileVars...).Without("AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").
+		With("AWS_EC2_METADATA_SERVICE_ENDPOINT", url+"/")
+	return a.RunChild(path, args, env, nil)
 }
 
 // imdsRisk is what a non-loopback listener of kivuli imds --from risks.

@@ -60,7 +60,7 @@ func (s *imdsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // first (a CORS preflight, which the emulator never grants), under the
 // guard's Host rule.
 func (s *imdsServer) control(w http.ResponseWriter, r *http.Request) {
-	if !loopbackAddr(r.RemoteAddr) {
+	if !LoopbackAddr(r.RemoteAddr) {
 		http.Error(w, "kivuli: the control endpoint answers loopback clients only", http.StatusForbidden)
 		return
 	}

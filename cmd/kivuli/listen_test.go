@@ -33,8 +33,8 @@ func TestListenersLoopback(t *testing.T) {
 			defer cancel()
 			var stderr syncBuffer
 			code := runContext(ctx, args, strings.NewReader(""), io.Discard, &stderr, os.Environ())
-			if code != exitUsage || !strings.Contains(stderr.String(), c.flag+" "+c.addr+" is not loopback") {
-				t.Errorf("exit %d, want %d: %s", code, exitUsage, stderr.String())
+			if code != ExitUsage || !strings.Contains(stderr.String(), c.flag+" "+c.addr+" is not loopback") {
+				t.Errorf("exit %d, want %d: %s", code, ExitUsage, stderr.String())
 			}
 		})
 	}
@@ -50,7 +50,7 @@ func TestListenersLoopback(t *testing.T) {
 // listenTCP checks the address it is bound to, so that a name is judged
 // by what it resolved to.
 func TestListenTCP(t *testing.T) {
-	ln, err := listenTCP("--listen", "localhost:0", false, "risk")
+	ln, err := ListenTCP("--listen", "localhost:0", false, "risk")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,14 +59,14 @@ func TestListenTCP(t *testing.T) {
 	}
 	ln.Close()
 	for _, addr := range []string{"0.0.0.0:0", ":0", "example.com:0", "127.0.0.1"} {
-		if ln, err := listenTCP("--listen", addr, false, "risk"); err == nil {
+		if ln, err := ListenTCP("--listen", addr, false, "risk"); err == nil {
 			ln.Close()
 			t.Errorf("%s: listening", addr)
 		} else if !strings.Contains(err.Error(), "--listen "+addr+" is not loopback: risk") {
 			t.Errorf("%s: %v", addr, err)
 		}
 	}
-	ln, err = listenTCP("--listen", "0.0.0.0:0", true, "risk")
+	ln, err = ListenTCP("--listen", "0.0.0.0:0", true, "risk")
 	if err != nil {
 		t.Fatal(err)
 	}

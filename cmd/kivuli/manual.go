@@ -12,11 +12,11 @@ import (
 
 // Annotations of a command that its manual page prints.
 const (
-	annSynopsis    = "synopsis"    // the SYNOPSIS lines; default "kivuli " + Use
-	annExit        = "exit"        // EXIT STATUS lines beyond the shared ones
-	annExitOnly    = "exit-only"   // EXIT STATUS lines instead of the shared ones
-	annEnvironment = "environment" // the ENVIRONMENT section
-	annSeeAlso     = "see-also"    // the SEE ALSO section
+	AnnSynopsis    = "synopsis"    // the SYNOPSIS lines; default "kivuli " + Use
+	AnnExit        = "exit"        // EXIT STATUS lines beyond the shared ones
+	AnnExitOnly    = "exit-only"   // EXIT STATUS lines instead of the shared ones
+	AnnEnvironment = "environment" // the ENVIRONMENT section
+	AnnSeeAlso     = "see-also"    // the SEE ALSO section
 )
 
 // groupSource marks the credential-source flags, printed in a section of
@@ -26,10 +26,10 @@ const groupSource = "source"
 // manualWidth is the width the manual is wrapped to.
 const manualWidth = 80
 
-// writeManual writes cmd's manual page, in the sections of a man page:
+// WriteManual writes cmd's manual page, in the sections of a man page:
 // NAME, SYNOPSIS, DESCRIPTION, OPTIONS, CREDENTIAL SOURCE, EXAMPLES,
 // ENVIRONMENT, EXIT STATUS, SEE ALSO.
-func writeManual(w io.Writer, cmd *cobra.Command) {
+func WriteManual(w io.Writer, cmd *cobra.Command) {
 	var b strings.Builder
 	section := func(title, body string) {
 		body = strings.TrimRight(body, "\n")
@@ -49,7 +49,7 @@ func writeManual(w io.Writer, cmd *cobra.Command) {
 		}
 	}
 	section("NAME", cmd.CommandPath()+" - "+cmd.Short)
-	synopsis := cmd.Annotations[annSynopsis]
+	synopsis := cmd.Annotations[AnnSynopsis]
 	if synopsis == "" {
 		synopsis = cmd.UseLine()
 	}
@@ -70,16 +70,16 @@ func writeManual(w io.Writer, cmd *cobra.Command) {
 	section("OPTIONS", flagUsages(own))
 	section("CREDENTIAL SOURCE", flagUsages(src))
 	section("EXAMPLES", cmd.Example)
-	section("ENVIRONMENT", cmd.Annotations[annEnvironment])
-	exit := cmd.Annotations[annExitOnly]
+	section("ENVIRONMENT", cmd.Annotations[AnnEnvironment])
+	exit := cmd.Annotations[AnnExitOnly]
 	if exit == "" {
-		exit = exitStatusText
-		if extra := cmd.Annotations[annExit]; extra != "" {
+		exit = ExitStatusText
+		if extra := cmd.Annotations[AnnExit]; extra != "" {
 			exit += "\n" + extra
 		}
 	}
 	section("EXIT STATUS", exit)
-	seeAlso := cmd.Annotations[annSeeAlso]
+	seeAlso := cmd.Annotations[AnnSeeAlso]
 	if seeAlso == "" && cmd.HasParent() {
 		seeAlso = "kivuli(1): kivuli --help"
 	}

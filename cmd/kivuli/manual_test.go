@@ -34,7 +34,7 @@ func TestManualGolden(t *testing.T) {
 			}
 		})
 	}
-	if r := runCmd(t, "", "help", "nope"); r.code != exitUsage {
+	if r := runCmd(t, "", "help", "nope"); r.code != ExitUsage {
 		t.Errorf("help nope: exit %d", r.code)
 	}
 }

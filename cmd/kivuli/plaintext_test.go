@@ -33,8 +33,8 @@ func TestPlaintextNeverThroughAProxy(t *testing.T) {
 			c := command(t, "curl", "--imds-endpoint", f.imds.URL, "--allow-host", upstream, "-H", "Host: "+signHost, "http://"+upstream+"/logs/_search")
 			c.Env = append(c.Env, env...)
 			out, _ := c.CombinedOutput()
-			if code := c.ProcessState.ExitCode(); code != exitRefused || !strings.Contains(string(out), "in clear") {
-				t.Errorf("exit %d, want %d and a refusal in clear: %s", code, exitRefused, out)
+			if code := c.ProcessState.ExitCode(); code != ExitRefused || !strings.Contains(string(out), "in clear") {
+				t.Errorf("exit %d, want %d and a refusal in clear: %s", code, ExitRefused, out)
 			}
 		})
 		t.Run("proxy "+host, func(t *testing.T) {
@@ -46,8 +46,8 @@ func TestPlaintextNeverThroughAProxy(t *testing.T) {
 			timer := time.AfterFunc(failAfter, func() { c.Process.Kill() })
 			defer timer.Stop()
 			out, _ := c.CombinedOutput()
-			if code := c.ProcessState.ExitCode(); code != exitRefused || !strings.Contains(string(out), "in clear") {
-				t.Errorf("exit %d, want %d and a refusal in clear at start: %s", code, exitRefused, out)
+			if code := c.ProcessState.ExitCode(); code != ExitRefused || !strings.Contains(string(out), "in clear") {
+				t.Errorf("exit %d, want %d and a refusal in clear at start: %s", code, ExitRefused, out)
 			}
 		})
 	}

@@ -28,8 +28,8 @@ func TestProxySelfLoop(t *testing.T) {
 			r := runCmd(t, "", "proxy", "--listen", c.listen, "--allow-remote", "--admin", "",
 				"--imds-endpoint", f.imds.URL, "--upstream", c.upstream, "--allow-host", host,
 				"--sign-host", "sts.eu-west-2.amazonaws.com")
-			if r.code != exitUsage || !strings.Contains(r.stderr, "this proxy's own address") {
-				t.Errorf("exit %d, want %d:\n%s", r.code, exitUsage, r.stderr)
+			if r.code != ExitUsage || !strings.Contains(r.stderr, "this proxy's own address") {
+				t.Errorf("exit %d, want %d:\n%s", r.code, ExitUsage, r.stderr)
 			}
 		})
 	}

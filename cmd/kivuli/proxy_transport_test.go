@@ -57,7 +57,7 @@ func TestProxyTLS(t *testing.T) {
 	}
 	// A key that does not match: exit 2 at start.
 	_, otherKey, _ := selfSigned(t, t.TempDir())
-	if r := runCmd(t, "", append(proxyArgs(f), "--tls-cert", certFile, "--tls-key", otherKey)...); r.code != exitUsage {
+	if r := runCmd(t, "", append(proxyArgs(f), "--tls-cert", certFile, "--tls-key", otherKey)...); r.code != ExitUsage {
 		t.Errorf("mismatched key: exit %d: %s", r.code, r.stderr)
 	}
 }

@@ -32,11 +32,11 @@ type proxyFlags struct {
 	allowOrigins          []string
 	tlsCert, tlsKey       string
 	serverName            string
-	maxBody               sizeFlag
-	maxBuffer             sizeFlag
+	maxBody               SizeFlag
+	maxBuffer             SizeFlag
 	spoolDir              string
-	maxSpool              sizeFlag
-	maxHeaders            sizeFlag
+	maxSpool              SizeFlag
+	maxHeaders            SizeFlag
 	maxConns              int
 	maxRequests           int
 	queueTimeout          time.Duration
@@ -51,7 +51,7 @@ type proxyFlags struct {
 	maxAttempts           int
 	logFormat             string
 	verbose               bool
-	sf                    sourceFlags
+	sf                    SourceFlags
 }
 
 // Defaults of the limits on connections (see proxylimits.go); those of
@@ -61,12 +61,12 @@ const (
 	defaultMaxConns   = 256
 )
 
-func (a *app) proxyCommand() *cobra.Command {
+func (a *App) proxyCommand() *cobra.Command {
 	f := &proxyFlags{
-		maxBody:    sizeFlag{n: proxy.DefaultMaxBody, raw: formatSize(proxy.DefaultMaxBody)},
-		maxBuffer:  sizeFlag{n: proxy.DefaultMaxBuffer, raw: formatSize(proxy.DefaultMaxBuffer)},
-		maxSpool:   sizeFlag{n: proxy.DefaultMaxSpool, raw: formatSize(proxy.DefaultMaxSpool)},
-		maxHeaders: sizeFlag{n: defaultMaxHeaders, raw: formatSize(defaultMaxHeaders)},
+		maxBody:    SizeFlag{N: proxy.DefaultMaxBody, Raw: FormatSize(proxy.DefaultMaxBody)},
+		maxBuffer:  SizeFlag{N: proxy.DefaultMaxBuffer, Raw: FormatSize(proxy.DefaultMaxBuffer)},
+		maxSpool:   SizeFlag{N: proxy.DefaultMaxSpool, Raw: FormatSize(proxy.DefaultMaxSpool)},
+		maxHeaders: SizeFlag{N: defaultMaxHeaders, Raw: FormatSize(defaultMaxHeaders)},
 	}
 	cmd := &cobra.Command{
 		Use:   "proxy --upstream URL [options]",
@@ -176,21 +176,21 @@ are the upstream's). A refused request is logged, counted in
 kivuli_proxy_refused_requests_total, and neither signed nor sent. The
 admin listener has the same Host and origin rules.`,
 		Annotations: map[string]string{
-			annSynopsis: `kivuli proxy --upstream https://HOST [--listen 127.0.0.1:8080] [--service S]
+			AnnSynopsis: `kivuli proxy --upstream https://HOST [--listen 127.0.0.1:8080] [--service S]
             [--region R] [--sign-host H] [--allow-host HOST]...
             [--serve-host NAME]... [--allow-origin ORIGIN]... [--allow-remote]
             [--admin 127.0.0.1:8081] [--tls-cert F --tls-key F] [--max-body SIZE]
             [--max-buffer SIZE] [--spool-dir DIR] [--unsigned-payload]
             [--header-allow NAME]... [--header-deny NAME]...
             [CREDENTIAL SOURCE options]`,
-			annExitOnly: `0    stopped by SIGTERM or SIGINT, after draining.
+			AnnExitOnly: `0    stopped by SIGTERM or SIGINT, after draining.
 1    a listener failed (the address is in use, ...).
 2    a flag is wrong, or --upstream is the proxy itself.
 3    no credentials: the source did not give any.
 4    the signer refuses the upstream: not an AWS endpoint nor given with
      --allow-host, plain http:// to a host that is not loopback, a service
      or region the host does not tell.`,
-			annSeeAlso: "aws-sigv4-proxy; kivuli curl --help, kivuli imds --help",
+			AnnSeeAlso: "aws-sigv4-proxy; kivuli curl --help, kivuli imds --help",
 		},
 		Example: `# OpenSearch Dashboards or Grafana in front of an OpenSearch Service domain
 kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com
@@ -219,7 +219,7 @@ kivuli proxy --upstream https://aps-workspaces.eu-west-2.amazonaws.com \
 
 # health and metrics
 curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
-		Args: usageArgs(cobra.NoArgs),
+		Args: UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.proxy(cmd.Context(), f) },
 	}
 	fl := cmd.Flags()
@@ -255,7 +255,7 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.IntVar(&f.maxAttempts, "max-attempts", proxy.DefaultMaxAttempts, "send a request that can be sent again up to `N` times (1: never retry)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "write logs to standard error as `FORMAT`: text or json")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also log each canonical request and string to sign (token redacted)")
-	addSourceFlags(cmd, &f.sf, true)
+	AddSourceFlags(cmd, &f.sf, true)
 	return cmd
 }
 
@@ -266,11 +266,11 @@ func (f *proxyFlags) config() (proxy.Config, error) {
 	if err := f.checkLimits(); err != nil {
 		return proxy.Config{}, err
 	}
-	if err := checkListen("--listen", f.listen, f.allowRemote, listenRisk); err != nil {
+	if err := CheckListen("--listen", f.listen, f.allowRemote, listenRisk); err != nil {
 		return proxy.Config{}, err
 	}
 	if f.admin != "" {
-		if err := checkListen("--admin", f.admin, f.allowRemote, adminRisk); err != nil {
+		if err := CheckListen("--admin", f.admin, f.allowRemote, adminRisk); err != nil {
 			return proxy.Config{}, err
 		}
 	}
@@ -280,14 +280,14 @@ func (f *proxyFlags) config() (proxy.Config, error) {
 		ServeHosts:   append(slices.Clip(f.serveHosts), listenNames(f.listen, f.admin)...),
 		AllowOrigins: f.allowOrigins,
 		SignHeaders:  f.headerAllow, DropHeaders: f.headerDeny, UnsignedPayload: f.unsignedPayload,
-		MaxBody: noneIfZero(f.maxBody.n), MaxBuffer: noneIfZero(f.maxBuffer.n), MaxSpool: noneIfZero(f.maxSpool.n),
+		MaxBody: noneIfZero(f.maxBody.N), MaxBuffer: noneIfZero(f.maxBuffer.N), MaxSpool: noneIfZero(f.maxSpool.N),
 		SpoolDir:    f.spoolDir,
 		MaxRequests: f.maxRequests, QueueTimeout: noneIfZero(f.queueTimeout), BodyIdleTimeout: noneIfZero(f.bodyIdleTimeout),
 		MaxAttempts:  f.maxAttempts,
 		MaxIdleConns: f.maxIdleConns, IdleConnTimeout: noneIfZero(f.idleConnTimeout), ResponseHeaderTimeout: f.responseHeaderTimeout,
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, configError(err)
+		return cfg, ConfigError(err)
 	}
 	return cfg, nil
 }
@@ -297,21 +297,21 @@ func (f *proxyFlags) config() (proxy.Config, error) {
 func (f *proxyFlags) checkLimits() error {
 	switch {
 	case (f.tlsCert == "") != (f.tlsKey == ""):
-		return usageErrorf("--tls-cert and --tls-key go together")
+		return UsageErrorf("--tls-cert and --tls-key go together")
 	case f.maxIdleConns < 1:
-		return usageErrorf("--max-idle-conns must be at least 1")
+		return UsageErrorf("--max-idle-conns must be at least 1")
 	case f.maxAttempts < 1:
-		return usageErrorf("--max-attempts must be at least 1")
+		return UsageErrorf("--max-attempts must be at least 1")
 	case f.maxConns < 1 || f.maxRequests < 1:
-		return usageErrorf("--max-conns and --max-requests must be at least 1")
-	case f.maxHeaders.n < 1<<10:
-		return usageErrorf("--max-headers %s is under 1KiB: no client's request would fit", f.maxHeaders.raw)
-	case f.maxHeaders.n > 1<<30:
-		return usageErrorf("--max-headers %s is over 1GiB", f.maxHeaders.raw)
+		return UsageErrorf("--max-conns and --max-requests must be at least 1")
+	case f.maxHeaders.N < 1<<10:
+		return UsageErrorf("--max-headers %s is under 1KiB: no client's request would fit", f.maxHeaders.Raw)
+	case f.maxHeaders.N > 1<<30:
+		return UsageErrorf("--max-headers %s is over 1GiB", f.maxHeaders.Raw)
 	case f.queueTimeout < 0 || f.bodyIdleTimeout < 0:
-		return usageErrorf("--queue-timeout and --body-idle-timeout must not be negative")
+		return UsageErrorf("--queue-timeout and --body-idle-timeout must not be negative")
 	case f.logFormat != "text" && f.logFormat != "json":
-		return usageErrorf("--log-format %q: want text or json", f.logFormat)
+		return UsageErrorf("--log-format %q: want text or json", f.logFormat)
 	}
 	return nil
 }
@@ -351,7 +351,7 @@ func (f *proxyFlags) tlsConfig() (*tls.Config, error) {
 	}
 	cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
 	if err != nil {
-		return nil, usageErrorf("--tls-cert, --tls-key: %v", err)
+		return nil, UsageErrorf("--tls-cert, --tls-key: %v", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
@@ -367,7 +367,7 @@ func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
+func (a *App) proxy(ctx context.Context, f *proxyFlags) error {
 	cfg, err := f.config()
 	if err != nil {
 		return err
@@ -376,16 +376,16 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(a.stderr, f.logFormat, f.verbose)
-	if a.env.get("GOMEMLIMIT") == "" {
+	log := newLogger(a.Stderr, f.logFormat, f.verbose)
+	if a.Env.Get("GOMEMLIMIT") == "" {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(f.memoryBound() - nonGoMemory))
 	}
-	src, err := f.sf.open(ctx, a, f.region, false)
+	src, err := f.sf.Open(ctx, a, f.region, false)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	s, err := newProxyServer(ctx, cfg, src.creds, log)
+	s, err := newProxyServer(ctx, cfg, src.Creds, log)
 	if err != nil {
 		return err
 	}
@@ -396,13 +396,13 @@ func (a *app) proxy(ctx context.Context, f *proxyFlags) error {
 // serve serves the proxy on --listen, and the admin endpoints on --admin,
 // until ctx ends (SIGTERM, SIGINT) or a listener fails, then drains.
 func (s *proxyServer) serve(ctx context.Context, f *proxyFlags, tlsConfig *tls.Config) error {
-	tcp, err := listenTCP("--listen", f.listen, f.allowRemote, listenRisk)
+	tcp, err := ListenTCP("--listen", f.listen, f.allowRemote, listenRisk)
 	if err != nil {
 		return err
 	}
 	defer tcp.Close()
 	if loopsToSelf(ctx, s.upstream, tcp.Addr()) {
-		return usageErrorf("--upstream %s is this proxy's own address (%s): every request would be forwarded to itself again", s.upstream.Redacted(), tcp.Addr())
+		return UsageErrorf("--upstream %s is this proxy's own address (%s): every request would be forwarded to itself again", s.upstream.Redacted(), tcp.Addr())
 	}
 	srv := s.server(f, tlsConfig)
 	ln := limitConns(srv, tcp, f.maxConns)
@@ -425,7 +425,7 @@ func (s *proxyServer) serve(ctx context.Context, f *proxyFlags, tlsConfig *tls.C
 		return err
 	}
 	s.log.Info("kivuli proxy: listening", "listen", scheme+"://"+ln.Addr().String(), slog.Any("", s.p),
-		"max_conns", f.maxConns, "max_requests", f.maxRequests, "memory_bound", formatSize(f.memoryBound()))
+		"max_conns", f.maxConns, "max_requests", f.maxRequests, "memory_bound", FormatSize(f.memoryBound()))
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -447,7 +447,7 @@ func (s *proxyServer) serveAdmin(f *proxyFlags, served chan<- error) (*http.Serv
 	if f.admin == "" {
 		return nil, nil
 	}
-	aln, err := listenTCP("--admin", f.admin, f.allowRemote, adminRisk)
+	aln, err := ListenTCP("--admin", f.admin, f.allowRemote, adminRisk)
 	if err != nil {
 		return nil, err
 	}

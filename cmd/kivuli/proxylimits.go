@@ -51,7 +51,7 @@ const nonGoMemory = 16 << 20
 // Less nonGoMemory, it is the Go runtime's soft limit, so that the garbage
 // collector keeps the heap under it rather than at twice what is live.
 func (f *proxyFlags) memoryBound() int64 {
-	conn := 2*(f.maxHeaders.n+4096) + connMemory // 4 KiB: net/http's slack
+	conn := 2*(f.maxHeaders.N+4096) + connMemory // 4 KiB: net/http's slack
 	if f.tlsCert != "" {
 		conn += tlsConnMemory
 	}
@@ -77,7 +77,7 @@ func (s *proxyServer) server(f *proxyFlags, tlsConfig *tls.Config) *http.Server 
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// net/http reads up to 4 KiB more before it answers 431.
-		MaxHeaderBytes: int(f.maxHeaders.n),
+		MaxHeaderBytes: int(f.maxHeaders.N),
 		TLSConfig:      tlsConfig,
 		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
@@ -93,7 +93,7 @@ func (s *proxyServer) adminServer() *http.Server {
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    8 << 10,
-		ErrorLog:          discardLog(),
+		ErrorLog:          DiscardLog(),
 	}
 }
 

@@ -64,7 +64,7 @@ func (o *proxyObserver) accessLog(r *http.Request, x proxy.Exchange) {
 		slog.String("remote", r.RemoteAddr),
 	}
 	if x.Err != nil {
-		attrs = append(attrs, slog.String("error", flagWords(x.Err.Msg)))
+		attrs = append(attrs, slog.String("error", FlagWords(x.Err.Msg)))
 	}
 	level := slog.LevelInfo
 	if x.Status >= 500 {

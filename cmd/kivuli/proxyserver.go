@@ -36,20 +36,20 @@ func newProxyServer(ctx context.Context, cfg proxy.Config, creds *kivuli.Credent
 	s.m = newProxyMetrics(s)
 	cfg.Credentials, cfg.Observer, cfg.Logger = creds, &proxyObserver{m: s.m, log: log}, log
 	cfg.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, e *proxy.RequestError) {
-		http.Error(w, flagWords(e.Msg), e.Status)
+		http.Error(w, FlagWords(e.Msg), e.Status)
 	}
 	var err error
 	if s.guard, err = guard.New(cfg.ServeHosts, "--serve-host", cfg.AllowOrigins, "--allow-origin"); err != nil {
-		return nil, configError(err)
+		return nil, ConfigError(err)
 	}
 	if s.upstream, err = url.Parse(cfg.Upstream); err != nil {
-		return nil, usageErrorf("--upstream %q: %v", cfg.Upstream, err)
+		return nil, UsageErrorf("--upstream %q: %v", cfg.Upstream, err)
 	}
 	if s.p, err = proxy.New(ctx, cfg); err != nil {
-		if refusedBySigner(err) {
-			return nil, &exitError{code: exitRefused, err: fmt.Errorf("kivuli: --upstream %s: %s", s.upstream.Redacted(), flagWords(strings.TrimPrefix(err.Error(), "kivuli: ")))}
+		if RefusedBySigner(err) {
+			return nil, &ExitError{Code: ExitRefused, Err: fmt.Errorf("kivuli: --upstream %s: %s", s.upstream.Redacted(), FlagWords(strings.TrimPrefix(err.Error(), "kivuli: ")))}
 		}
-		return nil, configError(err)
+		return nil, ConfigError(err)
 	}
 	s.stopSubs = s.m.watchCredentials(creds)
 	return s, nil

@@ -15,17 +15,17 @@ import (
 // Exit statuses. curl's own number is kept where kivuli curl means the
 // same thing; exec passes its command's status through instead.
 const (
-	exitOK        = 0
-	exitFailure   = 1  // the request or the server failed
-	exitUsage     = 2  // a flag or argument is wrong
-	exitNoCreds   = 3  // the credential source gave no credentials
-	exitRefused   = 4  // the signer refused the request: host, plaintext, scope, body
-	exitHTTPError = 22 // curl --fail: the answer was HTTP 400 or more (curl's 22)
-	exitRedirects = 47 // curl -L: too many redirects (curl's 47)
+	ExitOK        = 0
+	ExitFailure   = 1  // the request or the server failed
+	ExitUsage     = 2  // a flag or argument is wrong
+	ExitNoCreds   = 3  // the credential source gave no credentials
+	ExitRefused   = 4  // the signer refused the request: host, plaintext, scope, body
+	ExitHTTPError = 22 // curl --fail: the answer was HTTP 400 or more (curl's 22)
+	ExitRedirects = 47 // curl -L: too many redirects (curl's 47)
 )
 
-// exitStatusText is the EXIT STATUS section shared by every manual page.
-const exitStatusText = `0    success.
+// ExitStatusText is the EXIT STATUS section shared by every manual page.
+const ExitStatusText = `0    success.
 1    the request, the server or the command failed.
 2    a flag or an argument is wrong (the message says which).
 3    no credentials: the source did not give any (not on EC2, no role
@@ -35,47 +35,47 @@ const exitStatusText = `0    success.
      host that is not loopback, a service or region the host does not
      tell, a body too large to buffer.`
 
-// exitError carries the exit status of a failure and its message.
-type exitError struct {
-	code int
-	err  error
+// ExitError carries the exit status of a failure and its message.
+type ExitError struct {
+	Code int
+	Err  error
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
 
-// usageErrorf is a failure with exit status 2.
-func usageErrorf(format string, args ...any) error {
-	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+// UsageErrorf is a failure with exit status 2.
+func UsageErrorf(format string, args ...any) error {
+	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, args...)}
 }
 
-// exitCode returns the exit status for err.
-func exitCode(err error) int {
+// ExitCode returns the exit status for err.
+func ExitCode(err error) int {
 	var (
-		ee *exitError
-		se *silentError
-		ke *signalExit
+		ee *ExitError
+		se *SilentError
+		ke *SignalExit
 	)
 	switch {
 	case err == nil:
-		return exitOK
+		return ExitOK
 	case errors.As(err, &ke):
-		return 128 + signalNumber(ke.sig)
+		return 128 + signalNumber(ke.Sig)
 	case errors.As(err, &se):
-		return se.code
+		return se.Code
 	case errors.As(err, &ee):
-		return ee.code
-	case refusedBySigner(err):
-		return exitRefused
+		return ee.Code
+	case RefusedBySigner(err):
+		return ExitRefused
 	case noCredentials(err):
-		return exitNoCreds
+		return ExitNoCreds
 	}
-	return exitFailure
+	return ExitFailure
 }
 
-// refusedBySigner reports errors of kivuli.Transport that mean nothing was
+// RefusedBySigner reports errors of kivuli.Transport that mean nothing was
 // sent.
-func refusedBySigner(err error) bool {
+func RefusedBySigner(err error) bool {
 	return errors.Is(err, kivuli.ErrHostNotAllowed) || errors.Is(err, kivuli.ErrPlaintext) ||
 		errors.Is(err, kivuli.ErrUnknownScope) || errors.Is(err, kivuli.ErrBodyTooLarge) ||
 		errors.Is(err, kivuli.ErrInvalidRequest)
@@ -101,8 +101,8 @@ type sourceError struct{ err error }
 func (e *sourceError) Error() string { return e.err.Error() }
 func (e *sourceError) Unwrap() error { return e.err }
 
-// message is err as printed: "kivuli: " once.
-func message(err error) string {
+// Message is err as printed: "kivuli: " once.
+func Message(err error) string {
 	s := err.Error()
 	if !strings.HasPrefix(s, "kivuli: ") {
 		s = "kivuli: " + s
@@ -110,14 +110,14 @@ func message(err error) string {
 	return s
 }
 
-// app is what every subcommand sees: the streams, the environment and
+// App is what every subcommand sees: the streams, the environment and
 // the context of one run.
-type app struct {
+type App struct {
 	ctx    context.Context
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
-	env    environ
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Env    Environ
 }
 
 // run is the command with the process's context: see runContext.
@@ -131,7 +131,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, env []string)
 // environment (AWS_EC2_METADATA_*, AWS_CONFIG_FILE, ...). ctx ending stops
 // the servers (imds, exec --serve's endpoint once its command has ended).
 func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env []string) int {
-	a := &app{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, env: newEnviron(env)}
+	a := &App{ctx: ctx, Stdin: stdin, Stdout: stdout, Stderr: stderr, Env: NewEnviron(env)}
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -139,14 +139,14 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		code := exitCode(err)
-		var ke *signalExit
+		code := ExitCode(err)
+		var ke *SignalExit
 		if errors.As(err, &ke) {
-			pendingSignal.Store(ke.sig)
+			pendingSignal.Store(ke.Sig)
 		}
 		if !silent(err) {
-			fmt.Fprintln(stderr, message(err))
-			if code == exitUsage {
+			fmt.Fprintln(stderr, Message(err))
+			if code == ExitUsage {
 				if c, _, ferr := root.Find(args); ferr == nil && c != nil {
 					fmt.Fprintf(stderr, "Run '%s --help' for the manual.\n", c.CommandPath())
 				}
@@ -154,23 +154,23 @@ func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		}
 		return code
 	}
-	return exitOK
+	return ExitOK
 }
 
-// silentError is a failure already reported (curl -s, --fail).
-type silentError struct{ code int }
+// SilentError is a failure already reported (curl -s, --fail).
+type SilentError struct{ Code int }
 
-func (e *silentError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+func (e *SilentError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
 
 func silent(err error) bool {
 	var (
-		se *silentError
-		ke *signalExit
+		se *SilentError
+		ke *SignalExit
 	)
 	return errors.As(err, &se) || errors.As(err, &ke)
 }
 
-func (a *app) rootCommand() *cobra.Command {
+func (a *App) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kivuli",
 		Short: "signed requests, credentials and an IMDS emulator from the command line",
@@ -202,7 +202,7 @@ kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
-		Args:              usageArgs(cobra.NoArgs),
+		Args:              UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if printVersion(cmd) {
 				return nil
@@ -211,19 +211,19 @@ kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com`,
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &exitError{code: exitUsage, err: err}
+		return &ExitError{Code: ExitUsage, Err: err}
 	})
-	root.SetHelpFunc(func(cmd *cobra.Command, _ []string) { writeManual(cmd.OutOrStdout(), cmd) })
+	root.SetHelpFunc(func(cmd *cobra.Command, _ []string) { WriteManual(cmd.OutOrStdout(), cmd) })
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [COMMAND]",
 		Short: "show a command's manual",
-		Args:  usageArgs(cobra.MaximumNArgs(1)),
+		Args:  UsageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, rest, err := root.Find(args)
 			if err != nil || c == nil || len(rest) > 0 {
-				return usageErrorf("no such command %q", strings.Join(args, " "))
+				return UsageErrorf("no such command %q", strings.Join(args, " "))
 			}
-			writeManual(cmd.OutOrStdout(), c)
+			WriteManual(cmd.OutOrStdout(), c)
 			return nil
 		},
 	})
@@ -236,21 +236,21 @@ kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com`,
 	return root
 }
 
-// retrieve returns the current credentials of src, mapping a failure to
+// Retrieve returns the current credentials of src, mapping a failure to
 // exit status 3.
-func retrieve(ctx context.Context, src aws.CredentialsProvider) (aws.Credentials, error) {
+func Retrieve(ctx context.Context, src aws.CredentialsProvider) (aws.Credentials, error) {
 	v, err := src.Retrieve(ctx)
 	if err != nil {
-		return v, &exitError{code: exitNoCreds, err: err}
+		return v, &ExitError{Code: ExitNoCreds, Err: err}
 	}
 	return v, nil
 }
 
-// usageArgs makes an argument check's failure a usage error (exit 2).
-func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+// UsageArgs makes an argument check's failure a usage error (exit 2).
+func UsageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := check(cmd, args); err != nil {
-			return &exitError{code: exitUsage, err: err}
+			return &ExitError{Code: ExitUsage, Err: err}
 		}
 		return nil
 	}

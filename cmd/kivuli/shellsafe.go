@@ -33,7 +33,7 @@ func shellSafe(v aws.Credentials, format string) error {
 		{"session token (AWS_SESSION_TOKEN)", v.SessionToken, base64Chars, "a session token is base64: letters, digits, +, / and ="},
 	} {
 		if strings.Trim(f.value, f.chars) != "" {
-			return &exitError{code: exitNoCreds, err: fmt.Errorf(
+			return &ExitError{Code: ExitNoCreds, Err: fmt.Errorf(
 				"kivuli: refusing to print the credentials for a shell (--format %s): their %s holds characters AWS never issues (%s); the credential source is broken or hostile",
 				format, f.what, f.rule)}
 		}

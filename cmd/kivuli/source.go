@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,18 +23,18 @@ import (
 
 // Credential sources.
 const (
-	sourceIMDS  = "imds"
-	sourceChain = "chain"
+	SourceIMDS  = "imds"
+	SourceChain = "chain"
 )
 
-// sourceFlags are the CREDENTIAL SOURCE options every command takes.
-type sourceFlags struct {
-	source       string
+// SourceFlags are the CREDENTIAL SOURCE options every command takes.
+type SourceFlags struct {
+	Source       string
 	role         string
 	noToken      bool
-	imdsEndpoint string
-	profile      string
-	roleARN      string
+	IMDSEndpoint string
+	Profile      string
+	RoleARN      string
 	externalID   string
 	sessionName  string
 
@@ -44,24 +45,24 @@ type sourceFlags struct {
 	flags *pflag.FlagSet // the command's, to tell which flags were given
 }
 
-// addSourceFlags adds the credential-source flags to cmd. With imdsRole
+// AddSourceFlags adds the credential-source flags to cmd. With imdsRole
 // false (kivuli imds), --role and --no-token are left to the command and
 // --source is called --from.
-func addSourceFlags(cmd *cobra.Command, sf *sourceFlags, imdsRole bool) {
+func AddSourceFlags(cmd *cobra.Command, sf *SourceFlags, imdsRole bool) {
 	fs := pflag.NewFlagSet("source", pflag.ContinueOnError)
 	fs.SortFlags = false
 	sf.from = "source"
 	if imdsRole {
-		fs.StringVar(&sf.source, "source", sourceIMDS, "where credentials come from: `SOURCE` is imds (the instance role, through the kivuli library) or chain (the aws-sdk-go-v2 default chain: environment, shared config and SSO, web identity, ECS/EKS container credentials, IMDS)")
+		fs.StringVar(&sf.Source, "source", SourceIMDS, "where credentials come from: `SOURCE` is imds (the instance role, through the kivuli library) or chain (the aws-sdk-go-v2 default chain: environment, shared config and SSO, web identity, ECS/EKS container credentials, IMDS)")
 		fs.StringVar(&sf.role, "role", "", "the instance role `NAME` to read from IMDS (default: the first role IMDS lists)")
 		fs.BoolVar(&sf.noToken, "no-token", false, "IMDSv1 requests only, no session token (Elastic Beanstalk Docker containers, where the token request cannot succeed)")
 	} else {
 		sf.from = "from"
-		fs.StringVar(&sf.source, "from", "", "serve real, refreshing credentials from this `SOURCE` (imds or chain, as --source elsewhere) instead of fake ones; any local process can then read them")
+		fs.StringVar(&sf.Source, "from", "", "serve real, refreshing credentials from this `SOURCE` (imds or chain, as --source elsewhere) instead of fake ones; any local process can then read them")
 	}
-	fs.StringVar(&sf.imdsEndpoint, "imds-endpoint", "", "the IMDS endpoint `URL` (default: AWS_EC2_METADATA_SERVICE_ENDPOINT, else http://169.254.169.254)")
-	fs.StringVar(&sf.profile, "profile", "", "the shared-config `PROFILE` to use; implies --"+sf.from+" chain")
-	fs.StringVar(&sf.roleARN, "role-arn", "", "assume the role `ARN` with STS, with the credentials of the source")
+	fs.StringVar(&sf.IMDSEndpoint, "imds-endpoint", "", "the IMDS endpoint `URL` (default: AWS_EC2_METADATA_SERVICE_ENDPOINT, else http://169.254.169.254)")
+	fs.StringVar(&sf.Profile, "profile", "", "the shared-config `PROFILE` to use; implies --"+sf.from+" chain")
+	fs.StringVar(&sf.RoleARN, "role-arn", "", "assume the role `ARN` with STS, with the credentials of the source")
 	fs.StringVar(&sf.externalID, "external-id", "", "the external `ID` that --role-arn's trust policy asks for")
 	fs.StringVar(&sf.sessionName, "role-session-name", "", "the session `NAME` for --role-arn (default: kivuli- and the time)")
 	fs.VisitAll(func(f *pflag.Flag) { _ = fs.SetAnnotation(f.Name, groupSource, []string{"1"}) })
@@ -71,59 +72,59 @@ func addSourceFlags(cmd *cobra.Command, sf *sourceFlags, imdsRole bool) {
 
 // name returns the source the flags pick, or a usage error when they
 // contradict each other.
-func (sf *sourceFlags) name() (string, error) {
-	name := sf.source
+func (sf *SourceFlags) name() (string, error) {
+	name := sf.Source
 	set := sf.flags.Changed(sf.from)
 	if name == "" {
-		name = sourceIMDS
+		name = SourceIMDS
 	}
-	if name != sourceIMDS && name != sourceChain {
-		return "", usageErrorf("--%s %q: want %s or %s", sf.from, sf.source, sourceIMDS, sourceChain)
+	if name != SourceIMDS && name != SourceChain {
+		return "", UsageErrorf("--%s %q: want %s or %s", sf.from, sf.Source, SourceIMDS, SourceChain)
 	}
-	if sf.profile != "" {
-		if set && name == sourceIMDS {
-			return "", usageErrorf("--profile reads the shared config: it needs --%s chain, not --%s imds", sf.from, sf.from)
+	if sf.Profile != "" {
+		if set && name == SourceIMDS {
+			return "", UsageErrorf("--profile reads the shared config: it needs --%s chain, not --%s imds", sf.from, sf.from)
 		}
-		name = sourceChain
+		name = SourceChain
 	}
-	if name == sourceChain && sf.from == "source" {
+	if name == SourceChain && sf.from == "source" {
 		for _, f := range []string{"role", "no-token"} {
 			if sf.flags.Changed(f) {
-				return "", usageErrorf("--%s applies to --source imds; the chain reads IMDS with the SDK's defaults", f)
+				return "", UsageErrorf("--%s applies to --source imds; the chain reads IMDS with the SDK's defaults", f)
 			}
 		}
 	}
 	return name, nil
 }
 
-// source is the credentials of one run, and what to close after it.
-type source struct {
-	creds   *kivuli.Credentials
-	region  string // from --region, the environment, the profile, or IMDS when asked; may be ""
+// Source is the credentials of one run, and what to close after it.
+type Source struct {
+	Creds   *kivuli.Credentials
+	Region  string // from --region, the environment, the profile, or IMDS when asked; may be ""
 	closers []func()
 }
 
 // Close stops the credentials' refreshes.
-func (s *source) Close() {
+func (s *Source) Close() {
 	for _, c := range slices.Backward(s.closers) {
 		c()
 	}
 }
 
-// open gets credentials as the flags say, with region as the region
+// Open gets credentials as the flags say, with region as the region
 // flag gave it (possibly ""); with needRegion, a region that neither the
 // flag, the environment nor the profile gives is asked of IMDS. The
 // credentials are refreshed in the background until Close.
-func (sf *sourceFlags) open(ctx context.Context, a *app, region string, needRegion bool) (*source, error) {
+func (sf *SourceFlags) Open(ctx context.Context, a *App, region string, needRegion bool) (*Source, error) {
 	name, err := sf.name()
 	if err != nil {
 		return nil, err
 	}
-	needRegion = needRegion || sf.roleARN != ""
-	s := &source{region: firstNonEmpty(region, a.env.get("AWS_REGION"), a.env.get("AWS_DEFAULT_REGION"))}
+	needRegion = needRegion || sf.RoleARN != ""
+	s := &Source{Region: cmp.Or(region, a.Env.Get("AWS_REGION"), a.Env.Get("AWS_DEFAULT_REGION"))}
 	var base aws.CredentialsProvider
 	switch name {
-	case sourceIMDS:
+	case SourceIMDS:
 		opts := []kivuli.Option{}
 		if sf.role != "" {
 			opts = append(opts, kivuli.WithRoleName(sf.role))
@@ -131,78 +132,78 @@ func (sf *sourceFlags) open(ctx context.Context, a *app, region string, needRegi
 		if sf.noToken {
 			opts = append(opts, kivuli.WithoutAPIToken())
 		}
-		if sf.imdsEndpoint != "" {
-			opts = append(opts, kivuli.WithEndpoint(sf.imdsEndpoint))
+		if sf.IMDSEndpoint != "" {
+			opts = append(opts, kivuli.WithEndpoint(sf.IMDSEndpoint))
 		}
 		c, err := kivuli.New(ctx, opts...)
 		if err != nil {
-			return nil, &exitError{code: exitNoCreds, err: err}
+			return nil, &ExitError{Code: ExitNoCreds, Err: err}
 		}
 		s.closers = append(s.closers, func() { c.Close() })
-		s.creds, base = c, c
-		if s.region == "" && needRegion {
-			s.region = sf.imdsRegion(ctx)
+		s.Creds, base = c, c
+		if s.Region == "" && needRegion {
+			s.Region = sf.imdsRegion(ctx)
 		}
-	case sourceChain:
+	case SourceChain:
 		if err := recursionGuard(); err != nil {
 			return nil, err
 		}
 		cfg, err := config.LoadDefaultConfig(ctx, sf.configOptions(region)...)
 		if err != nil {
-			return nil, &exitError{code: exitNoCreds, err: fmt.Errorf("kivuli: loading the AWS configuration: %w", err)}
+			return nil, &ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: loading the AWS configuration: %w", err)}
 		}
-		if s.region == "" {
-			s.region = cfg.Region
+		if s.Region == "" {
+			s.Region = cfg.Region
 		}
 		if cfg.Credentials == nil {
-			return nil, &exitError{code: exitNoCreds, err: errors.New("kivuli: the default credential chain found no credentials")}
+			return nil, &ExitError{Code: ExitNoCreds, Err: errors.New("kivuli: the default credential chain found no credentials")}
 		}
 		c, err := kivuli.New(ctx, kivuli.WithProvider(uncached(cfg.Credentials)))
 		if err != nil {
-			return nil, &exitError{code: exitNoCreds, err: fmt.Errorf("kivuli: the default credential chain: %w", err)}
+			return nil, &ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: the default credential chain: %w", err)}
 		}
 		s.closers = append(s.closers, func() { c.Close() })
-		s.creds, base = c, c
+		s.Creds, base = c, c
 	}
-	if sf.roleARN == "" {
+	if sf.RoleARN == "" {
 		return s, nil
 	}
-	stsRegion := firstNonEmpty(s.region, "us-east-1")
+	stsRegion := cmp.Or(s.Region, "us-east-1")
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(stsRegion), config.WithCredentialsProvider(base))
 	if err != nil {
 		s.Close()
-		return nil, &exitError{code: exitNoCreds, err: fmt.Errorf("kivuli: configuring STS for --role-arn: %w", err)}
+		return nil, &ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: configuring STS for --role-arn: %w", err)}
 	}
 	// The client signs with base itself: kivuli keeps it fresh, and the
 	// SDK's cache that config wraps it in would keep it until it expires.
 	client := sts.NewFromConfig(cfg, func(o *sts.Options) { o.Credentials = base })
-	assume := stscreds.NewAssumeRoleProvider(client, sf.roleARN, func(o *stscreds.AssumeRoleOptions) {
+	assume := stscreds.NewAssumeRoleProvider(client, sf.RoleARN, func(o *stscreds.AssumeRoleOptions) {
 		if sf.externalID != "" {
 			o.ExternalID = aws.String(sf.externalID)
 		}
-		o.RoleSessionName = firstNonEmpty(sf.sessionName, fmt.Sprintf("kivuli-%d", time.Now().Unix()))
+		o.RoleSessionName = cmp.Or(sf.sessionName, fmt.Sprintf("kivuli-%d", time.Now().Unix()))
 	})
 	c, err := kivuli.New(ctx, kivuli.WithProvider(assume))
 	if err != nil {
 		s.Close()
-		return nil, &exitError{code: exitNoCreds, err: fmt.Errorf("kivuli: assuming role %s: %w", sf.roleARN, err)}
+		return nil, &ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: assuming role %s: %w", sf.RoleARN, err)}
 	}
 	s.closers = append(s.closers, func() { c.Close() })
-	s.creds = c
+	s.Creds = c
 	return s, nil
 }
 
 // configOptions are the aws-sdk-go-v2 config options the flags imply.
-func (sf *sourceFlags) configOptions(region string) []func(*config.LoadOptions) error {
+func (sf *SourceFlags) configOptions(region string) []func(*config.LoadOptions) error {
 	var opts []func(*config.LoadOptions) error
-	if sf.profile != "" {
-		opts = append(opts, config.WithSharedConfigProfile(sf.profile))
+	if sf.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(sf.Profile))
 	}
 	if region != "" {
 		opts = append(opts, config.WithRegion(region))
 	}
-	if sf.imdsEndpoint != "" {
-		opts = append(opts, config.WithEC2IMDSEndpoint(sf.imdsEndpoint))
+	if sf.IMDSEndpoint != "" {
+		opts = append(opts, config.WithEC2IMDSEndpoint(sf.IMDSEndpoint))
 	}
 	return opts
 }
@@ -210,11 +211,11 @@ func (sf *sourceFlags) configOptions(region string) []func(*config.LoadOptions) 
 // imdsRegion asks IMDS for the instance's region, briefly: it only fills
 // in AWS_REGION for exec, and STS's region for --role-arn. It returns ""
 // when IMDS does not say.
-func (sf *sourceFlags) imdsRegion(ctx context.Context) string {
+func (sf *SourceFlags) imdsRegion(ctx context.Context) string {
 	if strings.EqualFold(os.Getenv("AWS_EC2_METADATA_DISABLED"), "true") {
 		return ""
 	}
-	endpoint := firstNonEmpty(sf.imdsEndpoint, os.Getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT"))
+	endpoint := cmp.Or(sf.IMDSEndpoint, os.Getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT"))
 	client := imds.New(imds.Options{Endpoint: endpoint, EnableFallback: aws.TrueTernary})
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -243,15 +244,6 @@ func uncached(p aws.CredentialsProvider) aws.CredentialsProvider {
 	})
 }
 
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 // depthVar counts the kivuli commands reading the chain inside one
 // another, as the AWS CLI's _AWS_CLI_PROFILE_CHAIN does: a profile whose
 // credential_process is "kivuli creds --profile" of itself would
@@ -267,7 +259,7 @@ const maxDepth = 4
 func recursionGuard() error {
 	depth, _ := strconv.Atoi(os.Getenv(depthVar))
 	if depth >= maxDepth {
-		return &exitError{code: exitNoCreds, err: fmt.Errorf("kivuli: %d kivuli commands read the credential chain inside one another: a credential_process runs kivuli on its own profile?", depth)}
+		return &ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: %d kivuli commands read the credential chain inside one another: a credential_process runs kivuli on its own profile?", depth)}
 	}
 	return os.Setenv(depthVar, strconv.Itoa(depth+1))
 }

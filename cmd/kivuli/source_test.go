@@ -11,7 +11,7 @@ import (
 func chainEnv(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, k := range append(append([]string{}, credentialVars...), profileVars...) {
+	for _, k := range append(append([]string{}, CredentialVars...), ProfileVars...) {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
@@ -38,7 +38,7 @@ func TestSourceChain(t *testing.T) {
 		t.Errorf("--profile: exit %d %q %s", r.code, r.stdout, r.stderr)
 	}
 	r = runCmd(t, "", "creds", "--profile", "nope")
-	if r.code != exitNoCreds {
+	if r.code != ExitNoCreds {
 		t.Errorf("unknown profile: exit %d %s", r.code, r.stderr)
 	}
 }
@@ -51,7 +51,7 @@ func TestSourceChainRecursion(t *testing.T) {
 	t.Setenv("GORACE", "atexit_sleep_ms=0")
 	os.WriteFile(filepath.Join(dir, "config"), []byte("[profile loop]\ncredential_process = "+os.Args[0]+" creds --profile loop\n"), 0o600)
 	r := runCmd(t, "", "creds", "--profile", "loop")
-	if r.code != exitNoCreds || !strings.Contains(r.stderr, "credential_process") {
+	if r.code != ExitNoCreds || !strings.Contains(r.stderr, "credential_process") {
 		t.Errorf("exit %d %q", r.code, r.stderr)
 	}
 }

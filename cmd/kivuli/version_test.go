@@ -21,9 +21,9 @@ func TestVersionFlag(t *testing.T) {
 		t.Errorf("kivuli --version: exit %d, stdout %q, stderr %q; want %q", r.code, r.stdout, r.stderr, want)
 	}
 	for _, args := range [][]string{{"--version", "curl"}, {"curl", "--version"}, {"-v"}} {
-		if r := runCmd(t, "", args...); r.code != exitUsage || r.stdout != "" {
+		if r := runCmd(t, "", args...); r.code != ExitUsage || r.stdout != "" {
 			t.Errorf("kivuli %s: exit %d, stdout %q; want exit %d and nothing printed",
-				strings.Join(args, " "), r.code, r.stdout, exitUsage)
+				strings.Join(args, " "), r.code, r.stdout, ExitUsage)
 		}
 	}
 }
