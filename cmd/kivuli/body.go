@@ -47,12 +47,12 @@ type body struct {
 }
 
 // requestBody makes the body the flags describe.
-func (a *App) requestBody(f *curlFlags) (*body, error) {
+func (f *curlFlags) requestBody() (*body, error) {
 	if f.upload != "" {
-		return a.fileBody(f.upload, "-T")
+		return f.fileBody(f.upload, "-T")
 	}
 	if len(f.data) == 1 && f.data[0].kind == dataBinary && strings.HasPrefix(f.data[0].value, "@") {
-		return a.fileBody(f.data[0].value[1:], "--data-binary")
+		return f.fileBody(f.data[0].value[1:], "--data-binary")
 	}
 	if len(f.data) == 0 {
 		return &body{}, nil
@@ -67,7 +67,7 @@ func (a *App) requestBody(f *curlFlags) (*body, error) {
 			buf.WriteString(p.value)
 			continue
 		}
-		b, err := a.readArg(name)
+		b, err := f.readArg(name)
 		if err != nil {
 			return nil, UsageErrorf("data @%s: %v", name, err)
 		}
@@ -82,9 +82,9 @@ func (a *App) requestBody(f *curlFlags) (*body, error) {
 // fileBody opens name ("-": standard input) to stream it. Standard input
 // that cannot seek (a pipe) is copied to a temporary file first, so that
 // its length is known and the signer can hash it without holding it.
-func (a *App) fileBody(name, flag string) (*body, error) {
+func (f *curlFlags) fileBody(name, flag string) (*body, error) {
 	if name == "-" {
-		return a.stdinBody()
+		return f.stdinBody()
 	}
 	file, err := os.Open(name)
 	if err != nil {
@@ -98,11 +98,11 @@ func (a *App) fileBody(name, flag string) (*body, error) {
 	return &body{file: file, size: st.Size(), name: name}, nil
 }
 
-func (a *App) stdinBody() (*body, error) {
-	if f, ok := a.Stdin.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-			if off, err := f.Seek(0, io.SeekCurrent); err == nil {
-				return &body{file: f, start: off, size: st.Size() - off}, nil
+func (f *curlFlags) stdinBody() (*body, error) {
+	if in, ok := f.Stdin.(*os.File); ok {
+		if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
+			if off, err := in.Seek(0, io.SeekCurrent); err == nil {
+				return &body{file: in, start: off, size: st.Size() - off}, nil
 			}
 		}
 	}
@@ -111,7 +111,7 @@ func (a *App) stdinBody() (*body, error) {
 		return nil, fmt.Errorf("kivuli: a temporary file for standard input: %w", err)
 	}
 	b := &body{file: tmp, name: tmp.Name(), tempfile: true}
-	n, err := io.Copy(tmp, a.Stdin)
+	n, err := io.Copy(tmp, f.Stdin)
 	if err != nil {
 		b.cleanup()
 		return nil, fmt.Errorf("kivuli: reading standard input: %w", err)

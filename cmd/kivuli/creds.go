@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"runtime"
@@ -16,11 +17,15 @@ import (
 // and json.
 var credsFormats = []string{"process", "env", "env-no-export", "powershell", "windows-cmd", "fish", "json"}
 
-func (a *App) credsCommand() *cobra.Command {
-	var (
-		sf     SourceFlags
-		format string
-	)
+// credsOptions are kivuli creds's flags, and the run they are for.
+type credsOptions struct {
+	*App
+	sf     SourceFlags
+	format string
+}
+
+func credsCommand(a *App) *cobra.Command {
+	o := &credsOptions{App: a}
 	cmd := &cobra.Command{
 		Use:   "creds [--format FORMAT]",
 		Short: "print credentials for any tool, in the AWS CLI's export formats",
@@ -85,30 +90,33 @@ kivuli creds --format powershell | Invoke-Expression
 # a role assumed on top of the instance role
 kivuli creds --role-arn arn:aws:iam::123456789012:role/deploy --format env`,
 		Args: UsageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !slices.Contains(credsFormats, format) {
-				return UsageErrorf("--format %q: want one of %s", format, strings.Join(credsFormats, ", "))
-			}
-			src, err := sf.Open(cmd.Context(), a, "", false)
-			if err != nil {
-				return err
-			}
-			defer src.Close()
-			v, err := Retrieve(cmd.Context(), src.Creds)
-			if err != nil {
-				return err
-			}
-			out, err := formatCreds(format, v, runtime.GOOS)
-			if err != nil {
-				return err
-			}
-			_, err = io.WriteString(a.Stdout, out)
-			return err
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
 	}
-	cmd.Flags().StringVar(&format, "format", "process", "the output `FORMAT`: "+strings.Join(credsFormats, ", "))
-	AddSourceFlags(cmd, &sf, true)
+	cmd.Flags().StringVar(&o.format, "format", "process", "the output `FORMAT`: "+strings.Join(credsFormats, ", "))
+	AddSourceFlags(cmd, &o.sf, true)
 	return cmd
+}
+
+// run prints the source's credentials in the format asked for.
+func (o *credsOptions) run(ctx context.Context) error {
+	if !slices.Contains(credsFormats, o.format) {
+		return UsageErrorf("--format %q: want one of %s", o.format, strings.Join(credsFormats, ", "))
+	}
+	src, err := o.sf.Open(ctx, o.App, "", false)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	v, err := Retrieve(ctx, src.Creds)
+	if err != nil {
+		return err
+	}
+	out, err := formatCreds(o.format, v, runtime.GOOS)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(o.Stdout, out)
+	return err
 }
 
 // formatCreds returns v in format, for a program running on goos; a shell
@@ -158,18 +166,6 @@ func formatCreds(format string, v aws.Credentials, goos string) (string, error) 
 		add("AWS_CREDENTIAL_EXPIRATION", exp)
 	}
 	return b.String(), nil
-}
-
-// Isoformat writes t as Python's datetime.isoformat does for the UTC
-// times botocore holds, which is what the AWS CLI prints:
-// 2024-05-01T12:00:00+00:00, with microseconds when there are any.
-func Isoformat(t time.Time) string {
-	t = t.UTC()
-	s := t.Format("2006-01-02T15:04:05")
-	if us := t.Nanosecond() / 1000; us != 0 {
-		s += fmt.Sprintf(".%06d", us)
-	}
-	return s + "+00:00"
 }
 
 // processJSON is the AWS CLI's process format: json.dumps with indent=2

@@ -16,8 +16,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// curlFlags are kivuli curl's own flags.
+// curlFlags are kivuli curl's own flags, and the run they are for.
 type curlFlags struct {
+	*App
 	method       string
 	headers      []string
 	data         []dataPart
@@ -40,8 +41,8 @@ type curlFlags struct {
 	sf           SourceFlags
 }
 
-func (a *App) curlCommand() *cobra.Command {
-	f := &curlFlags{}
+func curlCommand(a *App) *cobra.Command {
+	f := &curlFlags{App: a}
 	cmd := &cobra.Command{
 		Use:   "curl [options] URL",
 		Short: "send one HTTP request signed with SigV4, with curl's flags",
@@ -127,7 +128,7 @@ kivuli curl --allow-host localhost:9200 \
 kivuli imds -- kivuli curl --dry-run -v https://sts.amazonaws.com/`,
 		Args: UsageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			err := a.curl(cmd.Context(), f, args)
+			err := f.curl(cmd.Context(), args)
 			if err != nil && f.silent && !f.showError {
 				return &SilentError{Code: ExitCode(err)}
 			}
@@ -165,7 +166,7 @@ kivuli imds -- kivuli curl --dry-run -v https://sts.amazonaws.com/`,
 // errDryRun ends a --dry-run request at the transport, after signing.
 var errDryRun = errors.New("kivuli: dry run: nothing sent")
 
-func (a *App) curl(ctx context.Context, f *curlFlags, args []string) error {
+func (f *curlFlags) curl(ctx context.Context, args []string) error {
 	rawURL := args[len(args)-1]
 	if len(args) == 2 {
 		// "--presign 15m URL": pflag leaves an optional value apart.
@@ -189,7 +190,7 @@ func (a *App) curl(ctx context.Context, f *curlFlags, args []string) error {
 		u = u.JoinPath(path.Base(f.upload))
 	}
 
-	body, err := a.requestBody(f)
+	body, err := f.requestBody()
 	if err != nil {
 		return err
 	}
@@ -219,18 +220,18 @@ func (a *App) curl(ctx context.Context, f *curlFlags, args []string) error {
 	if len(f.data) > 0 {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	if err := a.setHeaders(req, f.headers); err != nil {
+	if err := f.setHeaders(req, f.headers); err != nil {
 		return err
 	}
 	body.attach(req)
 
-	src, err := f.sf.Open(ctx, a, f.region, false)
+	src, err := f.sf.Open(ctx, f.App, f.region, false)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
 
-	var logger = newSigningLogger(a.Stderr, f.verbose || f.dryRun)
+	var logger = newSigningLogger(f.Stderr, f.verbose || f.dryRun)
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.DisableCompression = true // as curl without --compressed: the body as sent
 	t := &kivuli.Transport{
@@ -239,14 +240,14 @@ func (a *App) curl(ctx context.Context, f *curlFlags, args []string) error {
 		Region:       f.region,
 		AllowedHosts: f.allowHosts,
 		Logger:       logger,
-		Base:         &showingTransport{next: base, w: a.Stderr, show: f.verbose || f.dryRun, dry: f.dryRun},
+		Base:         &showingTransport{next: base, w: f.Stderr, show: f.verbose || f.dryRun, dry: f.dryRun},
 	}
 	if f.presign.set {
 		signed, err := t.Presign(req, f.presign.d)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(a.Stdout, signed)
+		fmt.Fprintln(f.Stdout, signed)
 		return nil
 	}
 
@@ -267,7 +268,7 @@ func (a *App) curl(ctx context.Context, f *curlFlags, args []string) error {
 		return err
 	}
 	defer resp.Body.Close()
-	return a.writeResponse(f, resp)
+	return f.writeResponse(resp)
 }
 
 // redirectPolicy follows redirects with -L, on the URL's host only.
@@ -290,8 +291,8 @@ func redirectPolicy(follow bool, max int) func(*http.Request, []*http.Request) e
 
 // writeResponse writes the answer as curl does: -i's head, then the body
 // unless --fail says otherwise.
-func (a *App) writeResponse(f *curlFlags, resp *http.Response) error {
-	out := a.Stdout
+func (f *curlFlags) writeResponse(resp *http.Response) error {
+	out := f.Stdout
 	if f.output != "" && f.output != "-" {
 		file, err := os.Create(f.output)
 		if err != nil {
@@ -311,7 +312,7 @@ func (a *App) writeResponse(f *curlFlags, resp *http.Response) error {
 			return fmt.Errorf("kivuli: reading the answer: %w", err)
 		}
 	}
-	if c, ok := out.(io.Closer); ok && out != a.Stdout {
+	if c, ok := out.(io.Closer); ok && out != f.Stdout {
 		if err := c.Close(); err != nil {
 			return fmt.Errorf("kivuli: -o: %w", err)
 		}
@@ -374,11 +375,11 @@ func escapeWire(s string) string {
 }
 
 // setHeaders applies -H as curl does.
-func (a *App) setHeaders(req *http.Request, headers []string) error {
+func (f *curlFlags) setHeaders(req *http.Request, headers []string) error {
 	var lines []string
 	for _, h := range headers {
 		if file, ok := strings.CutPrefix(h, "@"); ok {
-			b, err := a.readArg(file)
+			b, err := f.readArg(file)
 			if err != nil {
 				return UsageErrorf("-H @%s: %v", file, err)
 			}
@@ -430,9 +431,9 @@ func (a *App) setHeaders(req *http.Request, headers []string) error {
 
 // readArg reads the file named by an @ argument, "-" being standard
 // input.
-func (a *App) readArg(name string) ([]byte, error) {
+func (f *curlFlags) readArg(name string) ([]byte, error) {
 	if name == "-" {
-		return io.ReadAll(a.Stdin)
+		return io.ReadAll(f.Stdin)
 	}
 	return os.ReadFile(name)
 }
@@ -445,7 +446,7 @@ type optionalDuration struct {
 }
 
 // presignDefault is --presign given without a value.
-const presignDefault = "default"
+const presignDefault = NoValue
 
 func (o *optionalDuration) String() string {
 	if !o.set || o.raw == presignDefault {

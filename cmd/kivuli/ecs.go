@@ -7,12 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
-	"os"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,16 +20,6 @@ var errNoExecve = errors.New("kivuli: no execve on this system")
 
 // credentialsPath is the endpoint's path, as ECS's agent names it.
 const credentialsPath = "/v2/credentials"
-
-// SignalExit is the end of a command by a signal: kivuli ends the same
-// way (main raises it), or with 128+N.
-type SignalExit struct{ Sig os.Signal }
-
-func (e *SignalExit) Error() string { return "kivuli: the command was ended by " + e.Sig.String() }
-
-// pendingSignal is the signal main must end the process with, set by
-// exec --serve when a signal ended its command.
-var pendingSignal atomic.Value // os.Signal
 
 // randomToken is a 256-bit token, base64url.
 func randomToken() (string, error) {
@@ -116,7 +102,3 @@ func writeEndpointError(w http.ResponseWriter, status int, code, msg string) {
 	w.WriteHeader(status)
 	w.Write(body)
 }
-
-// DiscardLog is an http.Server's error log that keeps quiet: a client
-// hanging up is not the user's business.
-func DiscardLog() *log.Logger { return log.New(io.Discard, "", 0) }

@@ -4,45 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
-	"os"
-	"os/exec"
-	"os/signal"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 )
 
-// Exit statuses of kivuli exec when its command does not run, as
-// env(1) and the shells have them.
-const (
-	ExitCannotRun = 126 // the command was found but could not be run
-	ExitNotFound  = 127 // the command was not found
-)
-
-// CredentialVars are the environment variables that give an AWS SDK
-// credentials, or a way to get them, ahead of the ones kivuli exec sets:
-// none of the caller's reaches the command.
-var CredentialVars = []string{
-	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-	"AWS_CREDENTIAL_EXPIRATION",
-	"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-	"AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-	"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
+// execOptions are kivuli exec's flags, and the run they are for.
+type execOptions struct {
+	*App
+	sf     SourceFlags
+	serve  bool
+	region string
 }
 
-// ProfileVars name a shared-config profile, which the SDKs read ahead of
-// container credentials: with --serve the command must not have them.
-var ProfileVars = []string{"AWS_PROFILE", "AWS_DEFAULT_PROFILE"}
-
-func (a *App) execCommand() *cobra.Command {
-	var (
-		sf     SourceFlags
-		serve  bool
-		region string
-	)
+func execCommand(a *App) *cobra.Command {
+	o := &execOptions{App: a}
 	cmd := &cobra.Command{
 		Use:   "exec [options] [--] CMD [ARGS...]",
 		Short: "run a command with credentials, in its environment or served to it",
@@ -107,67 +84,55 @@ kivuli exec --profile ci -- terraform plan
 # offline, with the emulator's credentials
 kivuli imds -- kivuli exec -- env`,
 		Args: UsageArgs(cobra.MinimumNArgs(1)),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			path, err := exec.LookPath(args[0])
-			if err != nil {
-				code := ExitNotFound
-				if errors.Is(err, fs.ErrPermission) {
-					code = ExitCannotRun
-				}
-				return &ExitError{Code: code, Err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
-			}
-			src, err := sf.Open(cmd.Context(), a, region, true)
-			if err != nil {
-				return err
-			}
-			defer src.Close()
-			env := a.Env.Without(CredentialVars...)
-			if src.Region != "" {
-				env = env.With("AWS_REGION", src.Region).With("AWS_DEFAULT_REGION", src.Region)
-			}
-			if serve {
-				return a.serveAndRun(cmd.Context(), src, env.Without(ProfileVars...), path, args)
-			}
-			v, err := Retrieve(cmd.Context(), src.Creds)
-			if err != nil {
-				return err
-			}
-			env = WithCredentials(env, v)
-			src.Close()
-			return a.execve(path, args, env)
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), args) },
 	}
 	cmd.Flags().SetInterspersed(false) // flags after CMD are CMD's
-	cmd.Flags().BoolVar(&serve, "serve", false, "serve the credentials, kept fresh, from a loopback endpoint in the ECS format instead of setting them in the environment")
-	cmd.Flags().StringVar(&region, "region", "", "the `REGION` to set as AWS_REGION and AWS_DEFAULT_REGION (default: see above)")
-	AddSourceFlags(cmd, &sf, true)
+	cmd.Flags().BoolVar(&o.serve, "serve", false, "serve the credentials, kept fresh, from a loopback endpoint in the ECS format instead of setting them in the environment")
+	cmd.Flags().StringVar(&o.region, "region", "", "the `REGION` to set as AWS_REGION and AWS_DEFAULT_REGION (default: see above)")
+	AddSourceFlags(cmd, &o.sf, true)
 	return cmd
 }
 
-// WithCredentials sets v in env as the AWS SDKs read it.
-func WithCredentials(env Environ, v aws.Credentials) Environ {
-	env = env.With("AWS_ACCESS_KEY_ID", v.AccessKeyID).With("AWS_SECRET_ACCESS_KEY", v.SecretAccessKey)
-	if v.SessionToken != "" {
-		env = env.With("AWS_SESSION_TOKEN", v.SessionToken)
+// run runs the command with the source's credentials: in its environment
+// (becoming it), or served to it (--serve).
+func (o *execOptions) run(ctx context.Context, args []string) error {
+	path, err := LookPath(args[0])
+	if err != nil {
+		return err
 	}
-	if v.CanExpire {
-		env = env.With("AWS_CREDENTIAL_EXPIRATION", Isoformat(v.Expires))
+	src, err := o.sf.Open(ctx, o.App, o.region, true)
+	if err != nil {
+		return err
 	}
-	return env
+	defer src.Close()
+	env := o.Env.Without(CredentialVars...)
+	if src.Region != "" {
+		env = env.With("AWS_REGION", src.Region).With("AWS_DEFAULT_REGION", src.Region)
+	}
+	if o.serve {
+		return o.serveAndRun(ctx, src, env.Without(ProfileVars...), path, args)
+	}
+	v, err := Retrieve(ctx, src.Creds)
+	if err != nil {
+		return err
+	}
+	env = WithCredentials(env, v)
+	src.Close()
+	return o.execve(path, args, env)
 }
 
 // execve makes the process become the command, where the system can;
 // elsewhere it runs it as a child.
-func (a *App) execve(path string, args []string, env Environ) error {
+func (o *execOptions) execve(path string, args []string, env Environ) error {
 	if err := replaceProcess(path, args, env); err != nil && !errors.Is(err, errNoExecve) {
 		return &ExitError{Code: ExitCannotRun, Err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
 	}
-	return a.RunChild(path, args, env, nil)
+	return o.RunChild(path, args, env)
 }
 
 // serveAndRun serves src's credentials on loopback and runs the command
 // with the endpoint in its environment, until it ends.
-func (a *App) serveAndRun(ctx context.Context, src *Source, env Environ, path string, args []string) error {
+func (o *execOptions) serveAndRun(ctx context.Context, src *Source, env Environ, path string, args []string) error {
 	ln, err := ListenTCP("--serve", "127.0.0.1:0", false, "")
 	if err != nil {
 		return err
@@ -190,44 +155,5 @@ func (a *App) serveAndRun(ctx context.Context, src *Source, env Environ, path st
 	}()
 	env = env.With("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://"+ln.Addr().String()+credentialsPath).
 		With("AWS_CONTAINER_AUTHORIZATION_TOKEN", token)
-	return a.RunChild(path, args, env, src)
-}
-
-// RunChild runs the command as a child, passing signals on, and returns
-// its exit status as the error.
-func (a *App) RunChild(path string, args []string, env Environ, _ *Source) error {
-	c := exec.Command(path, args[1:]...)
-	c.Args = args
-	c.Env = env
-	c.Stdin, c.Stdout, c.Stderr = a.Stdin, a.Stdout, a.Stderr
-	signals := make(chan os.Signal, 16)
-	signal.Notify(signals, forwardedSignals...)
-	defer signal.Stop(signals)
-	if err := c.Start(); err != nil {
-		return &ExitError{Code: ExitCannotRun, Err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
-	for {
-		select {
-		case sig := <-signals:
-			c.Process.Signal(sig)
-		case err := <-done:
-			return childStatus(c, err)
-		}
-	}
-}
-
-// childStatus turns the command's end into kivuli's exit status.
-func childStatus(c *exec.Cmd, err error) error {
-	if c.ProcessState == nil {
-		return fmt.Errorf("kivuli: %s: %w", c.Args[0], err)
-	}
-	if sig, ok := killedBy(c.ProcessState); ok {
-		return &SignalExit{Sig: sig}
-	}
-	if code := c.ProcessState.ExitCode(); code != 0 {
-		return &SilentError{Code: code}
-	}
-	return nil
+	return o.RunChild(path, args, env)
 }

@@ -2,14 +2,4 @@
 
 package main
 
-import "os"
-
-var forwardedSignals = []os.Signal{os.Interrupt}
-
 func replaceProcess(string, []string, []string) error { return errNoExecve }
-
-func killedBy(*os.ProcessState) (os.Signal, bool) { return nil, false }
-
-func signalNumber(os.Signal) int { return 0 }
-
-func raise(os.Signal) {}

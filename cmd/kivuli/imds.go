@@ -3,10 +3,8 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,8 +13,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// imdsFlags are kivuli imds's own flags.
+// imdsFlags are kivuli imds's own flags, and the run they are for.
 type imdsFlags struct {
+	*App
 	listen       string
 	v1, v2only   bool
 	noToken      bool
@@ -31,8 +30,8 @@ type imdsFlags struct {
 	sf           SourceFlags
 }
 
-func (a *App) imdsCommand() *cobra.Command {
-	f := &imdsFlags{}
+func imdsCommand(a *App) *cobra.Command {
+	f := &imdsFlags{App: a}
 	cmd := &cobra.Command{
 		Use:   "imds [options] [-- CMD [ARGS...]]",
 		Short: "run the EC2 Instance Metadata Service emulator as a server",
@@ -123,7 +122,7 @@ kivuli imds --no-token --role aws-elasticbeanstalk-ec2-role`,
 			}
 			return nil
 		}),
-		RunE: func(cmd *cobra.Command, args []string) error { return a.imds(cmd.Context(), f, args) },
+		RunE: func(cmd *cobra.Command, args []string) error { return f.run(cmd.Context(), args) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:1338", "listen on `ADDR` (host:port; port 0 picks one)")
@@ -157,7 +156,7 @@ func (f *imdsFlags) mode(real bool) (imdstest.Mode, error) {
 	return imdstest.TokenOptional, nil
 }
 
-func (a *App) imds(ctx context.Context, f *imdsFlags, args []string) error {
+func (f *imdsFlags) run(ctx context.Context, args []string) error {
 	real := f.sf.Source != "" || f.sf.Profile != "" || f.sf.RoleARN != ""
 	mode, err := f.mode(real)
 	if err != nil {
@@ -192,7 +191,7 @@ func (a *App) imds(ctx context.Context, f *imdsFlags, args []string) error {
 	var creds aws.CredentialsProvider // nil: the emulator's fake credentials
 	what := "fake credentials"
 	if real {
-		src, err := f.sf.Open(ctx, a, "", false)
+		src, err := f.sf.Open(ctx, f.App, "", false)
 		if err != nil {
 			return err
 		}
@@ -220,12 +219,12 @@ func (a *App) imds(ctx context.Context, f *imdsFlags, args []string) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	url := "http://" + ln.Addr().String()
-	fmt.Fprintf(a.Stderr, "kivuli imds: serving IMDS on %s (%s, role %s, %s)\n", url, modeName(mode), f.role, what)
-	fmt.Fprintf(a.Stderr, "kivuli imds:   export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s/\n", url)
+	fmt.Fprintf(f.Stderr, "kivuli imds: serving IMDS on %s (%s, role %s, %s)\n", url, modeName(mode), f.role, what)
+	fmt.Fprintf(f.Stderr, "kivuli imds:   export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s/\n", url)
 
 	var runErr error
 	if len(args) > 0 {
-		runErr = a.runUnder(url, args)
+		runErr = f.runUnder(url, args)
 	} else {
 		select {
 		case <-ctx.Done():
@@ -241,18 +240,14 @@ func (a *App) imds(ctx context.Context, f *imdsFlags, args []string) error {
 }
 
 // runUnder runs the command with the emulator as its IMDS.
-func (a *App) runUnder(url string, args []string) error {
-	path, err := exec.LookPath(args[0])
+func (f *imdsFlags) runUnder(url string, args []string) error {
+	path, err := LookPath(args[0])
 	if err != nil {
-		code := ExitNotFound
-		if !errors.Is(err, exec.ErrNotFound) {
-			code = ExitCannotRun
-		}
-		return &ExitError{Code: code, Err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
+		return err
 	}
-	env := a.Env.Without(CredentialVars...).Without(ProfileVars...).Without("AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").
+	env := f.Env.Without(CredentialVars...).Without(ProfileVars...).Without("AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").
 		With("AWS_EC2_METADATA_SERVICE_ENDPOINT", url+"/")
-	return a.RunChild(path, args, env, nil)
+	return f.RunChild(path, args, env)
 }
 
 // imdsRisk is what a non-loopback listener of kivuli imds --from risks.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/netip"
 )
@@ -55,3 +57,7 @@ func LoopbackAddr(addr string) bool {
 	a, err := netip.ParseAddr(host)
 	return err == nil && a.Unmap().IsLoopback()
 }
+
+// DiscardLog is an http.Server's error log that keeps quiet: a client
+// hanging up is not the user's business.
+func DiscardLog() *log.Logger { return log.New(io.Discard, "", 0) }

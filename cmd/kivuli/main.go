@@ -11,21 +11,4 @@
 // Run "kivuli help COMMAND" for each command's manual.
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
-)
-
-func main() {
-	// SIGINT and SIGTERM end a server (imds, exec --serve) cleanly; exec
-	// installs its own handlers to pass every signal to the child.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := runContext(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Environ())
-	stop()
-	if sig, ok := pendingSignal.Load().(os.Signal); ok {
-		raise(sig) // end as exec's command ended, if the signal does end us
-	}
-	os.Exit(code)
-}
+func main() { Main(newRoot) }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"io"
 	"net/http"
@@ -38,6 +39,17 @@ func TestMain(m *testing.M) {
 		main()
 	}
 	os.Exit(m.Run())
+}
+
+// run runs kivuli's command line args, as runContext does.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer, env []string) int {
+	return Execute(context.Background(), newRoot, args, stdin, stdout, stderr, env)
+}
+
+// runContext runs kivuli's command line args in this process, until ctx
+// ends, and returns the exit status.
+func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env []string) int {
+	return Execute(ctx, newRoot, args, stdin, stdout, stderr, env)
 }
 
 // result is what one run of the command gave.

@@ -87,7 +87,11 @@ func WriteManual(w io.Writer, cmd *cobra.Command) {
 	fmt.Fprint(w, b.String())
 }
 
-var optionalValueRE = regexp.MustCompile(`([A-Z]+)\[=` + regexp.QuoteMeta(presignDefault) + `\]`)
+// NoValue is the NoOptDefVal of a flag whose value may be left out (curl
+// --presign): the manual shows such a value as [NAME].
+const NoValue = "default"
+
+var optionalValueRE = regexp.MustCompile(`([A-Z]+)\[=` + regexp.QuoteMeta(NoValue) + `\]`)
 
 // flagUsages lists the flags of fs, wrapped to the manual's width.
 func flagUsages(fs *pflag.FlagSet) string {

@@ -18,8 +18,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// proxyFlags are kivuli proxy's own flags.
+// proxyFlags are kivuli proxy's own flags, and the run they are for.
 type proxyFlags struct {
+	*App
 	upstream              string
 	listen                string
 	allowRemote           bool
@@ -61,8 +62,9 @@ const (
 	defaultMaxConns   = 256
 )
 
-func (a *App) proxyCommand() *cobra.Command {
+func proxyCommand(a *App) *cobra.Command {
 	f := &proxyFlags{
+		App:        a,
 		maxBody:    SizeFlag{N: proxy.DefaultMaxBody, Raw: FormatSize(proxy.DefaultMaxBody)},
 		maxBuffer:  SizeFlag{N: proxy.DefaultMaxBuffer, Raw: FormatSize(proxy.DefaultMaxBuffer)},
 		maxSpool:   SizeFlag{N: proxy.DefaultMaxSpool, Raw: FormatSize(proxy.DefaultMaxSpool)},
@@ -220,7 +222,7 @@ kivuli proxy --upstream https://aps-workspaces.eu-west-2.amazonaws.com \
 # health and metrics
 curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 		Args: UsageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error { return a.proxy(cmd.Context(), f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context()) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.upstream, "upstream", "", "forward every request to `URL` (https://HOST[:PORT][/PATH]); required")
@@ -367,7 +369,8 @@ func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func (a *App) proxy(ctx context.Context, f *proxyFlags) error {
+// run serves the proxy until ctx ends.
+func (f *proxyFlags) run(ctx context.Context) error {
 	cfg, err := f.config()
 	if err != nil {
 		return err
@@ -376,11 +379,11 @@ func (a *App) proxy(ctx context.Context, f *proxyFlags) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(a.Stderr, f.logFormat, f.verbose)
-	if a.Env.Get("GOMEMLIMIT") == "" {
+	log := newLogger(f.Stderr, f.logFormat, f.verbose)
+	if f.Env.Get("GOMEMLIMIT") == "" {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(f.memoryBound() - nonGoMemory))
 	}
-	src, err := f.sf.Open(ctx, a, f.region, false)
+	src, err := f.sf.Open(ctx, f.App, f.region, false)
 	if err != nil {
 		return err
 	}

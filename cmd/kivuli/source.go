@@ -263,3 +263,11 @@ func recursionGuard() error {
 	}
 	return os.Setenv(depthVar, strconv.Itoa(depth+1))
 }
+
+// sourceError wraps a failure to get credentials from a source other than
+// kivuli's own IMDS client: the SDK's chain, a profile, AssumeRole.
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string { return e.err.Error() }
+
+func (e *sourceError) Unwrap() error { return e.err }
