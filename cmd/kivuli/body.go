@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 )
 
 // The kinds of data flags, as curl has them.
@@ -69,7 +71,7 @@ func (f *curlFlags) requestBody() (*body, error) {
 		}
 		b, err := f.readArg(name)
 		if err != nil {
-			return nil, UsageErrorf("data @%s: %v", name, err)
+			return nil, base.UsageErrorf("data @%s: %v", name, err)
 		}
 		if p.kind == dataASCII {
 			b = bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r"), nil), []byte("\n"), nil)
@@ -88,12 +90,12 @@ func (f *curlFlags) fileBody(name, flag string) (*body, error) {
 	}
 	file, err := os.Open(name)
 	if err != nil {
-		return nil, UsageErrorf("%s: %v", flag, err)
+		return nil, base.UsageErrorf("%s: %v", flag, err)
 	}
 	st, err := file.Stat()
 	if err != nil || !st.Mode().IsRegular() {
 		file.Close()
-		return nil, UsageErrorf("%s %s: not a regular file", flag, name)
+		return nil, base.UsageErrorf("%s %s: not a regular file", flag, name)
 	}
 	return &body{file: file, size: st.Size(), name: name}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/spf13/cobra"
 )
 
@@ -19,12 +20,12 @@ var credsFormats = []string{"process", "env", "env-no-export", "powershell", "wi
 
 // credsOptions are kivuli creds's flags, and the run they are for.
 type credsOptions struct {
-	*App
-	sf     SourceFlags
+	*base.App
+	sf     base.SourceFlags
 	format string
 }
 
-func credsCommand(a *App) *cobra.Command {
+func credsCommand(a *base.App) *cobra.Command {
 	o := &credsOptions{App: a}
 	cmd := &cobra.Command{
 		Use:   "creds [--format FORMAT]",
@@ -70,9 +71,9 @@ kivuli creds keeps no cache between runs.
 
 The output holds secrets: print it to a terminal or a pipe, not to a log.`,
 		Annotations: map[string]string{
-			AnnSynopsis: "kivuli creds [--format FORMAT] [CREDENTIAL SOURCE options]",
-			AnnExitOnly: strings.Replace(ExitStatusText, "AssumeRole refused).", "AssumeRole refused); with a shell\n     format, credentials holding characters AWS never issues.", 1),
-			AnnSeeAlso:  "kivuli exec --help (a command run with credentials), aws configure export-credentials",
+			base.AnnSynopsis: "kivuli creds [--format FORMAT] [CREDENTIAL SOURCE options]",
+			base.AnnExitOnly: strings.Replace(base.ExitStatusText, "AssumeRole refused).", "AssumeRole refused); with a shell\n     format, credentials holding characters AWS never issues.", 1),
+			base.AnnSeeAlso:  "kivuli exec --help (a command run with credentials), aws configure export-credentials",
 		},
 		Example: `# ~/.aws/config: every SDK and the AWS CLI get kivuli's IMDS credentials
 [profile instance]
@@ -89,25 +90,25 @@ kivuli creds --format powershell | Invoke-Expression
 
 # a role assumed on top of the instance role
 kivuli creds --role-arn arn:aws:iam::123456789012:role/deploy --format env`,
-		Args: UsageArgs(cobra.NoArgs),
+		Args: base.UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
 	}
 	cmd.Flags().StringVar(&o.format, "format", "process", "the output `FORMAT`: "+strings.Join(credsFormats, ", "))
-	AddSourceFlags(cmd, &o.sf, true)
+	base.AddSourceFlags(cmd, &o.sf, true)
 	return cmd
 }
 
 // run prints the source's credentials in the format asked for.
 func (o *credsOptions) run(ctx context.Context) error {
 	if !slices.Contains(credsFormats, o.format) {
-		return UsageErrorf("--format %q: want one of %s", o.format, strings.Join(credsFormats, ", "))
+		return base.UsageErrorf("--format %q: want one of %s", o.format, strings.Join(credsFormats, ", "))
 	}
 	src, err := o.sf.Open(ctx, o.App, "", false)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	v, err := Retrieve(ctx, src.Creds)
+	v, err := base.Retrieve(ctx, src.Creds)
 	if err != nil {
 		return err
 	}
@@ -125,7 +126,7 @@ func (o *credsOptions) run(ctx context.Context) error {
 func formatCreds(format string, v aws.Credentials, goos string) (string, error) {
 	var exp string
 	if v.CanExpire {
-		exp = Isoformat(v.Expires)
+		exp = base.Isoformat(v.Expires)
 	}
 	if format == "process" {
 		return processJSON(v, exp), nil

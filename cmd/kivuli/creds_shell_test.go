@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/imdstest"
 )
 
@@ -114,7 +115,7 @@ func TestCredsShellFormatsRefuseHostileValues(t *testing.T) {
 			t.Setenv("AWS_SESSION_TOKEN", token)
 			format := shellFormats[n%len(shellFormats)]
 			n++
-			os.Setenv(depthVar, "") // each in-process run counts itself in it
+			os.Setenv(base.DepthVar, "") // each in-process run counts itself in it
 			r := runCmd(t, "", "creds", "--source", "chain", "--format", format)
 			checkRefused(t, "chain, "+field+" "+v+", --format "+format, format, r, key, secret, token)
 			for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
@@ -127,7 +128,7 @@ func TestCredsShellFormatsRefuseHostileValues(t *testing.T) {
 			writeFile(t, filepath.Join(dir, "config"), "[profile hostile]\ncredential_process = cat "+filepath.Join(dir, "doc.json")+"\n")
 			format = shellFormats[n%len(shellFormats)]
 			n++
-			os.Setenv(depthVar, "")
+			os.Setenv(base.DepthVar, "")
 			r = runCmd(t, "", "creds", "--profile", "hostile", "--format", format)
 			checkRefused(t, "credential_process, "+field+" "+v+", --format "+format, format, r, key, secret, token)
 		}
@@ -140,8 +141,8 @@ func TestCredsShellFormatsRefuseHostileValues(t *testing.T) {
 // would, to tell whether the value ran.
 func checkRefused(t *testing.T, what, format string, r result, secrets ...string) {
 	t.Helper()
-	if r.code != ExitNoCreds || r.stdout != "" || !strings.Contains(r.stderr, "AWS never issues") {
-		t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d, nothing printed, and why", what, r.code, r.stdout, r.stderr, ExitNoCreds)
+	if r.code != base.ExitNoCreds || r.stdout != "" || !strings.Contains(r.stderr, "AWS never issues") {
+		t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d, nothing printed, and why", what, r.code, r.stdout, r.stderr, base.ExitNoCreds)
 	}
 	for _, s := range secrets {
 		if strings.Contains(r.stderr, s) {
@@ -284,7 +285,7 @@ func TestCredsShellFormatsRefuseAnyValue(t *testing.T) {
 			c := aws.Credentials{AccessKeyID: key, SecretAccessKey: secret, SessionToken: token, CanExpire: true, Expires: time.Now()}
 			for _, format := range shellFormats {
 				out, err := formatCreds(format, c, "linux")
-				if out != "" || err == nil || ExitCode(err) != ExitNoCreds || !strings.Contains(err.Error(), name) ||
+				if out != "" || err == nil || base.ExitCode(err) != base.ExitNoCreds || !strings.Contains(err.Error(), name) ||
 					strings.Contains(err.Error(), v) || !strings.Contains(err.Error(), "--format "+format) {
 					t.Errorf("%s in %s, --format %s: %q, %v; want no text, exit status 3, and a message naming %s only", v, name, format, out, err, name)
 				}
@@ -307,7 +308,7 @@ func TestCredsExpirationCharacters(t *testing.T) {
 		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(10000, 12, 31, 23, 59, 59, 999999999, time.UTC),
 		time.Unix(0, 1).In(time.FixedZone("odd", -(12*3600 + 34*60 + 56))), {},
 	} {
-		if s := Isoformat(tm); strings.Trim(s, "0123456789-:T.+") != "" {
+		if s := base.Isoformat(tm); strings.Trim(s, "0123456789-:T.+") != "" {
 			t.Errorf("isoformat(%v) = %q", tm, s)
 		}
 	}

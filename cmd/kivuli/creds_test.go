@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/processcreds"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/imdstest"
 )
 
@@ -64,7 +65,7 @@ func TestIsoformat(t *testing.T) {
 		{time.Date(2025, 6, 1, 12, 34, 56, 123456789, time.UTC), "2025-06-01T12:34:56.123456+00:00"},
 		{time.Date(2025, 6, 1, 14, 34, 56, 0, time.FixedZone("CEST", 2*3600)), "2025-06-01T12:34:56+00:00"},
 	} {
-		if got := Isoformat(c.t); got != c.want {
+		if got := base.Isoformat(c.t); got != c.want {
 			t.Errorf("isoformat(%v) = %q, want %q", c.t, got, c.want)
 		}
 	}
@@ -119,7 +120,7 @@ func TestCredsProcessParsedBySDK(t *testing.T) {
 func TestCredsFormatsFromIMDS(t *testing.T) {
 	f := newFixture(t, imdstest.Config{}, nil)
 	c := f.imds.Current()
-	exp := Isoformat(c.Expiration)
+	exp := base.Isoformat(c.Expiration)
 	for _, format := range credsFormats {
 		r := runCmd(t, "", "creds", "--format", format, "--imds-endpoint", f.imds.URL)
 		if r.code != 0 {
@@ -144,13 +145,13 @@ func TestCredsErrors(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"bad format", []string{"creds", "--format", "yaml"}, ExitUsage, "--format"},
-		{"no role", []string{"creds", "--imds-endpoint", f.imds.URL}, ExitNoCreds, "no IAM role"},
-		{"not on EC2", []string{"creds", "--imds-endpoint", "http://127.0.0.1:1"}, ExitNoCreds, "not running on EC2"},
-		{"bad source", []string{"creds", "--source", "vault"}, ExitUsage, "--source"},
-		{"profile with imds", []string{"creds", "--source", "imds", "--profile", "x"}, ExitUsage, "--profile"},
-		{"role with chain", []string{"creds", "--source", "chain", "--role", "x"}, ExitUsage, "--role"},
-		{"argument", []string{"creds", "extra"}, ExitUsage, "unknown command"},
+		{"bad format", []string{"creds", "--format", "yaml"}, base.ExitUsage, "--format"},
+		{"no role", []string{"creds", "--imds-endpoint", f.imds.URL}, base.ExitNoCreds, "no IAM role"},
+		{"not on EC2", []string{"creds", "--imds-endpoint", "http://127.0.0.1:1"}, base.ExitNoCreds, "not running on EC2"},
+		{"bad source", []string{"creds", "--source", "vault"}, base.ExitUsage, "--source"},
+		{"profile with imds", []string{"creds", "--source", "imds", "--profile", "x"}, base.ExitUsage, "--profile"},
+		{"role with chain", []string{"creds", "--source", "chain", "--role", "x"}, base.ExitUsage, "--role"},
+		{"argument", []string{"creds", "extra"}, base.ExitUsage, "unknown command"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := runCmd(t, "", c.args...)

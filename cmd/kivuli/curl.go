@@ -13,12 +13,13 @@ import (
 	"time"
 
 	"github.com/kivuli-go/kivuli"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/spf13/cobra"
 )
 
 // curlFlags are kivuli curl's own flags, and the run they are for.
 type curlFlags struct {
-	*App
+	*base.App
 	method       string
 	headers      []string
 	data         []dataPart
@@ -38,10 +39,10 @@ type curlFlags struct {
 	dryRun       bool
 	allowHosts   []string
 	awsRetry     bool
-	sf           SourceFlags
+	sf           base.SourceFlags
 }
 
-func curlCommand(a *App) *cobra.Command {
+func curlCommand(a *base.App) *cobra.Command {
 	f := &curlFlags{App: a}
 	cmd := &cobra.Command{
 		Use:   "curl [options] URL",
@@ -87,14 +88,14 @@ signature. --dry-run prints the same without sending anything. --presign
 prints a presigned URL instead of sending: it carries the signature and
 the token, and grants the request to whoever holds it until it expires.`,
 		Annotations: map[string]string{
-			AnnSynopsis: `kivuli curl [-X METHOD] [-H 'K: V']... [-d DATA | --data-binary @FILE | @-]
+			base.AnnSynopsis: `kivuli curl [-X METHOD] [-H 'K: V']... [-d DATA | --data-binary @FILE | @-]
             [-T FILE] [-i] [-o FILE] [-L] [--fail | --fail-with-body] [-v]
             [--service S] [--region R] [--presign [DUR]] [--dry-run]
             [--allow-host HOST]... [CREDENTIAL SOURCE options] URL`,
-			AnnExit: fmt.Sprintf(`%-4d with --fail or --fail-with-body, the answer's status was 400 or
+			base.AnnExit: fmt.Sprintf(`%-4d with --fail or --fail-with-body, the answer's status was 400 or
      more (curl's 22).
-%-4d -L followed more than --max-redirs redirects (curl's 47).`, ExitHTTPError, ExitRedirects),
-			AnnSeeAlso: "curl(1), awscurl; kivuli creds --help, kivuli imds --help",
+%-4d -L followed more than --max-redirs redirects (curl's 47).`, base.ExitHTTPError, base.ExitRedirects),
+			base.AnnSeeAlso: "curl(1), awscurl; kivuli creds --help, kivuli imds --help",
 		},
 		Example: `# who am I (STS, service and region from the host)
 kivuli curl -d Action=GetCallerIdentity -d Version=2011-06-15 \
@@ -126,11 +127,11 @@ kivuli curl --allow-host localhost:9200 \
 
 # offline, against the emulator: what would be signed, sending nothing
 kivuli imds -- kivuli curl --dry-run -v https://sts.amazonaws.com/`,
-		Args: UsageArgs(cobra.RangeArgs(1, 2)),
+		Args: base.UsageArgs(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			err := f.curl(cmd.Context(), args)
 			if err != nil && f.silent && !f.showError {
-				return &SilentError{Code: ExitCode(err)}
+				return &base.SilentError{Code: base.ExitCode(err)}
 			}
 			return err
 		},
@@ -159,7 +160,7 @@ kivuli imds -- kivuli curl --dry-run -v https://sts.amazonaws.com/`,
 	fl.BoolVar(&f.dryRun, "dry-run", false, "sign and print what -v prints, but send nothing")
 	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "also sign for `HOST` (host, host:port, [v6]:port, or *.domain); listed hosts may be reached over http:// (repeatable)")
 	fl.BoolVar(&f.awsRetry, "aws-retry", false, "retry 5xx, 429 and throttling answers, and once after an expired token or a skewed clock, as the library's NewRetryingClient does (at most 3 attempts)")
-	AddSourceFlags(cmd, &f.sf, true)
+	base.AddSourceFlags(cmd, &f.sf, true)
 	return cmd
 }
 
@@ -172,15 +173,15 @@ func (f *curlFlags) curl(ctx context.Context, args []string) error {
 		// "--presign 15m URL": pflag leaves an optional value apart.
 		d, err := parsePresign(args[0])
 		if !f.presign.set || f.presign.raw != presignDefault || err != nil {
-			return UsageErrorf("one URL expected, got %q and %q", args[0], args[1])
+			return base.UsageErrorf("one URL expected, got %q and %q", args[0], args[1])
 		}
 		f.presign.d, f.presign.raw = d, args[0]
 	}
 	if f.fail && f.failWithBody {
-		return UsageErrorf("--fail and --fail-with-body exclude each other")
+		return base.UsageErrorf("--fail and --fail-with-body exclude each other")
 	}
 	if f.upload != "" && len(f.data) > 0 {
-		return UsageErrorf("-T and -d/--data-binary exclude each other: one body per request")
+		return base.UsageErrorf("-T and -d/--data-binary exclude each other: one body per request")
 	}
 	u, err := parseURL(rawURL)
 	if err != nil {
@@ -208,7 +209,7 @@ func (f *curlFlags) curl(ctx context.Context, args []string) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
-		return UsageErrorf("%v", err)
+		return base.UsageErrorf("%v", err)
 	}
 	req.URL = u // as given: String and Parse would not keep every byte
 	if !f.presign.set {
@@ -232,15 +233,15 @@ func (f *curlFlags) curl(ctx context.Context, args []string) error {
 	defer src.Close()
 
 	var logger = newSigningLogger(f.Stderr, f.verbose || f.dryRun)
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.DisableCompression = true // as curl without --compressed: the body as sent
+	pool := http.DefaultTransport.(*http.Transport).Clone()
+	pool.DisableCompression = true // as curl without --compressed: the body as sent
 	t := &kivuli.Transport{
 		Credentials:  src.Creds,
 		Service:      f.service,
 		Region:       f.region,
 		AllowedHosts: f.allowHosts,
 		Logger:       logger,
-		Base:         &showingTransport{next: base, w: f.Stderr, show: f.verbose || f.dryRun, dry: f.dryRun},
+		Base:         &showingTransport{next: pool, w: f.Stderr, show: f.verbose || f.dryRun, dry: f.dryRun},
 	}
 	if f.presign.set {
 		signed, err := t.Presign(req, f.presign.d)
@@ -278,11 +279,11 @@ func redirectPolicy(follow bool, max int) func(*http.Request, []*http.Request) e
 			return http.ErrUseLastResponse
 		}
 		if len(via) > max {
-			return &ExitError{Code: ExitRedirects, Err: fmt.Errorf("kivuli: more than %d redirects (--max-redirs)", max)}
+			return &base.ExitError{Code: base.ExitRedirects, Err: fmt.Errorf("kivuli: more than %d redirects (--max-redirs)", max)}
 		}
 		first := via[0].URL
 		if !strings.EqualFold(req.URL.Host, first.Host) || !strings.EqualFold(req.URL.Scheme, first.Scheme) {
-			return &ExitError{Code: ExitRefused, Err: fmt.Errorf("kivuli: not following the redirect to %s://%s: signed requests go only to %s://%s, the host on the command line",
+			return &base.ExitError{Code: base.ExitRefused, Err: fmt.Errorf("kivuli: not following the redirect to %s://%s: signed requests go only to %s://%s, the host on the command line",
 				req.URL.Scheme, req.URL.Host, first.Scheme, first.Host)}
 		}
 		return nil
@@ -318,7 +319,7 @@ func (f *curlFlags) writeResponse(resp *http.Response) error {
 		}
 	}
 	if failed {
-		return &ExitError{Code: ExitHTTPError, Err: fmt.Errorf("kivuli: the requested URL returned error: %d", resp.StatusCode)}
+		return &base.ExitError{Code: base.ExitHTTPError, Err: fmt.Errorf("kivuli: the requested URL returned error: %d", resp.StatusCode)}
 	}
 	return nil
 }
@@ -343,18 +344,18 @@ func parseURL(raw string) (*url.URL, error) {
 		raw = "https://" + raw
 	}
 	raw, _, _ = strings.Cut(raw, "#") // curl sends no fragment either
-	base, query, hasQuery := strings.Cut(raw, "?")
-	u, err := url.Parse(escapeWire(base))
+	target, query, hasQuery := strings.Cut(raw, "?")
+	u, err := url.Parse(escapeWire(target))
 	if err != nil {
-		return nil, UsageErrorf("bad URL: %v", err)
+		return nil, base.UsageErrorf("bad URL: %v", err)
 	}
 	if u.Host == "" {
-		return nil, UsageErrorf("bad URL %q: no host", raw)
+		return nil, base.UsageErrorf("bad URL %q: no host", raw)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "http", "https":
 	default:
-		return nil, UsageErrorf("bad URL %q: kivuli curl speaks http and https", raw)
+		return nil, base.UsageErrorf("bad URL %q: kivuli curl speaks http and https", raw)
 	}
 	u.RawQuery = escapeWire(query)
 	u.ForceQuery = hasQuery && query == ""
@@ -381,7 +382,7 @@ func (f *curlFlags) setHeaders(req *http.Request, headers []string) error {
 		if file, ok := strings.CutPrefix(h, "@"); ok {
 			b, err := f.readArg(file)
 			if err != nil {
-				return UsageErrorf("-H @%s: %v", file, err)
+				return base.UsageErrorf("-H @%s: %v", file, err)
 			}
 			for l := range strings.SplitSeq(string(b), "\n") {
 				if l = strings.TrimRight(l, "\r"); strings.TrimSpace(l) != "" {
@@ -399,18 +400,18 @@ func (f *curlFlags) setHeaders(req *http.Request, headers []string) error {
 			// "K;" sends K with an empty value, as curl does.
 			n, rest, semi := strings.Cut(h, ";")
 			if !semi || strings.TrimSpace(rest) != "" {
-				return UsageErrorf("-H %q: want 'Name: value'", h)
+				return base.UsageErrorf("-H %q: want 'Name: value'", h)
 			}
 			name, value = n, ""
 			if name = strings.TrimSpace(name); name == "" {
-				return UsageErrorf("-H %q: no header name", h)
+				return base.UsageErrorf("-H %q: no header name", h)
 			}
 			req.Header[http.CanonicalHeaderKey(name)] = []string{""}
 			continue
 		}
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
 		if name == "" {
-			return UsageErrorf("-H %q: no header name", h)
+			return base.UsageErrorf("-H %q: no header name", h)
 		}
 		if strings.EqualFold(name, "Host") {
 			req.Host = value
@@ -446,7 +447,7 @@ type optionalDuration struct {
 }
 
 // presignDefault is --presign given without a value.
-const presignDefault = NoValue
+const presignDefault = base.NoValue
 
 func (o *optionalDuration) String() string {
 	if !o.set || o.raw == presignDefault {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
@@ -102,7 +103,7 @@ func TestCurlQueries(t *testing.T) {
 	// A query that is not valid percent-encoding is refused, not sent.
 	f.aws.Reset()
 	r = runCmd(t, "", f.curlArgs("sts.eu-west-2.amazonaws.com", "http://"+f.host()+"/?a=%zz")...)
-	if r.code != ExitRefused || len(f.aws.Records()) != 0 {
+	if r.code != base.ExitRefused || len(f.aws.Records()) != 0 {
 		t.Errorf("bad escape: exit %d (%s), %d requests sent", r.code, r.stderr, len(f.aws.Records()))
 	}
 }
@@ -207,9 +208,9 @@ func TestCurlRedirects(t *testing.T) {
 	mux.HandleFunc("/final", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("final")) })
 	f := newFixture(t, imdstest.Config{}, mux)
 	host := "sts.eu-west-2.amazonaws.com"
-	base := "http://" + f.host()
+	origin := "http://" + f.host()
 
-	r := runCmd(t, "", f.curlArgs(host, "-L", base+"/same")...)
+	r := runCmd(t, "", f.curlArgs(host, "-L", origin+"/same")...)
 	if r.code != 0 || r.stdout != "final" {
 		t.Errorf("same host: exit %d, %q (%s)", r.code, r.stdout, r.stderr)
 	}
@@ -218,7 +219,7 @@ func TestCurlRedirects(t *testing.T) {
 	}
 
 	// Without -L the redirect is the answer, as with curl.
-	r = runCmd(t, "", f.curlArgs(host, "-i", base+"/away")...)
+	r = runCmd(t, "", f.curlArgs(host, "-i", origin+"/away")...)
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "HTTP/1.1 307") {
 		t.Errorf("without -L: exit %d, %q", r.code, r.stdout)
 	}
@@ -228,8 +229,8 @@ func TestCurlRedirects(t *testing.T) {
 		{"-L", "--allow-host", foreign.Listener.Addr().String()}, // listed, and still not followed
 		{"-L", "-d", "secret=1"},
 	} {
-		r = runCmd(t, "", f.curlArgs(host, append(extra, base+"/away")...)...)
-		if r.code != ExitRefused || !strings.Contains(r.stderr, "not following the redirect") {
+		r = runCmd(t, "", f.curlArgs(host, append(extra, origin+"/away")...)...)
+		if r.code != base.ExitRefused || !strings.Contains(r.stderr, "not following the redirect") {
 			t.Errorf("%v to another host: exit %d, %q", extra, r.code, r.stderr)
 		}
 	}
@@ -237,8 +238,8 @@ func TestCurlRedirects(t *testing.T) {
 		t.Errorf("the foreign host received %d requests", n)
 	}
 
-	r = runCmd(t, "", f.curlArgs(host, "-L", "--max-redirs", "3", base+"/loop")...)
-	if r.code != ExitRedirects {
+	r = runCmd(t, "", f.curlArgs(host, "-L", "--max-redirs", "3", origin+"/loop")...)
+	if r.code != base.ExitRedirects {
 		t.Errorf("loop: exit %d, %s", r.code, r.stderr)
 	}
 }
@@ -352,32 +353,32 @@ func TestCurlOutputAndFail(t *testing.T) {
 	})
 	f := newFixture(t, imdstest.Config{}, mux)
 	host := "abc123.execute-api.eu-west-2.amazonaws.com"
-	base := "http://" + f.host()
+	origin := "http://" + f.host()
 
-	r := runCmd(t, "", f.curlArgs(host, "-i", base+"/ok")...)
+	r := runCmd(t, "", f.curlArgs(host, "-i", origin+"/ok")...)
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "HTTP/1.1 200 OK\r\n") || !strings.Contains(r.stdout, "\r\nX-Test: 1\r\n") || !strings.HasSuffix(r.stdout, "\r\n\r\nhello") {
 		t.Errorf("-i: exit %d, %q", r.code, r.stdout)
 	}
 	out := filepath.Join(t.TempDir(), "out")
-	r = runCmd(t, "", f.curlArgs(host, "-o", out, base+"/ok")...)
+	r = runCmd(t, "", f.curlArgs(host, "-o", out, origin+"/ok")...)
 	if b, _ := os.ReadFile(out); r.code != 0 || r.stdout != "" || string(b) != "hello" {
 		t.Errorf("-o: exit %d, stdout %q, file %q", r.code, r.stdout, b)
 	}
 
-	r = runCmd(t, "", f.curlArgs(host, base+"/missing")...)
+	r = runCmd(t, "", f.curlArgs(host, origin+"/missing")...)
 	if r.code != 0 || !strings.Contains(r.stdout, "no such thing") {
 		t.Errorf("404 without --fail: exit %d, %q", r.code, r.stdout)
 	}
-	r = runCmd(t, "", f.curlArgs(host, "--fail", base+"/missing")...)
-	if r.code != ExitHTTPError || r.stdout != "" || !strings.Contains(r.stderr, "error: 404") {
+	r = runCmd(t, "", f.curlArgs(host, "--fail", origin+"/missing")...)
+	if r.code != base.ExitHTTPError || r.stdout != "" || !strings.Contains(r.stderr, "error: 404") {
 		t.Errorf("--fail: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
-	r = runCmd(t, "", f.curlArgs(host, "-fs", base+"/missing")...)
-	if r.code != ExitHTTPError || r.stdout != "" || r.stderr != "" {
+	r = runCmd(t, "", f.curlArgs(host, "-fs", origin+"/missing")...)
+	if r.code != base.ExitHTTPError || r.stdout != "" || r.stderr != "" {
 		t.Errorf("-fs: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
-	r = runCmd(t, "", f.curlArgs(host, "--fail-with-body", base+"/missing")...)
-	if r.code != ExitHTTPError || !strings.Contains(r.stdout, "no such thing") {
+	r = runCmd(t, "", f.curlArgs(host, "--fail-with-body", origin+"/missing")...)
+	if r.code != base.ExitHTTPError || !strings.Contains(r.stdout, "no such thing") {
 		t.Errorf("--fail-with-body: exit %d, stdout %q", r.code, r.stdout)
 	}
 }
@@ -406,7 +407,7 @@ func TestCurlHeaders(t *testing.T) {
 	}
 	for _, bad := range []string{"NoColon", ": v"} {
 		r := runCmd(t, "", f.curlArgs("sts.eu-west-2.amazonaws.com", "-H", bad, "http://"+f.host()+"/")...)
-		if r.code != ExitUsage {
+		if r.code != base.ExitUsage {
 			t.Errorf("-H %q: exit %d", bad, r.code)
 		}
 	}
@@ -421,16 +422,16 @@ func TestCurlRefused(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"not AWS", []string{"https://example.com/"}, ExitRefused, "not an AWS endpoint"},
-		{"EC2 public name", []string{"https://ec2-203-0-113-25.compute-1.amazonaws.com/"}, ExitRefused, "not an AWS endpoint"},
-		{"plaintext", []string{"http://sts.amazonaws.com/"}, ExitRefused, "in clear"},
-		{"loopback unlisted", []string{"http://" + f.host() + "/"}, ExitRefused, "not an AWS endpoint"},
-		{"no scope", []string{"--allow-host", f.host(), "http://" + f.host() + "/"}, ExitRefused, "cannot tell"},
-		{"ftp", []string{"ftp://sts.amazonaws.com/"}, ExitUsage, "http and https"},
-		{"two URLs", []string{"https://sts.amazonaws.com/", "https://sts.amazonaws.com/"}, ExitUsage, "one URL"},
-		{"-T and -d", []string{"-T", "x", "-d", "y", "https://sts.amazonaws.com/"}, ExitUsage, "exclude"},
-		{"missing file", []string{"-T", "/nonexistent", "https://sts.amazonaws.com/"}, ExitUsage, "-T"},
-		{"unknown flag", []string{"--compressed", "https://sts.amazonaws.com/"}, ExitUsage, "unknown flag"},
+		{"not AWS", []string{"https://example.com/"}, base.ExitRefused, "not an AWS endpoint"},
+		{"EC2 public name", []string{"https://ec2-203-0-113-25.compute-1.amazonaws.com/"}, base.ExitRefused, "not an AWS endpoint"},
+		{"plaintext", []string{"http://sts.amazonaws.com/"}, base.ExitRefused, "in clear"},
+		{"loopback unlisted", []string{"http://" + f.host() + "/"}, base.ExitRefused, "not an AWS endpoint"},
+		{"no scope", []string{"--allow-host", f.host(), "http://" + f.host() + "/"}, base.ExitRefused, "cannot tell"},
+		{"ftp", []string{"ftp://sts.amazonaws.com/"}, base.ExitUsage, "http and https"},
+		{"two URLs", []string{"https://sts.amazonaws.com/", "https://sts.amazonaws.com/"}, base.ExitUsage, "one URL"},
+		{"-T and -d", []string{"-T", "x", "-d", "y", "https://sts.amazonaws.com/"}, base.ExitUsage, "exclude"},
+		{"missing file", []string{"-T", "/nonexistent", "https://sts.amazonaws.com/"}, base.ExitUsage, "-T"},
+		{"unknown flag", []string{"--compressed", "https://sts.amazonaws.com/"}, base.ExitUsage, "unknown flag"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := runCmd(t, "", append([]string{"curl", "--imds-endpoint", f.imds.URL}, c.args...)...)
@@ -443,7 +444,7 @@ func TestCurlRefused(t *testing.T) {
 		t.Errorf("%d requests sent", n)
 	}
 	r := runCmd(t, "", "curl", "--imds-endpoint", "http://127.0.0.1:1", "https://sts.amazonaws.com/")
-	if r.code != ExitNoCreds {
+	if r.code != base.ExitNoCreds {
 		t.Errorf("no IMDS: exit %d, %s", r.code, r.stderr)
 	}
 }

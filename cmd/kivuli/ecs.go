@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/internal/guard"
 )
 
@@ -56,7 +57,7 @@ type containerCredentials struct {
 }
 
 func (h *credentialsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !LoopbackAddr(r.RemoteAddr) {
+	if !base.LoopbackAddr(r.RemoteAddr) {
 		writeEndpointError(w, http.StatusForbidden, "AccessDenied", "kivuli: the credentials endpoint answers loopback clients only")
 		return
 	}
@@ -79,7 +80,7 @@ func (h *credentialsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := h.creds.Retrieve(r.Context())
 	if err != nil {
-		writeEndpointError(w, http.StatusServiceUnavailable, "CredentialsUnavailable", Message(err))
+		writeEndpointError(w, http.StatusServiceUnavailable, "CredentialsUnavailable", base.Message(err))
 		return
 	}
 	doc := containerCredentials{AccessKeyID: v.AccessKeyID, SecretAccessKey: v.SecretAccessKey, Token: v.SessionToken}

@@ -7,18 +7,19 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/spf13/cobra"
 )
 
 // execOptions are kivuli exec's flags, and the run they are for.
 type execOptions struct {
-	*App
-	sf     SourceFlags
+	*base.App
+	sf     base.SourceFlags
 	serve  bool
 	region string
 }
 
-func execCommand(a *App) *cobra.Command {
+func execCommand(a *base.App) *cobra.Command {
 	o := &execOptions{App: a}
 	cmd := &cobra.Command{
 		Use:   "exec [options] [--] CMD [ARGS...]",
@@ -60,14 +61,14 @@ command's status, or by the signal that ended it.
 
 Flags after CMD are CMD's: use -- before a command that starts with '-'.`,
 		Annotations: map[string]string{
-			AnnSynopsis: "kivuli exec [--serve] [--region R] [CREDENTIAL SOURCE options] [--] CMD [ARGS...]",
-			AnnExitOnly: fmt.Sprintf(`The exit status of CMD; when a signal ended CMD, kivuli exec --serve ends
+			base.AnnSynopsis: "kivuli exec [--serve] [--region R] [CREDENTIAL SOURCE options] [--] CMD [ARGS...]",
+			base.AnnExitOnly: fmt.Sprintf(`The exit status of CMD; when a signal ended CMD, kivuli exec --serve ends
 by the same signal (a shell reports 128+N). Before CMD runs:
 2    a flag or an argument is wrong.
 3    no credentials: the source did not give any.
 %d  CMD was found but could not be run.
-%d  CMD was not found.`, ExitCannotRun, ExitNotFound),
-			AnnSeeAlso: "kivuli creds --help, aws-vault exec, env(1)",
+%d  CMD was not found.`, base.ExitCannotRun, base.ExitNotFound),
+			base.AnnSeeAlso: "kivuli creds --help, aws-vault exec, env(1)",
 		},
 		Example: `# a script with the instance role's credentials and region
 kivuli exec -- ./deploy.sh --stage prod
@@ -83,20 +84,20 @@ kivuli exec --profile ci -- terraform plan
 
 # offline, with the emulator's credentials
 kivuli imds -- kivuli exec -- env`,
-		Args: UsageArgs(cobra.MinimumNArgs(1)),
+		Args: base.UsageArgs(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), args) },
 	}
 	cmd.Flags().SetInterspersed(false) // flags after CMD are CMD's
 	cmd.Flags().BoolVar(&o.serve, "serve", false, "serve the credentials, kept fresh, from a loopback endpoint in the ECS format instead of setting them in the environment")
 	cmd.Flags().StringVar(&o.region, "region", "", "the `REGION` to set as AWS_REGION and AWS_DEFAULT_REGION (default: see above)")
-	AddSourceFlags(cmd, &o.sf, true)
+	base.AddSourceFlags(cmd, &o.sf, true)
 	return cmd
 }
 
 // run runs the command with the source's credentials: in its environment
 // (becoming it), or served to it (--serve).
 func (o *execOptions) run(ctx context.Context, args []string) error {
-	path, err := LookPath(args[0])
+	path, err := base.LookPath(args[0])
 	if err != nil {
 		return err
 	}
@@ -105,35 +106,35 @@ func (o *execOptions) run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer src.Close()
-	env := o.Env.Without(CredentialVars...)
+	env := o.Env.Without(base.CredentialVars...)
 	if src.Region != "" {
 		env = env.With("AWS_REGION", src.Region).With("AWS_DEFAULT_REGION", src.Region)
 	}
 	if o.serve {
-		return o.serveAndRun(ctx, src, env.Without(ProfileVars...), path, args)
+		return o.serveAndRun(ctx, src, env.Without(base.ProfileVars...), path, args)
 	}
-	v, err := Retrieve(ctx, src.Creds)
+	v, err := base.Retrieve(ctx, src.Creds)
 	if err != nil {
 		return err
 	}
-	env = WithCredentials(env, v)
+	env = base.WithCredentials(env, v)
 	src.Close()
 	return o.execve(path, args, env)
 }
 
 // execve makes the process become the command, where the system can;
 // elsewhere it runs it as a child.
-func (o *execOptions) execve(path string, args []string, env Environ) error {
+func (o *execOptions) execve(path string, args []string, env base.Environ) error {
 	if err := replaceProcess(path, args, env); err != nil && !errors.Is(err, errNoExecve) {
-		return &ExitError{Code: ExitCannotRun, Err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
+		return &base.ExitError{Code: base.ExitCannotRun, Err: fmt.Errorf("kivuli: exec %s: %w", args[0], err)}
 	}
 	return o.RunChild(path, args, env)
 }
 
 // serveAndRun serves src's credentials on loopback and runs the command
 // with the endpoint in its environment, until it ends.
-func (o *execOptions) serveAndRun(ctx context.Context, src *Source, env Environ, path string, args []string) error {
-	ln, err := ListenTCP("--serve", "127.0.0.1:0", false, "")
+func (o *execOptions) serveAndRun(ctx context.Context, src *base.Source, env base.Environ, path string, args []string) error {
+	ln, err := base.ListenTCP("--serve", "127.0.0.1:0", false, "")
 	if err != nil {
 		return err
 	}
@@ -145,7 +146,7 @@ func (o *execOptions) serveAndRun(ctx context.Context, src *Source, env Environ,
 	srv := &http.Server{
 		Handler:           newCredentialsHandler(src.Creds, token),
 		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          DiscardLog(),
+		ErrorLog:          base.DiscardLog(),
 	}
 	go srv.Serve(ln)
 	defer func() {

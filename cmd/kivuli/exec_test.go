@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/imdstest"
 )
 
@@ -28,7 +29,7 @@ func command(t *testing.T, args ...string) *exec.Cmd {
 	home := t.TempDir()
 	// The SDK in a child must read nothing of this machine's: no shared
 	// files, no real IMDS.
-	c.Env = append(Environ(os.Environ()).Without(CredentialVars...).Without(ProfileVars...),
+	c.Env = append(base.Environ(os.Environ()).Without(base.CredentialVars...).Without(base.ProfileVars...),
 		asKivuli+"=1", "HOME="+home,
 		"GORACE=atexit_sleep_ms=0", // the race detector's second at every exit
 		"AWS_CONFIG_FILE="+filepath.Join(home, "config"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "credentials"),
@@ -57,7 +58,7 @@ func TestExecEnvironment(t *testing.T) {
 		"AWS_ACCESS_KEY_ID":         cur.AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY":     cur.SecretAccessKey,
 		"AWS_SESSION_TOKEN":         cur.SessionToken,
-		"AWS_CREDENTIAL_EXPIRATION": Isoformat(cur.Expiration),
+		"AWS_CREDENTIAL_EXPIRATION": base.Isoformat(cur.Expiration),
 		"AWS_REGION":                "eu-west-2",
 		"AWS_DEFAULT_REGION":        "eu-west-2",
 		"AWS_PROFILE":               "keep",
@@ -84,8 +85,8 @@ func TestExecExitStatus(t *testing.T) {
 		{"status 0", child("exit", "0"), 0},
 		{"status 7", child("exit", "7"), 7},
 		{"status 255", child("exit", "255"), 255},
-		{"not found", []string{"no-such-command-kivuli"}, ExitNotFound},
-		{"not executable", []string{notExec}, ExitCannotRun},
+		{"not found", []string{"no-such-command-kivuli"}, base.ExitNotFound},
+		{"not executable", []string{notExec}, base.ExitCannotRun},
 	} {
 		for _, serve := range []bool{false, true} {
 			name := c.name
@@ -106,7 +107,7 @@ func TestExecExitStatus(t *testing.T) {
 	// Without credentials the command does not run.
 	cmd := command(t, append([]string{"exec", "--imds-endpoint", "http://127.0.0.1:1", "--"}, child("exit", "0")...)...)
 	out, _ := cmd.CombinedOutput()
-	if code := cmd.ProcessState.ExitCode(); code != ExitNoCreds {
+	if code := cmd.ProcessState.ExitCode(); code != base.ExitNoCreds {
 		t.Errorf("no IMDS: exit %d: %s", code, out)
 	}
 }
@@ -145,7 +146,7 @@ func TestExecSignals(t *testing.T) {
 			if !errors.As(err, &ee) {
 				t.Fatalf("wait: %v", err)
 			}
-			if sig, ok := killedBy(cmd.ProcessState); !ok || sig != syscall.SIGTERM {
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
 				t.Errorf("kivuli ended %v, want killed by SIGTERM", cmd.ProcessState)
 			}
 		})

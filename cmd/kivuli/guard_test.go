@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/imdstest"
 )
 
@@ -141,7 +142,7 @@ func TestIMDSFromFlags(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"a/b", "*.example", "http://x"} {
-		if r := runCmd(t, "", "imds", "--serve-host", bad); r.code != ExitUsage || !strings.Contains(r.stderr, "--serve-host") {
+		if r := runCmd(t, "", "imds", "--serve-host", bad); r.code != base.ExitUsage || !strings.Contains(r.stderr, "--serve-host") {
 			t.Errorf("--serve-host %q: exit %d %q", bad, r.code, r.stderr)
 		}
 	}
@@ -283,7 +284,7 @@ func TestProxyAllowOriginFlags(t *testing.T) {
 		{"--allow-origin", "ftp://grafana.example"}, {"--serve-host", "a/b"}, {"--serve-host", ""},
 	} {
 		r := runCmd(t, "", append([]string{"proxy", "--upstream", "https://sqs.eu-west-2.amazonaws.com"}, bad...)...)
-		if r.code != ExitUsage || !strings.Contains(r.stderr, bad[0]) {
+		if r.code != base.ExitUsage || !strings.Contains(r.stderr, bad[0]) {
 			t.Errorf("%v: exit %d %q", bad, r.code, r.stderr)
 		}
 	}

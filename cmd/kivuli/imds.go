@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/kivuli-go/kivuli/internal/guard"
 	"github.com/spf13/cobra"
@@ -15,7 +16,7 @@ import (
 
 // imdsFlags are kivuli imds's own flags, and the run they are for.
 type imdsFlags struct {
-	*App
+	*base.App
 	listen       string
 	v1, v2only   bool
 	noToken      bool
@@ -27,10 +28,10 @@ type imdsFlags struct {
 	region       string
 	allowRemote  bool
 	serveHosts   []string
-	sf           SourceFlags
+	sf           base.SourceFlags
 }
 
-func imdsCommand(a *App) *cobra.Command {
+func imdsCommand(a *base.App) *cobra.Command {
 	f := &imdsFlags{App: a}
 	cmd := &cobra.Command{
 		Use:   "imds [options] [-- CMD [ARGS...]]",
@@ -90,16 +91,16 @@ another origin, 421 for another Host:
 
 ` + faultSpecHelp,
 		Annotations: map[string]string{
-			AnnSynopsis: `kivuli imds [--listen 127.0.0.1:1338] [--v1 | --v2-only | --no-token]
+			base.AnnSynopsis: `kivuli imds [--listen 127.0.0.1:1338] [--v1 | --v2-only | --no-token]
             [--role NAME] [--lifetime DUR] [--rotate-before DUR] [--fault SPEC]...
             [--region R] [--from SOURCE [--allow-remote]] [--serve-host NAME]...
             [-- CMD [ARGS...]]`,
-			AnnExitOnly: `0    interrupted (SIGINT, SIGTERM) while serving.
+			base.AnnExitOnly: `0    interrupted (SIGINT, SIGTERM) while serving.
 1    the server failed (the address is in use, ...).
 2    a flag or an argument is wrong.
 3    --from: the source gave no credentials.
 With CMD: CMD's exit status, or 126 and 127 when it cannot run.`,
-			AnnSeeAlso: "amazon-ec2-metadata-mock (AEMM); kivuli curl --help",
+			base.AnnSeeAlso: "amazon-ec2-metadata-mock (AEMM); kivuli curl --help",
 		},
 		Example: `# an IMDSv2-only instance on the default port, in the background
 kivuli imds --v2-only &
@@ -116,7 +117,7 @@ kivuli imds --from chain --profile dev -- python app.py
 
 # an Elastic Beanstalk Docker container: no tokens at all
 kivuli imds --no-token --role aws-elasticbeanstalk-ec2-role`,
-		Args: UsageArgs(func(cmd *cobra.Command, args []string) error {
+		Args: base.UsageArgs(func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 && cmd.ArgsLenAtDash() != 0 {
 				return fmt.Errorf("a command to run goes after --: kivuli imds [options] -- CMD")
 			}
@@ -137,7 +138,7 @@ kivuli imds --no-token --role aws-elasticbeanstalk-ec2-role`,
 	fl.StringVar(&f.region, "region", "us-east-1", "the `REGION` served as placement/region and in the identity document")
 	fl.BoolVar(&f.allowRemote, "allow-remote", false, "with --from, listen on a non-loopback --listen address all the same")
 	fl.StringArrayVar(&f.serveHosts, "serve-host", nil, "also answer requests whose Host is `NAME` (host or host:port; the port is not compared), such as host.docker.internal (repeatable)")
-	AddSourceFlags(cmd, &f.sf, false)
+	base.AddSourceFlags(cmd, &f.sf, false)
 	return cmd
 }
 
@@ -147,7 +148,7 @@ kivuli imds --no-token --role aws-elasticbeanstalk-ec2-role`,
 func (f *imdsFlags) mode(real bool) (imdstest.Mode, error) {
 	switch {
 	case f.v1 && f.v2only || f.v1 && f.noToken || f.v2only && f.noToken:
-		return 0, UsageErrorf("--v1, --v2-only and --no-token exclude each other")
+		return 0, base.UsageErrorf("--v1, --v2-only and --no-token exclude each other")
 	case f.noToken:
 		return imdstest.TokenUnsupported, nil
 	case f.v2only || real && !f.v1:
@@ -166,25 +167,25 @@ func (f *imdsFlags) run(ctx context.Context, args []string) error {
 		f.rotateBefore = f.lifetime * 5 / 6
 	}
 	if f.lifetime <= 0 || f.rotateBefore <= 0 || f.rotateBefore >= f.lifetime {
-		return UsageErrorf("--rotate-before (%v) must be positive and under --lifetime (%v)", f.rotateBefore, f.lifetime)
+		return base.UsageErrorf("--rotate-before (%v) must be positive and under --lifetime (%v)", f.rotateBefore, f.lifetime)
 	}
 	var faults []imdstest.Fault
 	for _, spec := range f.faults {
 		fault, err := parseFault(spec)
 		if err != nil {
-			return UsageErrorf("--fault: %v", err)
+			return base.UsageErrorf("--fault: %v", err)
 		}
 		faults = append(faults, fault)
 	}
 	if !real && f.sf.IMDSEndpoint != "" {
-		return UsageErrorf("--imds-endpoint names the source of --from imds")
+		return base.UsageErrorf("--imds-endpoint names the source of --from imds")
 	}
-	if err := CheckListen("--listen", f.listen, f.allowRemote || !real, imdsRisk); err != nil {
+	if err := base.CheckListen("--listen", f.listen, f.allowRemote || !real, imdsRisk); err != nil {
 		return err
 	}
 	g, err := guard.New(f.serveHosts, "--serve-host", nil, "")
 	if err != nil {
-		return ConfigError(err)
+		return base.ConfigError(err)
 	}
 	g.ServeListen(f.listen)
 
@@ -196,7 +197,7 @@ func (f *imdsFlags) run(ctx context.Context, args []string) error {
 			return err
 		}
 		defer src.Close()
-		creds, what = src.Creds, "real credentials from "+cmp.Or(f.sf.Source, SourceChain)
+		creds, what = src.Creds, "real credentials from "+cmp.Or(f.sf.Source, base.SourceChain)
 	}
 	s := &imdsServer{
 		emu: imdstest.NewHandler(imdstest.Config{
@@ -211,11 +212,11 @@ func (f *imdsFlags) run(ctx context.Context, args []string) error {
 		s.emu.Inject(fault)
 	}
 
-	ln, err := ListenTCP("--listen", f.listen, f.allowRemote || !real, imdsRisk)
+	ln, err := base.ListenTCP("--listen", f.listen, f.allowRemote || !real, imdsRisk)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: DiscardLog()}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: base.DiscardLog()}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	url := "http://" + ln.Addr().String()
@@ -241,11 +242,11 @@ func (f *imdsFlags) run(ctx context.Context, args []string) error {
 
 // runUnder runs the command with the emulator as its IMDS.
 func (f *imdsFlags) runUnder(url string, args []string) error {
-	path, err := LookPath(args[0])
+	path, err := base.LookPath(args[0])
 	if err != nil {
 		return err
 	}
-	env := f.Env.Without(CredentialVars...).Without(ProfileVars...).Without("AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").
+	env := f.Env.Without(base.CredentialVars...).Without(base.ProfileVars...).Without("AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").
 		With("AWS_EC2_METADATA_SERVICE_ENDPOINT", url+"/")
 	return f.RunChild(path, args, env)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/kivuli-go/kivuli"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/imdstest"
 )
 
@@ -231,11 +232,11 @@ func TestParseFault(t *testing.T) {
 		}
 	}
 	r := runCmd(t, "", "imds", "--fault", "disk:500")
-	if r.code != ExitUsage || !strings.Contains(r.stderr, "unknown target") {
+	if r.code != base.ExitUsage || !strings.Contains(r.stderr, "unknown target") {
 		t.Errorf("bad fault: exit %d %q", r.code, r.stderr)
 	}
 	for _, args := range [][]string{{"--v1", "--v2-only"}, {"--rotate-before", "7h"}, {"--imds-endpoint", "http://127.0.0.1:1"}, {"extra"}} {
-		if r := runCmd(t, "", append([]string{"imds"}, args...)...); r.code != ExitUsage {
+		if r := runCmd(t, "", append([]string{"imds"}, args...)...); r.code != base.ExitUsage {
 			t.Errorf("imds %v: exit %d %q", args, r.code, r.stderr)
 		}
 	}
@@ -314,7 +315,7 @@ func TestIMDSFrom(t *testing.T) {
 	}
 	for _, addr := range []string{"0.0.0.0:0", ":1338", "192.0.2.1:1338"} {
 		r := runCmd(t, "", "imds", "--from", "chain", "--listen", addr)
-		if r.code != ExitUsage || !strings.Contains(r.stderr, "not loopback") {
+		if r.code != base.ExitUsage || !strings.Contains(r.stderr, "not loopback") {
 			t.Errorf("--listen %s: exit %d %q", addr, r.code, r.stderr)
 		}
 	}

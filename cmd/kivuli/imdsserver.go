@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/kivuli-go/kivuli/internal/guard"
 )
@@ -60,7 +61,7 @@ func (s *imdsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // first (a CORS preflight, which the emulator never grants), under the
 // guard's Host rule.
 func (s *imdsServer) control(w http.ResponseWriter, r *http.Request) {
-	if !LoopbackAddr(r.RemoteAddr) {
+	if !base.LoopbackAddr(r.RemoteAddr) {
 		http.Error(w, "kivuli: the control endpoint answers loopback clients only", http.StatusForbidden)
 		return
 	}

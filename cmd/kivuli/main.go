@@ -11,4 +11,6 @@
 // Run "kivuli help COMMAND" for each command's manual.
 package main
 
-func main() { Main(newRoot) }
+import "github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+
+func main() { base.Main(newRoot) }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kivuli-go/kivuli"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
@@ -43,13 +44,13 @@ func TestMain(m *testing.M) {
 
 // run runs kivuli's command line args, as runContext does.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, env []string) int {
-	return Execute(context.Background(), newRoot, args, stdin, stdout, stderr, env)
+	return base.Execute(context.Background(), newRoot, args, stdin, stdout, stderr, env)
 }
 
 // runContext runs kivuli's command line args in this process, until ctx
 // ends, and returns the exit status.
 func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env []string) int {
-	return Execute(ctx, newRoot, args, stdin, stdout, stderr, env)
+	return base.Execute(ctx, newRoot, args, stdin, stdout, stderr, env)
 }
 
 // result is what one run of the command gave.

@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 )
 
 // Every command's manual, as --help and help COMMAND print it.
@@ -28,13 +30,13 @@ func TestManualGolden(t *testing.T) {
 				}
 			}
 			for i, line := range strings.Split(r.stdout, "\n") {
-				if len([]rune(line)) > manualWidth+12 {
+				if len([]rune(line)) > base.ManualWidth+12 {
 					t.Errorf("line %d is %d wide: %q", i+1, len(line), line)
 				}
 			}
 		})
 	}
-	if r := runCmd(t, "", "help", "nope"); r.code != ExitUsage {
+	if r := runCmd(t, "", "help", "nope"); r.code != base.ExitUsage {
 		t.Errorf("help nope: exit %d", r.code)
 	}
 }

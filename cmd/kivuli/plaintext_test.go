@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 )
 
 // TestPlaintextNeverThroughAProxy (issue 17, point 2): Go's
@@ -33,8 +35,8 @@ func TestPlaintextNeverThroughAProxy(t *testing.T) {
 			c := command(t, "curl", "--imds-endpoint", f.imds.URL, "--allow-host", upstream, "-H", "Host: "+signHost, "http://"+upstream+"/logs/_search")
 			c.Env = append(c.Env, env...)
 			out, _ := c.CombinedOutput()
-			if code := c.ProcessState.ExitCode(); code != ExitRefused || !strings.Contains(string(out), "in clear") {
-				t.Errorf("exit %d, want %d and a refusal in clear: %s", code, ExitRefused, out)
+			if code := c.ProcessState.ExitCode(); code != base.ExitRefused || !strings.Contains(string(out), "in clear") {
+				t.Errorf("exit %d, want %d and a refusal in clear: %s", code, base.ExitRefused, out)
 			}
 		})
 		t.Run("proxy "+host, func(t *testing.T) {
@@ -46,8 +48,8 @@ func TestPlaintextNeverThroughAProxy(t *testing.T) {
 			timer := time.AfterFunc(failAfter, func() { c.Process.Kill() })
 			defer timer.Stop()
 			out, _ := c.CombinedOutput()
-			if code := c.ProcessState.ExitCode(); code != ExitRefused || !strings.Contains(string(out), "in clear") {
-				t.Errorf("exit %d, want %d and a refusal in clear at start: %s", code, ExitRefused, out)
+			if code := c.ProcessState.ExitCode(); code != base.ExitRefused || !strings.Contains(string(out), "in clear") {
+				t.Errorf("exit %d, want %d and a refusal in clear at start: %s", code, base.ExitRefused, out)
 			}
 		})
 	}

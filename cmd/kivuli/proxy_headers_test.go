@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 )
 
 // --header-allow refuses what must never be signed, and bad names.
@@ -23,13 +25,13 @@ func TestProxyHeaderFlags(t *testing.T) {
 		{"--log-format", "xml"},
 	} {
 		r := runCmd(t, "", append(proxyArgs(f), args...)...)
-		if r.code != ExitUsage {
-			t.Errorf("%v: exit %d, want %d: %s", args, r.code, ExitUsage, r.stderr)
+		if r.code != base.ExitUsage {
+			t.Errorf("%v: exit %d, want %d: %s", args, r.code, base.ExitUsage, r.stderr)
 		}
 	}
 	for _, up := range []string{"ftp://x", "https://", "https://user:pw@sts.amazonaws.com", "https://sts.amazonaws.com/?a=1", "sts.amazonaws.com"} {
 		r := runCmd(t, "", "proxy", "--admin", "", "--imds-endpoint", f.imds.URL, "--upstream", up)
-		if r.code != ExitUsage {
+		if r.code != base.ExitUsage {
 			t.Errorf("--upstream %s: exit %d: %s", up, r.code, r.stderr)
 		}
 	}
@@ -44,8 +46,8 @@ func TestProxyHeaderFlags(t *testing.T) {
 		{[]string{"--upstream", "https://search.example.com", "--allow-host", "search.example.com"}, "--service"},
 	} {
 		r := runCmd(t, "", append([]string{"proxy", "--admin", "", "--imds-endpoint", f.imds.URL}, c.args...)...)
-		if r.code != ExitRefused || !strings.Contains(r.stderr, c.want) {
-			t.Errorf("%v: exit %d, want %d and %q: %s", c.args, r.code, ExitRefused, c.want, r.stderr)
+		if r.code != base.ExitRefused || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%v: exit %d, want %d and %q: %s", c.args, r.code, base.ExitRefused, c.want, r.stderr)
 		}
 	}
 }

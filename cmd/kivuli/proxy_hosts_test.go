@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/imdstest"
 )
 
@@ -28,8 +29,8 @@ func TestProxySelfLoop(t *testing.T) {
 			r := runCmd(t, "", "proxy", "--listen", c.listen, "--allow-remote", "--admin", "",
 				"--imds-endpoint", f.imds.URL, "--upstream", c.upstream, "--allow-host", host,
 				"--sign-host", "sts.eu-west-2.amazonaws.com")
-			if r.code != ExitUsage || !strings.Contains(r.stderr, "this proxy's own address") {
-				t.Errorf("exit %d, want %d:\n%s", r.code, ExitUsage, r.stderr)
+			if r.code != base.ExitUsage || !strings.Contains(r.stderr, "this proxy's own address") {
+				t.Errorf("exit %d, want %d:\n%s", r.code, base.ExitUsage, r.stderr)
 			}
 		})
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 )
 
 // An --upstream path with a dot segment is refused at start: the prefix
@@ -14,7 +16,7 @@ func TestProxyUpstreamDotSegments(t *testing.T) {
 		// A loopback IMDS that is not there: nothing leaves this machine
 		// if the flag is let through.
 		r := runCmd(t, "", "proxy", "--upstream", u, "--imds-endpoint", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin", "")
-		if r.code != ExitUsage || !strings.Contains(r.stderr, "--upstream") || !strings.Contains(r.stderr, "'..'") {
+		if r.code != base.ExitUsage || !strings.Contains(r.stderr, "--upstream") || !strings.Contains(r.stderr, "'..'") {
 			t.Errorf("%s: exit %d: %s", u, r.code, r.stderr)
 		}
 	}

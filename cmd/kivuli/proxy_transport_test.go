@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
@@ -57,7 +58,7 @@ func TestProxyTLS(t *testing.T) {
 	}
 	// A key that does not match: exit 2 at start.
 	_, otherKey, _ := selfSigned(t, t.TempDir())
-	if r := runCmd(t, "", append(proxyArgs(f), "--tls-cert", certFile, "--tls-key", otherKey)...); r.code != ExitUsage {
+	if r := runCmd(t, "", append(proxyArgs(f), "--tls-cert", certFile, "--tls-key", otherKey)...); r.code != base.ExitUsage {
 		t.Errorf("mismatched key: exit %d: %s", r.code, r.stderr)
 	}
 }

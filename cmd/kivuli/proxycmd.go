@@ -14,13 +14,14 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/proxy"
 	"github.com/spf13/cobra"
 )
 
 // proxyFlags are kivuli proxy's own flags, and the run they are for.
 type proxyFlags struct {
-	*App
+	*base.App
 	upstream              string
 	listen                string
 	allowRemote           bool
@@ -33,11 +34,11 @@ type proxyFlags struct {
 	allowOrigins          []string
 	tlsCert, tlsKey       string
 	serverName            string
-	maxBody               SizeFlag
-	maxBuffer             SizeFlag
+	maxBody               base.SizeFlag
+	maxBuffer             base.SizeFlag
 	spoolDir              string
-	maxSpool              SizeFlag
-	maxHeaders            SizeFlag
+	maxSpool              base.SizeFlag
+	maxHeaders            base.SizeFlag
 	maxConns              int
 	maxRequests           int
 	queueTimeout          time.Duration
@@ -52,7 +53,7 @@ type proxyFlags struct {
 	maxAttempts           int
 	logFormat             string
 	verbose               bool
-	sf                    SourceFlags
+	sf                    base.SourceFlags
 }
 
 // Defaults of the limits on connections (see proxylimits.go); those of
@@ -62,13 +63,13 @@ const (
 	defaultMaxConns   = 256
 )
 
-func proxyCommand(a *App) *cobra.Command {
+func proxyCommand(a *base.App) *cobra.Command {
 	f := &proxyFlags{
 		App:        a,
-		maxBody:    SizeFlag{N: proxy.DefaultMaxBody, Raw: FormatSize(proxy.DefaultMaxBody)},
-		maxBuffer:  SizeFlag{N: proxy.DefaultMaxBuffer, Raw: FormatSize(proxy.DefaultMaxBuffer)},
-		maxSpool:   SizeFlag{N: proxy.DefaultMaxSpool, Raw: FormatSize(proxy.DefaultMaxSpool)},
-		maxHeaders: SizeFlag{N: defaultMaxHeaders, Raw: FormatSize(defaultMaxHeaders)},
+		maxBody:    base.SizeFlag{N: proxy.DefaultMaxBody, Raw: base.FormatSize(proxy.DefaultMaxBody)},
+		maxBuffer:  base.SizeFlag{N: proxy.DefaultMaxBuffer, Raw: base.FormatSize(proxy.DefaultMaxBuffer)},
+		maxSpool:   base.SizeFlag{N: proxy.DefaultMaxSpool, Raw: base.FormatSize(proxy.DefaultMaxSpool)},
+		maxHeaders: base.SizeFlag{N: defaultMaxHeaders, Raw: base.FormatSize(defaultMaxHeaders)},
 	}
 	cmd := &cobra.Command{
 		Use:   "proxy --upstream URL [options]",
@@ -178,21 +179,21 @@ are the upstream's). A refused request is logged, counted in
 kivuli_proxy_refused_requests_total, and neither signed nor sent. The
 admin listener has the same Host and origin rules.`,
 		Annotations: map[string]string{
-			AnnSynopsis: `kivuli proxy --upstream https://HOST [--listen 127.0.0.1:8080] [--service S]
+			base.AnnSynopsis: `kivuli proxy --upstream https://HOST [--listen 127.0.0.1:8080] [--service S]
             [--region R] [--sign-host H] [--allow-host HOST]...
             [--serve-host NAME]... [--allow-origin ORIGIN]... [--allow-remote]
             [--admin 127.0.0.1:8081] [--tls-cert F --tls-key F] [--max-body SIZE]
             [--max-buffer SIZE] [--spool-dir DIR] [--unsigned-payload]
             [--header-allow NAME]... [--header-deny NAME]...
             [CREDENTIAL SOURCE options]`,
-			AnnExitOnly: `0    stopped by SIGTERM or SIGINT, after draining.
+			base.AnnExitOnly: `0    stopped by SIGTERM or SIGINT, after draining.
 1    a listener failed (the address is in use, ...).
 2    a flag is wrong, or --upstream is the proxy itself.
 3    no credentials: the source did not give any.
 4    the signer refuses the upstream: not an AWS endpoint nor given with
      --allow-host, plain http:// to a host that is not loopback, a service
      or region the host does not tell.`,
-			AnnSeeAlso: "aws-sigv4-proxy; kivuli curl --help, kivuli imds --help",
+			base.AnnSeeAlso: "aws-sigv4-proxy; kivuli curl --help, kivuli imds --help",
 		},
 		Example: `# OpenSearch Dashboards or Grafana in front of an OpenSearch Service domain
 kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com
@@ -221,7 +222,7 @@ kivuli proxy --upstream https://aps-workspaces.eu-west-2.amazonaws.com \
 
 # health and metrics
 curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
-		Args: UsageArgs(cobra.NoArgs),
+		Args: base.UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context()) },
 	}
 	fl := cmd.Flags()
@@ -257,7 +258,7 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.IntVar(&f.maxAttempts, "max-attempts", proxy.DefaultMaxAttempts, "send a request that can be sent again up to `N` times (1: never retry)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "write logs to standard error as `FORMAT`: text or json")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also log each canonical request and string to sign (token redacted)")
-	AddSourceFlags(cmd, &f.sf, true)
+	base.AddSourceFlags(cmd, &f.sf, true)
 	return cmd
 }
 
@@ -268,11 +269,11 @@ func (f *proxyFlags) config() (proxy.Config, error) {
 	if err := f.checkLimits(); err != nil {
 		return proxy.Config{}, err
 	}
-	if err := CheckListen("--listen", f.listen, f.allowRemote, listenRisk); err != nil {
+	if err := base.CheckListen("--listen", f.listen, f.allowRemote, listenRisk); err != nil {
 		return proxy.Config{}, err
 	}
 	if f.admin != "" {
-		if err := CheckListen("--admin", f.admin, f.allowRemote, adminRisk); err != nil {
+		if err := base.CheckListen("--admin", f.admin, f.allowRemote, adminRisk); err != nil {
 			return proxy.Config{}, err
 		}
 	}
@@ -289,7 +290,7 @@ func (f *proxyFlags) config() (proxy.Config, error) {
 		MaxIdleConns: f.maxIdleConns, IdleConnTimeout: noneIfZero(f.idleConnTimeout), ResponseHeaderTimeout: f.responseHeaderTimeout,
 	}
 	if err := cfg.Validate(); err != nil {
-		return cfg, ConfigError(err)
+		return cfg, base.ConfigError(err)
 	}
 	return cfg, nil
 }
@@ -299,21 +300,21 @@ func (f *proxyFlags) config() (proxy.Config, error) {
 func (f *proxyFlags) checkLimits() error {
 	switch {
 	case (f.tlsCert == "") != (f.tlsKey == ""):
-		return UsageErrorf("--tls-cert and --tls-key go together")
+		return base.UsageErrorf("--tls-cert and --tls-key go together")
 	case f.maxIdleConns < 1:
-		return UsageErrorf("--max-idle-conns must be at least 1")
+		return base.UsageErrorf("--max-idle-conns must be at least 1")
 	case f.maxAttempts < 1:
-		return UsageErrorf("--max-attempts must be at least 1")
+		return base.UsageErrorf("--max-attempts must be at least 1")
 	case f.maxConns < 1 || f.maxRequests < 1:
-		return UsageErrorf("--max-conns and --max-requests must be at least 1")
+		return base.UsageErrorf("--max-conns and --max-requests must be at least 1")
 	case f.maxHeaders.N < 1<<10:
-		return UsageErrorf("--max-headers %s is under 1KiB: no client's request would fit", f.maxHeaders.Raw)
+		return base.UsageErrorf("--max-headers %s is under 1KiB: no client's request would fit", f.maxHeaders.Raw)
 	case f.maxHeaders.N > 1<<30:
-		return UsageErrorf("--max-headers %s is over 1GiB", f.maxHeaders.Raw)
+		return base.UsageErrorf("--max-headers %s is over 1GiB", f.maxHeaders.Raw)
 	case f.queueTimeout < 0 || f.bodyIdleTimeout < 0:
-		return UsageErrorf("--queue-timeout and --body-idle-timeout must not be negative")
+		return base.UsageErrorf("--queue-timeout and --body-idle-timeout must not be negative")
 	case f.logFormat != "text" && f.logFormat != "json":
-		return UsageErrorf("--log-format %q: want text or json", f.logFormat)
+		return base.UsageErrorf("--log-format %q: want text or json", f.logFormat)
 	}
 	return nil
 }
@@ -353,7 +354,7 @@ func (f *proxyFlags) tlsConfig() (*tls.Config, error) {
 	}
 	cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
 	if err != nil {
-		return nil, UsageErrorf("--tls-cert, --tls-key: %v", err)
+		return nil, base.UsageErrorf("--tls-cert, --tls-key: %v", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
@@ -399,13 +400,13 @@ func (f *proxyFlags) run(ctx context.Context) error {
 // serve serves the proxy on --listen, and the admin endpoints on --admin,
 // until ctx ends (SIGTERM, SIGINT) or a listener fails, then drains.
 func (s *proxyServer) serve(ctx context.Context, f *proxyFlags, tlsConfig *tls.Config) error {
-	tcp, err := ListenTCP("--listen", f.listen, f.allowRemote, listenRisk)
+	tcp, err := base.ListenTCP("--listen", f.listen, f.allowRemote, listenRisk)
 	if err != nil {
 		return err
 	}
 	defer tcp.Close()
 	if loopsToSelf(ctx, s.upstream, tcp.Addr()) {
-		return UsageErrorf("--upstream %s is this proxy's own address (%s): every request would be forwarded to itself again", s.upstream.Redacted(), tcp.Addr())
+		return base.UsageErrorf("--upstream %s is this proxy's own address (%s): every request would be forwarded to itself again", s.upstream.Redacted(), tcp.Addr())
 	}
 	srv := s.server(f, tlsConfig)
 	ln := limitConns(srv, tcp, f.maxConns)
@@ -428,7 +429,7 @@ func (s *proxyServer) serve(ctx context.Context, f *proxyFlags, tlsConfig *tls.C
 		return err
 	}
 	s.log.Info("kivuli proxy: listening", "listen", scheme+"://"+ln.Addr().String(), slog.Any("", s.p),
-		"max_conns", f.maxConns, "max_requests", f.maxRequests, "memory_bound", FormatSize(f.memoryBound()))
+		"max_conns", f.maxConns, "max_requests", f.maxRequests, "memory_bound", base.FormatSize(f.memoryBound()))
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -450,7 +451,7 @@ func (s *proxyServer) serveAdmin(f *proxyFlags, served chan<- error) (*http.Serv
 	if f.admin == "" {
 		return nil, nil
 	}
-	aln, err := ListenTCP("--admin", f.admin, f.allowRemote, adminRisk)
+	aln, err := base.ListenTCP("--admin", f.admin, f.allowRemote, adminRisk)
 	if err != nil {
 		return nil, err
 	}

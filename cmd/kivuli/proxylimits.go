@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/proxy"
 )
 
@@ -93,7 +94,7 @@ func (s *proxyServer) adminServer() *http.Server {
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    8 << 10,
-		ErrorLog:          DiscardLog(),
+		ErrorLog:          base.DiscardLog(),
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kivuli-go/kivuli"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/proxy"
 )
 
@@ -64,7 +65,7 @@ func (o *proxyObserver) accessLog(r *http.Request, x proxy.Exchange) {
 		slog.String("remote", r.RemoteAddr),
 	}
 	if x.Err != nil {
-		attrs = append(attrs, slog.String("error", FlagWords(x.Err.Msg)))
+		attrs = append(attrs, slog.String("error", base.FlagWords(x.Err.Msg)))
 	}
 	level := slog.LevelInfo
 	if x.Status >= 500 {

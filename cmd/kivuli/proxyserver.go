@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/kivuli-go/kivuli"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/internal/guard"
 	"github.com/kivuli-go/kivuli/proxy"
 )
@@ -36,20 +37,20 @@ func newProxyServer(ctx context.Context, cfg proxy.Config, creds *kivuli.Credent
 	s.m = newProxyMetrics(s)
 	cfg.Credentials, cfg.Observer, cfg.Logger = creds, &proxyObserver{m: s.m, log: log}, log
 	cfg.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, e *proxy.RequestError) {
-		http.Error(w, FlagWords(e.Msg), e.Status)
+		http.Error(w, base.FlagWords(e.Msg), e.Status)
 	}
 	var err error
 	if s.guard, err = guard.New(cfg.ServeHosts, "--serve-host", cfg.AllowOrigins, "--allow-origin"); err != nil {
-		return nil, ConfigError(err)
+		return nil, base.ConfigError(err)
 	}
 	if s.upstream, err = url.Parse(cfg.Upstream); err != nil {
-		return nil, UsageErrorf("--upstream %q: %v", cfg.Upstream, err)
+		return nil, base.UsageErrorf("--upstream %q: %v", cfg.Upstream, err)
 	}
 	if s.p, err = proxy.New(ctx, cfg); err != nil {
-		if RefusedBySigner(err) {
-			return nil, &ExitError{Code: ExitRefused, Err: fmt.Errorf("kivuli: --upstream %s: %s", s.upstream.Redacted(), FlagWords(strings.TrimPrefix(err.Error(), "kivuli: ")))}
+		if base.RefusedBySigner(err) {
+			return nil, &base.ExitError{Code: base.ExitRefused, Err: fmt.Errorf("kivuli: --upstream %s: %s", s.upstream.Redacted(), base.FlagWords(strings.TrimPrefix(err.Error(), "kivuli: ")))}
 		}
-		return nil, ConfigError(err)
+		return nil, base.ConfigError(err)
 	}
 	s.stopSubs = s.m.watchCredentials(creds)
 	return s, nil

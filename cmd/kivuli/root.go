@@ -1,11 +1,12 @@
 package main
 
 import (
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/spf13/cobra"
 )
 
 // newRoot is kivuli: its manual, --version, and the five subcommands.
-func newRoot(a *App) *cobra.Command {
+func newRoot(a *base.App) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kivuli",
 		Short: "signed requests, credentials and an IMDS emulator from the command line",
@@ -34,7 +35,7 @@ kivuli creds --format env
 kivuli exec -- aws s3 ls
 kivuli imds -- go test ./...
 kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com`,
-		Args: UsageArgs(cobra.NoArgs),
+		Args: base.UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if printVersion(cmd) {
 				return nil
@@ -42,7 +43,7 @@ kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com`,
 			return cmd.Help()
 		},
 	}
-	SetupRoot(root, curlCommand(a), credsCommand(a), execCommand(a), imdsCommand(a), proxyCommand(a))
+	base.SetupRoot(root, curlCommand(a), credsCommand(a), execCommand(a), imdsCommand(a), proxyCommand(a))
 	addVersionFlag(root)
 	return root
 }

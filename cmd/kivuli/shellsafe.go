@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 )
 
 // The characters AWS issues in credentials, the only ones the shell
@@ -33,7 +34,7 @@ func shellSafe(v aws.Credentials, format string) error {
 		{"session token (AWS_SESSION_TOKEN)", v.SessionToken, base64Chars, "a session token is base64: letters, digits, +, / and ="},
 	} {
 		if strings.Trim(f.value, f.chars) != "" {
-			return &ExitError{Code: ExitNoCreds, Err: fmt.Errorf(
+			return &base.ExitError{Code: base.ExitNoCreds, Err: fmt.Errorf(
 				"kivuli: refusing to print the credentials for a shell (--format %s): their %s holds characters AWS never issues (%s); the credential source is broken or hostile",
 				format, f.what, f.rule)}
 		}

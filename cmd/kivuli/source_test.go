@@ -5,20 +5,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 )
 
 // chainEnv makes the SDK's chain read only what a test gives it.
 func chainEnv(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, k := range append(append([]string{}, CredentialVars...), ProfileVars...) {
+	for _, k := range append(append([]string{}, base.CredentialVars...), base.ProfileVars...) {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
-	t.Setenv(depthVar, "")
+	t.Setenv(base.DepthVar, "")
 	return dir
 }
 
@@ -38,7 +40,7 @@ func TestSourceChain(t *testing.T) {
 		t.Errorf("--profile: exit %d %q %s", r.code, r.stdout, r.stderr)
 	}
 	r = runCmd(t, "", "creds", "--profile", "nope")
-	if r.code != ExitNoCreds {
+	if r.code != base.ExitNoCreds {
 		t.Errorf("unknown profile: exit %d %s", r.code, r.stderr)
 	}
 }
@@ -51,7 +53,7 @@ func TestSourceChainRecursion(t *testing.T) {
 	t.Setenv("GORACE", "atexit_sleep_ms=0")
 	os.WriteFile(filepath.Join(dir, "config"), []byte("[profile loop]\ncredential_process = "+os.Args[0]+" creds --profile loop\n"), 0o600)
 	r := runCmd(t, "", "creds", "--profile", "loop")
-	if r.code != ExitNoCreds || !strings.Contains(r.stderr, "credential_process") {
+	if r.code != base.ExitNoCreds || !strings.Contains(r.stderr, "credential_process") {
 		t.Errorf("exit %d %q", r.code, r.stderr)
 	}
 }

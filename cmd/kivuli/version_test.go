@@ -5,6 +5,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 )
 
 // kivuli --version prints one line on standard output: what the release
@@ -21,9 +23,9 @@ func TestVersionFlag(t *testing.T) {
 		t.Errorf("kivuli --version: exit %d, stdout %q, stderr %q; want %q", r.code, r.stdout, r.stderr, want)
 	}
 	for _, args := range [][]string{{"--version", "curl"}, {"curl", "--version"}, {"-v"}} {
-		if r := runCmd(t, "", args...); r.code != ExitUsage || r.stdout != "" {
+		if r := runCmd(t, "", args...); r.code != base.ExitUsage || r.stdout != "" {
 			t.Errorf("kivuli %s: exit %d, stdout %q; want exit %d and nothing printed",
-				strings.Join(args, " "), r.code, r.stdout, ExitUsage)
+				strings.Join(args, " "), r.code, r.stdout, base.ExitUsage)
 		}
 	}
 }

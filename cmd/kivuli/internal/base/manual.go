@@ -1,4 +1,4 @@
-package main
+package base
 
 import (
 	"fmt"
@@ -23,8 +23,8 @@ const (
 // their own.
 const groupSource = "source"
 
-// manualWidth is the width the manual is wrapped to.
-const manualWidth = 80
+// ManualWidth is the width the manual is wrapped to.
+const ManualWidth = 80
 
 // WriteManual writes cmd's manual page, in the sections of a man page:
 // NAME, SYNOPSIS, DESCRIPTION, OPTIONS, CREDENTIAL SOURCE, EXAMPLES,
@@ -96,7 +96,7 @@ var optionalValueRE = regexp.MustCompile(`([A-Z]+)\[=` + regexp.QuoteMeta(NoValu
 // flagUsages lists the flags of fs, wrapped to the manual's width.
 func flagUsages(fs *pflag.FlagSet) string {
 	var lines []string
-	usages := fs.FlagUsagesWrapped(manualWidth - 4)
+	usages := fs.FlagUsagesWrapped(ManualWidth - 4)
 	// pflag shows an optional value as NAME[=default]; a man page as [NAME].
 	usages = optionalValueRE.ReplaceAllStringFunc(usages, func(m string) string {
 		sub := optionalValueRE.FindStringSubmatch(m)

@@ -1,4 +1,4 @@
-package main
+package base
 
 import (
 	"cmp"
@@ -244,11 +244,11 @@ func uncached(p aws.CredentialsProvider) aws.CredentialsProvider {
 	})
 }
 
-// depthVar counts the kivuli commands reading the chain inside one
+// DepthVar counts the kivuli commands reading the chain inside one
 // another, as the AWS CLI's _AWS_CLI_PROFILE_CHAIN does: a profile whose
 // credential_process is "kivuli creds --profile" of itself would
 // otherwise run itself until the machine gives out.
-const depthVar = "_KIVULI_CHAIN_DEPTH"
+const DepthVar = "_KIVULI_CHAIN_DEPTH"
 
 // maxDepth allows a credential_process that runs kivuli on another
 // profile, and one more level.
@@ -257,11 +257,11 @@ const maxDepth = 4
 // recursionGuard refuses a chain read nested too deep, and counts this
 // one in the environment the SDK's credential_process children inherit.
 func recursionGuard() error {
-	depth, _ := strconv.Atoi(os.Getenv(depthVar))
+	depth, _ := strconv.Atoi(os.Getenv(DepthVar))
 	if depth >= maxDepth {
 		return &ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: %d kivuli commands read the credential chain inside one another: a credential_process runs kivuli on its own profile?", depth)}
 	}
-	return os.Setenv(depthVar, strconv.Itoa(depth+1))
+	return os.Setenv(DepthVar, strconv.Itoa(depth+1))
 }
 
 // sourceError wraps a failure to get credentials from a source other than
