@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
 )
 
@@ -25,16 +26,16 @@ func TestSourceRoleARN(t *testing.T) {
 <AssumedRoleUser><AssumedRoleId>AROA:x</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/deploy/x</Arn></AssumedRoleUser>
 </AssumeRoleResult></AssumeRoleResponse>`))
 	})
-	f := newFixture(t, imdstest.Config{}, sts)
-	t.Setenv("AWS_ENDPOINT_URL_STS", "http://"+f.host())
+	f := testkit.NewFixture(t, imdstest.Config{}, sts)
+	t.Setenv("AWS_ENDPOINT_URL_STS", "http://"+f.Host())
 	t.Setenv("AWS_REGION", "eu-west-2")
-	r := runCmd(t, "", "creds", "--imds-endpoint", f.imds.URL, "--role-arn", "arn:aws:iam::123456789012:role/deploy",
+	r := runCmd(t, "", "creds", "--imds-endpoint", f.IMDS.URL, "--role-arn", "arn:aws:iam::123456789012:role/deploy",
 		"--external-id", "ext-1", "--role-session-name", "nightly", "--format", "env")
-	if r.code != 0 || !strings.Contains(r.stdout, "AWS_ACCESS_KEY_ID=ASIAASSUMEDROLE12345\n") || !strings.Contains(r.stdout, "AWS_SESSION_TOKEN=assumed/token+AQ==\n") {
-		t.Fatalf("exit %d %q %s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "AWS_ACCESS_KEY_ID=ASIAASSUMEDROLE12345\n") || !strings.Contains(r.Stdout, "AWS_SESSION_TOKEN=assumed/token+AQ==\n") {
+		t.Fatalf("exit %d %q %s", r.Code, r.Stdout, r.Stderr)
 	}
-	rec := f.accepted(t)
-	if rec.Service != "sts" || rec.AccessKeyID != f.imds.Current().AccessKeyID {
+	rec := f.Accepted(t)
+	if rec.Service != "sts" || rec.AccessKeyID != f.IMDS.Current().AccessKeyID {
 		t.Errorf("AssumeRole signed as %s with %s", rec.Service, rec.AccessKeyID)
 	}
 	for _, want := range []string{"Action=AssumeRole", "ExternalId=ext-1", "RoleSessionName=nightly", "RoleArn=arn"} {

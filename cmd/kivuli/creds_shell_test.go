@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
 )
 
@@ -90,17 +91,17 @@ func withHostile(i int, v string) (key, secret, token string) {
 // status 3, a message naming what is wrong and quoting nothing, and no
 // output, which the real shell then evaluates to show that nothing ran.
 func TestCredsShellFormatsRefuseHostileValues(t *testing.T) {
-	f := newFixture(t, imdstest.Config{}, nil)
+	f := testkit.NewFixture(t, imdstest.Config{}, nil)
 	exp := time.Now().Add(time.Hour)
 	for _, v := range hostileValues {
 		for i, field := range []string{"key ID", "secret", "token"} {
 			key, secret, token := withHostile(i, v)
-			f.imds.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, Body: imdsDoc(t, key, secret, token, exp)})
+			f.IMDS.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, Body: imdsDoc(t, key, secret, token, exp)})
 			for _, format := range shellFormats {
-				r := runCmd(t, "", "creds", "--format", format, "--imds-endpoint", f.imds.URL)
+				r := runCmd(t, "", "creds", "--format", format, "--imds-endpoint", f.IMDS.URL)
 				checkRefused(t, "imds, "+field+" "+v+", --format "+format, format, r, key, secret, token)
 			}
-			f.imds.ClearFaults()
+			f.IMDS.ClearFaults()
 		}
 	}
 	// The chain costs some 25 ms a run under -race: each case runs one
@@ -139,17 +140,17 @@ func TestCredsShellFormatsRefuseHostileValues(t *testing.T) {
 // characters AWS never issues; output there should be none, it evaluates
 // it in format's real shells, as eval "$(kivuli creds --format env)"
 // would, to tell whether the value ran.
-func checkRefused(t *testing.T, what, format string, r result, secrets ...string) {
+func checkRefused(t *testing.T, what, format string, r testkit.Result, secrets ...string) {
 	t.Helper()
-	if r.code != base.ExitNoCreds || r.stdout != "" || !strings.Contains(r.stderr, "AWS never issues") {
-		t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d, nothing printed, and why", what, r.code, r.stdout, r.stderr, base.ExitNoCreds)
+	if r.Code != base.ExitNoCreds || r.Stdout != "" || !strings.Contains(r.Stderr, "AWS never issues") {
+		t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d, nothing printed, and why", what, r.Code, r.Stdout, r.Stderr, base.ExitNoCreds)
 	}
 	for _, s := range secrets {
-		if strings.Contains(r.stderr, s) {
-			t.Errorf("%s: the message quotes a value: %q", what, r.stderr)
+		if strings.Contains(r.Stderr, s) {
+			t.Errorf("%s: the message quotes a value: %q", what, r.Stderr)
 		}
 	}
-	if r.stdout == "" {
+	if r.Stdout == "" {
 		return
 	}
 	for _, shell := range shellsOf[format] {
@@ -157,7 +158,7 @@ func checkRefused(t *testing.T, what, format string, r result, secrets ...string
 			continue // the refusal has failed already; this only tells more
 		}
 		dir := t.TempDir()
-		out, _ := runShell(shell, dir, r.stdout) // a syntax error is no defence
+		out, _ := runShell(shell, dir, r.Stdout) // a syntax error is no defence
 		if _, err := os.Stat(filepath.Join(dir, "pwned")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s: %s ran the hostile value (pwned: %v); it printed %q", what, shell, err, out)
 		}
@@ -168,27 +169,27 @@ func checkRefused(t *testing.T, what, format string, r result, secrets ...string
 // that reads each format sets exactly the variables expected, to exactly
 // the values (the golden files show the text is the AWS CLI's).
 func TestCredsShellFormatsEvaluated(t *testing.T) {
-	f := newFixture(t, imdstest.Config{}, nil)
+	f := testkit.NewFixture(t, imdstest.Config{}, nil)
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	long := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("\xfb\xff\xbf\x3e\x01", 240)))
 	for _, c := range [][3]string{
 		{issuedKey, issuedSecret, issuedToken},
 		{"AKIA_w_pattern_lower_0", "=+/secret+with/every=character", long + "="},
 	} {
-		f.imds.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, Body: imdsDoc(t, c[0], c[1], c[2], exp)})
+		f.IMDS.Inject(imdstest.Fault{Target: imdstest.CredentialsPath, Body: imdsDoc(t, c[0], c[1], c[2], exp)})
 		want := map[string]string{"AWS_ACCESS_KEY_ID": c[0], "AWS_SECRET_ACCESS_KEY": c[1],
 			"AWS_SESSION_TOKEN": c[2], "AWS_CREDENTIAL_EXPIRATION": "2030-01-02T03:04:05+00:00"}
 		for format, shells := range shellsOf {
-			r := runCmd(t, "", "creds", "--format", format, "--imds-endpoint", f.imds.URL)
-			if r.code != 0 {
-				t.Fatalf("--format %s: exit %d: %s", format, r.code, r.stderr)
+			r := runCmd(t, "", "creds", "--format", format, "--imds-endpoint", f.IMDS.URL)
+			if r.Code != 0 {
+				t.Fatalf("--format %s: exit %d: %s", format, r.Code, r.Stderr)
 			}
 			for _, shell := range shells {
 				t.Run(c[0]+"/"+format+"/"+shell, func(t *testing.T) {
 					if _, err := exec.LookPath(shell); err != nil {
 						t.Skipf("%s is not installed (Debian: apt-get install %s)", shell, shell)
 					}
-					set, exported := evalShell(t, shell, t.TempDir(), r.stdout)
+					set, exported := evalShell(t, shell, t.TempDir(), r.Stdout)
 					wantExported := want
 					if format == "env-no-export" {
 						wantExported = map[string]string{}
@@ -199,7 +200,7 @@ func TestCredsShellFormatsEvaluated(t *testing.T) {
 				})
 			}
 		}
-		f.imds.ClearFaults()
+		f.IMDS.ClearFaults()
 	}
 }
 
@@ -320,7 +321,7 @@ func TestCredsManualStatesShellRule(t *testing.T) {
 	r := runCmd(t, "", "creds", "--help")
 	for _, want := range []string{"letters, digits and _", "letters, digits, +, / and = (base64)",
 		"exits with status 3", "with a shell\n         format, credentials holding characters AWS never issues."} {
-		if !strings.Contains(r.stdout, want) {
+		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("kivuli creds --help lacks %q", want)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/processcreds"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
 )
 
@@ -29,8 +30,8 @@ func TestCredsFormatsGolden(t *testing.T) {
 	static := aws.Credentials{AccessKeyID: "AKIAEXAMPLESTATIC234", SecretAccessKey: "static/secret+key=="}
 	for _, format := range credsFormats {
 		t.Run(format, func(t *testing.T) {
-			golden(t, "creds/"+format+".golden", mustFormat(t, format, goldenCreds, "linux"))
-			golden(t, "creds/"+format+"-static.golden", mustFormat(t, format, static, "linux"))
+			testkit.Golden(t, "creds/"+format+".golden", mustFormat(t, format, goldenCreds, "linux"))
+			testkit.Golden(t, "creds/"+format+"-static.golden", mustFormat(t, format, static, "linux"))
 		})
 	}
 	// The AWS CLI's Windows shells' formats end lines as Python's text
@@ -89,14 +90,14 @@ func TestPyQuote(t *testing.T) {
 // The process format is read by the AWS SDK's own credential_process
 // provider, as ~/.aws/config's credential_process runs it.
 func TestCredsProcessParsedBySDK(t *testing.T) {
-	f := newFixture(t, imdstest.Config{}, nil)
-	r := runCmd(t, "", "creds", "--imds-endpoint", f.imds.URL)
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	r := runCmd(t, "", "creds", "--imds-endpoint", f.IMDS.URL)
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
-	want := f.imds.Current()
+	want := f.IMDS.Current()
 	path := filepath.Join(t.TempDir(), "out.json")
-	if err := os.WriteFile(path, []byte(r.stdout), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(r.Stdout), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p := processcreds.NewProvider("cat " + path)
@@ -111,34 +112,34 @@ func TestCredsProcessParsedBySDK(t *testing.T) {
 		t.Errorf("the SDK read expiry %v (%t), want %v", got.Expires, got.CanExpire, want.Expiration)
 	}
 	var doc map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || doc["Version"] != 1.0 {
+	if err := json.Unmarshal([]byte(r.Stdout), &doc); err != nil || doc["Version"] != 1.0 {
 		t.Errorf("not the process JSON: %v %v", doc, err)
 	}
 }
 
 // Every format carries the emulator's credentials, and the expiry.
 func TestCredsFormatsFromIMDS(t *testing.T) {
-	f := newFixture(t, imdstest.Config{}, nil)
-	c := f.imds.Current()
+	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	c := f.IMDS.Current()
 	exp := base.Isoformat(c.Expiration)
 	for _, format := range credsFormats {
-		r := runCmd(t, "", "creds", "--format", format, "--imds-endpoint", f.imds.URL)
-		if r.code != 0 {
-			t.Fatalf("%s: exit %d: %s", format, r.code, r.stderr)
+		r := runCmd(t, "", "creds", "--format", format, "--imds-endpoint", f.IMDS.URL)
+		if r.Code != 0 {
+			t.Fatalf("%s: exit %d: %s", format, r.Code, r.Stderr)
 		}
 		if format == "json" {
 			exp = c.Expiration.UTC().Format(time.RFC3339)
 		}
 		for _, s := range []string{c.AccessKeyID, c.SecretAccessKey, c.SessionToken, exp} {
-			if !strings.Contains(r.stdout, s) {
-				t.Errorf("%s: output lacks %.20q:\n%s", format, s, r.stdout)
+			if !strings.Contains(r.Stdout, s) {
+				t.Errorf("%s: output lacks %.20q:\n%s", format, s, r.Stdout)
 			}
 		}
 	}
 }
 
 func TestCredsErrors(t *testing.T) {
-	f := newFixture(t, imdstest.Config{NoRole: true}, nil)
+	f := testkit.NewFixture(t, imdstest.Config{NoRole: true}, nil)
 	for _, c := range []struct {
 		name string
 		args []string
@@ -146,7 +147,7 @@ func TestCredsErrors(t *testing.T) {
 		msg  string
 	}{
 		{"bad format", []string{"creds", "--format", "yaml"}, base.ExitUsage, "--format"},
-		{"no role", []string{"creds", "--imds-endpoint", f.imds.URL}, base.ExitNoCreds, "no IAM role"},
+		{"no role", []string{"creds", "--imds-endpoint", f.IMDS.URL}, base.ExitNoCreds, "no IAM role"},
 		{"not on EC2", []string{"creds", "--imds-endpoint", "http://127.0.0.1:1"}, base.ExitNoCreds, "not running on EC2"},
 		{"bad source", []string{"creds", "--source", "vault"}, base.ExitUsage, "--source"},
 		{"profile with imds", []string{"creds", "--source", "imds", "--profile", "x"}, base.ExitUsage, "--profile"},
@@ -155,11 +156,11 @@ func TestCredsErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := runCmd(t, "", c.args...)
-			if r.code != c.code || !strings.Contains(r.stderr, c.msg) || r.stdout != "" {
-				t.Errorf("exit %d, stderr %q, stdout %q; want exit %d and %q", r.code, r.stderr, r.stdout, c.code, c.msg)
+			if r.Code != c.code || !strings.Contains(r.Stderr, c.msg) || r.Stdout != "" {
+				t.Errorf("exit %d, stderr %q, stdout %q; want exit %d and %q", r.Code, r.Stderr, r.Stdout, c.code, c.msg)
 			}
-			if !strings.HasPrefix(r.stderr, "kivuli: ") || strings.HasPrefix(r.stderr, "kivuli: kivuli: ") {
-				t.Errorf("the message does not start with one kivuli: %q", r.stderr)
+			if !strings.HasPrefix(r.Stderr, "kivuli: ") || strings.HasPrefix(r.Stderr, "kivuli: kivuli: ") {
+				t.Errorf("the message does not start with one kivuli: %q", r.Stderr)
 			}
 		})
 	}

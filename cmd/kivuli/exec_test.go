@@ -18,37 +18,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
 )
 
-// command is the kivuli command as a process of its own: the test binary
-// run as kivuli.
-func command(t *testing.T, args ...string) *exec.Cmd {
-	t.Helper()
-	c := exec.Command(os.Args[0], args...)
-	home := t.TempDir()
-	// The SDK in a child must read nothing of this machine's: no shared
-	// files, no real IMDS.
-	c.Env = append(base.Environ(os.Environ()).Without(base.CredentialVars...).Without(base.ProfileVars...),
-		asKivuli+"=1", "HOME="+home,
-		"GORACE=atexit_sleep_ms=0", // the race detector's second at every exit
-		"AWS_CONFIG_FILE="+filepath.Join(home, "config"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "credentials"),
-		"AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1")
-	return c
-}
-
-// child is the argv of the test binary as one of childMain's commands.
-func child(args ...string) []string { return append([]string{os.Args[0], childArg}, args...) }
-
 func TestExecEnvironment(t *testing.T) {
-	f := newFixture(t, imdstest.Config{}, nil)
-	c := command(t, append([]string{"exec", "--imds-endpoint", f.imds.URL, "--region", "eu-west-2", "--"}, child("env")...)...)
+	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	c := testkit.Command(t, append([]string{"exec", "--imds-endpoint", f.IMDS.URL, "--region", "eu-west-2", "--"}, testkit.Child("env")...)...)
 	c.Env = append(c.Env, "AWS_SESSION_TOKEN=stale", "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:9/", "AWS_PROFILE=keep")
 	out, err := c.Output()
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	cur := f.imds.Current()
+	cur := f.IMDS.Current()
 	got := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		k, v, _ := strings.Cut(l, "=")
@@ -74,7 +56,7 @@ func TestExecEnvironment(t *testing.T) {
 }
 
 func TestExecExitStatus(t *testing.T) {
-	f := newFixture(t, imdstest.Config{}, nil)
+	f := testkit.NewFixture(t, imdstest.Config{}, nil)
 	notExec := filepath.Join(t.TempDir(), "script")
 	os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644)
 	for _, c := range []struct {
@@ -82,21 +64,21 @@ func TestExecExitStatus(t *testing.T) {
 		argv []string
 		code int
 	}{
-		{"status 0", child("exit", "0"), 0},
-		{"status 7", child("exit", "7"), 7},
-		{"status 255", child("exit", "255"), 255},
+		{"status 0", testkit.Child("exit", "0"), 0},
+		{"status 7", testkit.Child("exit", "7"), 7},
+		{"status 255", testkit.Child("exit", "255"), 255},
 		{"not found", []string{"no-such-command-kivuli"}, base.ExitNotFound},
 		{"not executable", []string{notExec}, base.ExitCannotRun},
 	} {
 		for _, serve := range []bool{false, true} {
 			name := c.name
-			args := []string{"exec", "--imds-endpoint", f.imds.URL}
+			args := []string{"exec", "--imds-endpoint", f.IMDS.URL}
 			if serve {
 				name += " --serve"
 				args = append(args, "--serve")
 			}
 			t.Run(name, func(t *testing.T) {
-				cmd := command(t, append(append(args, "--"), c.argv...)...)
+				cmd := testkit.Command(t, append(append(args, "--"), c.argv...)...)
 				out, err := cmd.CombinedOutput()
 				if code := cmd.ProcessState.ExitCode(); code != c.code {
 					t.Errorf("exit %d (%v), want %d: %s", code, err, c.code, out)
@@ -105,7 +87,7 @@ func TestExecExitStatus(t *testing.T) {
 		}
 	}
 	// Without credentials the command does not run.
-	cmd := command(t, append([]string{"exec", "--imds-endpoint", "http://127.0.0.1:1", "--"}, child("exit", "0")...)...)
+	cmd := testkit.Command(t, append([]string{"exec", "--imds-endpoint", "http://127.0.0.1:1", "--"}, testkit.Child("exit", "0")...)...)
 	out, _ := cmd.CombinedOutput()
 	if code := cmd.ProcessState.ExitCode(); code != base.ExitNoCreds {
 		t.Errorf("no IMDS: exit %d: %s", code, out)
@@ -115,15 +97,15 @@ func TestExecExitStatus(t *testing.T) {
 // Signals reach the command, directly (execve) or passed on (--serve),
 // and a command ended by a signal ends kivuli by the same signal.
 func TestExecSignals(t *testing.T) {
-	f := newFixture(t, imdstest.Config{}, nil)
+	f := testkit.NewFixture(t, imdstest.Config{}, nil)
 	for _, serve := range []bool{false, true} {
-		args := []string{"exec", "--imds-endpoint", f.imds.URL}
+		args := []string{"exec", "--imds-endpoint", f.IMDS.URL}
 		name := "execve"
 		if serve {
 			args, name = append(args, "--serve"), "--serve"
 		}
 		t.Run(name+" handled", func(t *testing.T) {
-			cmd := command(t, append(append(args, "--"), child("signals")...)...)
+			cmd := testkit.Command(t, append(append(args, "--"), testkit.Child("signals")...)...)
 			out := startLines(t, cmd)
 			expect(t, out, "ready")
 			cmd.Process.Signal(syscall.SIGUSR1)
@@ -137,7 +119,7 @@ func TestExecSignals(t *testing.T) {
 			}
 		})
 		t.Run(name+" killed", func(t *testing.T) {
-			cmd := command(t, append(append(args, "--"), child("wait")...)...)
+			cmd := testkit.Command(t, append(append(args, "--"), testkit.Child("wait")...)...)
 			out := startLines(t, cmd)
 			expect(t, out, "ready")
 			cmd.Process.Signal(syscall.SIGTERM)
@@ -164,7 +146,7 @@ func startLines(t *testing.T, cmd *exec.Cmd) <-chan string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
-	return lines(t, bufio.NewScanner(stdout))
+	return testkit.Lines(t, bufio.NewScanner(stdout))
 }
 
 func expect(t *testing.T, out <-chan string, want string) {
@@ -182,14 +164,14 @@ func expect(t *testing.T, out <-chan string, want string) {
 // exec --serve: a child's AWS SDK reads the endpoint by itself, and the
 // endpoint refuses a request without the token.
 func TestExecServeSDKChild(t *testing.T) {
-	f := newFixture(t, imdstest.Config{}, nil)
-	cmd := command(t, append([]string{"exec", "--serve", "--imds-endpoint", f.imds.URL, "--region", "eu-west-2", "--"}, child("sdk")...)...)
+	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	cmd := testkit.Command(t, append([]string{"exec", "--serve", "--imds-endpoint", f.IMDS.URL, "--region", "eu-west-2", "--"}, testkit.Child("sdk")...)...)
 	cmd.Env = append(cmd.Env, "AWS_ACCESS_KEY_ID=AKIASTALE", "AWS_SECRET_ACCESS_KEY=stale", "AWS_PROFILE=other")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	cur := f.imds.Current()
+	cur := f.IMDS.Current()
 	for _, want := range []string{
 		"key " + cur.AccessKeyID + " CredentialsEndpointProvider ",
 		"without-token 401",
@@ -207,7 +189,7 @@ func TestExecServeSDKChild(t *testing.T) {
 // set the SDK holds is valid, and it follows the rotations.
 func TestExecServeAcrossRotations(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		imds, creds := inMemoryCredentials(t)
+		imds, creds := testkit.InMemoryCredentials(t)
 		h := newCredentialsHandler(creds, "tok3n")
 		provider := endpointcreds.New("http://127.0.0.1"+credentialsPath, func(o *endpointcreds.Options) {
 			o.AuthorizationToken = "tok3n"

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,61 +10,16 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
 )
-
-// The requests a web page on the same machine makes, as a browser sends
-// them: simple cross-site requests (a form or text/plain POST, a GET),
-// with Origin and Sec-Fetch-Site, and, after DNS rebinding, requests
-// with the page's own name as Host.
-
-// browserRequest is one request a test sends: its method, path, headers
-// (Host among them) and body.
-type browserRequest struct {
-	name, method, path string
-	header             map[string]string
-	body               string
-}
-
-// send sends br to base (http://host:port) and returns the status and
-// the body of the answer.
-func (br browserRequest) send(t *testing.T, base string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(br.method, base+br.path, strings.NewReader(br.body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range br.header {
-		if k == "Host" {
-			req.Host = v
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s: %v", br.name, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-// crossSite are the headers of a cross-site request from evil.example.
-func crossSite(h map[string]string) map[string]string {
-	out := map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
-	for k, v := range h {
-		out[k] = v
-	}
-	return out
-}
 
 // imdsToken gets a session token from the emulator at url, with host as
 // the Host header ("" for the URL's).
 func imdsToken(t *testing.T, url, host string) (int, string) {
 	t.Helper()
-	return browserRequest{name: "token PUT", method: "PUT", path: "/latest/api/token",
-		header: map[string]string{"Host": host, "X-aws-ec2-metadata-token-ttl-seconds": "60"}}.send(t, url)
+	return testkit.BrowserRequest{Name: "token PUT", Method: "PUT", Path: "/latest/api/token",
+		Header: map[string]string{"Host": host, "X-aws-ec2-metadata-token-ttl-seconds": "60"}}.Send(t, url)
 }
 
 // kivuli imds --from serves real credentials: IMDSv2 is required, a
@@ -88,35 +42,35 @@ func TestIMDSFromRefusesBrowsers(t *testing.T) {
 		return h
 	}
 	for _, c := range []struct {
-		br   browserRequest
+		br   testkit.BrowserRequest
 		want int
 	}{
-		{browserRequest{name: "an IMDSv1 GET", method: "GET", path: creds}, http.StatusUnauthorized},
-		{browserRequest{name: "an IMDSv1 GET from a rebound page", method: "GET", path: creds,
-			header: map[string]string{"Host": "evil.example:" + port}}, http.StatusMisdirectedRequest},
-		{browserRequest{name: "a token PUT with a rebound Host", method: "PUT", path: "/latest/api/token",
-			header: map[string]string{"Host": "evil.example:" + port, "X-aws-ec2-metadata-token-ttl-seconds": "60"}}, http.StatusMisdirectedRequest},
-		{browserRequest{name: "a GET with the token and a rebound Host", method: "GET", path: creds,
-			header: withToken(map[string]string{"Host": "evil.example:" + port})}, http.StatusMisdirectedRequest},
-		{browserRequest{name: "a GET with the token from a cross-site page", method: "GET", path: creds,
-			header: withToken(crossSite(nil))}, http.StatusForbidden},
-		{browserRequest{name: "a GET with the token through a proxy", method: "GET", path: creds,
-			header: withToken(map[string]string{"X-Forwarded-For": "192.0.2.1"})}, http.StatusForbidden},
-		{browserRequest{name: "a token PUT through a proxy", method: "PUT", path: "/latest/api/token",
-			header: map[string]string{"X-Forwarded-For": "192.0.2.1", "X-aws-ec2-metadata-token-ttl-seconds": "60"}}, http.StatusForbidden},
+		{testkit.BrowserRequest{Name: "an IMDSv1 GET", Method: "GET", Path: creds}, http.StatusUnauthorized},
+		{testkit.BrowserRequest{Name: "an IMDSv1 GET from a rebound page", Method: "GET", Path: creds,
+			Header: map[string]string{"Host": "evil.example:" + port}}, http.StatusMisdirectedRequest},
+		{testkit.BrowserRequest{Name: "a token PUT with a rebound Host", Method: "PUT", Path: "/latest/api/token",
+			Header: map[string]string{"Host": "evil.example:" + port, "X-aws-ec2-metadata-token-ttl-seconds": "60"}}, http.StatusMisdirectedRequest},
+		{testkit.BrowserRequest{Name: "a GET with the token and a rebound Host", Method: "GET", Path: creds,
+			Header: withToken(map[string]string{"Host": "evil.example:" + port})}, http.StatusMisdirectedRequest},
+		{testkit.BrowserRequest{Name: "a GET with the token from a cross-site page", Method: "GET", Path: creds,
+			Header: withToken(testkit.CrossSite(nil))}, http.StatusForbidden},
+		{testkit.BrowserRequest{Name: "a GET with the token through a proxy", Method: "GET", Path: creds,
+			Header: withToken(map[string]string{"X-Forwarded-For": "192.0.2.1"})}, http.StatusForbidden},
+		{testkit.BrowserRequest{Name: "a token PUT through a proxy", Method: "PUT", Path: "/latest/api/token",
+			Header: map[string]string{"X-Forwarded-For": "192.0.2.1", "X-aws-ec2-metadata-token-ttl-seconds": "60"}}, http.StatusForbidden},
 		// The names a client on this machine uses.
-		{browserRequest{name: "Host localhost", method: "GET", path: creds, header: withToken(map[string]string{"Host": "localhost:" + port})}, http.StatusOK},
-		{browserRequest{name: "Host localhost, no port", method: "GET", path: creds, header: withToken(map[string]string{"Host": "localhost"})}, http.StatusOK},
-		{browserRequest{name: "Host [::1]", method: "GET", path: creds, header: withToken(map[string]string{"Host": "[::1]:" + port})}, http.StatusOK},
-		{browserRequest{name: "Host 169.254.169.254", method: "GET", path: creds, header: withToken(map[string]string{"Host": "169.254.169.254"})}, http.StatusOK},
-		{browserRequest{name: "the URL's Host", method: "GET", path: creds, header: withToken(map[string]string{})}, http.StatusOK},
+		{testkit.BrowserRequest{Name: "Host localhost", Method: "GET", Path: creds, Header: withToken(map[string]string{"Host": "localhost:" + port})}, http.StatusOK},
+		{testkit.BrowserRequest{Name: "Host localhost, no port", Method: "GET", Path: creds, Header: withToken(map[string]string{"Host": "localhost"})}, http.StatusOK},
+		{testkit.BrowserRequest{Name: "Host [::1]", Method: "GET", Path: creds, Header: withToken(map[string]string{"Host": "[::1]:" + port})}, http.StatusOK},
+		{testkit.BrowserRequest{Name: "Host 169.254.169.254", Method: "GET", Path: creds, Header: withToken(map[string]string{"Host": "169.254.169.254"})}, http.StatusOK},
+		{testkit.BrowserRequest{Name: "the URL's Host", Method: "GET", Path: creds, Header: withToken(map[string]string{})}, http.StatusOK},
 	} {
-		code, body := c.br.send(t, url)
+		code, body := c.br.Send(t, url)
 		if code != c.want {
-			t.Errorf("%s: %d %q, want %d", c.br.name, code, body, c.want)
+			t.Errorf("%s: %d %q, want %d", c.br.Name, code, body, c.want)
 		}
 		if c.want != http.StatusOK && strings.Contains(body, secret) {
-			t.Errorf("%s: the refusal holds the secret", c.br.name)
+			t.Errorf("%s: the refusal holds the secret", c.br.Name)
 		}
 	}
 }
@@ -129,21 +83,21 @@ func TestIMDSFromFlags(t *testing.T) {
 	url := startIMDS(t, "--from", "imds", "--imds-endpoint", upstream.URL, "--v1", "--serve-host", "Host.Docker.Internal")
 	const creds = "/latest/meta-data/iam/security-credentials/kivuli-test-role"
 	for _, c := range []struct {
-		br   browserRequest
+		br   testkit.BrowserRequest
 		want int
 	}{
-		{browserRequest{name: "--v1: an IMDSv1 GET", method: "GET", path: creds}, http.StatusOK},
-		{browserRequest{name: "--serve-host", method: "GET", path: creds, header: map[string]string{"Host": "host.docker.internal:1338"}}, http.StatusOK},
-		{browserRequest{name: "another name", method: "GET", path: creds, header: map[string]string{"Host": "docker.internal:1338"}}, http.StatusMisdirectedRequest},
-		{browserRequest{name: "--v1: a GET through a proxy", method: "GET", path: creds, header: map[string]string{"X-Forwarded-For": "192.0.2.1"}}, http.StatusForbidden},
+		{testkit.BrowserRequest{Name: "--v1: an IMDSv1 GET", Method: "GET", Path: creds}, http.StatusOK},
+		{testkit.BrowserRequest{Name: "--serve-host", Method: "GET", Path: creds, Header: map[string]string{"Host": "host.docker.internal:1338"}}, http.StatusOK},
+		{testkit.BrowserRequest{Name: "another name", Method: "GET", Path: creds, Header: map[string]string{"Host": "docker.internal:1338"}}, http.StatusMisdirectedRequest},
+		{testkit.BrowserRequest{Name: "--v1: a GET through a proxy", Method: "GET", Path: creds, Header: map[string]string{"X-Forwarded-For": "192.0.2.1"}}, http.StatusForbidden},
 	} {
-		if code, body := c.br.send(t, url); code != c.want {
-			t.Errorf("%s: %d %q, want %d", c.br.name, code, body, c.want)
+		if code, body := c.br.Send(t, url); code != c.want {
+			t.Errorf("%s: %d %q, want %d", c.br.Name, code, body, c.want)
 		}
 	}
 	for _, bad := range []string{"a/b", "*.example", "http://x"} {
-		if r := runCmd(t, "", "imds", "--serve-host", bad); r.code != base.ExitUsage || !strings.Contains(r.stderr, "--serve-host") {
-			t.Errorf("--serve-host %q: exit %d %q", bad, r.code, r.stderr)
+		if r := runCmd(t, "", "imds", "--serve-host", bad); r.Code != base.ExitUsage || !strings.Contains(r.Stderr, "--serve-host") {
+			t.Errorf("--serve-host %q: exit %d %q", bad, r.Code, r.Stderr)
 		}
 	}
 }
@@ -156,38 +110,38 @@ func TestIMDSControlRefusesBrowsers(t *testing.T) {
 	url := startIMDS(t)
 	port := url[strings.LastIndexByte(url, ':')+1:]
 	for _, c := range []struct {
-		br   browserRequest
+		br   testkit.BrowserRequest
 		want int
 	}{
-		{browserRequest{name: "a cross-site text/plain POST", method: "POST", path: "/kivuli/faults",
-			header: crossSite(map[string]string{"Content-Type": "text/plain"}), body: "credentials:503"}, http.StatusForbidden},
-		{browserRequest{name: "a cross-site form POST", method: "POST", path: "/kivuli/faults",
-			header: crossSite(map[string]string{"Content-Type": "application/x-www-form-urlencoded"}), body: "credentials:503"}, http.StatusForbidden},
-		{browserRequest{name: "a text/plain POST from a browser without Sec-Fetch-Site", method: "POST", path: "/kivuli/faults",
-			header: map[string]string{"Origin": "http://evil.example", "Content-Type": "text/plain"}, body: "credentials:503"}, http.StatusForbidden},
-		{browserRequest{name: "a POST without Kivuli-Control", method: "POST", path: "/kivuli/faults",
-			header: map[string]string{"Content-Type": "text/plain"}, body: "credentials:503"}, http.StatusForbidden},
-		{browserRequest{name: "a rotation without Kivuli-Control", method: "POST", path: "/kivuli/rotate"}, http.StatusForbidden},
-		{browserRequest{name: "the stats without Kivuli-Control", method: "GET", path: "/kivuli/stats"}, http.StatusForbidden},
-		{browserRequest{name: "a rebound page's POST", method: "POST", path: "/kivuli/faults",
-			header: map[string]string{"Host": "evil.example:" + port, "Origin": "http://evil.example:" + port, "Sec-Fetch-Site": "same-origin",
-				"Kivuli-Control": "1", "Content-Type": "text/plain"}, body: "credentials:503"}, http.StatusMisdirectedRequest},
-		{browserRequest{name: "a cross-site page with the header", method: "POST", path: "/kivuli/faults",
-			header: crossSite(map[string]string{"Kivuli-Control": "1"}), body: "credentials:503"}, http.StatusForbidden},
+		{testkit.BrowserRequest{Name: "a cross-site text/plain POST", Method: "POST", Path: "/kivuli/faults",
+			Header: testkit.CrossSite(map[string]string{"Content-Type": "text/plain"}), Body: "credentials:503"}, http.StatusForbidden},
+		{testkit.BrowserRequest{Name: "a cross-site form POST", Method: "POST", Path: "/kivuli/faults",
+			Header: testkit.CrossSite(map[string]string{"Content-Type": "application/x-www-form-urlencoded"}), Body: "credentials:503"}, http.StatusForbidden},
+		{testkit.BrowserRequest{Name: "a text/plain POST from a browser without Sec-Fetch-Site", Method: "POST", Path: "/kivuli/faults",
+			Header: map[string]string{"Origin": "http://evil.example", "Content-Type": "text/plain"}, Body: "credentials:503"}, http.StatusForbidden},
+		{testkit.BrowserRequest{Name: "a POST without Kivuli-Control", Method: "POST", Path: "/kivuli/faults",
+			Header: map[string]string{"Content-Type": "text/plain"}, Body: "credentials:503"}, http.StatusForbidden},
+		{testkit.BrowserRequest{Name: "a rotation without Kivuli-Control", Method: "POST", Path: "/kivuli/rotate"}, http.StatusForbidden},
+		{testkit.BrowserRequest{Name: "the stats without Kivuli-Control", Method: "GET", Path: "/kivuli/stats"}, http.StatusForbidden},
+		{testkit.BrowserRequest{Name: "a rebound page's POST", Method: "POST", Path: "/kivuli/faults",
+			Header: map[string]string{"Host": "evil.example:" + port, "Origin": "http://evil.example:" + port, "Sec-Fetch-Site": "same-origin",
+				"Kivuli-Control": "1", "Content-Type": "text/plain"}, Body: "credentials:503"}, http.StatusMisdirectedRequest},
+		{testkit.BrowserRequest{Name: "a cross-site page with the header", Method: "POST", Path: "/kivuli/faults",
+			Header: testkit.CrossSite(map[string]string{"Kivuli-Control": "1"}), Body: "credentials:503"}, http.StatusForbidden},
 	} {
-		if code, body := c.br.send(t, url); code != c.want {
-			t.Errorf("%s: %d %q, want %d", c.br.name, code, body, c.want)
+		if code, body := c.br.Send(t, url); code != c.want {
+			t.Errorf("%s: %d %q, want %d", c.br.Name, code, body, c.want)
 		}
 	}
 	for range 2 {
-		code, body := browserRequest{name: "credentials", method: "GET", path: "/latest/meta-data/iam/security-credentials/kivuli-test-role"}.send(t, url)
+		code, body := testkit.BrowserRequest{Name: "credentials", Method: "GET", Path: "/latest/meta-data/iam/security-credentials/kivuli-test-role"}.Send(t, url)
 		if code != http.StatusOK || !strings.Contains(body, `"Success"`) {
 			t.Fatalf("after the refused requests, the credentials path answers %d %q", code, body)
 		}
 	}
 	// A loopback client that sends the header still switches faults on.
-	if code, body := (browserRequest{name: "with the header", method: "POST", path: "/kivuli/faults",
-		header: map[string]string{"Kivuli-Control": "1", "Host": "localhost:" + port}, body: "credentials:503,times=1"}).send(t, url); code != http.StatusNoContent {
+	if code, body := (testkit.BrowserRequest{Name: "with the header", Method: "POST", Path: "/kivuli/faults",
+		Header: map[string]string{"Kivuli-Control": "1", "Host": "localhost:" + port}, Body: "credentials:503,times=1"}).Send(t, url); code != http.StatusNoContent {
 		t.Errorf("a POST with Kivuli-Control: %d %q", code, body)
 	}
 }
@@ -207,21 +161,21 @@ func TestExecServeRefusesBrowsers(t *testing.T) {
 		return h
 	}
 	for _, c := range []struct {
-		br   browserRequest
+		br   testkit.BrowserRequest
 		want int
 	}{
-		{browserRequest{name: "a rebound Host", method: "GET", path: credentialsPath, header: auth(map[string]string{"Host": "evil.example:" + port})}, http.StatusMisdirectedRequest},
-		{browserRequest{name: "a cross-site page", method: "GET", path: credentialsPath, header: auth(crossSite(nil))}, http.StatusForbidden},
-		{browserRequest{name: "the URL's Host", method: "GET", path: credentialsPath, header: auth(map[string]string{})}, http.StatusOK},
-		{browserRequest{name: "Host localhost", method: "GET", path: credentialsPath, header: auth(map[string]string{"Host": "localhost:" + port})}, http.StatusOK},
-		{browserRequest{name: "no token", method: "GET", path: credentialsPath}, http.StatusUnauthorized},
+		{testkit.BrowserRequest{Name: "a rebound Host", Method: "GET", Path: credentialsPath, Header: auth(map[string]string{"Host": "evil.example:" + port})}, http.StatusMisdirectedRequest},
+		{testkit.BrowserRequest{Name: "a cross-site page", Method: "GET", Path: credentialsPath, Header: auth(testkit.CrossSite(nil))}, http.StatusForbidden},
+		{testkit.BrowserRequest{Name: "the URL's Host", Method: "GET", Path: credentialsPath, Header: auth(map[string]string{})}, http.StatusOK},
+		{testkit.BrowserRequest{Name: "Host localhost", Method: "GET", Path: credentialsPath, Header: auth(map[string]string{"Host": "localhost:" + port})}, http.StatusOK},
+		{testkit.BrowserRequest{Name: "no token", Method: "GET", Path: credentialsPath}, http.StatusUnauthorized},
 	} {
-		code, body := c.br.send(t, srv.URL)
+		code, body := c.br.Send(t, srv.URL)
 		if code != c.want {
-			t.Errorf("%s: %d %q, want %d", c.br.name, code, body, c.want)
+			t.Errorf("%s: %d %q, want %d", c.br.Name, code, body, c.want)
 		}
 		if c.want != http.StatusOK && strings.Contains(body, secret) {
-			t.Errorf("%s: the refusal holds the secret", c.br.name)
+			t.Errorf("%s: the refusal holds the secret", c.br.Name)
 		}
 	}
 }
@@ -231,18 +185,18 @@ func TestExecServeRefusesBrowsers(t *testing.T) {
 // its admin listener has the same rules.
 func TestProxyAdminRefusesBrowsers(t *testing.T) {
 	pf := newProxyFixture(t, nil)
-	p := startProxy(t, pf.fixture, "--sign-host", "sqs.eu-west-2.amazonaws.com")
+	p := startProxy(t, pf.Fixture, "--sign-host", "sqs.eu-west-2.amazonaws.com")
 	for _, c := range []struct {
-		br   browserRequest
+		br   testkit.BrowserRequest
 		want int
 	}{
-		{browserRequest{name: "a GET with a rebound Host", method: "GET", path: "/?Action=ListQueues",
-			header: map[string]string{"Host": "evil.example:8080"}}, http.StatusMisdirectedRequest},
-		{browserRequest{name: "a cross-site form POST", method: "POST", path: "/", body: "Action=PurgeQueue",
-			header: crossSite(map[string]string{"Content-Type": "application/x-www-form-urlencoded"})}, http.StatusForbidden},
+		{testkit.BrowserRequest{Name: "a GET with a rebound Host", Method: "GET", Path: "/?Action=ListQueues",
+			Header: map[string]string{"Host": "evil.example:8080"}}, http.StatusMisdirectedRequest},
+		{testkit.BrowserRequest{Name: "a cross-site form POST", Method: "POST", Path: "/", Body: "Action=PurgeQueue",
+			Header: testkit.CrossSite(map[string]string{"Content-Type": "application/x-www-form-urlencoded"})}, http.StatusForbidden},
 	} {
-		if code, body := c.br.send(t, p.url); code != c.want {
-			t.Errorf("%s: %d %q, want %d", c.br.name, code, body, c.want)
+		if code, body := c.br.Send(t, p.url); code != c.want {
+			t.Errorf("%s: %d %q, want %d", c.br.Name, code, body, c.want)
 		}
 	}
 	if n := len(pf.requests()); n != 0 {
@@ -263,15 +217,15 @@ func TestProxyAdminRefusesBrowsers(t *testing.T) {
 	}
 	// The admin listener has the same rules.
 	for _, c := range []struct {
-		br   browserRequest
+		br   testkit.BrowserRequest
 		want int
 	}{
-		{browserRequest{name: "metrics, rebound", method: "GET", path: "/metrics", header: map[string]string{"Host": "evil.example:8081"}}, http.StatusMisdirectedRequest},
-		{browserRequest{name: "metrics, cross-site", method: "GET", path: "/metrics", header: crossSite(nil)}, http.StatusForbidden},
-		{browserRequest{name: "readyz", method: "GET", path: "/readyz"}, http.StatusOK},
+		{testkit.BrowserRequest{Name: "metrics, rebound", Method: "GET", Path: "/metrics", Header: map[string]string{"Host": "evil.example:8081"}}, http.StatusMisdirectedRequest},
+		{testkit.BrowserRequest{Name: "metrics, cross-site", Method: "GET", Path: "/metrics", Header: testkit.CrossSite(nil)}, http.StatusForbidden},
+		{testkit.BrowserRequest{Name: "readyz", Method: "GET", Path: "/readyz"}, http.StatusOK},
 	} {
-		if code, body := c.br.send(t, p.admin); code != c.want {
-			t.Errorf("admin: %s: %d %q, want %d", c.br.name, code, body, c.want)
+		if code, body := c.br.Send(t, p.admin); code != c.want {
+			t.Errorf("admin: %s: %d %q, want %d", c.br.Name, code, body, c.want)
 		}
 	}
 }
@@ -284,8 +238,8 @@ func TestProxyAllowOriginFlags(t *testing.T) {
 		{"--allow-origin", "ftp://grafana.example"}, {"--serve-host", "a/b"}, {"--serve-host", ""},
 	} {
 		r := runCmd(t, "", append([]string{"proxy", "--upstream", "https://sqs.eu-west-2.amazonaws.com"}, bad...)...)
-		if r.code != base.ExitUsage || !strings.Contains(r.stderr, bad[0]) {
-			t.Errorf("%v: exit %d %q", bad, r.code, r.stderr)
+		if r.Code != base.ExitUsage || !strings.Contains(r.Stderr, bad[0]) {
+			t.Errorf("%v: exit %d %q", bad, r.Code, r.Stderr)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/kivuli-go/kivuli"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
 )
 
@@ -27,7 +28,7 @@ var servingRE = regexp.MustCompile(`serving IMDS on (http://\S+)`)
 func startIMDS(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stderr := &syncBuffer{}
+	stderr := &testkit.SyncBuffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- runContext(ctx, append([]string{"imds", "--listen", "127.0.0.1:0"}, args...), strings.NewReader(""), io.Discard, stderr, os.Environ())
@@ -232,12 +233,12 @@ func TestParseFault(t *testing.T) {
 		}
 	}
 	r := runCmd(t, "", "imds", "--fault", "disk:500")
-	if r.code != base.ExitUsage || !strings.Contains(r.stderr, "unknown target") {
-		t.Errorf("bad fault: exit %d %q", r.code, r.stderr)
+	if r.Code != base.ExitUsage || !strings.Contains(r.Stderr, "unknown target") {
+		t.Errorf("bad fault: exit %d %q", r.Code, r.Stderr)
 	}
 	for _, args := range [][]string{{"--v1", "--v2-only"}, {"--rotate-before", "7h"}, {"--imds-endpoint", "http://127.0.0.1:1"}, {"extra"}} {
-		if r := runCmd(t, "", append([]string{"imds"}, args...)...); r.code != base.ExitUsage {
-			t.Errorf("imds %v: exit %d %q", args, r.code, r.stderr)
+		if r := runCmd(t, "", append([]string{"imds"}, args...)...); r.Code != base.ExitUsage {
+			t.Errorf("imds %v: exit %d %q", args, r.Code, r.Stderr)
 		}
 	}
 }
@@ -315,8 +316,8 @@ func TestIMDSFrom(t *testing.T) {
 	}
 	for _, addr := range []string{"0.0.0.0:0", ":1338", "192.0.2.1:1338"} {
 		r := runCmd(t, "", "imds", "--from", "chain", "--listen", addr)
-		if r.code != base.ExitUsage || !strings.Contains(r.stderr, "not loopback") {
-			t.Errorf("--listen %s: exit %d %q", addr, r.code, r.stderr)
+		if r.Code != base.ExitUsage || !strings.Contains(r.Stderr, "not loopback") {
+			t.Errorf("--listen %s: exit %d %q", addr, r.Code, r.Stderr)
 		}
 	}
 }
@@ -324,8 +325,8 @@ func TestIMDSFrom(t *testing.T) {
 // With CMD, the command runs against the emulator and its status is
 // kivuli's.
 func TestIMDSRunsCommand(t *testing.T) {
-	var out, errb syncBuffer
-	code := run(append([]string{"imds", "--listen", "127.0.0.1:0", "--"}, child("env")...), strings.NewReader(""), &out, &errb, append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIASTALE", "GORACE=atexit_sleep_ms=0"))
+	var out, errb testkit.SyncBuffer
+	code := run(append([]string{"imds", "--listen", "127.0.0.1:0", "--"}, testkit.Child("env")...), strings.NewReader(""), &out, &errb, append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIASTALE", "GORACE=atexit_sleep_ms=0"))
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
@@ -333,7 +334,7 @@ func TestIMDSRunsCommand(t *testing.T) {
 	if m == nil || !strings.Contains(out.String(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+m[1]+"/\n") || strings.Contains(out.String(), "AKIASTALE") {
 		t.Errorf("the command saw:\n%s", out.String())
 	}
-	code = run(append([]string{"imds", "--listen", "127.0.0.1:0", "--"}, child("exit", "9")...), strings.NewReader(""), io.Discard, io.Discard, append(os.Environ(), "GORACE=atexit_sleep_ms=0"))
+	code = run(append([]string{"imds", "--listen", "127.0.0.1:0", "--"}, testkit.Child("exit", "9")...), strings.NewReader(""), io.Discard, io.Discard, append(os.Environ(), "GORACE=atexit_sleep_ms=0"))
 	if code != 9 {
 		t.Errorf("exit %d, want 9", code)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 )
 
 // Every command's manual, as --help and help COMMAND print it.
@@ -16,27 +17,27 @@ func TestManualGolden(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			r := runCmd(t, "", strings.Fields(cmd+" --help")...)
-			if r.code != 0 || r.stderr != "" {
-				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			if r.Code != 0 || r.Stderr != "" {
+				t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 			}
-			golden(t, "help/"+name+".golden", r.stdout)
+			testkit.Golden(t, "help/"+name+".golden", r.Stdout)
 			h := runCmd(t, "", strings.Fields("help "+cmd)...)
-			if h.stdout != r.stdout {
+			if h.Stdout != r.Stdout {
 				t.Errorf("help %s differs from %s --help", cmd, cmd)
 			}
 			for _, section := range []string{"NAME\n", "SYNOPSIS\n", "DESCRIPTION\n", "EXAMPLES\n", "EXIT STATUS\n"} {
-				if !strings.Contains(r.stdout, section) {
+				if !strings.Contains(r.Stdout, section) {
 					t.Errorf("no %s section", strings.TrimSpace(section))
 				}
 			}
-			for i, line := range strings.Split(r.stdout, "\n") {
+			for i, line := range strings.Split(r.Stdout, "\n") {
 				if len([]rune(line)) > base.ManualWidth+12 {
 					t.Errorf("line %d is %d wide: %q", i+1, len(line), line)
 				}
 			}
 		})
 	}
-	if r := runCmd(t, "", "help", "nope"); r.code != base.ExitUsage {
-		t.Errorf("help nope: exit %d", r.code)
+	if r := runCmd(t, "", "help", "nope"); r.Code != base.ExitUsage {
+		t.Errorf("help nope: exit %d", r.Code)
 	}
 }

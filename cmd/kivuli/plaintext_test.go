@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 )
 
 // TestPlaintextNeverThroughAProxy (issue 17, point 2): Go's
@@ -19,20 +20,20 @@ import (
 // the proxy would read, and the proxy receives nothing. Processes of their
 // own: the environment's proxy is read once per process.
 func TestPlaintextNeverThroughAProxy(t *testing.T) {
-	f := newFixture(t, imdstestConfig(), nil)
+	f := testkit.NewFixture(t, imdstestConfig(), nil)
 	var seen atomic.Int32
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen.Add(1)
 		t.Logf("the HTTP proxy received %s %s", r.Method, r.URL)
 	}))
 	defer proxy.Close()
-	_, port, _ := net.SplitHostPort(f.host())
+	_, port, _ := net.SplitHostPort(f.Host())
 	const signHost = "search-logs-abc.eu-west-2.es.amazonaws.com"
 	env := []string{"HTTP_PROXY=" + proxy.URL, "http_proxy=" + proxy.URL, "NO_PROXY=", "no_proxy="}
 	for _, host := range []string{"app.localhost", "LOCALHOST", "LocalHost", "search.internal"} {
 		upstream := host + ":" + port
 		t.Run("curl "+host, func(t *testing.T) {
-			c := command(t, "curl", "--imds-endpoint", f.imds.URL, "--allow-host", upstream, "-H", "Host: "+signHost, "http://"+upstream+"/logs/_search")
+			c := testkit.Command(t, "curl", "--imds-endpoint", f.IMDS.URL, "--allow-host", upstream, "-H", "Host: "+signHost, "http://"+upstream+"/logs/_search")
 			c.Env = append(c.Env, env...)
 			out, _ := c.CombinedOutput()
 			if code := c.ProcessState.ExitCode(); code != base.ExitRefused || !strings.Contains(string(out), "in clear") {
@@ -40,7 +41,7 @@ func TestPlaintextNeverThroughAProxy(t *testing.T) {
 			}
 		})
 		t.Run("proxy "+host, func(t *testing.T) {
-			c := command(t, "proxy", "--listen", "127.0.0.1:0", "--admin", "", "--imds-endpoint", f.imds.URL,
+			c := testkit.Command(t, "proxy", "--listen", "127.0.0.1:0", "--admin", "", "--imds-endpoint", f.IMDS.URL,
 				"--upstream", "http://"+upstream, "--allow-host", upstream, "--sign-host", signHost)
 			c.Env = append(c.Env, env...)
 			// A proxy that starts would serve until stopped: give it the

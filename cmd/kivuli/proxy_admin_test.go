@@ -13,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/kivuli-go/kivuli/proxy"
 	"github.com/kivuli-go/kivuli/sigv4test"
@@ -42,7 +43,7 @@ func testProxyConfig(t *testing.T, url string, upstream http.RoundTripper) proxy
 // hour of it.
 func TestProxyReadyz(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		imds, creds := inMemoryCredentials(t)
+		imds, creds := testkit.InMemoryCredentials(t)
 		v := &sigv4test.Verifier{Secrets: sigv4test.Lookup(imds.Lookup)}
 		s, err := newProxyServer(t.Context(), testProxyConfig(t, "https://sts.eu-west-2.amazonaws.com", verifyingUpstream(v)), creds,
 			slog.New(slog.DiscardHandler))
@@ -167,7 +168,7 @@ func scrape(t *testing.T, admin http.Handler) map[string]float64 {
 // The metrics count what happened, by status, method, body mode and
 // upstream answer, and parse as the text format.
 func TestProxyMetrics(t *testing.T) {
-	f := newFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f := testkit.NewFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/missing" {
 			http.Error(w, "no such index", http.StatusNotFound)
 			return

@@ -5,11 +5,12 @@ import (
 	"testing"
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 )
 
 // --header-allow refuses what must never be signed, and bad names.
 func TestProxyHeaderFlags(t *testing.T) {
-	f := newFixture(t, imdstestConfig(), nil)
+	f := testkit.NewFixture(t, imdstestConfig(), nil)
 	for _, args := range [][]string{
 		{"--header-allow", "Connection"},
 		{"--header-allow", "accept-encoding"},
@@ -25,14 +26,14 @@ func TestProxyHeaderFlags(t *testing.T) {
 		{"--log-format", "xml"},
 	} {
 		r := runCmd(t, "", append(proxyArgs(f), args...)...)
-		if r.code != base.ExitUsage {
-			t.Errorf("%v: exit %d, want %d: %s", args, r.code, base.ExitUsage, r.stderr)
+		if r.Code != base.ExitUsage {
+			t.Errorf("%v: exit %d, want %d: %s", args, r.Code, base.ExitUsage, r.Stderr)
 		}
 	}
 	for _, up := range []string{"ftp://x", "https://", "https://user:pw@sts.amazonaws.com", "https://sts.amazonaws.com/?a=1", "sts.amazonaws.com"} {
-		r := runCmd(t, "", "proxy", "--admin", "", "--imds-endpoint", f.imds.URL, "--upstream", up)
-		if r.code != base.ExitUsage {
-			t.Errorf("--upstream %s: exit %d: %s", up, r.code, r.stderr)
+		r := runCmd(t, "", "proxy", "--admin", "", "--imds-endpoint", f.IMDS.URL, "--upstream", up)
+		if r.Code != base.ExitUsage {
+			t.Errorf("--upstream %s: exit %d: %s", up, r.Code, r.Stderr)
 		}
 	}
 	// The signer's refusals, at start, before listening.
@@ -45,9 +46,9 @@ func TestProxyHeaderFlags(t *testing.T) {
 		{[]string{"--upstream", "https://ec2-203-0-113-25.compute-1.amazonaws.com"}, "not an AWS endpoint"},
 		{[]string{"--upstream", "https://search.example.com", "--allow-host", "search.example.com"}, "--service"},
 	} {
-		r := runCmd(t, "", append([]string{"proxy", "--admin", "", "--imds-endpoint", f.imds.URL}, c.args...)...)
-		if r.code != base.ExitRefused || !strings.Contains(r.stderr, c.want) {
-			t.Errorf("%v: exit %d, want %d and %q: %s", c.args, r.code, base.ExitRefused, c.want, r.stderr)
+		r := runCmd(t, "", append([]string{"proxy", "--admin", "", "--imds-endpoint", f.IMDS.URL}, c.args...)...)
+		if r.Code != base.ExitRefused || !strings.Contains(r.Stderr, c.want) {
+			t.Errorf("%v: exit %d, want %d and %q: %s", c.args, r.Code, base.ExitRefused, c.want, r.Stderr)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
 )
 
@@ -15,7 +16,7 @@ import (
 // every name for it; a loop the start cannot see (through another proxy)
 // is cut at the first request that comes back, with 508.
 func TestProxySelfLoop(t *testing.T) {
-	f := newFixture(t, imdstestConfig(), nil)
+	f := testkit.NewFixture(t, imdstestConfig(), nil)
 	port := freePort(t)
 	for _, c := range []struct{ listen, upstream string }{
 		{"127.0.0.1:" + port, "http://127.0.0.1:" + port},
@@ -27,10 +28,10 @@ func TestProxySelfLoop(t *testing.T) {
 			host := strings.TrimPrefix(c.upstream, "http://")
 			host, _, _ = strings.Cut(host, "/")
 			r := runCmd(t, "", "proxy", "--listen", c.listen, "--allow-remote", "--admin", "",
-				"--imds-endpoint", f.imds.URL, "--upstream", c.upstream, "--allow-host", host,
+				"--imds-endpoint", f.IMDS.URL, "--upstream", c.upstream, "--allow-host", host,
 				"--sign-host", "sts.eu-west-2.amazonaws.com")
-			if r.code != base.ExitUsage || !strings.Contains(r.stderr, "this proxy's own address") {
-				t.Errorf("exit %d, want %d:\n%s", r.code, base.ExitUsage, r.stderr)
+			if r.Code != base.ExitUsage || !strings.Contains(r.Stderr, "this proxy's own address") {
+				t.Errorf("exit %d, want %d:\n%s", r.Code, base.ExitUsage, r.Stderr)
 			}
 		})
 	}
@@ -38,7 +39,7 @@ func TestProxySelfLoop(t *testing.T) {
 	// Two proxies in a ring: a -> b -> a.
 	pa, pb := freePort(t), freePort(t)
 	ring := func(listen, next string) []string {
-		return []string{"proxy", "--listen", "127.0.0.1:" + listen, "--admin", "", "--imds-endpoint", f.imds.URL,
+		return []string{"proxy", "--listen", "127.0.0.1:" + listen, "--admin", "", "--imds-endpoint", f.IMDS.URL,
 			"--upstream", "http://127.0.0.1:" + next, "--allow-host", "127.0.0.1:" + next,
 			"--sign-host", "sts.eu-west-2.amazonaws.com", "--serve-host", "sts.eu-west-2.amazonaws.com"}
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 )
 
 const esHost = "search-logs-abc.eu-west-2.es.amazonaws.com"
@@ -91,7 +93,7 @@ func TestProxyDefaultsServeManyClients(t *testing.T) {
 	var mu sync.Mutex
 	n := 0
 	gate := make(chan struct{})
-	f := newFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f := testkit.NewFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		if n++; n == served {
 			close(gate) // as many requests at once as the defaults allow
@@ -132,7 +134,7 @@ func TestProxyDefaultsServeManyClients(t *testing.T) {
 // A request line and headers over --max-headers get 431; under it, they
 // pass. The admin listener, which serves small requests only, takes 8 KiB.
 func TestProxyMaxHeaders(t *testing.T) {
-	f := newFixture(t, imdstestConfig(), nil)
+	f := testkit.NewFixture(t, imdstestConfig(), nil)
 	p := startProxy(t, f, "--sign-host", esHost, "--max-headers", "8KiB")
 	for _, c := range []struct {
 		pad  int
@@ -154,7 +156,7 @@ func TestProxyMaxHeaders(t *testing.T) {
 // accepted until a request ends.
 func TestProxyMaxConns(t *testing.T) {
 	h, arrived, release := holdingUpstream(t)
-	f := newFixture(t, imdstestConfig(), h)
+	f := testkit.NewFixture(t, imdstestConfig(), h)
 	p := startProxy(t, f, "--sign-host", esHost, "--max-conns", "2")
 	type conn struct {
 		net.Conn

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 )
 
 // statedBound is the resident memory the README and the manual promise
@@ -31,7 +33,7 @@ const statedBound = 96 << 20
 // every connection, request and body limit at once.
 func TestProxyMemoryUnderAttack(t *testing.T) {
 	bin := plainKivuli(t)
-	f := newFixture(t, imdstestConfig(), nil)
+	f := testkit.NewFixture(t, imdstestConfig(), nil)
 	for _, c := range []struct {
 		name          string
 		headers, body int                                  // bytes of headers; Content-Length
@@ -46,7 +48,7 @@ func TestProxyMemoryUnderAttack(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			args := append(proxyArgs(f), "--sign-host", "search-logs-abc.eu-west-2.es.amazonaws.com", "--spool-dir", t.TempDir())
-			cmd := command(t, args...)
+			cmd := testkit.Command(t, args...)
 			cmd.Path, cmd.Args[0] = bin, bin
 			p := startProxyCmd(t, cmd)
 			if want := fmt.Sprintf("memory_bound=%dMiB", statedBound>>20); !strings.Contains(p.stderr.String(), want) {
@@ -151,7 +153,7 @@ func vmHWM(t *testing.T, pid int) int64 {
 // this directory (seconds, with the build cache that go vet fills).
 func plainKivuli(t *testing.T) string {
 	t.Helper()
-	if !raceEnabled {
+	if !testkit.RaceEnabled {
 		return os.Args[0]
 	}
 	gotool, err := exec.LookPath("go")

@@ -16,8 +16,8 @@ func TestProxyUpstreamDotSegments(t *testing.T) {
 		// A loopback IMDS that is not there: nothing leaves this machine
 		// if the flag is let through.
 		r := runCmd(t, "", "proxy", "--upstream", u, "--imds-endpoint", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin", "")
-		if r.code != base.ExitUsage || !strings.Contains(r.stderr, "--upstream") || !strings.Contains(r.stderr, "'..'") {
-			t.Errorf("%s: exit %d: %s", u, r.code, r.stderr)
+		if r.Code != base.ExitUsage || !strings.Contains(r.Stderr, "--upstream") || !strings.Contains(r.Stderr, "'..'") {
+			t.Errorf("%s: exit %d: %s", u, r.Code, r.Stderr)
 		}
 	}
 }

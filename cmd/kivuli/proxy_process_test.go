@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 )
 
 // On SIGTERM the proxy stops accepting connections, answers 503 on
@@ -19,7 +21,7 @@ import (
 func TestProxyDrainsOnSIGTERM(t *testing.T) {
 	arrived := make(chan string, 4)
 	release := make(chan struct{})
-	f := newFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f := testkit.NewFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		arrived <- r.URL.Path
 		select {
 		case <-release:
@@ -122,7 +124,7 @@ func (b *bulkReader) Read(p []byte) (int, error) {
 // spool directory is empty afterwards. The proxy runs as a process of its
 // own, so that its memory is its own.
 func TestProxySpoolsLargeBodies(t *testing.T) {
-	f := newFixture(t, imdstestConfig(), nil)
+	f := testkit.NewFixture(t, imdstestConfig(), nil)
 	spool := t.TempDir()
 	p := startProxyProcess(t, f, "--sign-host", "search-logs-abc.eu-west-2.es.amazonaws.com", "--spool-dir", spool)
 	const size = 100 << 20
@@ -146,7 +148,7 @@ func TestProxySpoolsLargeBodies(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("chunked %v: %d %s", chunked, resp.StatusCode, b)
 		}
-		recs := accepted(t, f.aws)
+		recs := accepted(t, f.AWS)
 		r := recs[len(recs)-1]
 		if r.BodyLen != size || r.Chunked || r.PayloadHash != hex.EncodeToString(h.Sum(nil)) {
 			t.Errorf("chunked %v: %d bytes, chunked %v, hash %s", chunked, r.BodyLen, r.Chunked, r.PayloadHash)

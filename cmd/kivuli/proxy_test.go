@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
@@ -36,7 +37,7 @@ type proxyRun struct {
 // test when the listening line is written (slog writes a record in one
 // Write).
 type lineLog struct {
-	syncBuffer
+	testkit.SyncBuffer
 	mu      sync.Mutex
 	started chan struct{}
 	once    sync.Once
@@ -87,27 +88,27 @@ func (l *lineLog) Write(p []byte) (int, error) {
 		delete(l.waiters, l.logged)
 	}
 	l.mu.Unlock()
-	return l.syncBuffer.Write(p)
+	return l.SyncBuffer.Write(p)
 }
 
 // proxyArgs are the arguments that point a proxy at f: its IMDS for
 // credentials, its upstream (listed, in clear on loopback), port 0 for
 // both listeners.
-func proxyArgs(f *fixture) []string {
+func proxyArgs(f *testkit.Fixture) []string {
 	return []string{"proxy", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--imds-endpoint", f.imds.URL, "--upstream", "http://" + f.host(), "--allow-host", f.host()}
+		"--imds-endpoint", f.IMDS.URL, "--upstream", "http://" + f.Host(), "--allow-host", f.Host()}
 }
 
 // startProxy runs kivuli proxy with proxyArgs(f) and args, and waits until
 // it listens. It is stopped (as by SIGTERM) at the end of the test, and
 // must then exit 0.
-func startProxy(t *testing.T, f *fixture, args ...string) *proxyRun {
+func startProxy(t *testing.T, f *testkit.Fixture, args ...string) *proxyRun {
 	t.Helper()
 	return startRaw(t, f, append(proxyArgs(f), args...))
 }
 
 // startRaw runs kivuli with args, a proxy command line, as startProxy does.
-func startRaw(t *testing.T, f *fixture, args []string) *proxyRun {
+func startRaw(t *testing.T, f *testkit.Fixture, args []string) *proxyRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLineLog()
@@ -133,7 +134,7 @@ func startRaw(t *testing.T, f *fixture, args []string) *proxyRun {
 		if code := p.shutdown(t); code != 0 {
 			t.Errorf("kivuli proxy exited %d:\n%s", code, logs.String())
 		}
-		noSecrets(t, f, "the proxy's log", logs.String())
+		testkit.NoSecrets(t, f, "the proxy's log", logs.String())
 	})
 	return p
 }
@@ -204,7 +205,7 @@ func metricValue(t *testing.T, admin, series string) float64 {
 // proxyFixture is a fixture whose upstream records the headers and the
 // Host each accepted request arrived with.
 type proxyFixture struct {
-	*fixture
+	*testkit.Fixture
 	mu   sync.Mutex
 	seen []seenRequest
 }
@@ -218,7 +219,7 @@ type seenRequest struct {
 func newProxyFixture(t *testing.T, next http.Handler) *proxyFixture {
 	t.Helper()
 	pf := &proxyFixture{}
-	pf.fixture = newFixture(t, imdstest.Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	pf.Fixture = testkit.NewFixture(t, imdstest.Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		pf.mu.Lock()
 		pf.seen = append(pf.seen, seenRequest{host: r.Host, uri: r.RequestURI, header: r.Header.Clone(), body: b})
@@ -259,20 +260,20 @@ type proxyProcess struct {
 	cmd        *exec.Cmd
 	url, admin string
 	lines      <-chan string
-	stderr     *syncBuffer
+	stderr     *testkit.SyncBuffer
 	logged     int // access log lines read by waitLine and waitRequests
 }
 
-func startProxyProcess(t *testing.T, f *fixture, args ...string) *proxyProcess {
+func startProxyProcess(t *testing.T, f *testkit.Fixture, args ...string) *proxyProcess {
 	t.Helper()
 	return startProxyProcessArgs(t, f, append(proxyArgs(f), args...))
 }
 
 // startProxyProcessArgs starts kivuli with args, a proxy command line, and
 // env added to its environment.
-func startProxyProcessArgs(t *testing.T, f *fixture, args []string, env ...string) *proxyProcess {
+func startProxyProcessArgs(t *testing.T, f *testkit.Fixture, args []string, env ...string) *proxyProcess {
 	t.Helper()
-	c := command(t, args...)
+	c := testkit.Command(t, args...)
 	c.Env = append(c.Env, env...)
 	return startProxyCmd(t, c)
 }
@@ -288,8 +289,8 @@ func startProxyCmd(t *testing.T, c *exec.Cmd) *proxyProcess {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proxyProcess{cmd: c, stderr: &syncBuffer{}}
-	all := lines(t, bufio.NewScanner(pipe))
+	p := &proxyProcess{cmd: c, stderr: &testkit.SyncBuffer{}}
+	all := testkit.Lines(t, bufio.NewScanner(pipe))
 	ch := make(chan string, 64)
 	p.lines = ch
 	go func() {
@@ -371,7 +372,7 @@ func (p *proxyRun) waitRequests(t *testing.T, n int) {
 // escapes the parameter names, as AWS reads them, in a query with other
 // X-Amz- parameters or none; the credential's scope is kept.
 func TestProxyLogHidesQuerySecrets(t *testing.T) {
-	f := newFixture(t, imdstest.Config{}, nil)
+	f := testkit.NewFixture(t, imdstest.Config{}, nil)
 	p := startProxy(t, f, "--sign-host", "search-logs-abc.eu-west-2.es.amazonaws.com")
 	queries := []string{
 		"q=1&X%2DAmz%2DSignature=abcdef0123456789",
@@ -405,7 +406,7 @@ func TestProxyLogHidesQuerySecrets(t *testing.T) {
 // token and cookie stay out of it (the header split itself is the proxy
 // package's TestProxyHeaders).
 func TestProxyLogHidesHeaderSecrets(t *testing.T) {
-	f := newFixture(t, imdstest.Config{}, nil)
+	f := testkit.NewFixture(t, imdstest.Config{}, nil)
 	p := startProxy(t, f, "--sign-host", "search-logs-abc.eu-west-2.es.amazonaws.com")
 	const (
 		staleSig   = "Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"

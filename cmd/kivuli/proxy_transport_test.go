@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
@@ -31,7 +32,7 @@ import (
 func TestProxyTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir)
-	f := newFixture(t, imdstestConfig(), nil)
+	f := testkit.NewFixture(t, imdstestConfig(), nil)
 	p := startProxy(t, f, "--sign-host", "sts.eu-west-2.amazonaws.com", "--tls-cert", certFile, "--tls-key", keyFile)
 	if !strings.HasPrefix(p.url, "https://") {
 		t.Fatalf("listening on %s", p.url)
@@ -47,19 +48,19 @@ func TestProxyTLS(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.TLS == nil || resp.Proto != "HTTP/1.1" {
 		t.Errorf("status %d, TLS %v, %s", resp.StatusCode, resp.TLS != nil, resp.Proto)
 	}
-	accepted(t, f.aws)
+	accepted(t, f.AWS)
 	// Plain HTTP to the TLS listener gets no signed request through.
 	host := strings.TrimPrefix(p.url, "https://")
 	if resp, _ := rawRequest(t, host, "GET / HTTP/1.1\nHost: x\n\n"); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("plain HTTP to the TLS listener: %d", resp.StatusCode)
 	}
-	if n := len(f.aws.Records()); n != 1 {
+	if n := len(f.AWS.Records()); n != 1 {
 		t.Errorf("%d requests upstream", n)
 	}
 	// A key that does not match: exit 2 at start.
 	_, otherKey, _ := selfSigned(t, t.TempDir())
-	if r := runCmd(t, "", append(proxyArgs(f), "--tls-cert", certFile, "--tls-key", otherKey)...); r.code != base.ExitUsage {
-		t.Errorf("mismatched key: exit %d: %s", r.code, r.stderr)
+	if r := runCmd(t, "", append(proxyArgs(f), "--tls-cert", certFile, "--tls-key", otherKey)...); r.Code != base.ExitUsage {
+		t.Errorf("mismatched key: exit %d: %s", r.Code, r.Stderr)
 	}
 }
 
@@ -88,7 +89,7 @@ func TestProxyTunnelServerName(t *testing.T) {
 	upstream.StartTLS()
 	defer upstream.Close()
 	host := upstream.Listener.Addr().String()
-	f := &fixture{imds: imds}
+	f := &testkit.Fixture{IMDS: imds}
 	for _, c := range []struct {
 		args []string
 		want int

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 )
 
 // chainEnv makes the SDK's chain read only what a test gives it.
@@ -29,19 +30,19 @@ func TestSourceChain(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAFROMENVIRONMENT1")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "env/secret")
 	r := runCmd(t, "", "creds", "--source", "chain", "--format", "env")
-	if r.code != 0 || r.stdout != "export AWS_ACCESS_KEY_ID=AKIAFROMENVIRONMENT1\nexport AWS_SECRET_ACCESS_KEY=env/secret\n" {
-		t.Errorf("environment: exit %d %q %s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || r.Stdout != "export AWS_ACCESS_KEY_ID=AKIAFROMENVIRONMENT1\nexport AWS_SECRET_ACCESS_KEY=env/secret\n" {
+		t.Errorf("environment: exit %d %q %s", r.Code, r.Stdout, r.Stderr)
 	}
 	os.Unsetenv("AWS_ACCESS_KEY_ID")
 	os.Unsetenv("AWS_SECRET_ACCESS_KEY")
 	os.WriteFile(filepath.Join(dir, "credentials"), []byte("[dev]\naws_access_key_id = AKIAFROMPROFILE12345\naws_secret_access_key = profile/secret\n"), 0o600)
 	r = runCmd(t, "", "creds", "--profile", "dev", "--format", "json")
-	if r.code != 0 || !strings.Contains(r.stdout, `"AccessKeyId":"AKIAFROMPROFILE12345"`) {
-		t.Errorf("--profile: exit %d %q %s", r.code, r.stdout, r.stderr)
+	if r.Code != 0 || !strings.Contains(r.Stdout, `"AccessKeyId":"AKIAFROMPROFILE12345"`) {
+		t.Errorf("--profile: exit %d %q %s", r.Code, r.Stdout, r.Stderr)
 	}
 	r = runCmd(t, "", "creds", "--profile", "nope")
-	if r.code != base.ExitNoCreds {
-		t.Errorf("unknown profile: exit %d %s", r.code, r.stderr)
+	if r.Code != base.ExitNoCreds {
+		t.Errorf("unknown profile: exit %d %s", r.Code, r.Stderr)
 	}
 }
 
@@ -49,11 +50,11 @@ func TestSourceChain(t *testing.T) {
 // an error, instead of running itself forever.
 func TestSourceChainRecursion(t *testing.T) {
 	dir := chainEnv(t)
-	t.Setenv(asKivuli, "1")
+	t.Setenv(testkit.AsKivuli, "1")
 	t.Setenv("GORACE", "atexit_sleep_ms=0")
 	os.WriteFile(filepath.Join(dir, "config"), []byte("[profile loop]\ncredential_process = "+os.Args[0]+" creds --profile loop\n"), 0o600)
 	r := runCmd(t, "", "creds", "--profile", "loop")
-	if r.code != base.ExitNoCreds || !strings.Contains(r.stderr, "credential_process") {
-		t.Errorf("exit %d %q", r.code, r.stderr)
+	if r.Code != base.ExitNoCreds || !strings.Contains(r.Stderr, "credential_process") {
+		t.Errorf("exit %d %q", r.Code, r.Stderr)
 	}
 }

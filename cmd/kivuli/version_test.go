@@ -19,13 +19,13 @@ func TestVersionFlag(t *testing.T) {
 	r := runCmd(t, "", "--version")
 	want := "kivuli v0.1.0 (commit 860f037a1b2c, 2026-12-07T17:00:00Z, " +
 		runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH + ")\n"
-	if r.code != 0 || r.stderr != "" || r.stdout != want {
-		t.Errorf("kivuli --version: exit %d, stdout %q, stderr %q; want %q", r.code, r.stdout, r.stderr, want)
+	if r.Code != 0 || r.Stderr != "" || r.Stdout != want {
+		t.Errorf("kivuli --version: exit %d, stdout %q, stderr %q; want %q", r.Code, r.Stdout, r.Stderr, want)
 	}
 	for _, args := range [][]string{{"--version", "curl"}, {"curl", "--version"}, {"-v"}} {
-		if r := runCmd(t, "", args...); r.code != base.ExitUsage || r.stdout != "" {
+		if r := runCmd(t, "", args...); r.Code != base.ExitUsage || r.Stdout != "" {
 			t.Errorf("kivuli %s: exit %d, stdout %q; want exit %d and nothing printed",
-				strings.Join(args, " "), r.code, r.stdout, base.ExitUsage)
+				strings.Join(args, " "), r.Code, r.Stdout, base.ExitUsage)
 		}
 	}
 }

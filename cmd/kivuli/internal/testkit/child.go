@@ -1,4 +1,4 @@
-package main
+package testkit
 
 import (
 	"bufio"
@@ -25,7 +25,7 @@ import (
 //	sdk          read credentials as an AWS SDK does (config.LoadDefaultConfig)
 //	             and print the access key; then ask the endpoint without the
 //	             token and print the status
-func childMain(args []string) int {
+func ChildMain(args []string) int {
 	switch args[0] {
 	case "env":
 		for _, kv := range os.Environ() {
@@ -79,7 +79,7 @@ func childMain(args []string) int {
 }
 
 // lines reads the lines a process writes, for a test to wait on.
-func lines(t *testing.T, s *bufio.Scanner) <-chan string {
+func Lines(t *testing.T, s *bufio.Scanner) <-chan string {
 	ch := make(chan string, 64)
 	go func() {
 		defer close(ch)
