@@ -13,7 +13,7 @@ import (
 // --role-arn: AssumeRole on top of the instance role, signed with its
 // credentials (checked by the endpoint standing in for STS).
 func TestSourceRoleARN(t *testing.T) {
-	chainEnv(t)
+	testkit.ChainEnv(t)
 	var form string
 	sts := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.ParseForm()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/creds"
 	"github.com/spf13/cobra"
 )
 
@@ -43,7 +44,7 @@ kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com`,
 			return cmd.Help()
 		},
 	}
-	base.SetupRoot(root, curlCommand(a), credsCommand(a), execCommand(a), imdsCommand(a), proxyCommand(a))
+	base.SetupRoot(root, curlCommand(a), creds.NewCommand(a), execCommand(a), imdsCommand(a), proxyCommand(a))
 	addVersionFlag(root)
 	return root
 }

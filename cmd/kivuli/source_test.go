@@ -10,23 +10,8 @@ import (
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 )
 
-// chainEnv makes the SDK's chain read only what a test gives it.
-func chainEnv(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, k := range append(append([]string{}, base.CredentialVars...), base.ProfileVars...) {
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1")
-	t.Setenv(base.DepthVar, "")
-	return dir
-}
-
 func TestSourceChain(t *testing.T) {
-	dir := chainEnv(t)
+	dir := testkit.ChainEnv(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAFROMENVIRONMENT1")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "env/secret")
 	r := runCmd(t, "", "creds", "--source", "chain", "--format", "env")
@@ -49,7 +34,7 @@ func TestSourceChain(t *testing.T) {
 // A profile whose credential_process is kivuli creds on itself ends, with
 // an error, instead of running itself forever.
 func TestSourceChainRecursion(t *testing.T) {
-	dir := chainEnv(t)
+	dir := testkit.ChainEnv(t)
 	t.Setenv(testkit.AsKivuli, "1")
 	t.Setenv("GORACE", "atexit_sleep_ms=0")
 	os.WriteFile(filepath.Join(dir, "config"), []byte("[profile loop]\ncredential_process = "+os.Args[0]+" creds --profile loop\n"), 0o600)

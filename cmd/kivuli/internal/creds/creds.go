@@ -1,4 +1,4 @@
-package main
+package creds
 
 import (
 	"context"
@@ -25,7 +25,8 @@ type credsOptions struct {
 	format string
 }
 
-func credsCommand(a *base.App) *cobra.Command {
+// NewCommand is kivuli creds.
+func NewCommand(a *base.App) *cobra.Command {
 	o := &credsOptions{App: a}
 	cmd := &cobra.Command{
 		Use:   "creds [--format FORMAT]",

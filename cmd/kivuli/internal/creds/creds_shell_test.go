@@ -1,4 +1,4 @@
-package main
+package creds
 
 import (
 	"encoding/base64"
@@ -106,7 +106,7 @@ func TestCredsShellFormatsRefuseHostileValues(t *testing.T) {
 	}
 	// The chain costs some 25 ms a run under -race: each case runs one
 	// format, in turn, so that every format sees each source.
-	dir := chainEnv(t)
+	dir := testkit.ChainEnv(t)
 	n := 0
 	for _, v := range []string{"x;echo>pwned;#", `x";echo>pwned;echo"`, "x&echo>pwned", "$(echo>pwned)"} {
 		for i, field := range []string{"key ID", "secret", "token"} {
