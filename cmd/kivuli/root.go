@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/creds"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/curl"
 	"github.com/spf13/cobra"
 )
 
@@ -44,7 +45,7 @@ kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com`,
 			return cmd.Help()
 		},
 	}
-	base.SetupRoot(root, curlCommand(a), creds.NewCommand(a), execCommand(a), imdsCommand(a), proxyCommand(a))
+	base.SetupRoot(root, curl.NewCommand(a), creds.NewCommand(a), execCommand(a), imdsCommand(a), proxyCommand(a))
 	addVersionFlag(root)
 	return root
 }

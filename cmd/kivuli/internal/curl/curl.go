@@ -1,4 +1,4 @@
-package main
+package curl
 
 import (
 	"context"
@@ -42,7 +42,8 @@ type curlFlags struct {
 	sf           base.SourceFlags
 }
 
-func curlCommand(a *base.App) *cobra.Command {
+// NewCommand is kivuli curl.
+func NewCommand(a *base.App) *cobra.Command {
 	f := &curlFlags{App: a}
 	cmd := &cobra.Command{
 		Use:   "curl [options] URL",
