@@ -22,7 +22,7 @@ import (
 // verifyingUpstream is sigv4test's check as an in-memory upstream, for a
 // synctest bubble, where sockets would keep fake time from advancing.
 func verifyingUpstream(v *sigv4test.Verifier) http.RoundTripper {
-	return handlerTransport{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return testkit.HandlerTransport{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if rec := v.Verify(r); rec.Err != nil {
 			http.Error(w, rec.Err.Error(), http.StatusForbidden)
 			return

@@ -1,4 +1,4 @@
-package main
+package exec
 
 import (
 	"context"
@@ -19,7 +19,8 @@ type execOptions struct {
 	region string
 }
 
-func execCommand(a *base.App) *cobra.Command {
+// NewCommand is kivuli exec.
+func NewCommand(a *base.App) *cobra.Command {
 	o := &execOptions{App: a}
 	cmd := &cobra.Command{
 		Use:   "exec [options] [--] CMD [ARGS...]",

@@ -1,5 +1,5 @@
 //go:build !unix
 
-package main
+package exec
 
 func replaceProcess(string, []string, []string) error { return errNoExecve }

@@ -1,4 +1,4 @@
-package main
+package exec
 
 import (
 	"bufio"
@@ -193,7 +193,7 @@ func TestExecServeAcrossRotations(t *testing.T) {
 		h := newCredentialsHandler(creds, "tok3n")
 		provider := endpointcreds.New("http://127.0.0.1"+credentialsPath, func(o *endpointcreds.Options) {
 			o.AuthorizationToken = "tok3n"
-			o.HTTPClient = &http.Client{Transport: handlerTransport{h}}
+			o.HTTPClient = &http.Client{Transport: testkit.HandlerTransport{Handler: h}}
 		})
 		cache := aws.NewCredentialsCache(provider, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = 5 * time.Minute })
 		keys := map[string]bool{}
@@ -239,19 +239,4 @@ func TestExecServeAcrossRotations(t *testing.T) {
 			t.Errorf("from a non-loopback peer: %d", w.Code)
 		}
 	})
-}
-
-// handlerTransport hands requests to a handler, as from loopback.
-type handlerTransport struct{ h http.Handler }
-
-func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := req.Clone(req.Context())
-	r.RemoteAddr = "127.0.0.1:40000"
-	if r.Method == "" {
-		r.Method = http.MethodGet // as a client sends it, and a server sees it
-	}
-	r.RequestURI = req.URL.RequestURI()
-	w := httptest.NewRecorder()
-	t.h.ServeHTTP(w, r)
-	return w.Result(), nil
 }

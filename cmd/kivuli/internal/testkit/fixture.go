@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -94,4 +95,20 @@ func (f *Fixture) Accepted(t *testing.T) sigv4test.Record {
 		t.Fatalf("the endpoint refused the signature: %v", rec.Err)
 	}
 	return rec
+}
+
+// HandlerTransport hands requests to a handler, as from loopback.
+type HandlerTransport struct{ Handler http.Handler }
+
+// RoundTrip serves req with the handler and returns what it wrote.
+func (t HandlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	r.RemoteAddr = "127.0.0.1:40000"
+	if r.Method == "" {
+		r.Method = http.MethodGet // as a client sends it, and a server sees it
+	}
+	r.RequestURI = req.URL.RequestURI()
+	w := httptest.NewRecorder()
+	t.Handler.ServeHTTP(w, r)
+	return w.Result(), nil
 }
