@@ -5,6 +5,7 @@ import (
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/creds"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/curl"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/exec"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/imds"
 	"github.com/spf13/cobra"
 )
 
@@ -46,7 +47,7 @@ kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com`,
 			return cmd.Help()
 		},
 	}
-	base.SetupRoot(root, curl.NewCommand(a), creds.NewCommand(a), exec.NewCommand(a), imdsCommand(a), proxyCommand(a))
+	base.SetupRoot(root, curl.NewCommand(a), creds.NewCommand(a), exec.NewCommand(a), imds.NewCommand(a), proxyCommand(a))
 	addVersionFlag(root)
 	return root
 }

@@ -1,4 +1,4 @@
-package main
+package imds
 
 import (
 	"cmp"
@@ -31,7 +31,8 @@ type imdsFlags struct {
 	sf           base.SourceFlags
 }
 
-func imdsCommand(a *base.App) *cobra.Command {
+// NewCommand is kivuli imds.
+func NewCommand(a *base.App) *cobra.Command {
 	f := &imdsFlags{App: a}
 	cmd := &cobra.Command{
 		Use:   "imds [options] [-- CMD [ARGS...]]",
