@@ -11,7 +11,11 @@ import (
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
+	"github.com/kivuli-go/kivuli/imdstest"
 )
+
+// failAfter bounds a wait that only a broken command makes long.
+const failAfter = 20 * time.Second
 
 // TestPlaintextNeverThroughAProxy (issue 17, point 2): Go's
 // ProxyFromEnvironment sends "app.localhost" and "LOCALHOST" through
@@ -20,7 +24,7 @@ import (
 // the proxy would read, and the proxy receives nothing. Processes of their
 // own: the environment's proxy is read once per process.
 func TestPlaintextNeverThroughAProxy(t *testing.T) {
-	f := testkit.NewFixture(t, imdstestConfig(), nil)
+	f := testkit.NewFixture(t, imdstest.Config{}, nil)
 	var seen atomic.Int32
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen.Add(1)

@@ -6,6 +6,7 @@ import (
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/curl"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/exec"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/imds"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/proxycmd"
 	"github.com/spf13/cobra"
 )
 
@@ -47,7 +48,7 @@ kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com`,
 			return cmd.Help()
 		},
 	}
-	base.SetupRoot(root, curl.NewCommand(a), creds.NewCommand(a), exec.NewCommand(a), imds.NewCommand(a), proxyCommand(a))
+	base.SetupRoot(root, curl.NewCommand(a), creds.NewCommand(a), exec.NewCommand(a), imds.NewCommand(a), proxycmd.NewCommand(a))
 	addVersionFlag(root)
 	return root
 }

@@ -1,4 +1,4 @@
-package main
+package proxycmd
 
 import (
 	"bufio"
@@ -149,8 +149,8 @@ func vmHWM(t *testing.T, pid int) int64 {
 }
 
 // plainKivuli is a kivuli command without the race detector: the test
-// binary itself, or, when it has the race detector, kivuli built from
-// this directory (seconds, with the build cache that go vet fills).
+// binary itself, or, when it has the race detector, the kivuli command
+// built (seconds, with the build cache that go vet fills).
 func plainKivuli(t *testing.T) string {
 	t.Helper()
 	if !testkit.RaceEnabled {
@@ -161,7 +161,7 @@ func plainKivuli(t *testing.T) string {
 		t.Skipf("the race detector is on, and there is no go command to build kivuli without it: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "kivuli")
-	out, err := exec.Command(gotool, "build", "-o", bin, ".").CombinedOutput()
+	out, err := exec.Command(gotool, "build", "-o", bin, "github.com/kivuli-go/kivuli/cmd/kivuli").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

@@ -1,4 +1,4 @@
-package main
+package proxycmd
 
 import (
 	"strings"
@@ -49,6 +49,35 @@ func TestProxyHeaderFlags(t *testing.T) {
 		r := runCmd(t, "", append([]string{"proxy", "--admin", "", "--imds-endpoint", f.IMDS.URL}, c.args...)...)
 		if r.Code != base.ExitRefused || !strings.Contains(r.Stderr, c.want) {
 			t.Errorf("%v: exit %d, want %d and %q: %s", c.args, r.Code, base.ExitRefused, c.want, r.Stderr)
+		}
+	}
+}
+
+// An --upstream path with a dot segment is refused at start: the prefix
+// clients are held under is the one written.
+func TestProxyUpstreamDotSegments(t *testing.T) {
+	for _, u := range []string{"https://aps-workspaces.us-east-1.amazonaws.com/workspaces/../ws-1",
+		"https://aps-workspaces.us-east-1.amazonaws.com/workspaces/./ws-1",
+		"https://aps-workspaces.us-east-1.amazonaws.com/workspaces/%2e%2e/ws-1"} {
+		// A loopback IMDS that is not there: nothing leaves this machine
+		// if the flag is let through.
+		r := runCmd(t, "", "proxy", "--upstream", u, "--imds-endpoint", "http://127.0.0.1:1", "--listen", "127.0.0.1:0", "--admin", "")
+		if r.Code != base.ExitUsage || !strings.Contains(r.Stderr, "--upstream") || !strings.Contains(r.Stderr, "'..'") {
+			t.Errorf("%s: exit %d: %s", u, r.Code, r.Stderr)
+		}
+	}
+}
+
+// --allow-origin and --serve-host are checked as flags (what they let
+// through is the proxy package's TestProxyAllowOrigin).
+func TestProxyAllowOriginFlags(t *testing.T) {
+	for _, bad := range [][]string{
+		{"--allow-origin", "null"}, {"--allow-origin", "https://grafana.example/d"}, {"--allow-origin", "grafana.example"},
+		{"--allow-origin", "ftp://grafana.example"}, {"--serve-host", "a/b"}, {"--serve-host", ""},
+	} {
+		r := runCmd(t, "", append([]string{"proxy", "--upstream", "https://sqs.eu-west-2.amazonaws.com"}, bad...)...)
+		if r.Code != base.ExitUsage || !strings.Contains(r.Stderr, bad[0]) {
+			t.Errorf("%v: exit %d %q", bad, r.Code, r.Stderr)
 		}
 	}
 }
