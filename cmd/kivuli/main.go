@@ -8,9 +8,11 @@
 //	kivuli imds [options] [-- CMD ...]  the IMDS emulator as a server
 //	kivuli proxy --upstream URL         a signing reverse proxy
 //
-// Run "kivuli help COMMAND" for each command's manual.
+// Run "kivuli help COMMAND" for each command's manual. Each command is a
+// package of internal/ (curl, creds, exec, imds, proxycmd), internal/base
+// holds what they share, and internal/root puts them together.
 package main
 
-import "github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+import "github.com/kivuli-go/kivuli/cmd/kivuli/internal/root"
 
-func main() { base.Main(newRoot) }
+func main() { root.Main() }

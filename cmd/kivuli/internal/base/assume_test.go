@@ -1,4 +1,4 @@
-package main
+package base_test
 
 import (
 	"net/http"

@@ -1,4 +1,6 @@
-package main
+// Package root is the kivuli command's root command: its manual,
+// --version, and the five subcommands, each a package of its own.
+package root
 
 import (
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
@@ -10,8 +12,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// newRoot is kivuli: its manual, --version, and the five subcommands.
-func newRoot(a *base.App) *cobra.Command {
+// Main runs kivuli with the process's command line, and exits.
+func Main() { base.Main(NewCommand) }
+
+// NewCommand is kivuli: its manual, --version, and the five subcommands.
+func NewCommand(a *base.App) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "kivuli",
 		Short: "signed requests, credentials and an IMDS emulator from the command line",
