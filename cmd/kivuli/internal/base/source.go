@@ -120,59 +120,82 @@ func (sf *SourceFlags) Open(ctx context.Context, a *App, region string, needRegi
 	if err != nil {
 		return nil, err
 	}
-	needRegion = needRegion || sf.RoleARN != ""
 	s := &Source{Region: cmp.Or(region, a.Env.Get("AWS_REGION"), a.Env.Get("AWS_DEFAULT_REGION"))}
-	var base aws.CredentialsProvider
-	switch name {
-	case SourceIMDS:
-		opts := []kivuli.Option{}
-		if sf.role != "" {
-			opts = append(opts, kivuli.WithRoleName(sf.role))
-		}
-		if sf.noToken {
-			opts = append(opts, kivuli.WithoutAPIToken())
-		}
-		if sf.IMDSEndpoint != "" {
-			opts = append(opts, kivuli.WithEndpoint(sf.IMDSEndpoint))
-		}
-		c, err := kivuli.New(ctx, opts...)
-		if err != nil {
-			return nil, &ExitError{Code: ExitNoCreds, Err: err}
-		}
-		s.closers = append(s.closers, func() { c.Close() })
-		s.Creds, base = c, c
-		if s.Region == "" && needRegion {
-			s.Region = sf.imdsRegion(ctx)
-		}
-	case SourceChain:
-		if err := recursionGuard(); err != nil {
-			return nil, err
-		}
-		cfg, err := config.LoadDefaultConfig(ctx, sf.configOptions(region)...)
-		if err != nil {
-			return nil, &ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: loading the AWS configuration: %w", err)}
-		}
-		if s.Region == "" {
-			s.Region = cfg.Region
-		}
-		if cfg.Credentials == nil {
-			return nil, &ExitError{Code: ExitNoCreds, Err: errors.New("kivuli: the default credential chain found no credentials")}
-		}
-		c, err := kivuli.New(ctx, kivuli.WithProvider(uncached(cfg.Credentials)))
-		if err != nil {
-			return nil, &ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: the default credential chain: %w", err)}
-		}
-		s.closers = append(s.closers, func() { c.Close() })
-		s.Creds, base = c, c
+	if name == SourceChain {
+		err = sf.openChain(ctx, s, region)
+	} else {
+		err = sf.openIMDS(ctx, s, needRegion || sf.RoleARN != "")
+	}
+	if err != nil {
+		return nil, err
 	}
 	if sf.RoleARN == "" {
 		return s, nil
 	}
-	stsRegion := cmp.Or(s.Region, "us-east-1")
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(stsRegion), config.WithCredentialsProvider(base))
-	if err != nil {
+	if err := sf.assumeRole(ctx, s); err != nil {
 		s.Close()
-		return nil, &ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: configuring STS for --role-arn: %w", err)}
+		return nil, err
+	}
+	return s, nil
+}
+
+// openIMDS gets s's credentials from IMDS with the library, and with
+// needRegion the region from IMDS when s has none.
+func (sf *SourceFlags) openIMDS(ctx context.Context, s *Source, needRegion bool) error {
+	opts := []kivuli.Option{}
+	if sf.role != "" {
+		opts = append(opts, kivuli.WithRoleName(sf.role))
+	}
+	if sf.noToken {
+		opts = append(opts, kivuli.WithoutAPIToken())
+	}
+	if sf.IMDSEndpoint != "" {
+		opts = append(opts, kivuli.WithEndpoint(sf.IMDSEndpoint))
+	}
+	c, err := kivuli.New(ctx, opts...)
+	if err != nil {
+		return &ExitError{Code: ExitNoCreds, Err: err}
+	}
+	s.closers = append(s.closers, func() { c.Close() })
+	s.Creds = c
+	if s.Region == "" && needRegion {
+		s.Region = sf.imdsRegion(ctx)
+	}
+	return nil
+}
+
+// openChain gets s's credentials, and its region when it has none, from
+// the SDK's default chain, region as the region flag gave it.
+func (sf *SourceFlags) openChain(ctx context.Context, s *Source, region string) error {
+	if err := recursionGuard(); err != nil {
+		return err
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, sf.configOptions(region)...)
+	if err != nil {
+		return &ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: loading the AWS configuration: %w", err)}
+	}
+	if s.Region == "" {
+		s.Region = cfg.Region
+	}
+	if cfg.Credentials == nil {
+		return &ExitError{Code: ExitNoCreds, Err: errors.New("kivuli: the default credential chain found no credentials")}
+	}
+	c, err := kivuli.New(ctx, kivuli.WithProvider(uncached(cfg.Credentials)))
+	if err != nil {
+		return &ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: the default credential chain: %w", err)}
+	}
+	s.closers = append(s.closers, func() { c.Close() })
+	s.Creds = c
+	return nil
+}
+
+// assumeRole replaces s's credentials with those of --role-arn, assumed
+// with them.
+func (sf *SourceFlags) assumeRole(ctx context.Context, s *Source) error {
+	base := s.Creds
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cmp.Or(s.Region, "us-east-1")), config.WithCredentialsProvider(base))
+	if err != nil {
+		return &ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: configuring STS for --role-arn: %w", err)}
 	}
 	// The client signs with base itself: kivuli keeps it fresh, and the
 	// SDK's cache that config wraps it in would keep it until it expires.
@@ -185,12 +208,11 @@ func (sf *SourceFlags) Open(ctx context.Context, a *App, region string, needRegi
 	})
 	c, err := kivuli.New(ctx, kivuli.WithProvider(assume))
 	if err != nil {
-		s.Close()
-		return nil, &ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: assuming role %s: %w", sf.RoleARN, err)}
+		return &ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: assuming role %s: %w", sf.RoleARN, err)}
 	}
 	s.closers = append(s.closers, func() { c.Close() })
 	s.Creds = c
-	return s, nil
+	return nil
 }
 
 // configOptions are the aws-sdk-go-v2 config options the flags imply.

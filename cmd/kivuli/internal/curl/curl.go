@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/kivuli-go/kivuli"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/spf13/cobra"
@@ -169,48 +170,79 @@ kivuli imds -- kivuli curl --dry-run -v https://sts.amazonaws.com/`,
 var errDryRun = errors.New("kivuli: dry run: nothing sent")
 
 func (f *curlFlags) curl(ctx context.Context, args []string) error {
-	rawURL := args[len(args)-1]
-	if len(args) == 2 {
-		// "--presign 15m URL": pflag leaves an optional value apart.
-		d, err := parsePresign(args[0])
-		if !f.presign.set || f.presign.raw != presignDefault || err != nil {
-			return base.UsageErrorf("one URL expected, got %q and %q", args[0], args[1])
-		}
-		f.presign.d, f.presign.raw = d, args[0]
-	}
-	if f.fail && f.failWithBody {
-		return base.UsageErrorf("--fail and --fail-with-body exclude each other")
-	}
-	if f.upload != "" && len(f.data) > 0 {
-		return base.UsageErrorf("-T and -d/--data-binary exclude each other: one body per request")
-	}
-	u, err := parseURL(rawURL)
+	u, err := f.target(args)
 	if err != nil {
 		return err
 	}
-	if f.upload != "" && f.upload != "-" && strings.HasSuffix(u.Path, "/") {
-		u = u.JoinPath(path.Base(f.upload))
-	}
-
 	body, err := f.requestBody()
 	if err != nil {
 		return err
 	}
 	defer body.cleanup()
-	method := f.method
-	if method == "" {
-		switch {
-		case f.upload != "":
-			method = http.MethodPut
-		case len(f.data) > 0:
-			method = http.MethodPost
-		default:
-			method = http.MethodGet
+	req, err := f.request(ctx, u)
+	if err != nil {
+		return err
+	}
+	body.attach(req)
+	src, err := f.sf.Open(ctx, f.App, f.region, false)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	t := f.signer(src.Creds)
+	if f.presign.set {
+		signed, err := t.Presign(req, f.presign.d)
+		if err != nil {
+			return err
 		}
+		fmt.Fprintln(f.Stdout, signed)
+		return nil
+	}
+	return f.send(t, req)
+}
+
+// target checks the arguments and the flags that exclude each other, and
+// returns the URL to request.
+func (f *curlFlags) target(args []string) (*url.URL, error) {
+	if len(args) == 2 {
+		// "--presign 15m URL": pflag leaves an optional value apart.
+		d, err := parsePresign(args[0])
+		if !f.presign.set || f.presign.raw != presignDefault || err != nil {
+			return nil, base.UsageErrorf("one URL expected, got %q and %q", args[0], args[1])
+		}
+		f.presign.d, f.presign.raw = d, args[0]
+	}
+	if f.fail && f.failWithBody {
+		return nil, base.UsageErrorf("--fail and --fail-with-body exclude each other")
+	}
+	if f.upload != "" && len(f.data) > 0 {
+		return nil, base.UsageErrorf("-T and -d/--data-binary exclude each other: one body per request")
+	}
+	u, err := parseURL(args[len(args)-1])
+	if err != nil {
+		return nil, err
+	}
+	if f.upload != "" && f.upload != "-" && strings.HasSuffix(u.Path, "/") {
+		u = u.JoinPath(path.Base(f.upload))
+	}
+	return u, nil
+}
+
+// request is the request the flags describe, to u, without its body.
+func (f *curlFlags) request(ctx context.Context, u *url.URL) (*http.Request, error) {
+	method := f.method
+	switch {
+	case method != "":
+	case f.upload != "":
+		method = http.MethodPut
+	case len(f.data) > 0:
+		method = http.MethodPost
+	default:
+		method = http.MethodGet
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
 	if err != nil {
-		return base.UsageErrorf("%v", err)
+		return nil, base.UsageErrorf("%v", err)
 	}
 	req.URL = u // as given: String and Parse would not keep every byte
 	if !f.presign.set {
@@ -223,36 +255,30 @@ func (f *curlFlags) curl(ctx context.Context, args []string) error {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	if err := f.setHeaders(req, f.headers); err != nil {
-		return err
+		return nil, err
 	}
-	body.attach(req)
+	return req, nil
+}
 
-	src, err := f.sf.Open(ctx, f.App, f.region, false)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-
-	var logger = newSigningLogger(f.Stderr, f.verbose || f.dryRun)
+// signer is the library's Transport with creds, as the flags set it,
+// over a transport that shows (-v) or only shows (--dry-run) what it
+// sends.
+func (f *curlFlags) signer(creds aws.CredentialsProvider) *kivuli.Transport {
 	pool := http.DefaultTransport.(*http.Transport).Clone()
 	pool.DisableCompression = true // as curl without --compressed: the body as sent
-	t := &kivuli.Transport{
-		Credentials:  src.Creds,
+	return &kivuli.Transport{
+		Credentials:  creds,
 		Service:      f.service,
 		Region:       f.region,
 		AllowedHosts: f.allowHosts,
-		Logger:       logger,
+		Logger:       newSigningLogger(f.Stderr, f.verbose || f.dryRun),
 		Base:         &showingTransport{next: pool, w: f.Stderr, show: f.verbose || f.dryRun, dry: f.dryRun},
 	}
-	if f.presign.set {
-		signed, err := t.Presign(req, f.presign.d)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(f.Stdout, signed)
-		return nil
-	}
+}
 
+// send sends req signed by t, following redirects as -L says, and writes
+// the answer.
+func (f *curlFlags) send(t *kivuli.Transport, req *http.Request) error {
 	client := &http.Client{Transport: t}
 	if f.awsRetry && !f.dryRun {
 		client = kivuli.NewRetryingClient(t)

@@ -52,43 +52,7 @@ func parseFault(spec string) (imdstest.Fault, error) {
 		} else {
 			item, rest, _ = strings.Cut(rest, ",")
 		}
-		key, value, hasValue := strings.Cut(item, "=")
-		number := func() (int, error) {
-			n, err := strconv.Atoi(value)
-			if err != nil || n < 0 {
-				return 0, fmt.Errorf("fault %q: %s wants a number, not %q", spec, key, value)
-			}
-			return n, nil
-		}
-		var err error
-		switch {
-		case !hasValue && len(key) == 3 && strings.Trim(key, "0123456789") == "":
-			f.Status, _ = strconv.Atoi(key)
-		case key == "status":
-			f.Status, err = number()
-		case key == "retry-after":
-			f.RetryAfter, err = number()
-		case key == "times":
-			f.Times, err = number()
-		case key == "hang" && !hasValue:
-			f.Hang = true
-		case key == "expired" && !hasValue:
-			f.Expired = true
-		case key == "delay":
-			f.Delay, err = time.ParseDuration(value)
-			if err == nil && f.Delay < 0 {
-				err = fmt.Errorf("fault %q: a negative delay", spec)
-			}
-		case key == "code" && value != "":
-			f.Code = value
-		case key == "message":
-			f.Message = value
-		case key == "body" && value != "":
-			f.Body = value
-		default:
-			return f, fmt.Errorf("fault %q: unknown item %q", spec, item)
-		}
-		if err != nil {
+		if err := setFaultItem(&f, spec, item); err != nil {
 			return f, err
 		}
 	}
@@ -96,4 +60,45 @@ func parseFault(spec string) (imdstest.Fault, error) {
 		return f, fmt.Errorf("fault %q: status %d is not in 100..599", spec, f.Status)
 	}
 	return f, nil
+}
+
+// setFaultItem sets in f what one item of the fault spec says.
+func setFaultItem(f *imdstest.Fault, spec, item string) error {
+	key, value, hasValue := strings.Cut(item, "=")
+	number := func() (int, error) {
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("fault %q: %s wants a number, not %q", spec, key, value)
+		}
+		return n, nil
+	}
+	var err error
+	switch {
+	case !hasValue && len(key) == 3 && strings.Trim(key, "0123456789") == "":
+		f.Status, _ = strconv.Atoi(key)
+	case key == "status":
+		f.Status, err = number()
+	case key == "retry-after":
+		f.RetryAfter, err = number()
+	case key == "times":
+		f.Times, err = number()
+	case key == "hang" && !hasValue:
+		f.Hang = true
+	case key == "expired" && !hasValue:
+		f.Expired = true
+	case key == "delay":
+		f.Delay, err = time.ParseDuration(value)
+		if err == nil && f.Delay < 0 {
+			err = fmt.Errorf("fault %q: a negative delay", spec)
+		}
+	case key == "code" && value != "":
+		f.Code = value
+	case key == "message":
+		f.Message = value
+	case key == "body" && value != "":
+		f.Body = value
+	default:
+		return fmt.Errorf("fault %q: unknown item %q", spec, item)
+	}
+	return err
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/imdstest"
 	"github.com/kivuli-go/kivuli/internal/guard"
@@ -160,28 +159,8 @@ func (f *imdsFlags) mode(real bool) (imdstest.Mode, error) {
 
 func (f *imdsFlags) run(ctx context.Context, args []string) error {
 	real := f.sf.Source != "" || f.sf.Profile != "" || f.sf.RoleARN != ""
-	mode, err := f.mode(real)
+	cfg, faults, err := f.config(real)
 	if err != nil {
-		return err
-	}
-	if f.rotateBefore == 0 {
-		f.rotateBefore = f.lifetime * 5 / 6
-	}
-	if f.lifetime <= 0 || f.rotateBefore <= 0 || f.rotateBefore >= f.lifetime {
-		return base.UsageErrorf("--rotate-before (%v) must be positive and under --lifetime (%v)", f.rotateBefore, f.lifetime)
-	}
-	var faults []imdstest.Fault
-	for _, spec := range f.faults {
-		fault, err := parseFault(spec)
-		if err != nil {
-			return base.UsageErrorf("--fault: %v", err)
-		}
-		faults = append(faults, fault)
-	}
-	if !real && f.sf.IMDSEndpoint != "" {
-		return base.UsageErrorf("--imds-endpoint names the source of --from imds")
-	}
-	if err := base.CheckListen("--listen", f.listen, f.allowRemote || !real, imdsRisk); err != nil {
 		return err
 	}
 	g, err := guard.New(f.serveHosts, "--serve-host", nil, "")
@@ -189,8 +168,6 @@ func (f *imdsFlags) run(ctx context.Context, args []string) error {
 		return base.ConfigError(err)
 	}
 	g.ServeListen(f.listen)
-
-	var creds aws.CredentialsProvider // nil: the emulator's fake credentials
 	what := "fake credentials"
 	if real {
 		src, err := f.sf.Open(ctx, f.App, "", false)
@@ -198,22 +175,51 @@ func (f *imdsFlags) run(ctx context.Context, args []string) error {
 			return err
 		}
 		defer src.Close()
-		creds, what = src.Creds, "real credentials from "+cmp.Or(f.sf.Source, base.SourceChain)
+		cfg.Credentials, what = src.Creds, "real credentials from "+cmp.Or(f.sf.Source, base.SourceChain)
 	}
-	s := &imdsServer{
-		emu: imdstest.NewHandler(imdstest.Config{
-			Role: f.role, NoRole: f.noRole, Mode: mode, Lifetime: f.lifetime, RotateBefore: f.rotateBefore, Region: f.region,
-			Credentials: creds,
-		}),
-		real:  real,
-		guard: g,
-	}
+	s := &imdsServer{emu: imdstest.NewHandler(cfg), real: real, guard: g}
 	defer s.emu.Close()
 	for _, fault := range faults {
 		s.emu.Inject(fault)
 	}
+	return f.serve(ctx, s, fmt.Sprintf("%s, role %s, %s", modeName(cfg.Mode), f.role, what), args)
+}
 
-	ln, err := base.ListenTCP("--listen", f.listen, f.allowRemote || !real, imdsRisk)
+// config checks the flags, before anything is done, and makes the
+// emulator's configuration (its credentials fake until a source gives
+// real ones) and its faults.
+func (f *imdsFlags) config(real bool) (imdstest.Config, []imdstest.Fault, error) {
+	mode, err := f.mode(real)
+	if err != nil {
+		return imdstest.Config{}, nil, err
+	}
+	if f.rotateBefore == 0 {
+		f.rotateBefore = f.lifetime * 5 / 6
+	}
+	if f.lifetime <= 0 || f.rotateBefore <= 0 || f.rotateBefore >= f.lifetime {
+		return imdstest.Config{}, nil, base.UsageErrorf("--rotate-before (%v) must be positive and under --lifetime (%v)", f.rotateBefore, f.lifetime)
+	}
+	var faults []imdstest.Fault
+	for _, spec := range f.faults {
+		fault, err := parseFault(spec)
+		if err != nil {
+			return imdstest.Config{}, nil, base.UsageErrorf("--fault: %v", err)
+		}
+		faults = append(faults, fault)
+	}
+	if !real && f.sf.IMDSEndpoint != "" {
+		return imdstest.Config{}, nil, base.UsageErrorf("--imds-endpoint names the source of --from imds")
+	}
+	if err := base.CheckListen("--listen", f.listen, f.allowRemote || !real, imdsRisk); err != nil {
+		return imdstest.Config{}, nil, err
+	}
+	return imdstest.Config{Role: f.role, NoRole: f.noRole, Mode: mode, Lifetime: f.lifetime, RotateBefore: f.rotateBefore, Region: f.region}, faults, nil
+}
+
+// serve serves s on --listen, what it serves told on standard error,
+// until the command args given has ended, or else ctx.
+func (f *imdsFlags) serve(ctx context.Context, s *imdsServer, what string, args []string) error {
+	ln, err := base.ListenTCP("--listen", f.listen, f.allowRemote || !s.real, imdsRisk)
 	if err != nil {
 		return err
 	}
@@ -221,9 +227,8 @@ func (f *imdsFlags) run(ctx context.Context, args []string) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	url := "http://" + ln.Addr().String()
-	fmt.Fprintf(f.Stderr, "kivuli imds: serving IMDS on %s (%s, role %s, %s)\n", url, modeName(mode), f.role, what)
+	fmt.Fprintf(f.Stderr, "kivuli imds: serving IMDS on %s (%s)\n", url, what)
 	fmt.Fprintf(f.Stderr, "kivuli imds:   export AWS_EC2_METADATA_SERVICE_ENDPOINT=%s/\n", url)
-
 	var runErr error
 	if len(args) > 0 {
 		runErr = f.runUnder(url, args)

@@ -72,6 +72,13 @@ func newProxyMetrics(s *proxyServer) *proxyMetrics {
 	for _, l := range []string{"max_requests", "max_spool", "body_idle_timeout"} {
 		m.limited.add(0, l)
 	}
+	m.register(s)
+	return m
+}
+
+// register lists the families in the order /metrics writes them: the
+// requests, their bodies and limits, the credentials, the process.
+func (m *proxyMetrics) register(s *proxyServer) {
 	r := &m.reg
 	r.add(m.requests)
 	r.add(m.duration)
@@ -108,6 +115,11 @@ func newProxyMetrics(s *proxyServer) *proxyMetrics {
 		}
 		return 0
 	}))
+	registerProcess(r)
+}
+
+// registerProcess adds the Go runtime's and the process's memory gauges.
+func registerProcess(r *registry) {
 	r.add(gaugeFunc("go_goroutines", "Number of goroutines that currently exist.", func() float64 { return float64(runtime.NumGoroutine()) }))
 	r.add(gaugeFunc("go_memstats_heap_alloc_bytes", "Bytes of allocated heap objects.", func() float64 { return runtimeMetric("/memory/classes/heap/objects:bytes") }))
 	r.add(gaugeFunc("go_memstats_sys_bytes", "Bytes of memory obtained from the OS by the Go runtime.", func() float64 { return runtimeMetric("/memory/classes/total:bytes") }))
@@ -115,7 +127,6 @@ func newProxyMetrics(s *proxyServer) *proxyMetrics {
 		r.add(gaugeFunc("process_resident_memory_bytes", "Resident memory size in bytes.", func() float64 { v, _ := procStatus("VmRSS"); return v }))
 		r.add(gaugeFunc("kivuli_process_resident_memory_peak_bytes", "The largest resident memory size since the start, in bytes (VmHWM).", func() float64 { v, _ := procStatus("VmHWM"); return v }))
 	}
-	return m
 }
 
 // watchCredentials counts the credentials' refreshes until the returned
