@@ -53,7 +53,7 @@ type proxyFlags struct {
 	sf                    base.SourceFlags
 }
 
-// Defaults of the limits on connections (see proxylimits.go); those of
+// Defaults of the limits on connections (see limits.go); those of
 // requests are the library's (proxy.Default*).
 const (
 	defaultMaxHeaders = 32 << 10
@@ -80,7 +80,10 @@ data sources, Prometheus agents writing to Amazon Managed Prometheus,
 scripts, webhooks) talk to it as to the service itself. It replaces
 aws-sigv4-proxy: --name, --region and --host become --service, --region
 and --upstream, and the service and region come from the host when it
-tells them (set them for a custom domain or a tunnel).
+tells them (set them for a custom domain or a tunnel). The proxy itself is
+the library's package github.com/kivuli-go/kivuli/proxy, which Go
+programs embed as an http.Handler; this command adds the flags, the
+listeners, TLS, draining, the admin endpoints and the log.
 
 Where a request goes is fixed by --upstream, never by the client: its
 Host header, an absolute-form request URI and X-Forwarded-Host are
@@ -191,7 +194,7 @@ admin listener has the same Host and origin rules.`,
 4    the signer refuses the upstream: not an AWS endpoint nor given with
      --allow-host, plain http:// to a host that is not loopback, a service
      or region the host does not tell.`,
-			base.AnnSeeAlso: "aws-sigv4-proxy; kivuli curl --help, kivuli imds --help",
+			base.AnnSeeAlso: "aws-sigv4-proxy; kivuli curl --help, kivuli imds --help;\ngo doc github.com/kivuli-go/kivuli/proxy (the proxy as a Go package)",
 		},
 		Example: `# OpenSearch Dashboards or Grafana in front of an OpenSearch Service domain
 kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com
