@@ -16,6 +16,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
 
@@ -58,7 +59,7 @@ func (s *objectStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // MaxBody with 413, both before anything is sent.
 func TestProxyS3(t *testing.T) {
 	store := &objectStore{objects: map[string][]byte{}}
-	f := newFixture(t, imdstestConfig(), store)
+	f := wiretest.NewFixture(t, imdstestConfig(), store)
 	const bucket = "my-bucket.s3.eu-west-2.amazonaws.com"
 	spool := t.TempDir()
 	p := startProxy(t, f, Config{SignHost: bucket, MaxBuffer: 64 << 10, MaxBody: 8 << 20, SpoolDir: spool})
@@ -87,7 +88,7 @@ func TestProxyS3(t *testing.T) {
 		for j := range data {
 			data[j] = byte(rng.Uint32())
 		}
-		f.aws.Reset()
+		f.AWS.Reset()
 		req, err := http.NewRequest(http.MethodPut, p.url+k.wire, bytes.NewReader(data))
 		if err != nil {
 			t.Fatal(err)
@@ -106,7 +107,7 @@ func TestProxyS3(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("PUT %s: %d %s", k.wire, resp.StatusCode, b)
 		}
-		recs := accepted(t, f.aws)
+		recs := wiretest.Accepted(t, f.AWS)
 		if len(recs) != 1 {
 			t.Fatalf("PUT %s: %d records", k.wire, len(recs))
 		}
@@ -131,17 +132,17 @@ func TestProxyS3(t *testing.T) {
 	}
 	// curl sends Expect: 100-continue with a large upload: the proxy
 	// forwards it with the streamed body, and the upload completes.
-	f.aws.Reset()
+	f.AWS.Reset()
 	data := bytes.Repeat([]byte("expect "), 100<<10)
 	req, _ := http.NewRequest(http.MethodPut, p.url+"/expect.bin", bytes.NewReader(data))
 	req.Header.Set("Expect", "100-continue")
-	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: failAfter}}
+	client := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: wiretest.FailAfter}}
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if recs := accepted(t, f.aws); resp.StatusCode != http.StatusOK || len(recs) != 1 || recs[0].BodyLen != int64(len(data)) || recs[0].PayloadHash != "UNSIGNED-PAYLOAD" {
+	if recs := wiretest.Accepted(t, f.AWS); resp.StatusCode != http.StatusOK || len(recs) != 1 || recs[0].BodyLen != int64(len(data)) || recs[0].PayloadHash != "UNSIGNED-PAYLOAD" {
 		t.Errorf("PUT with Expect: 100-continue: %d, %+v", resp.StatusCode, recs)
 	}
 	store.mu.Lock()
@@ -151,9 +152,9 @@ func TestProxyS3(t *testing.T) {
 		}
 	}
 	store.mu.Unlock()
-	accepted(t, f.aws)
+	wiretest.Accepted(t, f.AWS)
 
-	f.aws.Reset()
+	f.AWS.Reset()
 	// Chunked, without a length: 411 at once.
 	pr, pw := io.Pipe()
 	go func() { pw.Write([]byte("part of a stream")); pw.Close() }()
@@ -167,7 +168,7 @@ func TestProxyS3(t *testing.T) {
 		t.Errorf("chunked PUT: %d %s", resp.StatusCode, b)
 	}
 	// Over MaxBody: 413, the body not read.
-	req, _ = http.NewRequest(http.MethodPut, p.url+"/big.bin", io.LimitReader(zeros{}, 9<<20))
+	req, _ = http.NewRequest(http.MethodPut, p.url+"/big.bin", io.LimitReader(wiretest.Zeros{}, 9<<20))
 	req.ContentLength = 9 << 20
 	resp, err = http.DefaultClient.Do(req)
 	if err == nil {
@@ -177,7 +178,7 @@ func TestProxyS3(t *testing.T) {
 			t.Errorf("9 MiB PUT: %d %s", resp.StatusCode, b)
 		}
 	} // else the proxy closed the connection while the client still wrote: refused too
-	if n := len(f.aws.Records()); n != 0 {
+	if n := len(f.AWS.Records()); n != 0 {
 		t.Errorf("the upstream received %d requests for the refused bodies", n)
 	}
 	if ents, _ := os.ReadDir(spool); len(ents) != 0 {
@@ -194,17 +195,17 @@ func TestProxyS3(t *testing.T) {
 // length streams, a chunked one is spooled to learn its length, and none
 // is hashed.
 func TestProxyUnsignedPayload(t *testing.T) {
-	f := newFixture(t, imdstestConfig(), nil)
+	f := wiretest.NewFixture(t, imdstestConfig(), nil)
 	rules := sigv4test.DefaultRules()
 	rules["es"] = sigv4test.Rule{AllowUnsignedPayload: true}
-	f.aws.Verifier.Rules = rules
+	f.AWS.Verifier.Rules = rules
 	p := startProxy(t, f, Config{SignHost: "search-logs-abc.eu-west-2.es.amazonaws.com", UnsignedPayload: true, MaxBuffer: 64 << 10})
 	for _, c := range []struct {
 		size    int64
 		chunked bool
 		mode    string
 	}{{1 << 10, false, "buffered"}, {1 << 20, false, "streamed"}, {300 << 10, true, "spooled"}} {
-		req, _ := http.NewRequest(http.MethodPost, p.url+"/_bulk", io.LimitReader(zeros{}, c.size))
+		req, _ := http.NewRequest(http.MethodPost, p.url+"/_bulk", io.LimitReader(wiretest.Zeros{}, c.size))
 		req.ContentLength = c.size
 		if c.chunked {
 			req.ContentLength = -1
@@ -214,7 +215,7 @@ func TestProxyUnsignedPayload(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		recs := accepted(t, f.aws)
+		recs := wiretest.Accepted(t, f.AWS)
 		r := recs[len(recs)-1]
 		if resp.StatusCode != http.StatusOK || r.PayloadHash != "UNSIGNED-PAYLOAD" || r.BodyLen != c.size || r.Chunked {
 			t.Errorf("%d bytes, chunked %v: %d, %s, %d bytes, chunked %v", c.size, c.chunked, resp.StatusCode, r.PayloadHash, r.BodyLen, r.Chunked)

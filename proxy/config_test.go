@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/kivuli-go/kivuli"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 // Validate refuses what cannot be served, with an ErrInvalidConfig that
@@ -48,11 +49,11 @@ func TestConfigValidate(t *testing.T) {
 // New wants credentials, and refuses an upstream the signer refuses with
 // the signer's error, before anything is served.
 func TestNewRefusesUpstream(t *testing.T) {
-	f := newFixture(t, imdstestConfig(), nil)
+	f := wiretest.NewFixture(t, imdstestConfig(), nil)
 	if _, err := New(t.Context(), Config{Upstream: "https://sts.amazonaws.com"}); !errors.Is(err, kivuli.ErrInvalidConfig) || !strings.Contains(err.Error(), "Config.Credentials") {
 		t.Errorf("no credentials: %v", err)
 	}
-	creds, err := kivuli.New(t.Context(), kivuli.WithEndpoint(f.imds.URL))
+	creds, err := kivuli.New(t.Context(), kivuli.WithEndpoint(f.IMDS.URL))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 // The client's signing headers are dropped, the proxy signs Host, x-amz-*,
@@ -17,7 +19,7 @@ import (
 // in Connection, and the upstream accepts the signature.
 func TestProxyHeaders(t *testing.T) {
 	pf := newProxyFixture(t, nil)
-	p := startProxy(t, pf.fixture, Config{SignHost: "search-logs-abc.eu-west-2.es.amazonaws.com", ServeHosts: []string{"client.example"},
+	p := startProxy(t, pf.Fixture, Config{SignHost: "search-logs-abc.eu-west-2.es.amazonaws.com", ServeHosts: []string{"client.example"},
 		SignHeaders: []string{"X-Custom", "x-opensearch-*"}, DropHeaders: []string{"Cookie,X-Internal-*"}})
 	body := `{"index":{}}` + "\n" + `{"message":"hello"}` + "\n"
 	sum := md5.Sum([]byte(body))
@@ -43,12 +45,12 @@ func TestProxyHeaders(t *testing.T) {
 		"X-Amz-Meta-Color: blue\nX-Custom: yes\nX-Opensearch-Product-Origin: opensearch-dashboards\n" +
 		"X-Internal-Route: a\nAccept: application/json\nCookie: " + cookie + "\nUser-Agent: grafana/11.0\n" +
 		"\n" + body
-	resp, answer := rawRequest(t, p.host(), req)
+	resp, answer := wiretest.RawRequest(t, p.host(), req)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d: %s", resp.StatusCode, answer)
 	}
-	recs := accepted(t, pf.aws)
-	got := pf.requests()
+	recs := wiretest.Accepted(t, pf.AWS)
+	got := pf.Requests()
 	if len(recs) != 1 || len(got) != 1 {
 		t.Fatalf("%d records, %d requests", len(recs), len(got))
 	}
@@ -57,7 +59,7 @@ func TestProxyHeaders(t *testing.T) {
 	if signed := slices.Sorted(slices.Values(recs[0].SignedHeaders)); !slices.Equal(signed, wantSigned) {
 		t.Errorf("signed headers\n got %v\nwant %v", signed, wantSigned)
 	}
-	h := got[0].header
+	h := got[0].Header
 	for _, k := range []string{"X-Hop", "X-Amz-Meta-Hop", "Keep-Alive", "Cookie", "X-Internal-Route", "X-Forwarded-For", "Connection"} {
 		if v, ok := h[k]; ok {
 			t.Errorf("%s: %q reached the upstream", k, v)
@@ -87,12 +89,12 @@ func TestProxyHeaders(t *testing.T) {
 	}
 	// Connection may name any header, a signing one or a signed one
 	// included: it is gone before signing, and the signer's own is sent.
-	resp, answer = rawRequest(t, p.host(), "GET /logs/_count HTTP/1.1\nHost: client.example\nConnection: X-Amz-Date, Authorization, Content-Type, X-Amz-Meta-Color\n"+
+	resp, answer = wiretest.RawRequest(t, p.host(), "GET /logs/_count HTTP/1.1\nHost: client.example\nConnection: X-Amz-Date, Authorization, Content-Type, X-Amz-Meta-Color\n"+
 		"X-Amz-Date: 20000101T000000Z\nContent-Type: text/plain\nX-Amz-Meta-Color: red\n\n")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("Connection naming signed headers: status %d: %s", resp.StatusCode, answer)
 	}
-	recs = accepted(t, pf.aws)
+	recs = wiretest.Accepted(t, pf.AWS)
 	if signed := recs[len(recs)-1].SignedHeaders; slices.Contains(signed, "content-type") || slices.Contains(signed, "x-amz-meta-color") || !slices.Contains(signed, "x-amz-date") {
 		t.Errorf("signed %v", signed)
 	}

@@ -12,118 +12,60 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 const esHost = "search-logs-abc.eu-west-2.es.amazonaws.com"
-
-// bulkBytes is the first n bytes of an endless _bulk body.
-func bulkBytes(n int) []byte {
-	b, _ := io.ReadAll(io.LimitReader(&bulkReader{}, int64(n)))
-	return b
-}
-
-// holdingUpstream is an upstream handler that holds each request until
-// release is called (or the request ends), and tells of each arrival.
-func holdingUpstream(t *testing.T) (h http.Handler, arrived chan string, release func()) {
-	arrived = make(chan string, 256)
-	gate := make(chan struct{})
-	release = sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(release)
-	h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived <- r.URL.Path
-		if strings.HasPrefix(r.URL.Path, "/now") {
-			io.WriteString(w, "ok")
-			return
-		}
-		select {
-		case <-gate:
-		case <-r.Context().Done():
-			return
-		}
-		io.WriteString(w, "ok")
-	})
-	return h, arrived, release
-}
-
-// get sends a GET and returns its status, Retry-After and body; errors
-// are the test's.
-type answer struct {
-	status     int
-	retryAfter string
-	body       string
-	err        error
-}
-
-func get(url string) answer {
-	resp, err := http.Get(url)
-	if err != nil {
-		return answer{err: err}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return answer{resp.StatusCode, resp.Header.Get("Retry-After"), string(b), err}
-}
-
-func waitArrivals(t *testing.T, arrived <-chan string, n int) {
-	t.Helper()
-	for range n {
-		select {
-		case <-arrived:
-		case <-time.After(failAfter):
-			t.Fatalf("fewer than %d requests reached the upstream", n)
-		}
-	}
-}
 
 // Past MaxRequests a request waits up to QueueTimeout for its turn,
 // and gets it when one ends; with no time to wait, it gets 503 with
 // Retry-After at once, counted by limit, and nothing is sent.
 func TestProxyMaxRequests(t *testing.T) {
 	t.Run("503 at once", func(t *testing.T) {
-		h, arrived, release := holdingUpstream(t)
-		f := newFixture(t, imdstestConfig(), h)
+		h, arrived, release := wiretest.HoldingUpstream(t)
+		f := wiretest.NewFixture(t, imdstestConfig(), h)
 		p := startProxy(t, f, Config{SignHost: esHost, MaxRequests: 2, QueueTimeout: -1})
-		held := make(chan answer, 2)
+		held := make(chan wiretest.Answer, 2)
 		for range 2 {
-			go func() { held <- get(p.url + "/logs/_search") }()
+			go func() { held <- wiretest.Get(p.url + "/logs/_search") }()
 		}
-		waitArrivals(t, arrived, 2)
-		a := get(p.url + "/logs/_count")
-		if a.status != http.StatusServiceUnavailable || a.retryAfter != "1" || !strings.Contains(a.body, "Config.MaxRequests 2") {
-			t.Errorf("the third request: %d, Retry-After %q, %q, %v", a.status, a.retryAfter, a.body, a.err)
+		wiretest.WaitArrivals(t, arrived, 2)
+		a := wiretest.Get(p.url + "/logs/_count")
+		if a.Status != http.StatusServiceUnavailable || a.RetryAfter != "1" || !strings.Contains(a.Body, "Config.MaxRequests 2") {
+			t.Errorf("the third request: %d, Retry-After %q, %q, %v", a.Status, a.RetryAfter, a.Body, a.Err)
 		}
 		if v := p.metric(`kivuli_proxy_limited_requests_total{limit="max_requests"}`); v != 1 {
 			t.Errorf("max_requests refusals counted: %v", v)
 		}
 		release()
 		for range 2 {
-			if a := <-held; a.status != http.StatusOK {
-				t.Errorf("a request held: %d %q %v", a.status, a.body, a.err)
+			if a := <-held; a.Status != http.StatusOK {
+				t.Errorf("a request held: %d %q %v", a.Status, a.Body, a.Err)
 			}
 		}
-		if n := len(f.aws.Records()); n != 2 {
+		if n := len(f.AWS.Records()); n != 2 {
 			t.Errorf("the upstream received %d requests, want 2", n)
 		}
 	})
 	t.Run("waits its turn", func(t *testing.T) {
-		h, arrived, release := holdingUpstream(t)
-		f := newFixture(t, imdstestConfig(), h)
+		h, arrived, release := wiretest.HoldingUpstream(t)
+		f := wiretest.NewFixture(t, imdstestConfig(), h)
 		p := startProxy(t, f, Config{SignHost: esHost, MaxRequests: 1, QueueTimeout: time.Minute})
-		first, second := make(chan answer, 1), make(chan answer, 1)
-		go func() { first <- get(p.url + "/logs/_search") }()
-		waitArrivals(t, arrived, 1)
-		go func() { second <- get(p.url + "/logs/_count") }()
+		first, second := make(chan wiretest.Answer, 1), make(chan wiretest.Answer, 1)
+		go func() { first <- wiretest.Get(p.url + "/logs/_search") }()
+		wiretest.WaitArrivals(t, arrived, 1)
+		go func() { second <- wiretest.Get(p.url + "/logs/_count") }()
 		p.waitMetric(t, "kivuli_proxy_queued_requests", 1)
 		if len(arrived) != 0 {
 			t.Fatal("the second request reached the upstream while the first was served")
 		}
 		release()
-		for _, c := range []chan answer{first, second} {
-			if a := <-c; a.status != http.StatusOK {
-				t.Errorf("%d %q %v", a.status, a.body, a.err)
+		for _, c := range []chan wiretest.Answer{first, second} {
+			if a := <-c; a.Status != http.StatusOK {
+				t.Errorf("%d %q %v", a.Status, a.Body, a.Err)
 			}
 		}
 		if v := p.metric(`kivuli_proxy_limited_requests_total{limit="max_requests"}`); v != 0 {
@@ -155,19 +97,6 @@ func rawUpload(t *testing.T, addr string, length int, chunked bool, first []byte
 		io.WriteString(c, "\r\n")
 	}
 	return c, bufio.NewReader(c)
-}
-
-// readAnswer reads the answer on a raw connection, within failAfter.
-func readAnswer(t *testing.T, c net.Conn, br *bufio.Reader) (*http.Response, string) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(failAfter))
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatalf("no answer: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
 }
 
 // spoolFilesOpen counts the spool files in dir this process holds open:
@@ -208,15 +137,15 @@ func TestProxyDropsStalledUploads(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel() // each waits for its timeout
-			f := newFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f := wiretest.NewFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.Copy(io.Discard, r.Body) // as S3 does before it answers
 			}))
 			spool := t.TempDir()
 			p := startProxy(t, f, Config{SignHost: c.signHost, SpoolDir: spool, BodyIdleTimeout: time.Second})
-			conn, br := rawUpload(t, p.host(), c.length, c.chunked, bulkBytes(c.sent))
+			conn, br := rawUpload(t, p.host(), c.length, c.chunked, wiretest.BulkBytes(c.sent))
 			if c.spooled {
 				// The body is being spooled: one file, unlinked, open.
-				deadline := time.Now().Add(failAfter)
+				deadline := time.Now().Add(wiretest.FailAfter)
 				for spoolFilesOpen(t, spool) != 1 {
 					if time.Now().After(deadline) {
 						t.Fatal("no spool file open while the body arrives")
@@ -224,7 +153,7 @@ func TestProxyDropsStalledUploads(t *testing.T) {
 					time.Sleep(10 * time.Millisecond) // polling /proc: nothing to wait on
 				}
 			}
-			resp, body := readAnswer(t, conn, br)
+			resp, body := wiretest.ReadAnswer(t, conn, br)
 			if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(body, "Config.BodyIdleTimeout") {
 				t.Errorf("a stalled upload: %d %q", resp.StatusCode, body)
 			}
@@ -241,8 +170,8 @@ func TestProxyDropsStalledUploads(t *testing.T) {
 			if v := p.metric(`kivuli_proxy_limited_requests_total{limit="body_idle_timeout"}`); v != 1 {
 				t.Errorf("body_idle_timeout drops counted: %v", v)
 			}
-			if !strings.Contains(c.name, "streamed") && len(f.aws.Records()) != 0 {
-				t.Errorf("the upstream received %d requests", len(f.aws.Records()))
+			if !strings.Contains(c.name, "streamed") && len(f.AWS.Records()) != 0 {
+				t.Errorf("the upstream received %d requests", len(f.AWS.Records()))
 			}
 		})
 	}
@@ -292,11 +221,11 @@ func TestProxySlowUploadSucceeds(t *testing.T) {
 	// (on two busy cores under the race detector), all above it.
 	const idle = 2 * time.Second
 	const size = 100 << 20
-	f := newFixture(t, imdstestConfig(), nil)
+	f := wiretest.NewFixture(t, imdstestConfig(), nil)
 	p := startProxy(t, f, Config{SignHost: esHost, SpoolDir: t.TempDir(), BodyIdleTimeout: idle})
 	for _, chunked := range []bool{false, true} {
 		h := sha256.New()
-		body := &pacedReader{r: io.TeeReader(&bulkReader{}, h), left: size, burst: size/12 + 1, pause: idle / 10}
+		body := &pacedReader{r: io.TeeReader(&wiretest.BulkReader{}, h), left: size, burst: size/12 + 1, pause: idle / 10}
 		req, err := http.NewRequest(http.MethodPost, p.url+"/_bulk", body)
 		if err != nil {
 			t.Fatal(err)
@@ -318,7 +247,7 @@ func TestProxySlowUploadSucceeds(t *testing.T) {
 		if paused := time.Duration(body.pauses) * body.pause; paused <= idle {
 			t.Fatalf("the upload paused %v in all, not more than BodyIdleTimeout", paused)
 		}
-		recs := accepted(t, f.aws)
+		recs := wiretest.Accepted(t, f.AWS)
 		r := recs[len(recs)-1]
 		if r.BodyLen != size || r.PayloadHash != hex.EncodeToString(h.Sum(nil)) {
 			t.Errorf("chunked %v: %d bytes, hash %s", chunked, r.BodyLen, r.PayloadHash)
@@ -331,11 +260,11 @@ func TestProxySlowUploadSucceeds(t *testing.T) {
 // read, a chunked one once it would, one larger than the whole spool 413;
 // all counted, none sent; once the space is freed, the same body passes.
 func TestProxyMaxSpool(t *testing.T) {
-	f := newFixture(t, imdstestConfig(), nil)
+	f := wiretest.NewFixture(t, imdstestConfig(), nil)
 	spool := t.TempDir()
 	p := startProxy(t, f, Config{SignHost: esHost, SpoolDir: spool, MaxBuffer: 64 << 10, MaxSpool: 1 << 20})
-	post := func(size int, chunked bool) answer {
-		var r io.Reader = bytes.NewReader(bulkBytes(size))
+	post := func(size int, chunked bool) wiretest.Answer {
+		var r io.Reader = bytes.NewReader(wiretest.BulkBytes(size))
 		if chunked {
 			r = io.MultiReader(r) // no length known
 		}
@@ -348,40 +277,40 @@ func TestProxyMaxSpool(t *testing.T) {
 		req.Header.Set("Expect", "100-continue")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return answer{err: err}
+			return wiretest.Answer{Err: err}
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return answer{resp.StatusCode, resp.Header.Get("Retry-After"), string(b), nil}
+		return wiretest.Answer{Status: resp.StatusCode, RetryAfter: resp.Header.Get("Retry-After"), Body: string(b)}
 	}
-	if a := post(2<<20, false); a.status != http.StatusRequestEntityTooLarge || !strings.Contains(a.body, "Config.MaxSpool") {
-		t.Errorf("a body larger than the spool: %d %q %v", a.status, a.body, a.err)
+	if a := post(2<<20, false); a.Status != http.StatusRequestEntityTooLarge || !strings.Contains(a.Body, "Config.MaxSpool") {
+		t.Errorf("a body larger than the spool: %d %q %v", a.Status, a.Body, a.Err)
 	}
 	// A body that holds 768 KiB of the spool, arriving slowly.
-	holder, br := rawUpload(t, p.host(), 768<<10, false, bulkBytes(100<<10))
+	holder, br := rawUpload(t, p.host(), 768<<10, false, wiretest.BulkBytes(100<<10))
 	p.waitMetric(t, "kivuli_proxy_spool_bytes", 768<<10)
 	for _, chunked := range []bool{false, true} {
 		a := post(512<<10, chunked)
-		if a.status != http.StatusServiceUnavailable || a.retryAfter != "5" || !strings.Contains(a.body, "Config.MaxSpool") {
-			t.Errorf("chunked %v, over the spool: %d Retry-After %q %q %v", chunked, a.status, a.retryAfter, a.body, a.err)
+		if a.Status != http.StatusServiceUnavailable || a.RetryAfter != "5" || !strings.Contains(a.Body, "Config.MaxSpool") {
+			t.Errorf("chunked %v, over the spool: %d Retry-After %q %q %v", chunked, a.Status, a.RetryAfter, a.Body, a.Err)
 		}
 	}
 	if v := p.metric(`kivuli_proxy_limited_requests_total{limit="max_spool"}`); v != 3 {
 		t.Errorf("max_spool refusals counted: %v, want 3", v)
 	}
-	if n := len(f.aws.Records()); n != 0 {
+	if n := len(f.AWS.Records()); n != 0 {
 		t.Errorf("the upstream received %d requests", n)
 	}
-	if _, err := holder.Write(bulkBytes(768 << 10)[100<<10:]); err != nil {
+	if _, err := holder.Write(wiretest.BulkBytes(768 << 10)[100<<10:]); err != nil {
 		t.Fatal(err)
 	}
-	if resp, body := readAnswer(t, holder, br); resp.StatusCode != http.StatusOK {
+	if resp, body := wiretest.ReadAnswer(t, holder, br); resp.StatusCode != http.StatusOK {
 		t.Fatalf("the holder: %d %s", resp.StatusCode, body)
 	}
 	p.waitMetric(t, "kivuli_proxy_spool_bytes", 0)
 	for _, chunked := range []bool{false, true} {
-		if a := post(512<<10, chunked); a.status != http.StatusOK {
-			t.Errorf("chunked %v, once the spool is free: %d %q %v", chunked, a.status, a.body, a.err)
+		if a := post(512<<10, chunked); a.Status != http.StatusOK {
+			t.Errorf("chunked %v, once the spool is free: %d %q %v", chunked, a.Status, a.Body, a.Err)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"path"
 	"strings"
 	"testing"
+
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 // climbs is exact: a client path climbs out of the prefix if and only if
@@ -97,9 +99,9 @@ func readAs(p string, mask int) string {
 
 // startPrefixed runs a proxy whose Upstream is f's endpoint with the
 // path prefix, signing for signHost.
-func startPrefixed(t *testing.T, f *fixture, prefix, signHost string, cfg Config) *proxyRun {
+func startPrefixed(t *testing.T, f *wiretest.Fixture, prefix, signHost string, cfg Config) *proxyRun {
 	t.Helper()
-	cfg.Upstream, cfg.SignHost = "http://"+f.host()+prefix, signHost
+	cfg.Upstream, cfg.SignHost = "http://"+f.Host()+prefix, signHost
 	return startProxy(t, f, cfg)
 }
 
@@ -162,35 +164,35 @@ func TestProxyPathPrefix(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			pf := newProxyFixture(t, nil)
-			p := startPrefixed(t, pf.fixture, c.upstream, c.signHost, c.cfg)
+			p := startPrefixed(t, pf.Fixture, c.upstream, c.signHost, c.cfg)
 			for _, e := range c.escapes {
-				before := len(pf.aws.Records())
-				resp, body := rawRequest(t, p.host(), "GET "+e+" HTTP/1.1\nHost: localhost\n\n")
+				before := len(pf.AWS.Records())
+				resp, body := wiretest.RawRequest(t, p.host(), "GET "+e+" HTTP/1.1\nHost: localhost\n\n")
 				if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Config.Upstream") {
 					t.Errorf("%s: %d %q", e, resp.StatusCode, body)
 				}
-				if recs := pf.aws.Records(); len(recs) != before {
+				if recs := pf.AWS.Records(); len(recs) != before {
 					t.Errorf("%s reached the upstream as %s", e, recs[len(recs)-1].Path)
 				}
 			}
 			// The absolute form is read the same way.
-			resp, body := rawRequest(t, p.host(), "GET http://localhost/../ws-2/api/v1/query HTTP/1.1\nHost: localhost\n\n")
+			resp, body := wiretest.RawRequest(t, p.host(), "GET http://localhost/../ws-2/api/v1/query HTTP/1.1\nHost: localhost\n\n")
 			if resp.StatusCode != http.StatusBadRequest {
 				t.Errorf("absolute form: %d %q", resp.StatusCode, body)
 			}
 			for in, want := range c.stays {
-				before := len(pf.requests())
-				resp, body := rawRequest(t, p.host(), "GET "+in+" HTTP/1.1\nHost: localhost\n\n")
+				before := len(pf.Requests())
+				resp, body := wiretest.RawRequest(t, p.host(), "GET "+in+" HTTP/1.1\nHost: localhost\n\n")
 				if resp.StatusCode != http.StatusOK {
 					t.Errorf("%s: %d %q", in, resp.StatusCode, body)
 					continue
 				}
-				reqs := pf.requests()
-				if len(reqs) != before+1 || reqs[len(reqs)-1].uri != want {
+				reqs := pf.Requests()
+				if len(reqs) != before+1 || reqs[len(reqs)-1].URI != want {
 					t.Errorf("%s reached the upstream as %v, want %s", in, reqs[before:], want)
 				}
 			}
-			accepted(t, pf.aws)
+			wiretest.Accepted(t, pf.AWS)
 		})
 	}
 }

@@ -1,15 +1,12 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,30 +15,8 @@ import (
 
 	"github.com/kivuli-go/kivuli"
 	"github.com/kivuli-go/kivuli/imdstest"
-	"github.com/kivuli-go/kivuli/sigv4test"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
-
-// failAfter bounds a wait that only a broken proxy makes long: the tests
-// are synchronised by channels, and this only turns a hang into a failure.
-const failAfter = 20 * time.Second
-
-// fixture is an emulated IMDS and a checking endpoint that knows its keys.
-type fixture struct {
-	imds *imdstest.Server
-	aws  *sigv4test.Server
-}
-
-func newFixture(t *testing.T, cfg imdstest.Config, next http.Handler) *fixture {
-	t.Helper()
-	imds := imdstest.NewServer(cfg)
-	t.Cleanup(imds.Close)
-	aws := sigv4test.NewServer(&sigv4test.Verifier{Secrets: sigv4test.Lookup(imds.Lookup)}, next)
-	t.Cleanup(aws.Close)
-	return &fixture{imds: imds, aws: aws}
-}
-
-// host is the checking endpoint's host:port.
-func (f *fixture) host() string { return f.aws.Listener.Addr().String() }
 
 // imdstestConfig is the emulator's default configuration.
 func imdstestConfig() imdstest.Config { return imdstest.Config{} }
@@ -59,16 +34,16 @@ type proxyRun struct {
 // in clear on loopback) unless cfg names one, credentials from f's IMDS.
 // At the end of the test it is shut down, and what it told its observer
 // must hold no secret.
-func startProxy(t *testing.T, f *fixture, cfg Config) *proxyRun {
+func startProxy(t *testing.T, f *wiretest.Fixture, cfg Config) *proxyRun {
 	t.Helper()
-	creds, err := kivuli.New(t.Context(), kivuli.WithEndpoint(f.imds.URL))
+	creds, err := kivuli.New(t.Context(), kivuli.WithEndpoint(f.IMDS.URL))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Upstream == "" {
-		cfg.Upstream = "http://" + f.host()
+		cfg.Upstream = "http://" + f.Host()
 	}
-	cfg.AllowedHosts = append(cfg.AllowedHosts, f.host())
+	cfg.AllowedHosts = append(cfg.AllowedHosts, f.Host())
 	obs := &testObserver{series: map[string]float64{}}
 	cfg.Credentials, cfg.Observer = creds, obs
 	p, err := New(t.Context(), cfg)
@@ -85,7 +60,7 @@ func startProxy(t *testing.T, f *fixture, cfg Config) *proxyRun {
 	srv := &http.Server{Handler: p, Protocols: &http1, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), failAfter)
+		ctx, cancel := context.WithTimeout(context.Background(), wiretest.FailAfter)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
@@ -94,7 +69,7 @@ func startProxy(t *testing.T, f *fixture, cfg Config) *proxyRun {
 			t.Errorf("the tunnels did not end: %v", err)
 		}
 		creds.Close()
-		noSecrets(t, f, "what the observer was told", obs.messages())
+		wiretest.NoSecrets(t, f, "what the observer was told", obs.messages())
 	})
 	return &proxyRun{url: "http://" + ln.Addr().String(), p: p, obs: obs}
 }
@@ -109,7 +84,7 @@ func (p *proxyRun) waitRequests(t *testing.T, n int) {
 	t.Helper()
 	select {
 	case <-p.obs.requests(n):
-	case <-time.After(failAfter):
+	case <-time.After(wiretest.FailAfter):
 		t.Fatalf("the proxy did not finish %d requests", n)
 	}
 }
@@ -135,7 +110,7 @@ func (p *proxyRun) metric(series string) float64 {
 // waitMetric polls metric until series has the value want.
 func (p *proxyRun) waitMetric(t *testing.T, series string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(failAfter)
+	deadline := time.Now().Add(wiretest.FailAfter)
 	for {
 		got := p.metric(series)
 		if got == want {
@@ -227,133 +202,13 @@ func (o *testObserver) requests(n int) <-chan struct{} {
 	return c
 }
 
-// noSecrets fails t if s holds a secret of f or a signature.
-func noSecrets(t *testing.T, f *fixture, what, s string) {
-	t.Helper()
-	c := f.imds.Current()
-	for _, sec := range []string{c.SecretAccessKey, c.SessionToken} {
-		if sec != "" && strings.Contains(s, sec) {
-			t.Errorf("%s holds a secret:\n%s", what, s)
-		}
-	}
-	for _, m := range sigParamRE.FindAllString(s, -1) {
-		if !strings.HasSuffix(m, "=REDACTED") {
-			t.Errorf("%s holds %q", what, m)
-		}
-	}
-}
-
-var sigParamRE = regexp.MustCompile(`(X-Amz-Signature|Signature)=[^&\s,]*`)
-
-// rawRequest sends text, a request as it goes on the wire, to addr and
-// reads the answer, so that a test controls every byte of the request
-// line and the headers. The head ends at the first blank line.
-func rawRequest(t *testing.T, addr, text string) (*http.Response, string) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	head, body, _ := strings.Cut(text, "\n\n") // the head's lines end in CRLF, the body is as given
-	if _, err := io.WriteString(c, strings.ReplaceAll(head, "\n", "\r\n")+"\r\n\r\n"+body); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("%q: %v", strings.SplitN(text, "\n", 2)[0], err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
-}
-
-// proxyFixture is a fixture whose upstream records the headers and the
-// Host each accepted request arrived with.
-type proxyFixture struct {
-	*fixture
-	mu   sync.Mutex
-	seen []seenRequest
-}
-
-type seenRequest struct {
-	host, uri string
-	header    http.Header
-	body      []byte
-}
-
-func newProxyFixture(t *testing.T, next http.Handler) *proxyFixture {
-	t.Helper()
-	pf := &proxyFixture{}
-	pf.fixture = newFixture(t, imdstest.Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		pf.mu.Lock()
-		pf.seen = append(pf.seen, seenRequest{host: r.Host, uri: r.RequestURI, header: r.Header.Clone(), body: b})
-		pf.mu.Unlock()
-		r.Body = io.NopCloser(strings.NewReader(string(b)))
-		if next != nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"ok":true}`)
-	}))
-	return pf
-}
-
-func (pf *proxyFixture) requests() []seenRequest {
-	pf.mu.Lock()
-	defer pf.mu.Unlock()
-	return append([]seenRequest(nil), pf.seen...)
-}
-
-// accepted fails t unless every request the upstream received was
-// accepted, and returns the records.
-func accepted(t *testing.T, s *sigv4test.Server) []sigv4test.Record {
-	t.Helper()
-	recs := s.Records()
-	for i, r := range recs {
-		if r.Err != nil {
-			t.Errorf("request %d (%s %s) rejected: %v", i, r.Method, r.Path, r.Err)
-		}
-	}
-	return recs
-}
-
 func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
-
-// zeros reads as an endless run of zero bytes.
-type zeros struct{}
-
-func (zeros) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
-}
-
-// bulkBlock is a mebibyte of an OpenSearch _bulk body: NDJSON action and
-// document lines.
-var bulkBlock = func() []byte {
-	var b []byte
-	for n := 0; len(b) < 1<<20; n++ {
-		b = fmt.Appendf(b, "{\"index\":{\"_index\":\"logs-2026.12.01\"}}\n{\"n\":%d,\"level\":\"info\",\"message\":\"request served in %d ms\"}\n", n, n%997)
-	}
-	return b
-}()
-
-// bulkReader is an endless _bulk body, bulkBlock over and over.
-type bulkReader struct{ off int }
-
-func (b *bulkReader) Read(p []byte) (int, error) {
-	n := copy(p, bulkBlock[b.off:])
-	b.off = (b.off + n) % len(bulkBlock)
-	return n, nil
-}
 
 // ErrorHandler words the answers the proxy gives itself, after the
 // headers they need are set; the observer is told the RequestError; the
 // default answer is its Msg, in plain text.
 func TestErrorHandler(t *testing.T) {
-	f := newFixture(t, imdstestConfig(), nil)
+	f := wiretest.NewFixture(t, imdstestConfig(), nil)
 	var got []*RequestError
 	p := startProxy(t, f, Config{SignHost: esHost, MaxRequests: 1, QueueTimeout: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, e *RequestError) {
@@ -362,11 +217,11 @@ func TestErrorHandler(t *testing.T) {
 			w.WriteHeader(e.Status)
 			fmt.Fprintf(w, `{"stage":%q,"reason":%q}`, e.Stage, e.Reason)
 		}})
-	resp, body := rawRequest(t, p.host(), "GET / HTTP/1.1\nHost: evil.example\n\n")
+	resp, body := wiretest.RawRequest(t, p.host(), "GET / HTTP/1.1\nHost: evil.example\n\n")
 	if resp.StatusCode != http.StatusMisdirectedRequest || body != `{"stage":"guard","reason":"host"}` {
 		t.Errorf("a rebound Host: %d %s", resp.StatusCode, body)
 	}
-	resp, body = rawRequest(t, p.host(), "GET / HTTP/1.1\nHost: localhost\nVia: 1.1 "+p.p.via+"\n\n")
+	resp, body = wiretest.RawRequest(t, p.host(), "GET / HTTP/1.1\nHost: localhost\nVia: 1.1 "+p.p.via+"\n\n")
 	if resp.StatusCode != http.StatusLoopDetected || body != `{"stage":"","reason":""}` {
 		t.Errorf("a loop: %d %s", resp.StatusCode, body)
 	}
@@ -382,14 +237,27 @@ func TestErrorHandler(t *testing.T) {
 // LogValue says where the proxy forwards, signed how, and holds no
 // secret of the upstream's URL.
 func TestLogValue(t *testing.T) {
-	f := newFixture(t, imdstestConfig(), nil)
-	p := startProxy(t, f, Config{Upstream: "http://" + f.host() + "/base", SignHost: esHost, SignHeaders: []string{"X-Custom"}})
+	f := wiretest.NewFixture(t, imdstestConfig(), nil)
+	p := startProxy(t, f, Config{Upstream: "http://" + f.Host() + "/base", SignHost: esHost, SignHeaders: []string{"X-Custom"}})
 	var b strings.Builder
 	slog.New(slog.NewTextHandler(&b, nil)).Info("listening", slog.Any("", p.p))
-	for _, want := range []string{"upstream=http://" + f.host() + "/base", "sign_host=" + esHost, "service=es", "region=eu-west-2",
+	for _, want := range []string{"upstream=http://" + f.Host() + "/base", "sign_host=" + esHost, "service=es", "region=eu-west-2",
 		"X-Custom", "max_buffer=1MiB", "max_body=5GiB"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("no %q in %s", want, b.String())
 		}
 	}
+}
+
+// proxyFixture is a fixture whose upstream records the headers and the
+// Host each accepted request arrived with.
+type proxyFixture struct {
+	*wiretest.Fixture
+	*wiretest.Recorder
+}
+
+func newProxyFixture(t *testing.T, next http.Handler) *proxyFixture {
+	t.Helper()
+	rec := wiretest.NewRecorder(next)
+	return &proxyFixture{wiretest.NewFixture(t, imdstest.Config{}, rec), rec}
 }

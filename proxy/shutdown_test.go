@@ -9,13 +9,15 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 // Shutdown waits for a WebSocket tunnel, which http.Server.Shutdown
 // forgets, and ends it when its context ends; without tunnels it returns
 // at once.
 func TestShutdownEndsTunnels(t *testing.T) {
-	f := newFixture(t, imdstestConfig(), websocketUpgrade(t))
+	f := wiretest.NewFixture(t, imdstestConfig(), websocketUpgrade(t))
 	p := startProxy(t, f, Config{SignHost: "db.cluster-abc.eu-west-2.neptune.amazonaws.com"})
 	if err := p.p.Shutdown(t.Context()); err != nil {
 		t.Fatalf("no tunnel: %v", err)
@@ -25,7 +27,7 @@ func TestShutdownEndsTunnels(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(failAfter))
+	conn.SetDeadline(time.Now().Add(wiretest.FailAfter))
 	io.WriteString(conn, "GET /gremlin HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
 		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
 	br := bufio.NewReader(conn)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
 
@@ -43,7 +44,7 @@ func TestProxyStreamsAnswers(t *testing.T) {
 		}
 		io.WriteString(w, s.rest)
 	})
-	f := newFixture(t, imdstestConfig(), upstream)
+	f := wiretest.NewFixture(t, imdstestConfig(), upstream)
 	p := startProxy(t, f, Config{SignHost: "bedrock-runtime.eu-west-2.amazonaws.com"})
 	for name, s := range streams {
 		t.Run(name, func(t *testing.T) {
@@ -68,7 +69,7 @@ func TestProxyStreamsAnswers(t *testing.T) {
 			var r result
 			select {
 			case r = <-got:
-			case <-time.After(failAfter):
+			case <-time.After(wiretest.FailAfter):
 				close(s.release)
 				t.Fatal("the first event did not arrive while the upstream held the rest: the proxy buffers")
 			}
@@ -90,7 +91,7 @@ func TestProxyStreamsAnswers(t *testing.T) {
 			}
 		})
 	}
-	for _, r := range accepted(t, f.aws) {
+	for _, r := range wiretest.Accepted(t, f.AWS) {
 		if r.Service != "bedrock" {
 			t.Errorf("service %s", r.Service)
 		}
@@ -144,14 +145,14 @@ func TestProxyWebSocket(t *testing.T) {
 		{"transcribestreaming.eu-west-2.amazonaws.com", "transcribe", true},
 	} {
 		t.Run(c.service, func(t *testing.T) {
-			f := newFixture(t, imdstestConfig(), websocketUpgrade(t))
+			f := wiretest.NewFixture(t, imdstestConfig(), websocketUpgrade(t))
 			p := startProxy(t, f, Config{SignHost: c.host})
 			conn, err := net.Dial("tcp", p.host())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(failAfter))
+			conn.SetDeadline(time.Now().Add(wiretest.FailAfter))
 			const key = "dGhlIHNhbXBsZSBub25jZQ=="
 			io.WriteString(conn, "GET /gremlin?lang=en-US HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
 				"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: "+key+"\r\nSec-WebSocket-Protocol: chat\r\n\r\n")
@@ -171,7 +172,7 @@ func TestProxyWebSocket(t *testing.T) {
 					t.Errorf("echo %q: %q, %v", msg, b, err)
 				}
 			}
-			recs := accepted(t, f.aws)
+			recs := wiretest.Accepted(t, f.AWS)
 			if len(recs) != 1 {
 				t.Fatalf("%d records", len(recs))
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
 
@@ -27,7 +28,7 @@ func TestProxyRetries(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})
-	f := newFixture(t, imdstestConfig(), handler)
+	f := wiretest.NewFixture(t, imdstestConfig(), handler)
 	p := startProxy(t, f, Config{SignHost: "search-logs-abc.eu-west-2.es.amazonaws.com", MaxBuffer: 16 << 10})
 	post := func(url string, body io.Reader, n int64) (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, url, body)
@@ -43,10 +44,10 @@ func TestProxyRetries(t *testing.T) {
 
 	fail.Store(1)
 	const size = 300 << 10 // spooled
-	if code, body := post(p.url+"/_bulk", io.LimitReader(&bulkReader{}, size), size); code != http.StatusOK {
+	if code, body := post(p.url+"/_bulk", io.LimitReader(&wiretest.BulkReader{}, size), size); code != http.StatusOK {
 		t.Fatalf("after one 503: %d %s", code, body)
 	}
-	recs := accepted(t, f.aws)
+	recs := wiretest.Accepted(t, f.AWS)
 	if len(recs) != 2 || recs[0].BodyLen != size || recs[1].BodyLen != size || recs[0].PayloadHash != recs[1].PayloadHash {
 		t.Errorf("want the whole body twice: %+v", recs)
 	}
@@ -54,49 +55,49 @@ func TestProxyRetries(t *testing.T) {
 	// An expired token: the upstream takes the key the proxy holds for
 	// expired; IMDS has issued a new one since the proxy started.
 	fail.Store(0)
-	f3 := &fixture{imds: imdstest.NewServer(imdstest.Config{}), aws: nil}
-	defer f3.imds.Close()
-	old3 := f3.imds.Current().AccessKeyID
+	f3 := &wiretest.Fixture{IMDS: imdstest.NewServer(imdstest.Config{}), AWS: nil}
+	defer f3.IMDS.Close()
+	old3 := f3.IMDS.Current().AccessKeyID
 	v3 := &sigv4test.Verifier{Secrets: func(id string) (sigv4test.Credentials, bool) {
-		c, ok := f3.imds.Lookup(id)
+		c, ok := f3.IMDS.Lookup(id)
 		if id == old3 {
 			c.Expiration = time.Now().Add(-time.Minute)
 		}
 		return sigv4test.Credentials(c), ok
 	}}
-	f3.aws = sigv4test.NewServer(v3, handler)
-	defer f3.aws.Close()
+	f3.AWS = sigv4test.NewServer(v3, handler)
+	defer f3.AWS.Close()
 	p3 := startProxy(t, f3, Config{SignHost: "sts.eu-west-2.amazonaws.com"})
-	f3.imds.Rotate()
+	f3.IMDS.Rotate()
 	if code, body := post(p3.url+"/?Action=GetCallerIdentity&Version=2011-06-15", nil, 0); code != http.StatusOK {
 		t.Fatalf("after ExpiredToken: %d %s", code, body)
 	}
-	recs = f3.aws.Records()
+	recs = f3.AWS.Records()
 	if len(recs) != 2 || recs[0].AccessKeyID != old3 || !isCode(recs[0].Err, "ExpiredToken") || recs[1].Err != nil || recs[1].AccessKeyID == old3 {
 		t.Errorf("want ExpiredToken with the old key, then accepted with the new one: %+v", recs)
 	}
 
 	// A streamed body (S3, over MaxBuffer) is sent once.
-	s3 := newFixture(t, imdstestConfig(), handler)
+	s3 := wiretest.NewFixture(t, imdstestConfig(), handler)
 	p4 := startProxy(t, s3, Config{SignHost: "my-bucket.s3.eu-west-2.amazonaws.com", MaxBuffer: 16 << 10})
 	fail.Store(1)
-	req, _ := http.NewRequest(http.MethodPut, p4.url+"/big.bin", io.LimitReader(zeros{}, size))
+	req, _ := http.NewRequest(http.MethodPut, p4.url+"/big.bin", io.LimitReader(wiretest.Zeros{}, size))
 	req.ContentLength = size
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || len(s3.aws.Records()) != 1 {
-		t.Errorf("streamed PUT after a 503: %d, %d requests upstream", resp.StatusCode, len(s3.aws.Records()))
+	if resp.StatusCode != http.StatusServiceUnavailable || len(s3.AWS.Records()) != 1 {
+		t.Errorf("streamed PUT after a 503: %d, %d requests upstream", resp.StatusCode, len(s3.AWS.Records()))
 	}
 
 	// MaxAttempts 1.
-	f5 := newFixture(t, imdstestConfig(), handler)
+	f5 := wiretest.NewFixture(t, imdstestConfig(), handler)
 	p5 := startProxy(t, f5, Config{SignHost: "sts.eu-west-2.amazonaws.com", MaxAttempts: 1})
 	fail.Store(1)
-	if code, _ := post(p5.url+"/?Action=GetCallerIdentity&Version=2011-06-15", nil, 0); code != http.StatusServiceUnavailable || len(f5.aws.Records()) != 1 {
-		t.Errorf("MaxAttempts 1 after a 503: %d, %d requests upstream", code, len(f5.aws.Records()))
+	if code, _ := post(p5.url+"/?Action=GetCallerIdentity&Version=2011-06-15", nil, 0); code != http.StatusServiceUnavailable || len(f5.AWS.Records()) != 1 {
+		t.Errorf("MaxAttempts 1 after a 503: %d, %d requests upstream", code, len(f5.AWS.Records()))
 	}
 }
 
@@ -127,7 +128,7 @@ func TestProxyConnectionPool(t *testing.T) {
 			for i := range gates {
 				gates[i] = make(chan struct{})
 			}
-			f := newFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			f := wiretest.NewFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				mu.Lock()
 				conns[r.RemoteAddr] = true
 				mu.Unlock()
@@ -137,7 +138,7 @@ func TestProxyConnectionPool(t *testing.T) {
 				}
 				select {
 				case <-gates[(n-1)/clients]:
-				case <-time.After(failAfter):
+				case <-time.After(wiretest.FailAfter):
 					t.Errorf("round %d: the requests did not arrive together", (n-1)/clients+1)
 				}
 				io.WriteString(w, "ok")
@@ -170,7 +171,7 @@ func TestProxyConnectionPool(t *testing.T) {
 			if n != c.conns {
 				t.Errorf("%d connections to the upstream, want %d", n, c.conns)
 			}
-			accepted(t, f.aws)
+			wiretest.Accepted(t, f.AWS)
 		})
 	}
 }

@@ -1,4 +1,4 @@
-package testkit
+package wiretest
 
 import (
 	"io"
@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// browserRequest is one request a test sends: its method, path, headers
+// BrowserRequest is one request a test sends, as a browser would: its method, path, headers
 // (Host among them) and body.
 type BrowserRequest struct {
 	Name, Method, Path string
@@ -15,7 +15,7 @@ type BrowserRequest struct {
 	Body               string
 }
 
-// send sends br to base (http://host:port) and returns the status and
+// Send sends br to base (http://host:port) and returns the status and
 // the body of the answer.
 func (br BrowserRequest) Send(t *testing.T, base string) (int, string) {
 	t.Helper()
@@ -39,7 +39,7 @@ func (br BrowserRequest) Send(t *testing.T, base string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// crossSite are the headers of a cross-site request from evil.example.
+// CrossSite are the headers of a cross-site request from evil.example.
 func CrossSite(h map[string]string) map[string]string {
 	out := map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
 	for k, v := range h {

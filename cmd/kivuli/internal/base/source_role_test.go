@@ -8,6 +8,7 @@ import (
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 // --role-arn: AssumeRole on top of the instance role, signed with its
@@ -26,7 +27,7 @@ func TestSourceRoleARN(t *testing.T) {
 <AssumedRoleUser><AssumedRoleId>AROA:x</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/deploy/x</Arn></AssumedRoleUser>
 </AssumeRoleResult></AssumeRoleResponse>`))
 	})
-	f := testkit.NewFixture(t, imdstest.Config{}, sts)
+	f := wiretest.NewFixture(t, imdstest.Config{}, sts)
 	t.Setenv("AWS_ENDPOINT_URL_STS", "http://"+f.Host())
 	t.Setenv("AWS_REGION", "eu-west-2")
 	r := runCmd(t, "", "creds", "--imds-endpoint", f.IMDS.URL, "--role-arn", "arn:aws:iam::123456789012:role/deploy",

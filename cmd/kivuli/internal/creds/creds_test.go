@@ -14,6 +14,7 @@ import (
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 // Fixed credentials for the golden files: the shapes of real ones, with
@@ -90,7 +91,7 @@ func TestPyQuote(t *testing.T) {
 // The process format is read by the AWS SDK's own credential_process
 // provider, as ~/.aws/config's credential_process runs it.
 func TestCredsProcessParsedBySDK(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	r := runCmd(t, "", "creds", "--imds-endpoint", f.IMDS.URL)
 	if r.Code != 0 {
 		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
@@ -119,7 +120,7 @@ func TestCredsProcessParsedBySDK(t *testing.T) {
 
 // Every format carries the emulator's credentials, and the expiry.
 func TestCredsFormatsFromIMDS(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	c := f.IMDS.Current()
 	exp := base.Isoformat(c.Expiration)
 	for _, format := range credsFormats {
@@ -139,7 +140,7 @@ func TestCredsFormatsFromIMDS(t *testing.T) {
 }
 
 func TestCredsErrors(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{NoRole: true}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{NoRole: true}, nil)
 	for _, c := range []struct {
 		name string
 		args []string

@@ -17,6 +17,7 @@ import (
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 // Issue 17, point 4: the shell formats print values as the AWS CLI does,
@@ -91,7 +92,7 @@ func withHostile(i int, v string) (key, secret, token string) {
 // status 3, a message naming what is wrong and quoting nothing, and no
 // output, which the real shell then evaluates to show that nothing ran.
 func TestCredsShellFormatsRefuseHostileValues(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	exp := time.Now().Add(time.Hour)
 	for _, v := range hostileValues {
 		for i, field := range []string{"key ID", "secret", "token"} {
@@ -169,7 +170,7 @@ func checkRefused(t *testing.T, what, format string, r testkit.Result, secrets .
 // that reads each format sets exactly the variables expected, to exactly
 // the values (the golden files show the text is the AWS CLI's).
 func TestCredsShellFormatsEvaluated(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	long := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("\xfb\xff\xbf\x3e\x01", 240)))
 	for _, c := range [][3]string{

@@ -11,14 +11,14 @@ import (
 	"testing"
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
-	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 // curlArgs are the flags every curl test passes: the emulator's
 // credentials, and the checking endpoint reached as a tunnel (its
 // loopback address listed, the AWS name signed).
-func curlArgs(f *testkit.Fixture, signedHost string, args ...string) []string {
+func curlArgs(f *wiretest.Fixture, signedHost string, args ...string) []string {
 	return append([]string{"curl", "--imds-endpoint", f.IMDS.URL, "--allow-host", f.Host(), "-H", "Host: " + signedHost}, args...)
 }
 
@@ -42,7 +42,7 @@ func decodeOK(t *testing.T, s string) okBody {
 // Queries go through exactly as typed, and are signed as the endpoint
 // reads them: awscurl's most reported bug class.
 func TestCurlQueries(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	for _, q := range []string{
 		"Action=GetCallerIdentity&Version=2011-06-15",
 		"a=b=c",                         // '=' in a value
@@ -73,7 +73,7 @@ func TestCurlQueries(t *testing.T) {
 			if rec.Service != "sts" || rec.Region != "eu-west-2" {
 				t.Errorf("scope %s/%s, want sts/eu-west-2 from the signed host", rec.Service, rec.Region)
 			}
-			testkit.NoSecrets(t, f, "stderr", r.Stderr)
+			wiretest.NoSecrets(t, f, "stderr", r.Stderr)
 		})
 	}
 	// Bytes that a request line cannot hold are encoded, nothing else.
@@ -94,7 +94,7 @@ func TestCurlQueries(t *testing.T) {
 }
 
 func TestCurlBodies(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	dir := t.TempDir()
 	form := filepath.Join(dir, "form.txt")
 	os.WriteFile(form, []byte("Action=GetCallerIdentity\r\n&Version=2011-06-15\n"), 0o600)
@@ -141,7 +141,7 @@ func TestCurlBodies(t *testing.T) {
 // S3 uploads with -T: the file's length is known, so the body is never
 // chunked (S3 refuses that) and its hash is signed.
 func TestCurlS3Upload(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "report 2025.csv")
 	payload := strings.Repeat("a,b,c\n", 50_000)
@@ -191,7 +191,7 @@ func TestCurlRedirects(t *testing.T) {
 		http.Redirect(w, r, foreign.URL+"/steal", http.StatusTemporaryRedirect)
 	})
 	mux.HandleFunc("/final", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("final")) })
-	f := testkit.NewFixture(t, imdstest.Config{}, mux)
+	f := wiretest.NewFixture(t, imdstest.Config{}, mux)
 	host := "sts.eu-west-2.amazonaws.com"
 	origin := "http://" + f.Host()
 
@@ -251,7 +251,7 @@ func TestRedirectPolicy(t *testing.T) {
 // -v and --dry-run show the canonical request and the string to sign,
 // with neither the token nor the signature; --dry-run sends nothing.
 func TestCurlVerboseAndDryRun(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	host := "search-logs-abc.eu-west-2.es.amazonaws.com"
 	r := runCmd(t, "", curlArgs(f, host, "-v", "http://"+f.Host()+"/logs-*/_search?q=status:500")...)
 	if r.Code != 0 {
@@ -272,7 +272,7 @@ func TestCurlVerboseAndDryRun(t *testing.T) {
 			t.Errorf("-v lacks %q:\n%s", want, r.Stderr)
 		}
 	}
-	testkit.NoSecrets(t, f, "-v", r.Stderr)
+	wiretest.NoSecrets(t, f, "-v", r.Stderr)
 
 	f.AWS.Reset()
 	r = runCmd(t, "", curlArgs(f, host, "--dry-run", "-d", "{}", "http://"+f.Host()+"/logs/_doc")...)
@@ -287,12 +287,12 @@ func TestCurlVerboseAndDryRun(t *testing.T) {
 			t.Errorf("--dry-run lacks %q:\n%s", want, r.Stderr)
 		}
 	}
-	testkit.NoSecrets(t, f, "--dry-run", r.Stderr)
+	wiretest.NoSecrets(t, f, "--dry-run", r.Stderr)
 }
 
 // --presign prints a URL that the endpoint accepts, sent by anyone.
 func TestCurlPresign(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	bucket := "my-bucket.s3.eu-west-2.amazonaws.com"
 	for _, args := range [][]string{{"--presign"}, {"--presign=15m"}, {"--presign", "2h"}, {"--presign", "7d"}} {
 		r := runCmd(t, "", curlArgs(f, bucket, append(args, "http://"+f.Host()+"/report.pdf?versionId=3")...)...)
@@ -336,7 +336,7 @@ func TestCurlOutputAndFail(t *testing.T) {
 		w.Header().Set("X-Test", "1")
 		w.Write([]byte("hello"))
 	})
-	f := testkit.NewFixture(t, imdstest.Config{}, mux)
+	f := wiretest.NewFixture(t, imdstest.Config{}, mux)
 	host := "abc123.execute-api.eu-west-2.amazonaws.com"
 	origin := "http://" + f.Host()
 
@@ -370,7 +370,7 @@ func TestCurlOutputAndFail(t *testing.T) {
 
 func TestCurlHeaders(t *testing.T) {
 	var got http.Header
-	f := testkit.NewFixture(t, imdstest.Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
+	f := wiretest.NewFixture(t, imdstest.Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
 	dir := t.TempDir()
 	hfile := filepath.Join(dir, "headers")
 	os.WriteFile(hfile, []byte("X-From-File: 1\r\nX-Two: a\n\n"), 0o600)
@@ -400,7 +400,7 @@ func TestCurlHeaders(t *testing.T) {
 
 // Where the signer refuses, nothing is sent and the exit status says so.
 func TestCurlRefused(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	for _, c := range []struct {
 		name string
 		args []string
@@ -438,7 +438,7 @@ func TestCurlRefused(t *testing.T) {
 // as the proxy's access log shows none: the Authorization header keeps its
 // scope and signed headers, the key ID and the signature are REDACTED.
 func TestCurlVerboseHidesKeyID(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	host := "search-logs-abc.eu-west-2.es.amazonaws.com"
 	r := runCmd(t, "", curlArgs(f, host, "-v", "http://"+f.Host()+"/logs/_search")...)
 	if r.Code != 0 {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 // exec --serve's endpoint answers a rebound Host and a cross-site page
@@ -27,14 +27,14 @@ func TestExecServeRefusesBrowsers(t *testing.T) {
 		return h
 	}
 	for _, c := range []struct {
-		br   testkit.BrowserRequest
+		br   wiretest.BrowserRequest
 		want int
 	}{
-		{testkit.BrowserRequest{Name: "a rebound Host", Method: "GET", Path: credentialsPath, Header: auth(map[string]string{"Host": "evil.example:" + port})}, http.StatusMisdirectedRequest},
-		{testkit.BrowserRequest{Name: "a cross-site page", Method: "GET", Path: credentialsPath, Header: auth(testkit.CrossSite(nil))}, http.StatusForbidden},
-		{testkit.BrowserRequest{Name: "the URL's Host", Method: "GET", Path: credentialsPath, Header: auth(map[string]string{})}, http.StatusOK},
-		{testkit.BrowserRequest{Name: "Host localhost", Method: "GET", Path: credentialsPath, Header: auth(map[string]string{"Host": "localhost:" + port})}, http.StatusOK},
-		{testkit.BrowserRequest{Name: "no token", Method: "GET", Path: credentialsPath}, http.StatusUnauthorized},
+		{wiretest.BrowserRequest{Name: "a rebound Host", Method: "GET", Path: credentialsPath, Header: auth(map[string]string{"Host": "evil.example:" + port})}, http.StatusMisdirectedRequest},
+		{wiretest.BrowserRequest{Name: "a cross-site page", Method: "GET", Path: credentialsPath, Header: auth(wiretest.CrossSite(nil))}, http.StatusForbidden},
+		{wiretest.BrowserRequest{Name: "the URL's Host", Method: "GET", Path: credentialsPath, Header: auth(map[string]string{})}, http.StatusOK},
+		{wiretest.BrowserRequest{Name: "Host localhost", Method: "GET", Path: credentialsPath, Header: auth(map[string]string{"Host": "localhost:" + port})}, http.StatusOK},
+		{wiretest.BrowserRequest{Name: "no token", Method: "GET", Path: credentialsPath}, http.StatusUnauthorized},
 	} {
 		code, body := c.br.Send(t, srv.URL)
 		if code != c.want {

@@ -20,10 +20,11 @@ import (
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 func TestExecEnvironment(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	c := testkit.Command(t, append([]string{"exec", "--imds-endpoint", f.IMDS.URL, "--region", "eu-west-2", "--"}, testkit.Child("env")...)...)
 	c.Env = append(c.Env, "AWS_SESSION_TOKEN=stale", "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:9/", "AWS_PROFILE=keep")
 	out, err := c.Output()
@@ -56,7 +57,7 @@ func TestExecEnvironment(t *testing.T) {
 }
 
 func TestExecExitStatus(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	notExec := filepath.Join(t.TempDir(), "script")
 	os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644)
 	for _, c := range []struct {
@@ -97,7 +98,7 @@ func TestExecExitStatus(t *testing.T) {
 // Signals reach the command, directly (execve) or passed on (--serve),
 // and a command ended by a signal ends kivuli by the same signal.
 func TestExecSignals(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	for _, serve := range []bool{false, true} {
 		args := []string{"exec", "--imds-endpoint", f.IMDS.URL}
 		name := "execve"
@@ -164,7 +165,7 @@ func expect(t *testing.T, out <-chan string, want string) {
 // exec --serve: a child's AWS SDK reads the endpoint by itself, and the
 // endpoint refuses a request without the token.
 func TestExecServeSDKChild(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	cmd := testkit.Command(t, append([]string{"exec", "--serve", "--imds-endpoint", f.IMDS.URL, "--region", "eu-west-2", "--"}, testkit.Child("sdk")...)...)
 	cmd.Env = append(cmd.Env, "AWS_ACCESS_KEY_ID=AKIASTALE", "AWS_SECRET_ACCESS_KEY=stale", "AWS_PROFILE=other")
 	out, err := cmd.CombinedOutput()

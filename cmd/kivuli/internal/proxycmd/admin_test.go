@@ -15,6 +15,7 @@ import (
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 	"github.com/kivuli-go/kivuli/proxy"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
@@ -168,7 +169,7 @@ func scrape(t *testing.T, admin http.Handler) map[string]float64 {
 // The metrics count what happened, by status, method, body mode and
 // upstream answer, and parse as the text format.
 func TestProxyMetrics(t *testing.T) {
-	f := testkit.NewFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f := wiretest.NewFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/missing" {
 			http.Error(w, "no such index", http.StatusNotFound)
 			return
@@ -257,19 +258,19 @@ func TestProxyAdminRefusesBrowsers(t *testing.T) {
 	pf := newProxyFixture(t, nil)
 	p := startProxy(t, pf.Fixture, "--sign-host", "sqs.eu-west-2.amazonaws.com")
 	for _, c := range []struct {
-		br   testkit.BrowserRequest
+		br   wiretest.BrowserRequest
 		want int
 	}{
-		{testkit.BrowserRequest{Name: "a GET with a rebound Host", Method: "GET", Path: "/?Action=ListQueues",
+		{wiretest.BrowserRequest{Name: "a GET with a rebound Host", Method: "GET", Path: "/?Action=ListQueues",
 			Header: map[string]string{"Host": "evil.example:8080"}}, http.StatusMisdirectedRequest},
-		{testkit.BrowserRequest{Name: "a cross-site form POST", Method: "POST", Path: "/", Body: "Action=PurgeQueue",
-			Header: testkit.CrossSite(map[string]string{"Content-Type": "application/x-www-form-urlencoded"})}, http.StatusForbidden},
+		{wiretest.BrowserRequest{Name: "a cross-site form POST", Method: "POST", Path: "/", Body: "Action=PurgeQueue",
+			Header: wiretest.CrossSite(map[string]string{"Content-Type": "application/x-www-form-urlencoded"})}, http.StatusForbidden},
 	} {
 		if code, body := c.br.Send(t, p.url); code != c.want {
 			t.Errorf("%s: %d %q, want %d", c.br.Name, code, body, c.want)
 		}
 	}
-	if n := len(pf.requests()); n != 0 {
+	if n := len(pf.Requests()); n != 0 {
 		t.Fatalf("the upstream received %d requests from web pages", n)
 	}
 	p.waitRequests(t, 2)
@@ -287,12 +288,12 @@ func TestProxyAdminRefusesBrowsers(t *testing.T) {
 	}
 	// The admin listener has the same rules.
 	for _, c := range []struct {
-		br   testkit.BrowserRequest
+		br   wiretest.BrowserRequest
 		want int
 	}{
-		{testkit.BrowserRequest{Name: "metrics, rebound", Method: "GET", Path: "/metrics", Header: map[string]string{"Host": "evil.example:8081"}}, http.StatusMisdirectedRequest},
-		{testkit.BrowserRequest{Name: "metrics, cross-site", Method: "GET", Path: "/metrics", Header: testkit.CrossSite(nil)}, http.StatusForbidden},
-		{testkit.BrowserRequest{Name: "readyz", Method: "GET", Path: "/readyz"}, http.StatusOK},
+		{wiretest.BrowserRequest{Name: "metrics, rebound", Method: "GET", Path: "/metrics", Header: map[string]string{"Host": "evil.example:8081"}}, http.StatusMisdirectedRequest},
+		{wiretest.BrowserRequest{Name: "metrics, cross-site", Method: "GET", Path: "/metrics", Header: wiretest.CrossSite(nil)}, http.StatusForbidden},
+		{wiretest.BrowserRequest{Name: "readyz", Method: "GET", Path: "/readyz"}, http.StatusOK},
 	} {
 		if code, body := c.br.Send(t, p.admin); code != c.want {
 			t.Errorf("admin: %s: %d %q, want %d", c.br.Name, code, body, c.want)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 // statedBound is the resident memory the README and the manual promise
@@ -33,7 +34,7 @@ const statedBound = 96 << 20
 // every connection, request and body limit at once.
 func TestProxyMemoryUnderAttack(t *testing.T) {
 	bin := plainKivuli(t)
-	f := testkit.NewFixture(t, imdstestConfig(), nil)
+	f := wiretest.NewFixture(t, imdstestConfig(), nil)
 	for _, c := range []struct {
 		name          string
 		headers, body int                                  // bytes of headers; Content-Length
@@ -56,7 +57,7 @@ func TestProxyMemoryUnderAttack(t *testing.T) {
 			}
 			before := vmHWM(t, p.cmd.Process.Pid)
 			conns, done := attack(t, p.url, 300, c.headers, c.body)
-			deadline := time.Now().Add(failAfter)
+			deadline := time.Now().Add(wiretest.FailAfter)
 			for !c.settled(p, int(done.Load())) {
 				if time.Now().After(deadline) {
 					t.Fatalf("the attack did not settle: %d connections answered", done.Load())

@@ -11,69 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 const esHost = "search-logs-abc.eu-west-2.es.amazonaws.com"
 
-// holdingUpstream is an upstream handler that holds each request until
-// release is called (or the request ends), and tells of each arrival.
-func holdingUpstream(t *testing.T) (h http.Handler, arrived chan string, release func()) {
-	arrived = make(chan string, 256)
-	gate := make(chan struct{})
-	release = sync.OnceFunc(func() { close(gate) })
-	t.Cleanup(release)
-	h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived <- r.URL.Path
-		if strings.HasPrefix(r.URL.Path, "/now") {
-			io.WriteString(w, "ok")
-			return
-		}
-		select {
-		case <-gate:
-		case <-r.Context().Done():
-			return
-		}
-		io.WriteString(w, "ok")
-	})
-	return h, arrived, release
-}
-
-// answer is what a client got: a status and a body, or an error.
-type answer struct {
-	status int
-	body   string
-	err    error
-}
-
-func waitArrivals(t *testing.T, arrived <-chan string, n int) {
-	t.Helper()
-	for range n {
-		select {
-		case <-arrived:
-		case <-time.After(failAfter):
-			t.Fatalf("fewer than %d requests reached the upstream", n)
-		}
-	}
-}
-
-// readAnswer reads the answer on a raw connection, within failAfter.
-func readAnswer(t *testing.T, c net.Conn, br *bufio.Reader) (*http.Response, string) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(failAfter))
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatalf("no answer: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
-}
-
 // waitMetric polls the proxy's metrics until series has the value want.
 func waitMetric(t *testing.T, admin, series string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(failAfter)
+	deadline := time.Now().Add(wiretest.FailAfter)
 	for {
 		got := metricValue(t, admin, series)
 		if got == want {
@@ -93,7 +39,7 @@ func TestProxyDefaultsServeManyClients(t *testing.T) {
 	var mu sync.Mutex
 	n := 0
 	gate := make(chan struct{})
-	f := testkit.NewFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f := wiretest.NewFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		if n++; n == served {
 			close(gate) // as many requests at once as the defaults allow
@@ -101,14 +47,14 @@ func TestProxyDefaultsServeManyClients(t *testing.T) {
 		mu.Unlock()
 		select {
 		case <-gate:
-		case <-time.After(failAfter):
+		case <-time.After(wiretest.FailAfter):
 			http.Error(w, "fewer than 64 requests arrived at once", http.StatusInternalServerError)
 			return
 		}
 		io.WriteString(w, "ok")
 	}))
 	p := startProxy(t, f, "--sign-host", esHost)
-	answers := make(chan answer, 2*served)
+	answers := make(chan wiretest.Answer, 2*served)
 	tr := &http.Transport{MaxIdleConnsPerHost: 2 * served}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr}
@@ -116,17 +62,17 @@ func TestProxyDefaultsServeManyClients(t *testing.T) {
 		go func() {
 			resp, err := c.Get(p.url + "/logs/_search")
 			if err != nil {
-				answers <- answer{err: err}
+				answers <- wiretest.Answer{Err: err}
 				return
 			}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			answers <- answer{status: resp.StatusCode, body: string(b)}
+			answers <- wiretest.Answer{Status: resp.StatusCode, Body: string(b)}
 		}()
 	}
 	for range 2 * served {
-		if a := <-answers; a.status != http.StatusOK {
-			t.Errorf("%d %q %v", a.status, a.body, a.err)
+		if a := <-answers; a.Status != http.StatusOK {
+			t.Errorf("%d %q %v", a.Status, a.Body, a.Err)
 		}
 	}
 }
@@ -134,17 +80,17 @@ func TestProxyDefaultsServeManyClients(t *testing.T) {
 // A request line and headers over --max-headers get 431; under it, they
 // pass. The admin listener, which serves small requests only, takes 8 KiB.
 func TestProxyMaxHeaders(t *testing.T) {
-	f := testkit.NewFixture(t, imdstestConfig(), nil)
+	f := wiretest.NewFixture(t, imdstestConfig(), nil)
 	p := startProxy(t, f, "--sign-host", esHost, "--max-headers", "8KiB")
 	for _, c := range []struct {
 		pad  int
 		want int
 	}{{4 << 10, http.StatusOK}, {16 << 10, http.StatusRequestHeaderFieldsTooLarge}} {
-		resp, body := rawRequest(t, p.host(), "GET /logs/_search HTTP/1.1\nHost: localhost\nX-Pad: "+strings.Repeat("a", c.pad)+"\n\n")
+		resp, body := wiretest.RawRequest(t, p.host(), "GET /logs/_search HTTP/1.1\nHost: localhost\nX-Pad: "+strings.Repeat("a", c.pad)+"\n\n")
 		if resp.StatusCode != c.want {
 			t.Errorf("%d bytes of headers: %d %q", c.pad, resp.StatusCode, body)
 		}
-		resp, body = rawRequest(t, strings.TrimPrefix(p.admin, "http://"), "GET /healthz HTTP/1.1\nHost: localhost\nX-Pad: "+strings.Repeat("a", c.pad)+"\n\n")
+		resp, body = wiretest.RawRequest(t, strings.TrimPrefix(p.admin, "http://"), "GET /healthz HTTP/1.1\nHost: localhost\nX-Pad: "+strings.Repeat("a", c.pad)+"\n\n")
 		if resp.StatusCode != c.want {
 			t.Errorf("admin, %d bytes of headers: %d %q", c.pad, resp.StatusCode, body)
 		}
@@ -155,8 +101,8 @@ func TestProxyMaxHeaders(t *testing.T) {
 // room for a new one; with none idle, a new connection waits to be
 // accepted until a request ends.
 func TestProxyMaxConns(t *testing.T) {
-	h, arrived, release := holdingUpstream(t)
-	f := testkit.NewFixture(t, imdstestConfig(), h)
+	h, arrived, release := wiretest.HoldingUpstream(t)
+	f := wiretest.NewFixture(t, imdstestConfig(), h)
 	p := startProxy(t, f, "--sign-host", esHost, "--max-conns", "2")
 	type conn struct {
 		net.Conn
@@ -175,18 +121,18 @@ func TestProxyMaxConns(t *testing.T) {
 	}
 	answered := func(c conn) {
 		t.Helper()
-		if resp, body := readAnswer(t, c, c.br); resp.StatusCode != http.StatusOK {
+		if resp, body := wiretest.ReadAnswer(t, c, c.br); resp.StatusCode != http.StatusOK {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
 	}
 	a := dial("/hold/a")
-	waitArrivals(t, arrived, 1)
+	wiretest.WaitArrivals(t, arrived, 1)
 	b := dial("/now/b")
 	answered(b) // b is now idle, kept alive
-	waitArrivals(t, arrived, 1)
+	wiretest.WaitArrivals(t, arrived, 1)
 	c := dial("/hold/c")
-	waitArrivals(t, arrived, 1)
-	b.SetReadDeadline(time.Now().Add(failAfter))
+	wiretest.WaitArrivals(t, arrived, 1)
+	b.SetReadDeadline(time.Now().Add(wiretest.FailAfter))
 	if n, err := b.br.ReadByte(); err != io.EOF {
 		t.Errorf("the idle connection was not closed to make room: %v %v", n, err)
 	}

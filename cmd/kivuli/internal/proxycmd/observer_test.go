@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 // TestProxyLogHidesQuerySecrets (issue 18, point 3): the access log hides
@@ -14,7 +14,7 @@ import (
 // escapes the parameter names, as AWS reads them, in a query with other
 // X-Amz- parameters or none; the credential's scope is kept.
 func TestProxyLogHidesQuerySecrets(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	p := startProxy(t, f, "--sign-host", "search-logs-abc.eu-west-2.es.amazonaws.com")
 	queries := []string{
 		"q=1&X%2DAmz%2DSignature=abcdef0123456789",
@@ -48,14 +48,14 @@ func TestProxyLogHidesQuerySecrets(t *testing.T) {
 // token and cookie stay out of it (the header split itself is the proxy
 // package's TestProxyHeaders).
 func TestProxyLogHidesHeaderSecrets(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	p := startProxy(t, f, "--sign-host", "search-logs-abc.eu-west-2.es.amazonaws.com")
 	const (
 		staleSig   = "Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 		staleToken = "STALE-TOKEN-FROM-THE-CLIENT-0123456789"
 		cookie     = "session=cookie-secret-0123456789"
 	)
-	resp, answer := rawRequest(t, p.host(), "GET /logs/_search HTTP/1.1\nHost: localhost\n"+
+	resp, answer := wiretest.RawRequest(t, p.host(), "GET /logs/_search HTTP/1.1\nHost: localhost\n"+
 		"Authorization: AWS4-HMAC-SHA256 Credential=AKIDSTALE/20000101/eu-west-2/es/aws4_request, SignedHeaders=host, "+staleSig+"\n"+
 		"X-Amz-Security-Token: "+staleToken+"\nCookie: "+cookie+"\n\n")
 	if resp.StatusCode != http.StatusOK {

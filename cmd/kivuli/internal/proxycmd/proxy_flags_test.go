@@ -5,12 +5,12 @@ import (
 	"testing"
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
-	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 // --header-allow refuses what must never be signed, and bad names.
 func TestProxyHeaderFlags(t *testing.T) {
-	f := testkit.NewFixture(t, imdstestConfig(), nil)
+	f := wiretest.NewFixture(t, imdstestConfig(), nil)
 	for _, args := range [][]string{
 		{"--header-allow", "Connection"},
 		{"--header-allow", "accept-encoding"},

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,12 +16,8 @@ import (
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
-	"github.com/kivuli-go/kivuli/sigv4test"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
-
-// failAfter bounds a wait that only a broken proxy makes long: the test
-// is synchronised by channels, and this only turns a hang into a failure.
-const failAfter = 20 * time.Second
 
 // proxyRun is a kivuli proxy running in this process, as runContext runs
 // it, in front of a fixture's sigv4test upstream.
@@ -94,7 +89,7 @@ func (l *lineLog) Write(p []byte) (int, error) {
 // proxyArgs are the arguments that point a proxy at f: its IMDS for
 // credentials, its upstream (listed, in clear on loopback), port 0 for
 // both listeners.
-func proxyArgs(f *testkit.Fixture) []string {
+func proxyArgs(f *wiretest.Fixture) []string {
 	return []string{"proxy", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
 		"--imds-endpoint", f.IMDS.URL, "--upstream", "http://" + f.Host(), "--allow-host", f.Host()}
 }
@@ -102,13 +97,13 @@ func proxyArgs(f *testkit.Fixture) []string {
 // startProxy runs kivuli proxy with proxyArgs(f) and args, and waits until
 // it listens. It is stopped (as by SIGTERM) at the end of the test, and
 // must then exit 0.
-func startProxy(t *testing.T, f *testkit.Fixture, args ...string) *proxyRun {
+func startProxy(t *testing.T, f *wiretest.Fixture, args ...string) *proxyRun {
 	t.Helper()
 	return startRaw(t, f, append(proxyArgs(f), args...))
 }
 
 // startRaw runs kivuli with args, a proxy command line, as startProxy does.
-func startRaw(t *testing.T, f *testkit.Fixture, args []string) *proxyRun {
+func startRaw(t *testing.T, f *wiretest.Fixture, args []string) *proxyRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLineLog()
@@ -134,7 +129,7 @@ func startRaw(t *testing.T, f *testkit.Fixture, args []string) *proxyRun {
 		if code := p.shutdown(t); code != 0 {
 			t.Errorf("kivuli proxy exited %d:\n%s", code, logs.String())
 		}
-		testkit.NoSecrets(t, f, "the proxy's log", logs.String())
+		wiretest.NoSecrets(t, f, "the proxy's log", logs.String())
 	})
 	return p
 }
@@ -155,29 +150,6 @@ func (p *proxyRun) shutdown(t *testing.T) int {
 
 // host is the proxy's host:port.
 func (p *proxyRun) host() string { return strings.TrimPrefix(p.url, "http://") }
-
-// rawRequest sends text, a request as it goes on the wire, to addr and
-// reads the answer, so that a test controls every byte of the request
-// line and the headers. The head ends at the first blank line.
-func rawRequest(t *testing.T, addr, text string) (*http.Response, string) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	head, body, _ := strings.Cut(text, "\n\n") // the head's lines end in CRLF, the body is as given
-	if _, err := io.WriteString(c, strings.ReplaceAll(head, "\n", "\r\n")+"\r\n\r\n"+body); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("%q: %v", strings.SplitN(text, "\n", 2)[0], err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
-}
 
 // metricValue returns the value of one sample of the proxy's metrics
 // (series: the name with its labels as written, e.g.
@@ -202,58 +174,6 @@ func metricValue(t *testing.T, admin, series string) float64 {
 	return -1
 }
 
-// proxyFixture is a fixture whose upstream records the headers and the
-// Host each accepted request arrived with.
-type proxyFixture struct {
-	*testkit.Fixture
-	mu   sync.Mutex
-	seen []seenRequest
-}
-
-type seenRequest struct {
-	host, uri string
-	header    http.Header
-	body      []byte
-}
-
-func newProxyFixture(t *testing.T, next http.Handler) *proxyFixture {
-	t.Helper()
-	pf := &proxyFixture{}
-	pf.Fixture = testkit.NewFixture(t, imdstest.Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		pf.mu.Lock()
-		pf.seen = append(pf.seen, seenRequest{host: r.Host, uri: r.RequestURI, header: r.Header.Clone(), body: b})
-		pf.mu.Unlock()
-		r.Body = io.NopCloser(strings.NewReader(string(b)))
-		if next != nil {
-			next.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"ok":true}`)
-	}))
-	return pf
-}
-
-func (pf *proxyFixture) requests() []seenRequest {
-	pf.mu.Lock()
-	defer pf.mu.Unlock()
-	return append([]seenRequest(nil), pf.seen...)
-}
-
-// accepted fails t unless every request the upstream received was
-// accepted, and returns the records.
-func accepted(t *testing.T, s *sigv4test.Server) []sigv4test.Record {
-	t.Helper()
-	recs := s.Records()
-	for i, r := range recs {
-		if r.Err != nil {
-			t.Errorf("request %d (%s %s) rejected: %v", i, r.Method, r.Path, r.Err)
-		}
-	}
-	return recs
-}
-
 // proxyProcess is kivuli proxy as a process of its own (the test binary
 // run as kivuli), for signals and for its memory.
 type proxyProcess struct {
@@ -264,14 +184,14 @@ type proxyProcess struct {
 	logged     int // access log lines read by waitLine and waitRequests
 }
 
-func startProxyProcess(t *testing.T, f *testkit.Fixture, args ...string) *proxyProcess {
+func startProxyProcess(t *testing.T, f *wiretest.Fixture, args ...string) *proxyProcess {
 	t.Helper()
 	return startProxyProcessArgs(t, f, append(proxyArgs(f), args...))
 }
 
 // startProxyProcessArgs starts kivuli with args, a proxy command line, and
 // env added to its environment.
-func startProxyProcessArgs(t *testing.T, f *testkit.Fixture, args []string, env ...string) *proxyProcess {
+func startProxyProcessArgs(t *testing.T, f *wiretest.Fixture, args []string, env ...string) *proxyProcess {
 	t.Helper()
 	c := testkit.Command(t, args...)
 	c.Env = append(c.Env, env...)
@@ -362,7 +282,20 @@ func (p *proxyRun) waitRequests(t *testing.T, n int) {
 	t.Helper()
 	select {
 	case <-p.logs.requests(n):
-	case <-time.After(failAfter):
+	case <-time.After(wiretest.FailAfter):
 		t.Fatalf("the proxy did not log %d requests:\n%s", n, p.logs.String())
 	}
+}
+
+// proxyFixture is a fixture whose upstream records the headers and the
+// Host each accepted request arrived with.
+type proxyFixture struct {
+	*wiretest.Fixture
+	*wiretest.Recorder
+}
+
+func newProxyFixture(t *testing.T, next http.Handler) *proxyFixture {
+	t.Helper()
+	rec := wiretest.NewRecorder(next)
+	return &proxyFixture{wiretest.NewFixture(t, imdstest.Config{}, rec), rec}
 }

@@ -8,15 +8,15 @@ import (
 	"testing"
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
-	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 // An upstream that is the proxy's own address is refused at start, under
 // every name for it; a loop the start cannot see (through another proxy)
 // is cut at the first request that comes back, with 508.
 func TestProxySelfLoop(t *testing.T) {
-	f := testkit.NewFixture(t, imdstestConfig(), nil)
+	f := wiretest.NewFixture(t, imdstestConfig(), nil)
 	port := freePort(t)
 	for _, c := range []struct{ listen, upstream string }{
 		{"127.0.0.1:" + port, "http://127.0.0.1:" + port},
@@ -45,7 +45,7 @@ func TestProxySelfLoop(t *testing.T) {
 	}
 	b := startRaw(t, f, ring(pb, pa))
 	a := startRaw(t, f, ring(pa, pb))
-	resp, body := rawRequest(t, a.host(), "GET /?Action=GetCallerIdentity HTTP/1.1\nHost: localhost\n\n")
+	resp, body := wiretest.RawRequest(t, a.host(), "GET /?Action=GetCallerIdentity HTTP/1.1\nHost: localhost\n\n")
 	if resp.StatusCode != http.StatusLoopDetected || !strings.Contains(body, "before") {
 		t.Errorf("status %d: %s", resp.StatusCode, body)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
 
@@ -36,7 +37,7 @@ import (
 func TestProxyDrainsOnSIGTERM(t *testing.T) {
 	arrived := make(chan string, 4)
 	release := make(chan struct{})
-	f := testkit.NewFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f := wiretest.NewFixture(t, imdstestConfig(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		arrived <- r.URL.Path
 		select {
 		case <-release:
@@ -73,7 +74,7 @@ func TestProxyDrainsOnSIGTERM(t *testing.T) {
 			}()
 			select {
 			case <-arrived:
-			case <-time.After(failAfter):
+			case <-time.After(wiretest.FailAfter):
 				t.Fatal("the request did not reach the upstream")
 			}
 			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -113,25 +114,6 @@ func TestProxyDrainsOnSIGTERM(t *testing.T) {
 	}
 }
 
-// bulkBlock is a mebibyte of an OpenSearch _bulk body: NDJSON action and
-// document lines.
-var bulkBlock = func() []byte {
-	var b []byte
-	for n := 0; len(b) < 1<<20; n++ {
-		b = fmt.Appendf(b, "{\"index\":{\"_index\":\"logs-2026.12.01\"}}\n{\"n\":%d,\"level\":\"info\",\"message\":\"request served in %d ms\"}\n", n, n%997)
-	}
-	return b
-}()
-
-// bulkReader is an endless _bulk body, bulkBlock over and over.
-type bulkReader struct{ off int }
-
-func (b *bulkReader) Read(p []byte) (int, error) {
-	n := copy(p, bulkBlock[b.off:])
-	b.off = (b.off + n) % len(bulkBlock)
-	return n, nil
-}
-
 // A 100 MiB OpenSearch bulk body, with its length and chunked, is spooled
 // to a file, hashed from it and sent, accepted by sigv4test; the proxy's
 // memory stays far below the body (the Go runtime's whole memory, and
@@ -139,13 +121,13 @@ func (b *bulkReader) Read(p []byte) (int, error) {
 // spool directory is empty afterwards. The proxy runs as a process of its
 // own, so that its memory is its own.
 func TestProxySpoolsLargeBodies(t *testing.T) {
-	f := testkit.NewFixture(t, imdstestConfig(), nil)
+	f := wiretest.NewFixture(t, imdstestConfig(), nil)
 	spool := t.TempDir()
 	p := startProxyProcess(t, f, "--sign-host", "search-logs-abc.eu-west-2.es.amazonaws.com", "--spool-dir", spool)
 	const size = 100 << 20
 	for _, chunked := range []bool{false, true} {
 		h := sha256.New()
-		req, err := http.NewRequest(http.MethodPost, p.url+"/_bulk", io.TeeReader(io.LimitReader(&bulkReader{}, size), h))
+		req, err := http.NewRequest(http.MethodPost, p.url+"/_bulk", io.TeeReader(io.LimitReader(&wiretest.BulkReader{}, size), h))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +145,7 @@ func TestProxySpoolsLargeBodies(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("chunked %v: %d %s", chunked, resp.StatusCode, b)
 		}
-		recs := accepted(t, f.AWS)
+		recs := wiretest.Accepted(t, f.AWS)
 		r := recs[len(recs)-1]
 		if r.BodyLen != size || r.Chunked || r.PayloadHash != hex.EncodeToString(h.Sum(nil)) {
 			t.Errorf("chunked %v: %d bytes, chunked %v, hash %s", chunked, r.BodyLen, r.Chunked, r.PayloadHash)
@@ -198,7 +180,7 @@ func TestProxySpoolsLargeBodies(t *testing.T) {
 func TestProxyTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir)
-	f := testkit.NewFixture(t, imdstestConfig(), nil)
+	f := wiretest.NewFixture(t, imdstestConfig(), nil)
 	p := startProxy(t, f, "--sign-host", "sts.eu-west-2.amazonaws.com", "--tls-cert", certFile, "--tls-key", keyFile)
 	if !strings.HasPrefix(p.url, "https://") {
 		t.Fatalf("listening on %s", p.url)
@@ -214,10 +196,10 @@ func TestProxyTLS(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || resp.TLS == nil || resp.Proto != "HTTP/1.1" {
 		t.Errorf("status %d, TLS %v, %s", resp.StatusCode, resp.TLS != nil, resp.Proto)
 	}
-	accepted(t, f.AWS)
+	wiretest.Accepted(t, f.AWS)
 	// Plain HTTP to the TLS listener gets no signed request through.
 	host := strings.TrimPrefix(p.url, "https://")
-	if resp, _ := rawRequest(t, host, "GET / HTTP/1.1\nHost: x\n\n"); resp.StatusCode != http.StatusBadRequest {
+	if resp, _ := wiretest.RawRequest(t, host, "GET / HTTP/1.1\nHost: x\n\n"); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("plain HTTP to the TLS listener: %d", resp.StatusCode)
 	}
 	if n := len(f.AWS.Records()); n != 1 {
@@ -255,7 +237,7 @@ func TestProxyTunnelServerName(t *testing.T) {
 	upstream.StartTLS()
 	defer upstream.Close()
 	host := upstream.Listener.Addr().String()
-	f := &testkit.Fixture{IMDS: imds}
+	f := &wiretest.Fixture{IMDS: imds}
 	for _, c := range []struct {
 		args []string
 		want int
@@ -326,7 +308,7 @@ func selfSignedFor(t *testing.T, dir, name string, ips []net.IP) (certFile, keyF
 // says otherwise: the proxy's --admin as its --listen, refused before
 // anything else is done.
 func TestListenersLoopback(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	for _, c := range []struct{ flag, addr string }{
 		{"--admin", "0.0.0.0:0"},
 		{"--admin", ":0"},

@@ -12,6 +12,7 @@ import (
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
 	"github.com/kivuli-go/kivuli/imdstest"
+	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
 // failAfter bounds a wait that only a broken command makes long.
@@ -24,7 +25,7 @@ const failAfter = 20 * time.Second
 // the proxy would read, and the proxy receives nothing. Processes of their
 // own: the environment's proxy is read once per process.
 func TestPlaintextNeverThroughAProxy(t *testing.T) {
-	f := testkit.NewFixture(t, imdstest.Config{}, nil)
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
 	var seen atomic.Int32
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen.Add(1)
