@@ -22,7 +22,7 @@ import (
 // The proxy is an httputil.ReverseProxy whose Transport is a chain:
 //
 //	ReverseProxy: upstream fixed, hop-by-hop headers removed
-//	  -> Proxy.RoundTrip: headers split into signed and unsigned, Host set
+//	  -> Proxy.roundTrip: headers split into signed and unsigned, Host set
 //	     -> kivuli.RetryingTransport (a rewindable body), or kivuli.Transport
 //	        -> kivuli.Transport: the host rules, the policy table, signing
 //	           -> lastHop: the unsigned headers and Via added back
@@ -110,7 +110,7 @@ func New(ctx context.Context, cfg Config) (*Proxy, error) {
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
-		Transport: p,
+		Transport: splitter{p},
 		// Every write is flushed at once: server-sent events, event streams
 		// (Bedrock, Lambda response streaming) and chunked answers reach
 		// the client as they arrive; a download's writes are whole buffers.

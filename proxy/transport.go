@@ -129,10 +129,15 @@ type hop struct {
 
 type hopKey struct{}
 
-// RoundTrip is the ReverseProxy's transport: it gives the signer the
-// request with the headers to sign only, the others kept for lastHop, and
-// picks the retrying transport for a request that can be sent again.
-func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
+// splitter is the ReverseProxy's transport: the proxy's roundTrip.
+type splitter struct{ p *Proxy }
+
+func (s splitter) RoundTrip(req *http.Request) (*http.Response, error) { return s.p.roundTrip(req) }
+
+// roundTrip gives the signer the request with the headers to sign only,
+// the others kept for lastHop, and picks the retrying transport for a
+// request that can be sent again.
+func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
 	signed, unsigned := p.headers.split(req.Header)
 	h := &hop{unsigned: unsigned, state: stateOf(req.Context())}
 	out := req.WithContext(context.WithValue(req.Context(), hopKey{}, h))
