@@ -99,4 +99,11 @@
 // checker and a loopback endpoint that verifies every request it receives.
 // Together they run a program's signing path offline; this package's own
 // tests are built on them.
+//
+// # A signing proxy
+//
+// Package [github.com/kivuli-go/kivuli/proxy] is a signing reverse proxy
+// as an [http.Handler], over this package's Transport: programs that
+// cannot sign talk plain HTTP to it, and it forwards each request to one
+// fixed upstream, signed. The kivuli command's "kivuli proxy" serves it.
 package kivuli

@@ -146,9 +146,13 @@ func redactQuery(rawQuery string, keyID bool) string {
 // (AKID/20150830/us-east-1/iam/aws4_request), before a slash, escaped or
 // not; a credential without one is replaced whole.
 func redactKeyID(credential string) string {
-	i := strings.IndexByte(credential, '/')
-	if j := strings.Index(strings.ToLower(credential), "%2f"); j >= 0 && (i < 0 || j < i) {
-		i = j
+	i := -1
+	// Byte by byte: strings.ToLower would turn a byte that is not UTF-8
+	// into three, and its indexes would not be credential's.
+	for _, sep := range []string{"/", "%2f", "%2F"} {
+		if j := strings.Index(credential, sep); j >= 0 && (i < 0 || j < i) {
+			i = j
+		}
 	}
 	if i < 0 {
 		return redacted

@@ -8,24 +8,11 @@
 //	kivuli imds [options] [-- CMD ...]  the IMDS emulator as a server
 //	kivuli proxy --upstream URL         a signing reverse proxy
 //
-// Run "kivuli help COMMAND" for each command's manual.
+// Run "kivuli help COMMAND" for each command's manual. Each command is a
+// package of internal/ (curl, creds, exec, imds, proxycmd), internal/base
+// holds what they share, and internal/root puts them together.
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "github.com/kivuli-go/kivuli/cmd/kivuli/internal/root"
 
-func main() {
-	// SIGINT and SIGTERM end a server (imds, exec --serve) cleanly; exec
-	// installs its own handlers to pass every signal to the child.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := runContext(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Environ())
-	stop()
-	if sig, ok := pendingSignal.Load().(os.Signal); ok {
-		raise(sig) // end as exec's command ended, if the signal does end us
-	}
-	os.Exit(code)
-}
+func main() { root.Main() }

@@ -79,8 +79,10 @@ sha256() { if command -v sha256sum >/dev/null; then sha256sum "$@"; else shasum 
 build_one() { # OS/ARCH
 	# -trimpath and the commit's time make the build reproducible; -s -w
 	# drop the symbol table and DWARF (stack traces keep their lines).
+	# The stamped variables are the root command's (internal/root/version.go).
+	local pkg=github.com/kivuli-go/kivuli/cmd/kivuli/internal/root
 	CGO_ENABLED=0 GOOS=${1%/*} GOARCH=${1#*/} go -C "$here" build -trimpath \
-		-ldflags "-s -w -X main.version=$VERSION -X main.commit=$commit -X main.date=$date" \
+		-ldflags "-s -w -X $pkg.version=$VERSION -X $pkg.commit=$commit -X $pkg.date=$date" \
 		-o "$out/$(binary "${1%/*}" "${1#*/}")" . || { echo "release.sh: build $1 failed" >&2; return 1; }
 	echo "built $1"
 }

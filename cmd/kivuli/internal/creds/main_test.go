@@ -1,0 +1,13 @@
+package creds
+
+import (
+	"testing"
+
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
+)
+
+// runCmd runs the command line args, kivuli creds's, in process.
+func runCmd(t *testing.T, stdin string, args ...string) testkit.Result {
+	t.Helper()
+	return testkit.Run(t, testkit.Root(NewCommand), stdin, args...)
+}

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package exec
+
+func replaceProcess(string, []string, []string) error { return errNoExecve }

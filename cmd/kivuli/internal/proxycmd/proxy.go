@@ -1,0 +1,399 @@
+package proxycmd
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+	"github.com/kivuli-go/kivuli/proxy"
+	"github.com/spf13/cobra"
+)
+
+// proxyFlags are kivuli proxy's own flags, and the run they are for.
+type proxyFlags struct {
+	*base.App
+	upstream              string
+	listen                string
+	allowRemote           bool
+	admin                 string
+	service               string
+	region                string
+	signHost              string
+	allowHosts            []string
+	serveHosts            []string
+	allowOrigins          []string
+	tlsCert, tlsKey       string
+	serverName            string
+	maxBody               base.SizeFlag
+	maxBuffer             base.SizeFlag
+	spoolDir              string
+	maxSpool              base.SizeFlag
+	maxHeaders            base.SizeFlag
+	maxConns              int
+	maxRequests           int
+	queueTimeout          time.Duration
+	bodyIdleTimeout       time.Duration
+	unsignedPayload       bool
+	headerAllow           []string
+	headerDeny            []string
+	maxIdleConns          int
+	idleConnTimeout       time.Duration
+	responseHeaderTimeout time.Duration
+	drainTimeout          time.Duration
+	maxAttempts           int
+	logFormat             string
+	verbose               bool
+	sf                    base.SourceFlags
+}
+
+// Defaults of the limits on connections (see limits.go); those of
+// requests are the library's (proxy.Default*).
+const (
+	defaultMaxHeaders = 32 << 10
+	defaultMaxConns   = 256
+)
+
+// NewCommand is kivuli proxy, over the library's proxy package.
+func NewCommand(a *base.App) *cobra.Command {
+	f := &proxyFlags{
+		App:        a,
+		maxBody:    base.SizeFlag{N: proxy.DefaultMaxBody, Raw: base.FormatSize(proxy.DefaultMaxBody)},
+		maxBuffer:  base.SizeFlag{N: proxy.DefaultMaxBuffer, Raw: base.FormatSize(proxy.DefaultMaxBuffer)},
+		maxSpool:   base.SizeFlag{N: proxy.DefaultMaxSpool, Raw: base.FormatSize(proxy.DefaultMaxSpool)},
+		maxHeaders: base.SizeFlag{N: defaultMaxHeaders, Raw: base.FormatSize(defaultMaxHeaders)},
+	}
+	cmd := &cobra.Command{
+		Use:   "proxy --upstream URL [options]",
+		Short: "a signing reverse proxy: plain HTTP in, SigV4-signed requests to AWS out",
+		Long: `kivuli proxy listens for plain HTTP requests and forwards each to the
+--upstream, signed with SigV4 by the kivuli library's Transport, with the
+credentials of the source (the instance role by default), kept fresh in
+the background. Programs that cannot sign (OpenSearch Dashboards, Grafana
+data sources, Prometheus agents writing to Amazon Managed Prometheus,
+scripts, webhooks) talk to it as to the service itself. It replaces
+aws-sigv4-proxy: --name, --region and --host become --service, --region
+and --upstream, and the service and region come from the host when it
+tells them (set them for a custom domain or a tunnel). The proxy itself is
+the library's package github.com/kivuli-go/kivuli/proxy, which Go
+programs embed as an http.Handler; this command adds the flags, the
+listeners, TLS, draining, the admin endpoints and the log.
+
+Where a request goes is fixed by --upstream, never by the client: its
+Host header, an absolute-form request URI and X-Forwarded-Host are
+ignored, the path and query are kept. An --upstream with a path holds
+clients under it: a request whose path climbs above it (a '..' segment,
+or one percent-encoded, or after an encoded slash or backslash, as any
+server on the way might read it) gets 400, and nothing is sent. The
+upstream must be an AWS endpoint or a host given with --allow-host; a
+tunnel is a listed --upstream with the AWS name as --sign-host (and
+--upstream-server-name, to verify the certificate for it). The upstream
+is reached in clear (http://) only on loopback or a listed host, and
+never through an HTTP proxy: with HTTP_PROXY set, an http:// upstream
+that Go would send through it (app.localhost and LOCALHOST among them;
+NO_PROXY exempts hosts) is refused at start, since the proxy would read
+the token and the signature. An upstream that is the proxy itself is
+refused at start; a request that comes back through the proxy anyway (its
+Via entry) is answered 508.
+
+Headers: the client's Authorization, X-Amz-Date, X-Amz-Security-Token and
+X-Amz-Content-Sha256 are dropped. Host, x-amz-*, Content-MD5 and
+Content-Type are signed, with the headers named by --header-allow; every
+other header is sent unsigned, and hop-by-hop headers (and those the
+client names in Connection), X-Forwarded-*, Via, Accept-Encoding and
+tracing headers are never signed, since proxies on the way change them.
+--header-deny drops headers. Nothing is removed after it is signed.
+
+Bodies, in bounded memory: up to --max-buffer in memory; larger ones (or
+of unknown length) are spooled to an unlinked temporary file in
+--spool-dir, hashed from it and sent from it, up to --max-body (413 past
+it). To S3, and with --unsigned-payload, a larger body of known length is
+streamed as it arrives, signed UNSIGNED-PAYLOAD; a chunked body to S3 gets
+411 Length Required. A body already in aws-chunked framing is refused.
+Answers stream: every write is passed on at once, so server-sent events,
+Bedrock and Lambda response streams and chunked answers arrive as the
+upstream sends them, and a download is never held.
+
+Limits, so that no client can make the proxy grow without bound:
+  connections  at most --max-conns open; more wait to be accepted, and a
+               connection idle between requests is closed to make room;
+               HTTP/1.1 only, with TLS too (an HTTP/2 connection would
+               carry many requests at once)
+  headers      a request line and headers over --max-headers get 431, and
+               must arrive within 10s
+  requests     at most --max-requests served at once; more wait up to
+               --queue-timeout for their turn, then get 503 with
+               Retry-After: 1 (a WebSocket tunnel counts while it lasts)
+  memory       bodies held in memory take 32MiB at most together; past it
+               they are spooled
+  spool        spooled bodies take --max-spool at most together: a body
+               that would go over it gets 503 with Retry-After: 5, one
+               larger than it 413 (where /tmp is a tmpfs, the spool is in
+               memory too: give --spool-dir a disk)
+  stalls       a body that sends nothing for --body-idle-timeout is dropped
+               with 408 and its spool file freed; a slow upload that keeps
+               moving goes on
+With them the proxy's resident memory stays under 96MiB at the defaults,
+whatever its clients do; with other limits, under 24MiB + 32MiB +
+--max-conns x (2 x --max-headers + 32KiB, and 72KiB more with TLS) +
+--max-requests x 256KiB (logged at start as memory_bound). The Go
+runtime's soft memory limit is set to that bound less 16MiB, unless
+GOMEMLIMIT is set. /metrics counts the requests each limit refused.
+
+WebSocket upgrades are passed through, the handshake signed as the
+service wants it (Neptune in headers; Transcribe and IoT presigned).
+A request that can be sent again (no body, or one buffered or spooled) is
+retried on 5xx, 429 and throttling answers with backoff, up to
+--max-attempts, signed anew each time; an expired-token answer refreshes
+the credentials and is retried once. Streamed bodies are sent once.
+
+The admin listener serves /healthz (alive), /readyz (200 while the
+credentials are valid and the proxy is not draining, else 503) and
+/metrics in the Prometheus text format. Each request is logged with
+log/slog (method, path, query with any signature, token or access key ID
+redacted, status, body mode, bytes, attempts, duration); no header value
+is logged. On SIGTERM or SIGINT the proxy stops accepting connections,
+answers 503 on /readyz and waits --drain-timeout for the requests in
+flight (WebSocket tunnels included) before it exits.
+
+Anyone who can reach the listener makes requests as the role: it listens
+on loopback by default, and on another address only with --allow-remote
+(with --tls-cert and --tls-key it speaks TLS); so does --admin.
+
+A web page in a browser on the same machine can send the proxy a GET or a
+form POST, and, by DNS rebinding its own name to 127.0.0.1, read the
+answers. So the proxy answers only a Host that is an IP address,
+localhost, the host of --listen or --admin, or a name given with
+--serve-host (421 Misdirected Request otherwise; the port is not
+compared), and refuses what a browser sends from a page of another origin:
+an Origin other than the proxy's own (scheme, host and port), or a
+Sec-Fetch-Site other than same-origin or none (403). Programs that are not
+browsers (curl, the SDKs, Grafana's backend) send neither header.
+--allow-origin lets the pages of an origin through (CORS headers, if any,
+are the upstream's). A refused request is logged, counted in
+kivuli_proxy_refused_requests_total, and neither signed nor sent. The
+admin listener has the same Host and origin rules.`,
+		Annotations: map[string]string{
+			base.AnnSynopsis: `kivuli proxy --upstream https://HOST [--listen 127.0.0.1:8080] [--service S]
+            [--region R] [--sign-host H] [--allow-host HOST]...
+            [--serve-host NAME]... [--allow-origin ORIGIN]... [--allow-remote]
+            [--admin 127.0.0.1:8081] [--tls-cert F --tls-key F] [--max-body SIZE]
+            [--max-buffer SIZE] [--spool-dir DIR] [--unsigned-payload]
+            [--header-allow NAME]... [--header-deny NAME]...
+            [CREDENTIAL SOURCE options]`,
+			base.AnnExitOnly: `0    stopped by SIGTERM or SIGINT, after draining.
+1    a listener failed (the address is in use, ...).
+2    a flag is wrong, or --upstream is the proxy itself.
+3    no credentials: the source did not give any.
+4    the signer refuses the upstream: not an AWS endpoint nor given with
+     --allow-host, plain http:// to a host that is not loopback, a service
+     or region the host does not tell.`,
+			base.AnnSeeAlso: "aws-sigv4-proxy; kivuli curl --help, kivuli imds --help;\ngo doc github.com/kivuli-go/kivuli/proxy (the proxy as a Go package)",
+		},
+		Example: `# OpenSearch Dashboards or Grafana in front of an OpenSearch Service domain
+kivuli proxy --upstream https://search-logs-abc.eu-west-2.es.amazonaws.com
+curl 'http://127.0.0.1:8080/logs-*/_search?q=status:500'
+
+# instead of: aws-sigv4-proxy --name es --region eu-west-2 --host X
+kivuli proxy --upstream https://X
+
+# Prometheus remote_write to Amazon Managed Prometheus
+kivuli proxy --upstream https://aps-workspaces.eu-west-2.amazonaws.com
+#   remote_write: url: http://127.0.0.1:8080/workspaces/ws-1/api/v1/remote_write
+
+# S3: large objects streamed with UNSIGNED-PAYLOAD, in bounded memory
+kivuli proxy --upstream https://my-bucket.s3.eu-west-2.amazonaws.com
+curl -T backup.tar.gz http://127.0.0.1:8080/backups/backup.tar.gz
+
+# a VPC-only domain through an SSH tunnel, with TLS for a remote listener
+D=vpc-logs-abc.eu-west-2.es.amazonaws.com
+kivuli proxy --upstream https://localhost:9200 --allow-host localhost:9200 \
+    --sign-host $D --upstream-server-name $D \
+    --listen 0.0.0.0:8443 --allow-remote --tls-cert proxy.pem --tls-key proxy.key
+
+# in a compose file, where Grafana's backend reaches it as http://kivuli-proxy:8080
+kivuli proxy --upstream https://aps-workspaces.eu-west-2.amazonaws.com \
+    --listen 0.0.0.0:8080 --allow-remote --serve-host kivuli-proxy
+
+# health and metrics
+curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
+		Args: base.UsageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context()) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.upstream, "upstream", "", "forward every request to `URL` (https://HOST[:PORT][/PATH]); required")
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "listen on `ADDR` (host:port; port 0 picks one)")
+	fl.BoolVar(&f.allowRemote, "allow-remote", false, "let --listen and --admin be addresses that are not loopback: whoever reaches --listen makes requests as the role")
+	fl.StringVar(&f.admin, "admin", "127.0.0.1:8081", "serve /healthz, /readyz and /metrics on `ADDR` ('' for none)")
+	fl.StringVar(&f.service, "service", "", "the signing `SERVICE`, e.g. es, s3, aps (default: inferred from the upstream's host)")
+	fl.StringVar(&f.region, "region", "", "the signing `REGION`, e.g. eu-west-2 (default: inferred from the host, else AWS_REGION)")
+	fl.StringVar(&f.signHost, "sign-host", "", "sign for, and send as Host, `HOST` instead of the upstream's (a tunnel)")
+	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "also send signed requests to `HOST` (host, host:port, or *.domain), which may be reached over http:// (repeatable)")
+	fl.StringArrayVar(&f.serveHosts, "serve-host", nil, "also answer requests whose Host is `NAME` (host or host:port; the port is not compared), such as a compose service's name (repeatable)")
+	fl.StringArrayVar(&f.allowOrigins, "allow-origin", nil, "let web pages of `ORIGIN` (scheme://host[:port]) send requests through the proxy (repeatable; no CORS headers are added)")
+	fl.StringVar(&f.serverName, "upstream-server-name", "", "verify the upstream's TLS certificate for `NAME` (a tunnel: the AWS name; default: the upstream's host)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with the certificate chain in PEM `FILE` (with --tls-key)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "the private key in PEM `FILE` for --tls-cert")
+	fl.Var(&f.maxBody, "max-body", "refuse request bodies over `SIZE` with 413 (e.g. 100MiB, 5GiB)")
+	fl.Var(&f.maxBuffer, "max-buffer", "hold request bodies up to `SIZE` in memory; spool or stream larger ones")
+	fl.StringVar(&f.spoolDir, "spool-dir", "", "spool large request bodies to temporary files in `DIR` (default: the system's temporary directory)")
+	fl.Var(&f.maxSpool, "max-spool", "hold at most `SIZE` of spooled bodies on disk together (503 past it; 413 for a body larger)")
+	fl.DurationVar(&f.bodyIdleTimeout, "body-idle-timeout", proxy.DefaultBodyIdleTimeout, "drop a request whose body sends nothing for `DUR` (408; 0: never)")
+	fl.Var(&f.maxHeaders, "max-headers", "refuse a request line and headers over `SIZE` with 431")
+	fl.IntVar(&f.maxConns, "max-conns", defaultMaxConns, "keep at most `N` client connections open; more wait to be accepted")
+	fl.IntVar(&f.maxRequests, "max-requests", proxy.DefaultMaxRequests, "serve at most `N` requests at once; more wait --queue-timeout, then get 503")
+	fl.DurationVar(&f.queueTimeout, "queue-timeout", proxy.DefaultQueueTimeout, "let a request over --max-requests wait up to `DUR` for its turn (0: 503 at once)")
+	fl.BoolVar(&f.unsignedPayload, "unsigned-payload", false, "sign every body as UNSIGNED-PAYLOAD, streaming large ones (only for services that accept it)")
+	fl.StringArrayVar(&f.headerAllow, "header-allow", nil, "also sign the header `NAME` (a prefix with a trailing *; comma lists; repeatable)")
+	fl.StringArrayVar(&f.headerDeny, "header-deny", nil, "drop the header `NAME` from requests (a prefix with a trailing *; comma lists; repeatable)")
+	fl.IntVar(&f.maxIdleConns, "max-idle-conns", proxy.DefaultMaxIdleConns, "keep up to `N` idle connections to the upstream")
+	fl.DurationVar(&f.idleConnTimeout, "idle-conn-timeout", proxy.DefaultIdleConnTimeout, "close idle upstream connections after `DUR`")
+	fl.DurationVar(&f.responseHeaderTimeout, "response-header-timeout", 0, "give up on an upstream that sends no answer headers within `DUR` (default: no limit)")
+	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait up to `DUR` for the requests in flight")
+	fl.IntVar(&f.maxAttempts, "max-attempts", proxy.DefaultMaxAttempts, "send a request that can be sent again up to `N` times (1: never retry)")
+	fl.StringVar(&f.logFormat, "log-format", "text", "write logs to standard error as `FORMAT`: text or json")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also log each canonical request and string to sign (token redacted)")
+	base.AddSourceFlags(cmd, &f.sf, true)
+	return cmd
+}
+
+// config checks the flags and makes the proxy's configuration, all but
+// its credentials, so that a wrong flag is refused before the credential
+// source is opened.
+func (f *proxyFlags) config() (proxy.Config, error) {
+	if err := f.checkLimits(); err != nil {
+		return proxy.Config{}, err
+	}
+	if err := base.CheckListen("--listen", f.listen, f.allowRemote, listenRisk); err != nil {
+		return proxy.Config{}, err
+	}
+	if f.admin != "" {
+		if err := base.CheckListen("--admin", f.admin, f.allowRemote, adminRisk); err != nil {
+			return proxy.Config{}, err
+		}
+	}
+	cfg := proxy.Config{
+		Upstream: f.upstream, SignHost: f.signHost, Service: f.service, Region: f.region,
+		AllowedHosts: f.allowHosts, UpstreamServerName: f.serverName,
+		ServeHosts:   append(slices.Clip(f.serveHosts), listenNames(f.listen, f.admin)...),
+		AllowOrigins: f.allowOrigins,
+		SignHeaders:  f.headerAllow, DropHeaders: f.headerDeny, UnsignedPayload: f.unsignedPayload,
+		MaxBody: noneIfZero(f.maxBody.N), MaxBuffer: noneIfZero(f.maxBuffer.N), MaxSpool: noneIfZero(f.maxSpool.N),
+		SpoolDir:    f.spoolDir,
+		MaxRequests: f.maxRequests, QueueTimeout: noneIfZero(f.queueTimeout), BodyIdleTimeout: noneIfZero(f.bodyIdleTimeout),
+		MaxAttempts:  f.maxAttempts,
+		MaxIdleConns: f.maxIdleConns, IdleConnTimeout: noneIfZero(f.idleConnTimeout), ResponseHeaderTimeout: f.responseHeaderTimeout,
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, base.ConfigError(err)
+	}
+	return cfg, nil
+}
+
+// checkLimits checks the flags that the library's Config does not hold,
+// or holds with other zeros.
+func (f *proxyFlags) checkLimits() error {
+	switch {
+	case (f.tlsCert == "") != (f.tlsKey == ""):
+		return base.UsageErrorf("--tls-cert and --tls-key go together")
+	case f.maxIdleConns < 1:
+		return base.UsageErrorf("--max-idle-conns must be at least 1")
+	case f.maxAttempts < 1:
+		return base.UsageErrorf("--max-attempts must be at least 1")
+	case f.maxConns < 1 || f.maxRequests < 1:
+		return base.UsageErrorf("--max-conns and --max-requests must be at least 1")
+	case f.maxHeaders.N < 1<<10:
+		return base.UsageErrorf("--max-headers %s is under 1KiB: no client's request would fit", f.maxHeaders.Raw)
+	case f.maxHeaders.N > 1<<30:
+		return base.UsageErrorf("--max-headers %s is over 1GiB", f.maxHeaders.Raw)
+	case f.queueTimeout < 0 || f.bodyIdleTimeout < 0:
+		return base.UsageErrorf("--queue-timeout and --body-idle-timeout must not be negative")
+	case f.logFormat != "text" && f.logFormat != "json":
+		return base.UsageErrorf("--log-format %q: want text or json", f.logFormat)
+	}
+	return nil
+}
+
+// noneIfZero is a flag's 0, which means none, as the library's Config
+// says none: negative (its zero is the default).
+func noneIfZero[T ~int64](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
+// listenNames are the hosts of listen addresses that are names (an IP
+// address is always answered to), for the Host rule.
+func listenNames(addrs ...string) []string {
+	var names []string
+	for _, a := range addrs {
+		h, _, err := net.SplitHostPort(a)
+		if _, ipErr := netip.ParseAddr(h); err == nil && h != "" && ipErr != nil {
+			names = append(names, h)
+		}
+	}
+	return names
+}
+
+// The risks of the proxy's listeners, for checkListen's refusals.
+const (
+	listenRisk = "whoever reaches it makes requests as the role"
+	adminRisk  = "whoever reaches it reads the proxy's metrics and state"
+)
+
+// tlsConfig is the listener's TLS, from --tls-cert and --tls-key, or nil.
+func (f *proxyFlags) tlsConfig() (*tls.Config, error) {
+	if f.tlsCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return nil, base.UsageErrorf("--tls-cert, --tls-key: %v", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if verbose {
+		opts.Level = slog.LevelDebug
+	}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// run serves the proxy until ctx ends.
+func (f *proxyFlags) run(ctx context.Context) error {
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	tlsConfig, err := f.tlsConfig()
+	if err != nil {
+		return err
+	}
+	log := newLogger(f.Stderr, f.logFormat, f.verbose)
+	if f.Env.Get("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(f.memoryBound() - nonGoMemory))
+	}
+	src, err := f.sf.Open(ctx, f.App, f.region, false)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	s, err := newProxyServer(ctx, cfg, src.Creds, log)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return s.serve(ctx, f, tlsConfig)
+}

@@ -1,0 +1,63 @@
+package proxycmd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+
+	"github.com/kivuli-go/kivuli"
+	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
+	"github.com/kivuli-go/kivuli/internal/guard"
+	"github.com/kivuli-go/kivuli/proxy"
+)
+
+// proxyServer is the library's proxy as kivuli proxy serves it: with its
+// metrics and access log (one proxy.Observer), its refusals in the words
+// of the flags, the admin endpoints, and the state of its drain.
+type proxyServer struct {
+	p        *proxy.Proxy
+	upstream *url.URL
+	creds    *kivuli.Credentials
+	log      *slog.Logger
+	m        *proxyMetrics
+	guard    *guard.Guard // the admin listener's, with the proxy's rules
+	conns    atomic.Pointer[connLimit]
+	draining atomic.Bool
+	stopSubs func()
+}
+
+// newProxyServer makes the proxy of cfg with creds, its observer and its
+// error answers the command's. An upstream the signer refuses exits 4.
+func newProxyServer(ctx context.Context, cfg proxy.Config, creds *kivuli.Credentials, log *slog.Logger) (*proxyServer, error) {
+	s := &proxyServer{creds: creds, log: log}
+	s.m = newProxyMetrics(s)
+	cfg.Credentials, cfg.Observer, cfg.Logger = creds, &proxyObserver{m: s.m, log: log}, log
+	cfg.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, e *proxy.RequestError) {
+		http.Error(w, base.FlagWords(e.Msg), e.Status)
+	}
+	var err error
+	if s.guard, err = guard.New(cfg.ServeHosts, "--serve-host", cfg.AllowOrigins, "--allow-origin"); err != nil {
+		return nil, base.ConfigError(err)
+	}
+	if s.upstream, err = url.Parse(cfg.Upstream); err != nil {
+		return nil, base.UsageErrorf("--upstream %q: %v", cfg.Upstream, err)
+	}
+	if s.p, err = proxy.New(ctx, cfg); err != nil {
+		if base.RefusedBySigner(err) {
+			return nil, &base.ExitError{Code: base.ExitRefused, Err: fmt.Errorf("kivuli: --upstream %s: %s", s.upstream.Redacted(), base.FlagWords(strings.TrimPrefix(err.Error(), "kivuli: ")))}
+		}
+		return nil, base.ConfigError(err)
+	}
+	s.stopSubs = s.m.watchCredentials(creds)
+	return s, nil
+}
+
+// close ends the tunnels left and stops counting refreshes.
+func (s *proxyServer) close() {
+	s.p.Close()
+	s.stopSubs()
+}

@@ -1,0 +1,50 @@
+package proxy
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// check refuses a request that is not forwarded at all, before it takes a
+// turn or its body is read.
+func (p *Proxy) check(r *http.Request) *RequestError {
+	if rf := p.guard.Check(r); rf != nil {
+		return &RequestError{Status: rf.Status, Stage: "guard", Reason: rf.Reason, Msg: rf.Msg}
+	}
+	switch {
+	case seenBefore(r.Header, p.via):
+		return &RequestError{Status: http.StatusLoopDetected, Msg: "kivuli proxy: this request has come through this proxy before: Config.Upstream leads back to it"}
+	case r.Method == http.MethodConnect:
+		return &RequestError{Status: http.StatusMethodNotAllowed, Msg: "kivuli proxy: CONNECT is not forwarded: this is a reverse proxy to " + p.upstream.Host}
+	case r.RequestURI == "*":
+		return &RequestError{Status: http.StatusBadRequest, Msg: "kivuli proxy: a request for * is not forwarded"}
+	case p.prefixed && climbs(r.URL.EscapedPath()):
+		return &RequestError{Status: http.StatusBadRequest, Msg: "kivuli proxy: the path climbs out of the Config.Upstream's path " + p.upstream.EscapedPath() + " (a '..' segment, or one encoded, above it): the client never chooses where a request goes"}
+	case awsChunked(r.Header):
+		// The client signed its chunks itself (aws-chunked framing):
+		// forwarded as a plain body, the framing would be stored as the
+		// object's content (aws-sigv4-proxy#87).
+		return &RequestError{Status: http.StatusBadRequest, Msg: "kivuli proxy: the body is aws-chunked (X-Amz-Content-Sha256: STREAMING-..., signed chunk by chunk by the client): configure the client to send a plain body, which the proxy signs"}
+	}
+	return nil
+}
+
+// awsChunked reports a body in aws-chunked framing.
+func awsChunked(h http.Header) bool {
+	return strings.HasPrefix(h.Get("X-Amz-Content-Sha256"), "STREAMING-") ||
+		h.Get("X-Amz-Decoded-Content-Length") != "" ||
+		slices.ContainsFunc(h.Values("Content-Encoding"), func(v string) bool { return strings.Contains(strings.ToLower(v), "aws-chunked") })
+}
+
+// upgradeType is the protocol a request asks to switch to, or "".
+func upgradeType(h http.Header) string {
+	for _, v := range h.Values("Connection") {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return h.Get("Upgrade")
+			}
+		}
+	}
+	return ""
+}
