@@ -137,7 +137,7 @@ func newChecksumSetter(r *http.Request, alg ChecksumAlgorithm) *checksumSetter {
 	if alg == "" {
 		return nil
 	}
-	return &checksumSetter{r: r, alg: alg, h: alg.newHash()}
+	return &checksumSetter{r: r, alg: alg, h: alg.New()}
 }
 
 // writer is the hash to feed the body to, besides the SHA-256.

@@ -45,9 +45,9 @@ var (
 	crc64NVMETable = crc64.MakeTable(crc64NVME)
 )
 
-// newHash returns a hash of the algorithm, or nil when it is none S3
-// knows.
-func (a ChecksumAlgorithm) newHash() hash.Hash {
+// New returns a hash of the algorithm, whose Sum is the checksum's value
+// (base64-encoded in a header), or nil when it is none S3 knows.
+func (a ChecksumAlgorithm) New() hash.Hash {
 	switch a {
 	case ChecksumCRC32:
 		return crc32.NewIEEE()
@@ -96,7 +96,7 @@ func checksumWanted(r *http.Request, rt *route) (ChecksumAlgorithm, error) {
 	if alg == "" {
 		return "", nil
 	}
-	if alg.newHash() == nil {
+	if alg.New() == nil {
 		return "", invalid(ErrInvalidRequest, "%s %q is no algorithm S3 checks: use CRC32, CRC32C, CRC64NVME, SHA1 or SHA256", headerChecksumAlgorithm, alg)
 	}
 	for k := range r.Header {

@@ -104,7 +104,7 @@ func (a ChecksumAlgorithm) trailerLine(v string) string {
 
 // valueLength is the length of the base64 value of a's checksum.
 func (a ChecksumAlgorithm) valueLength() int {
-	return (a.newHash().Size() + 2) / 3 * 4
+	return (a.New().Size() + 2) / 3 * 4
 }
 
 // prepareChunked sets the headers that a request sent aws-chunked is
@@ -248,7 +248,7 @@ type chunkedBody struct {
 func newChunkedBody(ctx context.Context, src io.ReadCloser, plan chunkPlan, s *chunkSigner) *chunkedBody {
 	b := &chunkedBody{ctx: ctx, src: src, plan: plan, signer: s, buf: make([]byte, min(int64(chunkSize), plan.length))}
 	if plan.checksum != "" {
-		b.sum = plan.checksum.newHash()
+		b.sum = plan.checksum.New()
 	}
 	b.head = make([]byte, 0, 8+chunkSigLen+2)
 	b.tail = make([]byte, 0, 256)

@@ -95,6 +95,8 @@ func BenchmarkS3Upload(b *testing.B) {
 	client := s3.New(s3.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), UsePathStyle: true,
 		Credentials: e.creds, HTTPClient: srv.Client(),
+		// What config.LoadDefaultConfig gives: a CRC32 on every upload.
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported,
 	})
 	sdkPut := func(body []byte, oneShot bool) error {
 		var r io.Reader = bytes.NewReader(body)

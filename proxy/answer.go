@@ -24,8 +24,11 @@ type requestState struct {
 	sent     atomic.Bool   // the signer passed a request on: an error is the upstream's
 	attempts atomic.Int32  // requests sent upstream
 	stalled  atomic.Bool   // the client's body stalled (BodyIdleTimeout)
-	mu       sync.Mutex
-	answer   *RequestError
+	// preEncoded: the body is an SDK's aws-chunked one, signed as it is:
+	// its payload hash and Content-Encoding go to the signer.
+	preEncoded bool
+	mu         sync.Mutex
+	answer     *RequestError
 }
 
 func (s *requestState) setErr(e *RequestError) {

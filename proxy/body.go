@@ -18,8 +18,9 @@ import (
 // How a request body reaches the signer, in bounded memory:
 //
 //   - streamed: to S3 (and with UnsignedPayload), a body of known
-//     length over the in-memory threshold is passed through as it arrives
-//     and signed UNSIGNED-PAYLOAD. It can be sent once only: no retry.
+//     length over the in-memory threshold is passed through as it arrives,
+//     which the signer sends aws-chunked with a CRC32 trailer (to S3) or
+//     UNSIGNED-PAYLOAD. It can be sent once only: no retry.
 //   - buffered: a body up to MaxBuffer is read into memory, to be
 //     hashed and sent again on a retry.
 //   - spooled: a larger body (or one of unknown length, to learn it) is
@@ -79,6 +80,9 @@ type proxyBody struct {
 	spooled int64 // of spool
 	spool   *budget
 	counter *countingReader
+	// preEncoded: an SDK's aws-chunked body with unsigned chunks, signed
+	// as it is (awschunked.go).
+	preEncoded bool
 }
 
 // release frees the body's memory and spool charges and closes its spool
@@ -117,6 +121,12 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return 
 // described above. On error nothing needs releasing.
 func (p *Proxy) prepareBody(r *http.Request) (*proxyBody, error) {
 	b := &proxyBody{mode: bodyNone, mem: &p.mem, spool: &p.disk}
+	if p.s3 && awsChunked(r.Header) {
+		var err error
+		if b.preEncoded, err = p.prepareAWSChunked(r); err != nil {
+			return nil, err
+		}
+	}
 	chunked := r.ContentLength < 0 || len(r.TransferEncoding) > 0
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 && !chunked {
 		r.Body, r.GetBody, r.ContentLength = http.NoBody, nil, 0

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net/http"
-	"slices"
 	"strings"
 )
 
@@ -21,20 +20,13 @@ func (p *Proxy) check(r *http.Request) *RequestError {
 		return &RequestError{Status: http.StatusBadRequest, Msg: "kivuli proxy: a request for * is not forwarded"}
 	case p.prefixed && climbs(r.URL.EscapedPath()):
 		return &RequestError{Status: http.StatusBadRequest, Msg: "kivuli proxy: the path climbs out of the Config.Upstream's path " + p.upstream.EscapedPath() + " (a '..' segment, or one encoded, above it): the client never chooses where a request goes"}
-	case awsChunked(r.Header):
-		// The client signed its chunks itself (aws-chunked framing):
-		// forwarded as a plain body, the framing would be stored as the
-		// object's content (aws-sigv4-proxy#87).
-		return &RequestError{Status: http.StatusBadRequest, Msg: "kivuli proxy: the body is aws-chunked (X-Amz-Content-Sha256: STREAMING-..., signed chunk by chunk by the client): configure the client to send a plain body, which the proxy signs"}
+	case awsChunked(r.Header) && !p.s3:
+		// aws-chunked framing is S3's (awschunked.go): forwarded as a
+		// plain body elsewhere, the framing would be taken for the
+		// content (aws-sigv4-proxy#87).
+		return &RequestError{Status: http.StatusBadRequest, Msg: "kivuli proxy: the body is aws-chunked (X-Amz-Content-Sha256: STREAMING-...), which only S3 takes: configure the client to send a plain body, which the proxy signs"}
 	}
 	return nil
-}
-
-// awsChunked reports a body in aws-chunked framing.
-func awsChunked(h http.Header) bool {
-	return strings.HasPrefix(h.Get("X-Amz-Content-Sha256"), "STREAMING-") ||
-		h.Get("X-Amz-Decoded-Content-Length") != "" ||
-		slices.ContainsFunc(h.Values("Content-Encoding"), func(v string) bool { return strings.Contains(strings.ToLower(v), "aws-chunked") })
 }
 
 // upgradeType is the protocol a request asks to switch to, or "".

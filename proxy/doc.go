@@ -32,7 +32,7 @@
 //     not browsers send neither header.
 //   - The request's own shape: one that came through this proxy before
 //     (its Via entry, so the upstream leads back) gets 508; CONNECT, "*"
-//     and a body already in aws-chunked framing are refused; with an
+//     and, but to S3, a body in aws-chunked framing are refused; with an
 //     upstream path, a path that climbs above it ('..', plain or encoded,
 //     in any reading a server on the way may make) gets 400.
 //   - Its turn: at most [Config.MaxRequests] are served at once; the rest
@@ -43,7 +43,12 @@
 //     [Config.SpoolDir] and hashed from it, [Config.MaxSpool] together;
 //     none over [Config.MaxBody] (413). To S3, and with
 //     [Config.UnsignedPayload], a larger body of known length streams as it
-//     arrives, signed UNSIGNED-PAYLOAD. A body that sends nothing for
+//     arrives: to S3 aws-chunked, with a CRC32 checksum in its trailer;
+//     with UnsignedPayload signed UNSIGNED-PAYLOAD. An SDK's upload to S3 in
+//     aws-chunked framing (its checksum in the trailer) is re-signed with
+//     the role: through untouched to an https upstream, decoded and
+//     re-encoded to one in clear, the client's checksum checked against
+//     the bytes (awschunked.go). A body that sends nothing for
 //     [Config.BodyIdleTimeout] is dropped with 408.
 //
 // Then it is forwarded by an [httputil.ReverseProxy] (the upstream fixed:

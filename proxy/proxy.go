@@ -158,6 +158,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer b.release()
+	st.preEncoded = b.preEncoded
 	p.forward(rec, r, st)
 }
 

@@ -140,6 +140,13 @@ func (s splitter) RoundTrip(req *http.Request) (*http.Response, error) { return 
 func (p *Proxy) roundTrip(req *http.Request) (*http.Response, error) {
 	signed, unsigned := p.headers.split(req.Header)
 	h := &hop{unsigned: unsigned, state: stateOf(req.Context())}
+	if h.state.preEncoded {
+		signed.Set("X-Amz-Content-Sha256", streamingUnsigned)
+		if v := unsigned.Values("Content-Encoding"); v != nil {
+			signed["Content-Encoding"] = v
+			delete(unsigned, "Content-Encoding")
+		}
+	}
 	out := req.WithContext(context.WithValue(req.Context(), hopKey{}, h))
 	out.Header = signed
 	out.RequestURI = "" // a client request has none

@@ -113,9 +113,15 @@ tracing headers are never signed, since proxies on the way change them.
 Bodies, in bounded memory: up to --max-buffer in memory; larger ones (or
 of unknown length) are spooled to an unlinked temporary file in
 --spool-dir, hashed from it and sent from it, up to --max-body (413 past
-it). To S3, and with --unsigned-payload, a larger body of known length is
-streamed as it arrives, signed UNSIGNED-PAYLOAD; a chunked body to S3 gets
-411 Length Required. A body already in aws-chunked framing is refused.
+it). To S3 a larger body of known length is streamed as it arrives, in
+aws-chunked framing with a CRC32 checksum in its trailer (unsigned chunks
+to an https upstream, signed ones in clear), and with --unsigned-payload
+signed UNSIGNED-PAYLOAD; a chunked body to S3 gets 411 Length Required.
+An SDK's upload in aws-chunked framing (what aws-sdk-go-v2, botocore and
+the AWS CLI send over TLS, with their checksums) is re-signed with the
+role: streamed through untouched to an https upstream, decoded and
+re-encoded to one in clear, the client's checksum checked against the
+bytes. Other services take no aws-chunked body: it is refused.
 Answers stream: every write is passed on at once, so server-sent events,
 Bedrock and Lambda response streams and chunked answers arrive as the
 upstream sends them, and a download is never held.
@@ -207,7 +213,7 @@ kivuli proxy --upstream https://X
 kivuli proxy --upstream https://aps-workspaces.eu-west-2.amazonaws.com
 #   remote_write: url: http://127.0.0.1:8080/workspaces/ws-1/api/v1/remote_write
 
-# S3: large objects streamed with UNSIGNED-PAYLOAD, in bounded memory
+# S3: large objects streamed with a CRC32 checksum, in bounded memory
 kivuli proxy --upstream https://my-bucket.s3.eu-west-2.amazonaws.com
 curl -T backup.tar.gz http://127.0.0.1:8080/backups/backup.tar.gz
 
