@@ -11,6 +11,7 @@ require (
 )
 
 require (
+	github.com/aws/smithy-go/aws-http-auth v1.2.2 // indirect
 	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 )
