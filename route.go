@@ -21,8 +21,10 @@ type route struct {
 	// The key: URL.Host, Request.Host and URL.Scheme, as given.
 	dial, host, scheme string
 
-	service, region string
+	service, region string // region: the region set when sigv4a
 	policy          Policy
+	// sigv4a: signed with SigV4a (sigv4a.go), for the region set region.
+	sigv4a bool
 	// fromAWS reports that the dialled host is an AWS endpoint that runs
 	// no customer's code, so that its answers may correct the clock.
 	fromAWS bool
@@ -98,13 +100,19 @@ func (t *Transport) decide(req *http.Request) (rt route, byPath bool, err error)
 	if plaintext && !dialListed && !dial.isLoopback() {
 		return rt, false, invalid(ErrPlaintext, "%s://%s would carry the signature and the session token readable by the network and any HTTP proxy: use %ss://, or list the host in Transport.AllowedHosts to allow it", scheme, u.Host, scheme)
 	}
-	service, region, byPath, err := t.resolveScope(signed.name, u.Path)
+	form := sigv4aFormOf(signed.name)
+	service, region, byPath, err := t.resolveScope(signed.name, u.Path, form)
+	if err != nil {
+		return rt, false, err
+	}
+	pol := t.Policies.lookup(service)
+	v4a, region, err := chooseAlgorithm(pol.Algorithm, form, signed.name, service, region)
 	if err != nil {
 		return rt, false, err
 	}
 	return route{
 		dial: u.Host, host: req.Host, scheme: u.Scheme,
-		service: service, region: region, policy: t.Policies.lookup(service),
+		service: service, region: region, policy: pol, sigv4a: v4a,
 		fromAWS:   dialAWS && !dial.runsCustomerCode(),
 		plaintext: plaintext,
 	}, byPath, nil
@@ -137,9 +145,17 @@ func checkURL(u *url.URL) error {
 // comes from AWS_REGION, else AWS_DEFAULT_REGION (read once per
 // Transport). byPath reports that the inference depended on the path too
 // (AWS IoT's data endpoints), so that the route of the host is not one for
-// all its requests.
-func (t *Transport) resolveScope(hn, path string) (service, region string, byPath bool, err error) {
+// all its requests. A host that takes SigV4a only (form, not alt) is
+// signed for the region set its rules give, whatever Region says: a
+// Transport with a Region signs for it every other host.
+func (t *Transport) resolveScope(hn, path string, form *sigv4aForm) (service, region string, byPath bool, err error) {
 	service, region = t.Service, t.Region
+	if form != nil && !form.alt {
+		if service == "" {
+			service = signingNames[form.name]
+		}
+		return service, form.regionSet, false, nil
+	}
 	if service != "" && region != "" {
 		return service, region, false, nil
 	}

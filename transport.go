@@ -100,6 +100,7 @@ type Transport struct {
 	correctionLog, refusedLog everyMinute
 	forced                    atomic.Int64          // unix nanoseconds of the last refresh forced by an answer
 	last                      atomic.Pointer[route] // the route of the last host signed for
+	ecdsa                     ecdsaKeys             // the SigV4a key of the newest credentials
 }
 
 // RoundTrip signs a clone of req and sends it with Base.
@@ -211,6 +212,8 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 		expires:     expirySeconds,
 		logger:      t.Logger,
 		values:      &o.values,
+		sigv4a:      rt.sigv4a,
+		keys:        &t.ecdsa,
 	}
 	if err = sign(req.Context(), out, s); err != nil {
 		return nil, creds, rt, err

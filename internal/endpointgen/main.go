@@ -130,12 +130,14 @@ func main() {
 	if *rules {
 		var regions []string
 		for _, p := range parts {
-			regions = append(regions, p.regions...)
+			for _, r := range p.regions {
+				regions = append(regions, r+"@"+p.id)
+			}
 		}
 		if answers, ops, err = askSDKRules(mods, regions); err != nil {
 			log.Fatal(err)
 		}
-		sources = append(sources, fmt.Sprintf("the endpoint rules (EndpointResolverV2) and auth scheme resolvers of the Go service modules, asked for the %d regions of the partitions, 4 variants each (%s/)", len(regions), sdkRulesDir))
+		sources = append(sources, fmt.Sprintf("the endpoint rules (EndpointResolverV2) and auth scheme resolvers of the Go service modules, asked for the %d regions of the partitions, 4 variants each, and about customers' endpoints with sample names (%s/)", len(regions), sdkRulesDir))
 		log.Printf("%d answers from the endpoint rules", len(answers))
 	}
 
