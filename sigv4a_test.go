@@ -2,6 +2,7 @@ package kivuli_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/kivuli-go/kivuli"
 	"github.com/kivuli-go/kivuli/sigv4test"
 	"github.com/stretchr/testify/assert"
@@ -259,4 +261,32 @@ func TestSigV4ADebugLog(t *testing.T) {
 	require.NoError(t, err)
 	stsSum := sha256.Sum256([]byte(entry.STS))
 	assert.True(t, ecdsa.VerifyASN1(pub, stsSum[:], der), "the signature sent is over the logged string to sign")
+}
+
+// TestSigV4ARotation: a request signed after the secret changed, under
+// the same access key ID, is signed with the new secret's key (smithy's
+// signer alone would keep the key of the first secret it saw for the key
+// ID); and after credentials rotate, requests keep verifying.
+func TestSigV4ARotation(t *testing.T) {
+	var secret atomic.Value
+	secret.Store("first")
+	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "ASIAROTATES", SecretAccessKey: secret.Load().(string)}, nil
+	})
+	v := &sigv4test.Verifier{Secrets: func(id string) (sigv4test.Credentials, bool) {
+		return sigv4test.Credentials{AccessKeyID: id, SecretAccessKey: secret.Load().(string)}, id == "ASIAROTATES"
+	}}
+	srv := sigv4test.NewServer(v, nil)
+	defer srv.Close()
+	tr := &kivuli.Transport{Credentials: creds, AllowedHosts: []string{strings.TrimPrefix(srv.URL, "http://")}}
+	for _, s := range []string{"first", "second", "second", "third"} {
+		secret.Store(s)
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+		req.Host = mrapHost
+		resp, err := tr.RoundTrip(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		recs := srv.Records()
+		require.NoError(t, recs[len(recs)-1].Err, "signed with the secret %q", s)
+	}
 }
