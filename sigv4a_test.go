@@ -290,3 +290,52 @@ func TestSigV4ARotation(t *testing.T) {
 		require.NoError(t, recs[len(recs)-1].Err, "signed with the secret %q", s)
 	}
 }
+
+// TestSigV4ARedirectsAndRetries: the redirect rule and retries hold for
+// SigV4a as for SigV4: a redirect to the same Multi-Region Access Point is
+// followed, signed afresh; one elsewhere is refused, nothing sent; a
+// request retried after a 503 is signed afresh, with SigV4a, each time.
+func TestSigV4ARedirectsAndRetries(t *testing.T) {
+	var calls atomic.Int32
+	r := newRig(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		switch {
+		case req.URL.Path == "/moved":
+			http.Redirect(w, req, "http://"+mrapHost+"/key", http.StatusTemporaryRedirect)
+		case req.URL.Path == "/away":
+			http.Redirect(w, req, "http://bucket.s3.us-west-2.amazonaws.com/key", http.StatusMovedPermanently)
+		case req.URL.Path == "/busy" && calls.Add(1) == 1:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	tr := r.awsTransport("")
+	tr.Region = ""
+	tr.AllowedHosts = append(tr.AllowedHosts, mrapHost)
+	client := kivuli.NewRetryingClient(tr, func(o *kivuli.RetryOptions) { o.MinWait, o.MaxWait = time.Millisecond, time.Millisecond })
+
+	resp, err := client.Get("http://" + mrapHost + "/moved")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	recs := r.endpoint.Records()
+	require.Len(t, recs, 2)
+	for _, rec := range recs {
+		require.NoError(t, rec.Err)
+		assert.Equal(t, "AWS4-ECDSA-P256-SHA256", rec.Algorithm)
+	}
+
+	_, err = client.Get("http://" + mrapHost + "/away")
+	assert.ErrorIs(t, err, kivuli.ErrHostNotAllowed)
+	assert.Len(t, r.endpoint.Records(), 3, "the redirect elsewhere was not sent")
+
+	resp, err = client.Get("http://" + mrapHost + "/busy")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	recs = r.endpoint.Records()
+	require.Len(t, recs, 5)
+	for _, rec := range recs[3:] {
+		require.NoError(t, rec.Err)
+		assert.Equal(t, "AWS4-ECDSA-P256-SHA256", rec.Algorithm)
+		assert.Equal(t, "*", rec.Region)
+	}
+}
