@@ -158,7 +158,8 @@ type Policy struct {
 	// (STREAMING-AWS4-HMAC-SHA256-PAYLOAD): read once, as it is sent, 64
 	// KiB at a time, each chunk signed over its SHA-256, rather than read
 	// once to hash it and again to send it (or sent as UNSIGNED-PAYLOAD,
-	// unchecked). Only S3 accepts it.
+	// unchecked). Only S3 accepts it, and kivuli signs it with SigV4 only:
+	// a host signed with SigV4a gets the body hashed instead.
 	Chunked bool
 	// Checksum is the algorithm of the S3 flexible checksum that kivuli
 	// computes, in the same pass as the body's SHA-256, where S3 takes one
@@ -231,6 +232,13 @@ var builtinPolicies = Policies{
 //	kafka-cluster      query, signed    SHA-256 of ""                    as default           query, 15 minutes
 //	neptune-db         as default       as default                       as default           header (WebSockets too)
 //	execute-api        as default       as default                       as default           header
+//
+// Every row signs with SigV4, but for the hosts that take SigV4a only (S3
+// Multi-Region Access Points, CloudFront KeyValueStore, EventBridge global
+// endpoints), signed with SigV4a as their service's row says, never
+// aws-chunked: an upload read once goes UNSIGNED-PAYLOAD, without the
+// checksum unless the request asks for one (then buffered). Algorithm
+// changes that per service.
 func DefaultPolicies() Policies { return maps.Clone(builtinPolicies) }
 
 // lookup returns the row for service: the table's own, else the built-in

@@ -183,8 +183,10 @@ var scopeRules = [...]scopeRule{
 // region "" when the host names none (S3 Transfer Acceleration, say). A
 // host that is not an AWS endpoint, such as an IP address, a name under
 // another domain or a host customers run (an EC2 instance's public name,
-// a load balancer), gives "" and "". Test servers use it to answer as the
-// endpoint a host names would, as sigv4test's Verifier does.
+// a load balancer), gives "" and "". A host that takes SigV4a only gives
+// the region set its endpoint rules give as the region: an S3
+// Multi-Region Access Point is "s3" in "*". Test servers use it to answer
+// as the endpoint a host names would, as sigv4test's Verifier does.
 func InferScope(host, path string) (service, region string) {
 	h, err := parseHost(host)
 	if err != nil || !h.isAWSEndpoint() {
