@@ -258,8 +258,9 @@ func presignExpiry(expires time.Duration, pol Policy) (int64, error) {
 }
 
 // signingHeaders is how many headers signing may add: Authorization,
-// X-Amz-Date, X-Amz-Security-Token and X-Amz-Content-Sha256.
-const signingHeaders = 4
+// X-Amz-Date, X-Amz-Security-Token, X-Amz-Content-Sha256 and, for
+// SigV4a, X-Amz-Region-Set.
+const signingHeaders = 5
 
 // outgoing is a request's signed clone, its URL, and the values of the
 // headers signing adds itself, allocated together.
