@@ -44,8 +44,12 @@ func TestVectorsV4A(t *testing.T) {
 		if err := json.Unmarshal(readFile(t, dir, "public-key.json"), &want); err != nil {
 			t.Fatal(err)
 		}
-		if got := [2]string{hex.EncodeToString(pub.X.Bytes()), hex.EncodeToString(pub.Y.Bytes())}; got != [2]string{want.X, want.Y} {
-			t.Errorf("%s: derived public key %v, public-key.json %v", name, got, want)
+		pubRaw, err := pub.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hex.EncodeToString(pubRaw); got != "04"+want.X+want.Y {
+			t.Errorf("%s: derived public key %s, public-key.json 04%s%s", name, got, want.X, want.Y)
 		} else {
 			passed["key"]++
 		}
