@@ -104,29 +104,38 @@ type signEvery struct{}
 
 func (signEvery) IsSigned(string) bool { return true }
 
+// v4aRequest is what one SigV4a signature hands smithy's signer,
+// allocated together: the request kivuli canonicalised, and the input.
+type v4aRequest struct {
+	req       http.Request
+	url       url.URL
+	in        sigv4a.SignRequestInput
+	hash      [sha256.Size]byte
+	regionSet [1]string
+}
+
 // signV4A signs r, prepared by sign as for SigV4 (path, token, payload
 // hash header, X-Amz-Expires), with SigV4a for the region set s.region.
 func (s *signing) signV4A(ctx context.Context, r *http.Request) error {
-	hash, err := v4aPayloadHash(s.payloadHash)
-	if err != nil {
+	v := &v4aRequest{}
+	if err := v.setPayloadHash(s.payloadHash); err != nil {
 		return err
 	}
 	sanitizeHost(r)
-	sr := s.canonicalV4A(r)
-	typ := v4auth.SignatureTypeHeader
+	sr := v.canonical(r, s.policy.EscapePathOnce)
+	v.regionSet[0] = s.region
+	v.in = sigv4a.SignRequestInput{
+		Request:     sr,
+		PayloadHash: v.in.PayloadHash,
+		Credentials: credentials.Credentials{AccessKeyID: s.creds.AccessKeyID, SecretAccessKey: s.creds.SecretAccessKey},
+		Service:     s.service,
+		RegionSet:   v.regionSet[:],
+		Time:        s.time,
+	}
 	if s.presign {
-		typ = v4auth.SignatureTypeQueryString
+		v.in.SignatureType = v4auth.SignatureTypeQueryString
 	}
-	in := &sigv4a.SignRequestInput{
-		Request:       sr,
-		PayloadHash:   hash,
-		Credentials:   credentials.Credentials{AccessKeyID: s.creds.AccessKeyID, SecretAccessKey: s.creds.SecretAccessKey},
-		Service:       s.service,
-		RegionSet:     []string{s.region},
-		Time:          s.time,
-		SignatureType: typ,
-	}
-	if err := s.keys.signer(s.creds).SignRequest(in, v4aOptionList...); err != nil {
+	if err := s.keys.signer(s.creds).SignRequest(&v.in, v4aOptionList...); err != nil {
 		return wrap("signing with SigV4a", err)
 	}
 	query := r.URL.RawQuery
@@ -147,18 +156,19 @@ func (s *signing) signV4A(ctx context.Context, r *http.Request) error {
 	return nil
 }
 
-// v4aPayloadHash returns the payload hash as smithy takes it: the hash's
+// setPayloadHash sets the payload hash as smithy takes it: the hash's
 // bytes, or the UNSIGNED-PAYLOAD sentinel. smithy hex-encodes anything
 // else, so the aws-chunked forms (STREAMING-...) cannot be signed.
-func v4aPayloadHash(h string) ([]byte, error) {
+func (v *v4aRequest) setPayloadHash(h string) error {
 	if h == unsignedPayload {
-		return []byte(unsignedPayload), nil
+		v.in.PayloadHash = []byte(unsignedPayload)
+		return nil
 	}
-	b, err := hex.DecodeString(h)
-	if err != nil || len(b) != sha256.Size {
-		return nil, invalid(ErrInvalidRequest, "the payload hash %q cannot be signed with SigV4a: an aws-chunked body (STREAMING-...) is signed with SigV4 only; send the body whole", h)
+	if n, err := hex.Decode(v.hash[:], []byte(h)); err != nil || n != sha256.Size || len(h) != 2*sha256.Size {
+		return invalid(ErrInvalidRequest, "the payload hash %q cannot be signed with SigV4a: an aws-chunked body (STREAMING-...) is signed with SigV4 only; send the body whole", h)
 	}
-	return b, nil
+	v.in.PayloadHash = v.hash[:]
+	return nil
 }
 
 // sanitizeHost drops the default port from the host signed, as the SDK's
@@ -172,14 +182,15 @@ func sanitizeHost(r *http.Request) {
 	r.Host = host[:len(host)-len(h.port)-1]
 }
 
-// canonicalV4A returns the request that smithy signs for r: its method,
-// host and query, its path as the canonical request has it, and the
-// headers that SigV4 signs (all but those the SDK's signer ignores, and
-// Content-Length from ContentLength), their values normalised as the
-// canonical request has them.
-func (s *signing) canonicalV4A(r *http.Request) *http.Request {
+// canonical returns the request that smithy signs for r: its method,
+// host and query, its path as the canonical request has it (escaped once
+// more unless escapeOnce), and the headers that SigV4 signs (all but those
+// the SDK's signer ignores, and Content-Length from ContentLength), their
+// values normalised as the canonical request has them. A value that needs
+// no normalising is shared with r, not copied.
+func (v *v4aRequest) canonical(r *http.Request, escapeOnce bool) *http.Request {
 	path := uriPath(r.URL)
-	if !s.policy.EscapePathOnce {
+	if !escapeOnce {
 		path = escapePath(path)
 	}
 	dec, _ := url.PathUnescape(path) // made of unreserved bytes, '/' and escapes
@@ -188,29 +199,42 @@ func (s *signing) canonicalV4A(r *http.Request) *http.Request {
 		if ignoredV4A(k) {
 			continue
 		}
-		lk := strings.ToLower(k)
-		for _, v := range vs {
-			h[lk] = append(h[lk], strings.TrimSpace(stripExcessSpaces(v)))
+		ck := http.CanonicalHeaderKey(k) // smithy lowers it; one key per name
+		if _, dup := h[ck]; !dup && canonicalValues(vs) {
+			h[ck] = vs
+			continue
+		}
+		for _, val := range vs {
+			h[ck] = append(h[ck], strings.TrimSpace(stripExcessSpaces(val)))
 		}
 	}
 	if r.ContentLength > 0 {
-		h["content-length"] = []string{strconv.FormatInt(r.ContentLength, 10)}
+		h["Content-Length"] = []string{strconv.FormatInt(r.ContentLength, 10)}
 	}
-	return &http.Request{
-		Method: r.Method,
-		Host:   stripExcessSpaces(signedHost(r)),
-		URL:    &url.URL{Scheme: r.URL.Scheme, Host: r.URL.Host, Path: dec, RawPath: path, RawQuery: r.URL.RawQuery},
-		Header: h,
+	v.url = url.URL{Scheme: r.URL.Scheme, Host: r.URL.Host, Path: dec, RawPath: path, RawQuery: r.URL.RawQuery}
+	v.req = http.Request{Method: r.Method, Host: stripExcessSpaces(signedHost(r)), URL: &v.url, Header: h}
+	return &v.req
+}
+
+// canonicalValues reports whether header values are as the canonical
+// request has them: no white space around, no run of spaces within.
+func canonicalValues(vs []string) bool {
+	for _, val := range vs {
+		if val != "" && (val[0] <= ' ' || val[len(val)-1] <= ' ' || val[0] >= 0x80 || val[len(val)-1] >= 0x80) || strings.Contains(val, "  ") {
+			return false
+		}
 	}
+	return true
 }
 
 // ignoredV4A reports whether k is a header that SigV4 does not sign: those
 // the SDK's signer ignores, Host (net/http sends Request.Host, signed as
 // host) and Content-Length (signed from ContentLength).
 func ignoredV4A(k string) bool {
-	switch http.CanonicalHeaderKey(k) {
-	case "Authorization", "User-Agent", "X-Amzn-Trace-Id", "Expect", "Transfer-Encoding", "Host", "Content-Length":
-		return true
+	for _, h := range [...]string{"Authorization", "User-Agent", "X-Amzn-Trace-Id", "Expect", "Transfer-Encoding", "Host", "Content-Length"} {
+		if len(k) == len(h) && strings.EqualFold(k, h) {
+			return true
+		}
 	}
 	return false
 }
@@ -235,6 +259,13 @@ func stripExcessSpaces(s string) string {
 // escapePath escapes every byte of an escaped path but the unreserved
 // ones and '/': the canonical URI of the services that escape it twice.
 func escapePath(p string) string {
+	clean := true
+	for i := 0; i < len(p) && clean; i++ {
+		clean = p[i] == '/' || unreserved(p[i])
+	}
+	if clean {
+		return p
+	}
 	var b strings.Builder
 	for i := 0; i < len(p); i++ {
 		if c := p[i]; c == '/' || unreserved(c) {
