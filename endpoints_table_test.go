@@ -224,6 +224,8 @@ func TestSDKOracle(t *testing.T) {
 		t.Logf("%-60s %5d", k, counts[k])
 	}
 	assert.Greater(t, counts["standard: right"], 4000, "the oracle was read")
+	assert.GreaterOrEqual(t, counts["standard: SigV4a, right"]+counts["dual-stack: SigV4a, right"]+counts["S3 bucket forms: SigV4a, right"], 16, "the SigV4a hosts were checked")
+	assert.GreaterOrEqual(t, counts["S3 bucket forms (SigV4a and SigV4: SigV4): right"], 18, "S3 on Outposts was checked")
 }
 
 // oracleKind names the variant of an oracle question.
