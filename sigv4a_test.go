@@ -391,3 +391,17 @@ func FuzzSigV4ASignature(f *testing.F) {
 		}
 	})
 }
+
+// TestInferScopeSigV4A: InferScope gives a host that takes SigV4a only its
+// signing name and, as the region, the region set; S3 on Outposts its
+// SigV4 scope.
+func TestInferScopeSigV4A(t *testing.T) {
+	for _, h := range sigv4aHosts {
+		svc, region := kivuli.InferScope(h.host+":443", "/")
+		assert.Equal(t, h.service+"/*", svc+"/"+region, h.host)
+	}
+	svc, region := kivuli.InferScope("reports-123456789012.op-01234567890123456.s3-outposts.eu-west-2.amazonaws.com", "/k")
+	assert.Equal(t, "s3-outposts/eu-west-2", svc+"/"+region)
+	svc, region = kivuli.InferScope("x.y.mrap.accesspoint.s3-global.amazonaws.com", "/")
+	assert.Equal(t, "/", svc+"/"+region, "an alias is one label")
+}
