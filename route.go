@@ -100,13 +100,7 @@ func (t *Transport) decide(req *http.Request) (rt route, byPath bool, err error)
 	if plaintext && !dialListed && !dial.isLoopback() {
 		return rt, false, invalid(ErrPlaintext, "%s://%s would carry the signature and the session token readable by the network and any HTTP proxy: use %ss://, or list the host in Transport.AllowedHosts to allow it", scheme, u.Host, scheme)
 	}
-	form := sigv4aFormOf(signed.name)
-	service, region, byPath, err := t.resolveScope(signed.name, u.Path, form)
-	if err != nil {
-		return rt, false, err
-	}
-	pol := t.Policies.lookup(service)
-	v4a, region, err := chooseAlgorithm(pol.Algorithm, form, signed.name, service, region)
+	service, region, pol, v4a, byPath, err := t.signingScope(signed.name, u.Path)
 	if err != nil {
 		return rt, false, err
 	}
@@ -116,6 +110,19 @@ func (t *Transport) decide(req *http.Request) (rt route, byPath bool, err error)
 		fromAWS:   dialAWS && !dial.runsCustomerCode(),
 		plaintext: plaintext,
 	}, byPath, nil
+}
+
+// signingScope returns how a request signed for host (and path) is
+// signed: its scope (scope.go), its policy and whether it is signed with
+// SigV4a (scope_sigv4a.go), for the region set region.
+func (t *Transport) signingScope(host, path string) (service, region string, pol Policy, v4a, byPath bool, err error) {
+	form := sigv4aFormOf(host)
+	if service, region, byPath, err = t.resolveScope(host, path, form); err != nil {
+		return "", "", pol, false, false, err
+	}
+	pol = t.Policies.lookup(service)
+	v4a, region, err = chooseAlgorithm(pol.Algorithm, form, host, service, region)
+	return service, region, pol, v4a, byPath, err
 }
 
 // checkURL refuses the forms of a URL that net/http would send elsewhere
