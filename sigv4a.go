@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/smithy-go/aws-http-auth/credentials"
 	"github.com/aws/smithy-go/aws-http-auth/sigv4a"
 	v4auth "github.com/aws/smithy-go/aws-http-auth/v4"
 )
@@ -112,6 +111,7 @@ type v4aRequest struct {
 	in        sigv4a.SignRequestInput
 	hash      [sha256.Size]byte
 	regionSet [1]string
+	shared    bool // req.Header is the signed request's own
 }
 
 // signV4A signs r, prepared by sign as for SigV4 (path, token, payload
@@ -122,20 +122,20 @@ func (s *signing) signV4A(ctx context.Context, r *http.Request) error {
 		return err
 	}
 	sanitizeHost(r)
-	sr := v.canonical(r, s.policy.EscapePathOnce)
+	sr := v.canonical(r, s.policy.EscapePathOnce, !s.presign)
 	v.regionSet[0] = s.region
-	v.in = sigv4a.SignRequestInput{
-		Request:     sr,
-		PayloadHash: v.in.PayloadHash,
-		Credentials: credentials.Credentials{AccessKeyID: s.creds.AccessKeyID, SecretAccessKey: s.creds.SecretAccessKey},
-		Service:     s.service,
-		RegionSet:   v.regionSet[:],
-		Time:        s.time,
-	}
+	v.in.Request, v.in.Service, v.in.RegionSet, v.in.Time = sr, s.service, v.regionSet[:], s.time
+	v.in.Credentials.AccessKeyID, v.in.Credentials.SecretAccessKey = s.creds.AccessKeyID, s.creds.SecretAccessKey
 	if s.presign {
 		v.in.SignatureType = v4auth.SignatureTypeQueryString
 	}
-	if err := s.keys.signer(s.creds).SignRequest(&v.in, v4aOptionList...); err != nil {
+	err := s.keys.signer(s.creds).SignRequest(&v.in, v4aOptionList...)
+	if s.logger != nil && s.logger.Enabled(ctx, slog.LevelDebug) && err == nil {
+		canon, sts := s.v4aCanonical(sr)
+		defer s.logSigned(ctx, r, canon, sts)
+	}
+	v.unshare(r)
+	if err != nil {
 		return wrap("signing with SigV4a", err)
 	}
 	query := r.URL.RawQuery
@@ -148,10 +148,6 @@ func (s *signing) signV4A(ctx context.Context, r *http.Request) error {
 		if !wireSafe(query) {
 			r.URL.RawQuery = v4aQuery(sr.URL.Query(), false)
 		}
-	}
-	if s.logger != nil && s.logger.Enabled(ctx, slog.LevelDebug) {
-		canon, sts := s.v4aCanonical(sr)
-		s.logSigned(ctx, r, canon, sts)
 	}
 	return nil
 }
@@ -175,6 +171,9 @@ func (v *v4aRequest) setPayloadHash(h string) error {
 // SigV4 signer does (and so the host sent, which it is).
 func sanitizeHost(r *http.Request) {
 	host := signedHost(r)
+	if strings.IndexByte(host, ':') < 0 {
+		return
+	}
 	h, err := parseHost(host)
 	if err != nil || h.port == "" || effectivePort("", r.URL.Scheme) != h.port {
 		return
@@ -186,34 +185,57 @@ func sanitizeHost(r *http.Request) {
 // host and query, its path as the canonical request has it (escaped once
 // more unless escapeOnce), and the headers that SigV4 signs (all but those
 // the SDK's signer ignores, and Content-Length from ContentLength), their
-// values normalised as the canonical request has them. A value that needs
-// no normalising is shared with r, not copied.
-func (v *v4aRequest) canonical(r *http.Request, escapeOnce bool) *http.Request {
+// values normalised as the canonical request has them. When r's headers
+// are all signed and canonical already (the common case), and the
+// signature goes in them (share), they are r's own map, which smithy then
+// signs into; unshare removes what it added there besides the signature.
+func (v *v4aRequest) canonical(r *http.Request, escapeOnce, share bool) *http.Request {
 	path := uriPath(r.URL)
 	if !escapeOnce {
 		path = escapePath(path)
 	}
 	dec, _ := url.PathUnescape(path) // made of unreserved bytes, '/' and escapes
-	h := make(http.Header, len(r.Header)+4)
-	for k, vs := range r.Header {
-		if ignoredV4A(k) {
-			continue
-		}
-		ck := http.CanonicalHeaderKey(k) // smithy lowers it; one key per name
-		if _, dup := h[ck]; !dup && canonicalValues(vs) {
-			h[ck] = vs
-			continue
-		}
-		for _, val := range vs {
-			h[ck] = append(h[ck], strings.TrimSpace(stripExcessSpaces(val)))
+	h := r.Header
+	v.shared = share && signedAsTheyAre(h)
+	if !v.shared {
+		h = make(http.Header, len(r.Header)+4)
+		for k, vs := range r.Header {
+			if ignoredV4A(k) {
+				continue
+			}
+			ck := http.CanonicalHeaderKey(k) // smithy lowers it; one key per name
+			for _, val := range vs {
+				h[ck] = append(h[ck], strings.TrimSpace(stripExcessSpaces(val)))
+			}
 		}
 	}
 	if r.ContentLength > 0 {
 		h["Content-Length"] = []string{strconv.FormatInt(r.ContentLength, 10)}
 	}
-	v.url = url.URL{Scheme: r.URL.Scheme, Host: r.URL.Host, Path: dec, RawPath: path, RawQuery: r.URL.RawQuery}
-	v.req = http.Request{Method: r.Method, Host: stripExcessSpaces(signedHost(r)), URL: &v.url, Header: h}
+	v.url.Scheme, v.url.Host, v.url.Path, v.url.RawPath, v.url.RawQuery = r.URL.Scheme, r.URL.Host, dec, path, r.URL.RawQuery
+	v.req.Method, v.req.Host, v.req.URL, v.req.Header = r.Method, stripExcessSpaces(signedHost(r)), &v.url, h
 	return &v.req
+}
+
+// unshare removes from r's headers, when smithy signed into them, the
+// Host and Content-Length it was given to sign, which net/http sends from
+// Request.Host and ContentLength.
+func (v *v4aRequest) unshare(r *http.Request) {
+	if v.shared {
+		delete(r.Header, "Host")
+		delete(r.Header, "Content-Length")
+	}
+}
+
+// signedAsTheyAre reports whether every header of h is one SigV4 signs,
+// under its canonical name, with values as the canonical request has them.
+func signedAsTheyAre(h http.Header) bool {
+	for k, vs := range h {
+		if ignoredV4A(k) || http.CanonicalHeaderKey(k) != k || !canonicalValues(vs) {
+			return false
+		}
+	}
+	return true
 }
 
 // canonicalValues reports whether header values are as the canonical
