@@ -56,6 +56,9 @@ func (t *Transport) payload(r *http.Request, rt *route, presign bool) (payloadPl
 		r.TransferEncoding = nil // the length is known below, or the request refused
 	}
 	if r.Header.Get(headerContentSHA256) == streamingUnsigned {
+		if rt.sigv4a {
+			return payloadPlan{}, invalid(ErrInvalidRequest, "X-Amz-Content-Sha256 is %s, an aws-chunked body, which kivuli signs with SigV4 only, and this host takes SigV4a: send the body whole", streamingUnsigned)
+		}
 		return payloadPlan{hash: streamingUnsigned}, preEncoded(r, unsignedOK && !presign)
 	}
 	var alg ChecksumAlgorithm
@@ -67,8 +70,11 @@ func (t *Transport) payload(r *http.Request, rt *route, presign bool) (payloadPl
 	}
 	known := r.ContentLength > 0
 	if plan := chunking(r, pol, presign, alg); plan != nil {
-		prepareChunked(r, plan)
-		return payloadPlan{hash: plan.payloadHash(), chunked: plan}, nil
+		if !rt.sigv4a {
+			prepareChunked(r, plan)
+			return payloadPlan{hash: plan.payloadHash(), chunked: plan}, nil
+		}
+		alg = v4aChecksum(r, alg)
 	}
 	if unsigned && alg == "" && (known || seekLength(r)) {
 		return payloadPlan{hash: unsignedPayload}, nil
@@ -104,6 +110,21 @@ func chunking(r *http.Request, pol Policy, presign bool, alg ChecksumAlgorithm) 
 	}
 	tls := strings.EqualFold(r.URL.Scheme, "https") || strings.EqualFold(r.URL.Scheme, "wss")
 	return &chunkPlan{length: r.ContentLength, checksum: alg, unsigned: !pol.Chunked && tls}
+}
+
+// v4aChecksum returns the checksum that a body which aws-chunked would
+// have carried gets with SigV4a, which cannot sign aws-chunked (smithy's
+// signer signs a payload hash or UNSIGNED-PAYLOAD only): one that can be
+// read twice is hashed, its checksum in a header; one that can be read
+// only once keeps the checksum asked for (x-amz-sdk-checksum-algorithm)
+// and is buffered to compute it, and else goes without the policy's, as
+// UNSIGNED-PAYLOAD, streamed as to s3-object-lambda.
+func v4aChecksum(r *http.Request, alg ChecksumAlgorithm) ChecksumAlgorithm {
+	_, seeker := r.Body.(io.Seeker)
+	if r.GetBody != nil || seeker || r.Header.Get(headerChecksumAlgorithm) != "" {
+		return alg
+	}
+	return ""
 }
 
 // preEncoded checks a body that comes aws-chunked already, its chunks

@@ -93,6 +93,12 @@ type vectorContext struct {
 // canonical request and string to sign.
 func signVector(t *testing.T, r *http.Request, token, service, region string, pol Policy, presign bool, expires time.Duration) (canon, sts string) {
 	t.Helper()
+	return signVectorWith(t, r, token, service, region, pol, presign, expires, nil)
+}
+
+// signVectorWith is signVector with the signing changed by with first.
+func signVectorWith(t *testing.T, r *http.Request, token, service, region string, pol Policy, presign bool, expires time.Duration, with func(*signing)) (canon, sts string) {
+	t.Helper()
 	var log bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	body, err := io.ReadAll(r.Body)
@@ -101,7 +107,7 @@ func signVector(t *testing.T, r *http.Request, token, service, region string, po
 	if presign && pol.Payload == PayloadUnsigned {
 		hash = unsignedPayload
 	}
-	err = sign(context.Background(), r, &signing{
+	sg := &signing{
 		creds:       aws.Credentials{AccessKeyID: vectorKey, SecretAccessKey: vectorSecret, SessionToken: token},
 		service:     service,
 		region:      region,
@@ -111,8 +117,11 @@ func signVector(t *testing.T, r *http.Request, token, service, region string, po
 		presign:     presign,
 		expires:     int64(expires / time.Second),
 		logger:      logger,
-	})
-	require.NoError(t, err)
+	}
+	if with != nil {
+		with(sg)
+	}
+	require.NoError(t, sign(context.Background(), r, sg))
 	var entry struct {
 		Canon string `json:"canonical_request"`
 		STS   string `json:"string_to_sign"`

@@ -24,8 +24,8 @@
 // provider the same way.
 //
 // Signing (transport.go, route.go, hosts.go, redirect.go, plaintext.go,
-// scope.go, endpoints_table.go, policy.go, body.go, signer.go, answer.go,
-// redact.go):
+// scope.go, scope_sigv4a.go, endpoints_table.go, policy.go, body.go,
+// signer.go, sigv4a.go, answer.go, redact.go):
 // [Transport] is the http.RoundTripper. From a request's URL and Host it
 // decides a route (route.go): where the request may go (hosts.go; a
 // redirect only where the redirecting request went, redirect.go; in clear
@@ -34,7 +34,9 @@
 // and the per-service [Policy] (policy.go: token placement, payload hash,
 // path escaping, presigning). It hashes the body without holding it in
 // memory where it can (body.go), signs a clone of each request with
-// aws-sdk-go-v2's SigV4 signer (signer.go), and reads error answers for
+// aws-sdk-go-v2's SigV4 signer (signer.go), or, for the hosts that take
+// SigV4a only (scope_sigv4a.go), with smithy-go's SigV4a signer given a
+// request kivuli canonicalised (sigv4a.go), and reads error answers for
 // expired tokens and skewed clocks without waiting for their bodies
 // (answer.go). What it shows of a request (the debug log) is redacted by
 // the rules that [RedactQuery] and [RedactHeader] offer a program's own
@@ -95,8 +97,8 @@
 //
 // Package [github.com/kivuli-go/kivuli/imdstest] is an IMDS emulator in
 // the style of net/http/httptest, with rotation and fault injection, and
-// package [github.com/kivuli-go/kivuli/sigv4test] an independent SigV4
-// checker and a loopback endpoint that verifies every request it receives.
+// package [github.com/kivuli-go/kivuli/sigv4test] an independent SigV4 and
+// SigV4a checker and a loopback endpoint that verifies every request it receives.
 // Together they run a program's signing path offline; this package's own
 // tests are built on them.
 //

@@ -5,7 +5,7 @@
 //   - botocore 1.43.11 (the services whose Go module the proxy did not serve)
 //   - transcribestreaming: aws-sdk-go-v2 service/transcribestreaming, by hand (not served by the proxy here)
 //   - aps-workspaces: the AMP user guide, by hand (no SDK client)
-//   - the endpoint rules (EndpointResolverV2) and auth scheme resolvers of the Go service modules, asked for the 48 regions of the partitions, 4 variants each (sdkrules/)
+//   - the endpoint rules (EndpointResolverV2) and auth scheme resolvers of the Go service modules, asked for the 48 regions of the partitions, 4 variants each, and about customers' endpoints with sample names (sdkrules/)
 //   - these 276 service modules of github.com/aws/aws-sdk-go-v2:
 //     accessanalyzer@v1.49.1 account@v1.32.0 acm@v1.51.5 acmpca@v1.57.0 amp@v1.55.4 amplify@v1.39.0
 //     apigateway@v1.40.2 apigatewayv2@v1.35.2 appconfig@v1.44.2 appfabric@v1.16.25 appflow@v1.51.16
@@ -1606,4 +1606,15 @@ var endpointHosts = [...]endpointHost{
 	{"us-west-2.signin.aws.amazon.com", 311, "us-west-2"},
 	{"waf-fips.amazonaws.com", 350, "us-east-1"},
 	{"waf.amazonaws.com", 350, "us-east-1"},
+}
+
+// sigv4aForms are the forms of the hosts that the endpoint rules sign with
+// SigV4a, asked about with sample names (internal/endpointgen/sdkrules):
+// LABELS.MIDDLE[.REGION].DOMAIN, where the customer names the labels.
+var sigv4aForms = [...]sigv4aForm{
+	{middle: "cloudfront-kvs.global", labels: 1, regional: false, dual: true, parts: 0x0001, name: 64, regionSet: "*", alt: false},        // cloudfront-keyvaluestore
+	{middle: "endpoint.events", labels: 2, regional: false, dual: false, parts: 0x00ff, name: 132, regionSet: "*", alt: false},            // events
+	{middle: "endpoint.events", labels: 2, regional: false, dual: true, parts: 0x00ff, name: 132, regionSet: "*", alt: false},             // events
+	{middle: "mrap.accesspoint.s3-global", labels: 1, regional: false, dual: false, parts: 0x00ff, name: 287, regionSet: "*", alt: false}, // s3
+	{middle: "s3-outposts", labels: 2, regional: true, dual: false, parts: 0x00ff, name: 288, regionSet: "*", alt: true},                  // s3-outposts
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"sort"
@@ -108,9 +109,10 @@ type oracleRow struct {
 	Svc             string         // the service module
 	Params          map[string]any // its endpoint parameters
 	Host, Path      string
-	Service, Region string // the SigV4 scope; Service "DEFAULT": the module's own
-	SigV4A          bool
-	Err             string // the rules refuse the question
+	Service, Region string   // the SigV4 scope; Service "DEFAULT": the module's own
+	SigV4A          bool     // the rules' first scheme is SigV4a: Service is its signing name, and Region, if set, SigV4's after it
+	RegionSet       []string // SigV4a's
+	Err             string   // the rules refuse the question
 }
 
 // oracleRefused are the hosts the SDK gives that kivuli refuses on
@@ -127,11 +129,15 @@ var oracleRefused = map[string]string{
 
 // TestSDKOracle: every host that aws-sdk-go-v2's own endpoint rules and
 // auth scheme resolvers give, for 276 service modules in 25 regions, four
-// variants and S3's bucket forms (testdata/sdk-oracle.jsonl.gz, written
-// by a program that shares nothing with the table's generator), is
-// allowed and signed with the SDK's scope. None is signed with another
-// scope; only oracleRefused's are refused, and SigV4A ones (S3
-// Multi-Region Access Points) are left to the SDK.
+// variants, S3's bucket forms and the customers' endpoints that take
+// SigV4a (testdata/sdk-oracle.jsonl.gz, written by a program that shares
+// nothing with the table's generator), is allowed and signed with the
+// SDK's scope. None is signed with another scope; only oracleRefused's
+// are refused. The hosts whose rules give SigV4a alone (S3 Multi-Region
+// Access Points, CloudFront KeyValueStore, EventBridge global endpoints)
+// are signed with SigV4a for the SDK's signing name and region set; those
+// whose rules give SigV4a and then SigV4 (S3 on Outposts) with SigV4, for
+// the SDK's SigV4 scope.
 func TestSDKOracle(t *testing.T) {
 	f, err := os.Open("testdata/sdk-oracle.jsonl.gz")
 	require.NoError(t, err)
@@ -167,9 +173,19 @@ func TestSDKOracle(t *testing.T) {
 		}
 		seen[r.Host+"|"+r.Path] = true
 		kind := oracleKind(r.Params)
-		if r.SigV4A {
-			counts[kind+": SigV4A, left to the SDK"]++
+		if r.SigV4A && r.Region == "" {
+			got, err := sigv4aSigned(r.Host)
+			want := r.Service + "/" + strings.Join(r.RegionSet, ",")
+			if err != nil || got != want {
+				counts[kind+": SigV4a, WRONG"]++
+				t.Errorf("%s (%s): signed %q (%v), the SDK signs it with SigV4a as %s", r.Host, r.Svc, got, err, want)
+				continue
+			}
+			counts[kind+": SigV4a, right"]++
 			continue
+		}
+		if r.SigV4A {
+			kind += " (SigV4a and SigV4: SigV4)"
 		}
 		req, err := http.NewRequest(http.MethodGet, "https://"+r.Host+"/", nil)
 		require.NoError(t, err)
@@ -208,6 +224,8 @@ func TestSDKOracle(t *testing.T) {
 		t.Logf("%-60s %5d", k, counts[k])
 	}
 	assert.Greater(t, counts["standard: right"], 4000, "the oracle was read")
+	assert.GreaterOrEqual(t, counts["standard: SigV4a, right"]+counts["dual-stack: SigV4a, right"]+counts["S3 bucket forms: SigV4a, right"], 16, "the SigV4a hosts were checked")
+	assert.GreaterOrEqual(t, counts["S3 bucket forms (SigV4a and SigV4: SigV4): right"], 18, "S3 on Outposts was checked")
 }
 
 // oracleKind names the variant of an oracle question.
@@ -226,4 +244,28 @@ func oracleKind(params map[string]any) string {
 		return "dual-stack"
 	}
 	return "standard"
+}
+
+// sigv4aSigned signs a GET of https://host/ with a Transport that infers
+// the scope and returns "service/region set" if it signed with SigV4a.
+func sigv4aSigned(host string) (string, error) {
+	var authz, set string
+	tr := &kivuli.Transport{Credentials: staticCreds, Base: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		authz, set = req.Header.Get("Authorization"), req.Header.Get("X-Amz-Region-Set")
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: req}, nil
+	})}
+	req, err := http.NewRequest(http.MethodGet, "https://"+host+"/", nil)
+	if err != nil {
+		return "", err
+	}
+	if _, err := tr.RoundTrip(req); err != nil {
+		return "", err
+	}
+	alg, rest, _ := strings.Cut(authz, " Credential=")
+	cred, _, _ := strings.Cut(rest, ",")
+	parts := strings.Split(cred, "/") // AKID/date/service/aws4_request
+	if alg != "AWS4-ECDSA-P256-SHA256" || len(parts) != 4 {
+		return "", fmt.Errorf("not signed with SigV4a: %s", alg)
+	}
+	return parts[2] + "/" + set, nil
 }

@@ -97,6 +97,40 @@ func (m SignMode) String() string {
 	return "SignMode(?)"
 }
 
+// Algorithm says which signature signs the requests to a service.
+type Algorithm int
+
+const (
+	// AlgorithmAuto signs with SigV4a the hosts that AWS's endpoint rules
+	// sign with SigV4a only (S3 Multi-Region Access Points, CloudFront
+	// KeyValueStore, EventBridge global endpoints), for the region set
+	// they give ("*"), and every other host with SigV4, S3 on Outposts
+	// included (its rules offer both).
+	AlgorithmAuto Algorithm = iota
+	// AlgorithmSigV4 signs with SigV4 only: a host that takes SigV4a only
+	// is refused with [ErrUnknownScope], and nothing is sent.
+	AlgorithmSigV4
+	// AlgorithmSigV4A signs with SigV4a every host, for the region set
+	// its rules give (S3 on Outposts: "*"), else for its region as SigV4
+	// would be signed (Transport.Region, which may then be "*" or a
+	// comma-separated list such as "us-east-1,us-west-2", else the host's,
+	// else AWS_REGION).
+	AlgorithmSigV4A
+)
+
+// String returns the algorithm's name, e.g. "SigV4a".
+func (a Algorithm) String() string {
+	switch a {
+	case AlgorithmAuto:
+		return "auto"
+	case AlgorithmSigV4:
+		return "SigV4"
+	case AlgorithmSigV4A:
+		return "SigV4a"
+	}
+	return "Algorithm(?)"
+}
+
 // A Policy says how requests to one service are signed.
 // The zero Policy is the default: token in a signed header, body hashed,
 // path normalised and escaped twice, signature in the Authorization header.
@@ -124,7 +158,8 @@ type Policy struct {
 	// (STREAMING-AWS4-HMAC-SHA256-PAYLOAD): read once, as it is sent, 64
 	// KiB at a time, each chunk signed over its SHA-256, rather than read
 	// once to hash it and again to send it (or sent as UNSIGNED-PAYLOAD,
-	// unchecked). Only S3 accepts it.
+	// unchecked). Only S3 accepts it, and kivuli signs it with SigV4 only:
+	// a host signed with SigV4a gets the body hashed instead.
 	Chunked bool
 	// Checksum is the algorithm of the S3 flexible checksum that kivuli
 	// computes, in the same pass as the body's SHA-256, where S3 takes one
@@ -142,6 +177,10 @@ type Policy struct {
 	// Expires is how long a presigned request stays valid; zero means
 	// five minutes.
 	Expires time.Duration
+	// Algorithm says whether SigV4 or SigV4a signs. The zero value,
+	// AlgorithmAuto, signs with SigV4a the hosts that take only SigV4a, as
+	// AWS's endpoint rules say, and the others with SigV4.
+	Algorithm Algorithm
 }
 
 // defaultPresignExpiry is how long a presigned request stays valid unless
@@ -193,6 +232,13 @@ var builtinPolicies = Policies{
 //	kafka-cluster      query, signed    SHA-256 of ""                    as default           query, 15 minutes
 //	neptune-db         as default       as default                       as default           header (WebSockets too)
 //	execute-api        as default       as default                       as default           header
+//
+// Every row signs with SigV4, but for the hosts that take SigV4a only (S3
+// Multi-Region Access Points, CloudFront KeyValueStore, EventBridge global
+// endpoints), signed with SigV4a as their service's row says, never
+// aws-chunked: an upload read once goes UNSIGNED-PAYLOAD, without the
+// checksum unless the request asks for one (then buffered). Algorithm
+// changes that per service.
 func DefaultPolicies() Policies { return maps.Clone(builtinPolicies) }
 
 // lookup returns the row for service: the table's own, else the built-in

@@ -21,8 +21,10 @@ type route struct {
 	// The key: URL.Host, Request.Host and URL.Scheme, as given.
 	dial, host, scheme string
 
-	service, region string
+	service, region string // region: the region set when sigv4a
 	policy          Policy
+	// sigv4a: signed with SigV4a (sigv4a.go), for the region set region.
+	sigv4a bool
 	// fromAWS reports that the dialled host is an AWS endpoint that runs
 	// no customer's code, so that its answers may correct the clock.
 	fromAWS bool
@@ -98,16 +100,29 @@ func (t *Transport) decide(req *http.Request) (rt route, byPath bool, err error)
 	if plaintext && !dialListed && !dial.isLoopback() {
 		return rt, false, invalid(ErrPlaintext, "%s://%s would carry the signature and the session token readable by the network and any HTTP proxy: use %ss://, or list the host in Transport.AllowedHosts to allow it", scheme, u.Host, scheme)
 	}
-	service, region, byPath, err := t.resolveScope(signed.name, u.Path)
+	service, region, pol, v4a, byPath, err := t.signingScope(signed.name, u.Path)
 	if err != nil {
 		return rt, false, err
 	}
 	return route{
 		dial: u.Host, host: req.Host, scheme: u.Scheme,
-		service: service, region: region, policy: t.Policies.lookup(service),
+		service: service, region: region, policy: pol, sigv4a: v4a,
 		fromAWS:   dialAWS && !dial.runsCustomerCode(),
 		plaintext: plaintext,
 	}, byPath, nil
+}
+
+// signingScope returns how a request signed for host (and path) is
+// signed: its scope (scope.go), its policy and whether it is signed with
+// SigV4a (scope_sigv4a.go), for the region set region.
+func (t *Transport) signingScope(host, path string) (service, region string, pol Policy, v4a, byPath bool, err error) {
+	form := sigv4aFormOf(host)
+	if service, region, byPath, err = t.resolveScope(host, path, form); err != nil {
+		return "", "", pol, false, false, err
+	}
+	pol = t.Policies.lookup(service)
+	v4a, region, err = chooseAlgorithm(pol.Algorithm, form, host, service, region)
+	return service, region, pol, v4a, byPath, err
 }
 
 // checkURL refuses the forms of a URL that net/http would send elsewhere
@@ -137,9 +152,17 @@ func checkURL(u *url.URL) error {
 // comes from AWS_REGION, else AWS_DEFAULT_REGION (read once per
 // Transport). byPath reports that the inference depended on the path too
 // (AWS IoT's data endpoints), so that the route of the host is not one for
-// all its requests.
-func (t *Transport) resolveScope(hn, path string) (service, region string, byPath bool, err error) {
+// all its requests. A host that takes SigV4a only (form, not alt) is
+// signed for the region set its rules give, whatever Region says: a
+// Transport with a Region signs for it every other host.
+func (t *Transport) resolveScope(hn, path string, form *sigv4aForm) (service, region string, byPath bool, err error) {
 	service, region = t.Service, t.Region
+	if form != nil && !form.alt {
+		if service == "" {
+			service = signingNames[form.name]
+		}
+		return service, form.regionSet, false, nil
+	}
 	if service != "" && region != "" {
 		return service, region, false, nil
 	}

@@ -163,6 +163,7 @@ type scopeRule struct {
 
 // scopeRules are tried in order; the first that knows the host decides.
 var scopeRules = [...]scopeRule{
+	{"SigV4a endpoints (the region set as the region)", "ALIAS.mrap.accesspoint.s3-global.amazonaws.com, ACCOUNT.cloudfront-kvs.global.api.aws, ID.endpoint.events.amazonaws.com", inferSigV4A},
 	{"IoT Core data and MQTT", "a1b2-ats.iot.eu-west-1.amazonaws.com (/mqtt: iotdevicegateway)", inferIoTData},
 	{"endpoint data: hosts", "sts.amazonaws.com, iam.us-gov.amazonaws.com", inferEndpointHost},
 	{"endpoint data: PREFIX.REGION.DOMAIN", "bedrock-runtime.us-east-1.amazonaws.com, sts-fips.us-east-1.api.aws", inferEndpointPrefix},
@@ -182,8 +183,10 @@ var scopeRules = [...]scopeRule{
 // region "" when the host names none (S3 Transfer Acceleration, say). A
 // host that is not an AWS endpoint, such as an IP address, a name under
 // another domain or a host customers run (an EC2 instance's public name,
-// a load balancer), gives "" and "". Test servers use it to answer as the
-// endpoint a host names would, as sigv4test's Verifier does.
+// a load balancer), gives "" and "". A host that takes SigV4a only gives
+// the region set its endpoint rules give as the region: an S3
+// Multi-Region Access Point is "s3" in "*". Test servers use it to answer
+// as the endpoint a host names would, as sigv4test's Verifier does.
 func InferScope(host, path string) (service, region string) {
 	h, err := parseHost(host)
 	if err != nil || !h.isAWSEndpoint() {
@@ -285,8 +288,8 @@ func inferVPCEndpoint(h awsHost, path string) (string, string, bool) {
 //	ACCOUNT.s3-control[-fips][.dualstack].REGION
 //	NAME-ACCOUNT.OUTPOST.s3-outposts.REGION       signs as s3-outposts
 //
-// Multi-Region Access Points (accesspoint.s3-global) need SigV4A, which
-// kivuli does not sign: they are refused.
+// Multi-Region Access Points (ALIAS.mrap.accesspoint.s3-global) take
+// SigV4a: inferSigV4A knows them.
 func inferS3(h awsHost, _ string) (string, string, bool) {
 	rest, last := cutLast(h.prefix)
 	region := ""

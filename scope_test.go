@@ -21,9 +21,10 @@ import (
 // scopeSigner signs requests to any host with a Transport that infers the
 // scope, and tells the scope each was signed with.
 type scopeSigner struct {
-	t    *testing.T
-	tr   *kivuli.Transport
-	auth string
+	t         *testing.T
+	tr        *kivuli.Transport
+	auth      string
+	regionSet string // SigV4a's X-Amz-Region-Set
 }
 
 func newScopeSigner(t *testing.T, tr *kivuli.Transport) *scopeSigner {
@@ -36,8 +37,10 @@ func newScopeSigner(t *testing.T, tr *kivuli.Transport) *scopeSigner {
 	})
 	s.tr.Base = roundTripFunc(func(req *http.Request) (*http.Response, error) {
 		s.auth = req.Header.Get("Authorization")
+		s.regionSet = req.Header.Get("X-Amz-Region-Set")
 		if c := req.URL.Query().Get("X-Amz-Credential"); c != "" {
 			s.auth = "Credential=" + c + ","
+			s.regionSet = req.URL.Query().Get("X-Amz-Region-Set")
 		}
 		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: req}, nil
 	})
@@ -45,7 +48,8 @@ func newScopeSigner(t *testing.T, tr *kivuli.Transport) *scopeSigner {
 }
 
 // scope signs a GET of https://host+path and returns "service/region", or
-// the error.
+// the error; for SigV4a, "service/region set" (AKID/date/service/aws4_request
+// and X-Amz-Region-Set).
 func (s *scopeSigner) scope(host, path string) (string, error) {
 	s.auth = ""
 	_, err := s.tr.RoundTrip(&http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: "https", Host: host, Path: path}, Header: http.Header{}})
@@ -58,6 +62,9 @@ func (s *scopeSigner) scope(host, path string) (string, error) {
 	}
 	cred, _, _ = strings.Cut(cred, ",")
 	parts := strings.Split(cred, "/") // AKID/date/region/service/aws4_request
+	if len(parts) == 4 && strings.HasPrefix(s.auth, "AWS4-ECDSA-P256-SHA256 ") || strings.Contains(s.auth, "Credential=") && s.regionSet != "" {
+		return parts[2] + "/" + s.regionSet, nil
+	}
 	if len(parts) != 5 {
 		s.t.Fatalf("%s: credential %q", host, cred)
 	}
@@ -236,7 +243,11 @@ func TestScopeRefused(t *testing.T) {
 		"vpce-0abc.nosuch.eu-west-2.vpce.amazonaws.com",     // a VPC endpoint of no service
 		"bucket.vpce-0abc.sts.eu-west-2.vpce.amazonaws.com", // only S3's VPC endpoints have a label before
 		"vpce-0abc.sts.eu-west-2.vpce.api.aws",              // no such VPC endpoint name
-		"alias.mrap.accesspoint.s3-global.amazonaws.com",    // Multi-Region Access Points need SigV4A
+		"a.b.mrap.accesspoint.s3-global.amazonaws.com",      // a Multi-Region Access Point's alias is one label
+		"mrap.accesspoint.s3-global.amazonaws.com",          // no alias
+		"alias.mrap.accesspoint.s3-global.api.aws",          // no dual-stack MRAP
+		"abcde.endpoint.events.amazonaws.com",               // an EventBridge global endpoint's ID is two labels
+		"123456789012.cloudfront-kvs.global.amazonaws.com",  // KeyValueStore is under api.aws
 		"a1b2.iot.eu-west-1.amazonaws.com",                  // not an ATS data endpoint
 		"c1d2.credentials.iot.eu-west-1.amazonaws.com",      // the credentials provider: X.509, not SigV4
 		"c2.kafka.eu-west-1.amazonaws.com",                  // not a broker

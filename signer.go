@@ -119,6 +119,10 @@ type signing struct {
 	expires     int64         // X-Amz-Expires of a presigned request, in seconds
 	logger      *slog.Logger  // nil: no debug log
 	values      *headerValues // nil: header values are allocated
+	// sigv4a signs with SigV4a (sigv4a.go), for the region set region,
+	// with keys' ECDSA key (nil: one derived for this request).
+	sigv4a bool
+	keys   *ecdsaKeys
 }
 
 // headerValues holds the values of the headers that this package sets
@@ -174,6 +178,13 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 	}
 	if s.presign {
 		r.URL.RawQuery = appendQuery(r.URL.RawQuery, "X-Amz-Expires", strconv.FormatInt(s.expires, 10))
+	}
+	if s.sigv4a {
+		if err := s.signV4A(ctx, r); err != nil {
+			return err
+		}
+		s.placeToken(r, place, false)
+		return nil
 	}
 	capture, optFns := s.signerOptions(ctx)
 	if err := s.sdkSign(ctx, r, optFns); err != nil {
@@ -299,6 +310,8 @@ func isSigningHeader(k string) bool {
 		return strings.EqualFold(k, headerDate)
 	case len(headerToken): // = len(headerContentSHA256)
 		return strings.EqualFold(k, headerToken) || strings.EqualFold(k, headerContentSHA256)
+	case len(headerRegionSet):
+		return strings.EqualFold(k, headerRegionSet)
 	}
 	return false
 }
@@ -585,7 +598,7 @@ func stripAuthQuery(raw string) string {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
 		case "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
-			"X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token":
+			"X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token", queryRegionSet:
 			continue
 		}
 		kept = append(kept, kv)
@@ -624,13 +637,23 @@ func (c *captureLogger) log(ctx context.Context, s *signing, r *http.Request) {
 	_, rest, _ := strings.Cut(c.msg, canonMark)
 	canon, rest, _ := strings.Cut(rest, stsMark)
 	sts, _, _ := strings.Cut(rest, "\n---")
-	canon = redactCanonical(canon, s.creds.SessionToken)
+	s.logSigned(ctx, r, canon, sts)
+}
+
+// logSigned writes the canonical request, redacted, and the string to
+// sign of r at debug level. For SigV4a, region is the region set.
+func (s *signing) logSigned(ctx context.Context, r *http.Request, canon, sts string) {
+	algorithm := "SigV4"
+	if s.sigv4a {
+		algorithm = "SigV4a"
+	}
 	s.logger.LogAttrs(ctx, slog.LevelDebug, "kivuli: signed request",
 		slog.String("method", r.Method),
 		slog.String("host", r.Host),
+		slog.String("algorithm", algorithm),
 		slog.String("service", s.service),
 		slog.String("region", s.region),
 		slog.Bool("presigned", s.presign),
-		slog.String("canonical_request", canon),
+		slog.String("canonical_request", redactCanonical(canon, s.creds.SessionToken)),
 		slog.String("string_to_sign", sts))
 }

@@ -15,7 +15,11 @@ import (
 // Transport is an [http.RoundTripper] that signs each request with AWS
 // Signature Version 4, using the credentials of Credentials, before passing
 // it to Base. Where the session token and the body hash go, and how the
-// path is escaped, is decided per service by Policies.
+// path is escaped, is decided per service by Policies. The hosts that AWS's
+// endpoint rules sign with SigV4a only (S3 Multi-Region Access Points,
+// CloudFront KeyValueStore, EventBridge global endpoints) are signed with
+// SigV4a, for the region set the rules give; [Policy].Algorithm changes
+// that per service.
 //
 //	client := &http.Client{Transport: &kivuli.Transport{Credentials: creds}}
 //
@@ -62,7 +66,10 @@ type Transport struct {
 	// "es"); a host that no rule knows is refused with [ErrUnknownScope].
 	Service string
 	// Region is the signing region, e.g. "eu-west-2"; when set it is used
-	// for every host. If empty, it is inferred from the host, and for a
+	// for every host but those that take SigV4a only, which are signed for
+	// the region set their endpoint rules give ("*"). For a service whose
+	// policy forces SigV4a it is the region set, which may be "*" or a
+	// comma-separated list. If empty, it is inferred from the host, and for a
 	// host that does not name one (a custom domain, a tunnel, S3 Transfer
 	// Acceleration) taken from AWS_REGION, else AWS_DEFAULT_REGION, read
 	// when the Transport is first used. On EC2, [Credentials.Region] tells
@@ -100,6 +107,7 @@ type Transport struct {
 	correctionLog, refusedLog everyMinute
 	forced                    atomic.Int64          // unix nanoseconds of the last refresh forced by an answer
 	last                      atomic.Pointer[route] // the route of the last host signed for
+	ecdsa                     ecdsaKeys             // the SigV4a key of the newest credentials
 }
 
 // RoundTrip signs a clone of req and sends it with Base.
@@ -125,7 +133,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // seven days (AWS refuses longer), rounded up to whole seconds; zero means
 // the policy's Expires, else five minutes. Another value is
 // refused with an [ErrInvalidRequest] error. Presign does not send anything and
-// does not close req.Body.
+// does not close req.Body. A SigV4a presignature (X-Amz-Algorithm
+// AWS4-ECDSA-P256-SHA256, X-Amz-Region-Set) signs the request's X-Amz-*
+// headers as headers, where SigV4's moves most of them into the query as
+// the SDK's signer does.
 func (t *Transport) Presign(req *http.Request, expires time.Duration) (string, error) {
 	r := req.Clone(req.Context())
 	r.Body, r.GetBody, r.ContentLength = nil, nil, 0
@@ -211,6 +222,8 @@ func (t *Transport) prepare(req *http.Request, forcePresign bool, expires time.D
 		expires:     expirySeconds,
 		logger:      t.Logger,
 		values:      &o.values,
+		sigv4a:      rt.sigv4a,
+		keys:        &t.ecdsa,
 	}
 	if err = sign(req.Context(), out, s); err != nil {
 		return nil, creds, rt, err
@@ -245,8 +258,9 @@ func presignExpiry(expires time.Duration, pol Policy) (int64, error) {
 }
 
 // signingHeaders is how many headers signing may add: Authorization,
-// X-Amz-Date, X-Amz-Security-Token and X-Amz-Content-Sha256.
-const signingHeaders = 4
+// X-Amz-Date, X-Amz-Security-Token, X-Amz-Content-Sha256 and, for
+// SigV4a, X-Amz-Region-Set.
+const signingHeaders = 5
 
 // outgoing is a request's signed clone, its URL, and the values of the
 // headers signing adds itself, allocated together.

@@ -10,6 +10,7 @@ import (
 // authParams is what a request says about its own signature.
 type authParams struct {
 	presigned     bool
+	v4a           bool // SigV4a: region is the region set
 	accessKeyID   string
 	scopeDate     string
 	region        string
@@ -22,7 +23,18 @@ type authParams struct {
 }
 
 func (a *authParams) scope() string {
+	if a.v4a {
+		return a.scopeDate + "/" + a.service + "/" + terminator
+	}
 	return a.scopeDate + "/" + a.region + "/" + a.service + "/" + terminator
+}
+
+// algorithm is the request's signing algorithm.
+func (a *authParams) algorithm() string {
+	if a.v4a {
+		return algorithmV4A
+	}
+	return algorithm
 }
 
 // parseAuth reads the Authorization header or the presigned query
@@ -59,6 +71,11 @@ func parseAuth(r *http.Request, q []pair, qerr error) (*authParams, *Error) {
 	if e := a.parseCredential(credential); e != nil {
 		return a, e
 	}
+	if a.v4a {
+		if e := a.parseRegionSet(r, q); e != nil {
+			return a, e
+		}
+	}
 	if signedHeaders == "" {
 		return a, newErr("IncompleteSignature", "SignedHeaders must not be empty.")
 	}
@@ -70,9 +87,10 @@ func parseAuth(r *http.Request, q []pair, qerr error) (*authParams, *Error) {
 // parameters, and the date from X-Amz-Date or else Date.
 func (a *authParams) parseHeader(r *http.Request, authz string) (credential, signedHeaders string, e *Error) {
 	alg, rest, _ := strings.Cut(strings.TrimSpace(authz), " ")
-	if alg != algorithm {
-		return "", "", newErr("IncompleteSignature", "Unsupported Authorization type: the algorithm must be %s.", algorithm)
+	if alg != algorithm && alg != algorithmV4A {
+		return "", "", newErr("IncompleteSignature", "Unsupported Authorization type: the algorithm must be %s or %s.", algorithm, algorithmV4A)
 	}
+	a.v4a = alg == algorithmV4A
 	var haveCred, haveSH, haveSig bool
 	for part := range strings.SplitSeq(rest, ",") {
 		k, val, _ := strings.Cut(strings.TrimSpace(part), "=")
@@ -146,9 +164,10 @@ func (a *authParams) parseQuery(q []pair) (credential, signedHeaders string, e *
 		return "", "", newErr("IncompleteSignature",
 			"AWS query-string parameters must include 'X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Signature', 'X-Amz-Date', 'X-Amz-SignedHeaders'. Re-examine the query-string parameters.")
 	}
-	if alg != algorithm {
-		return "", "", newErr("IncompleteSignature", "X-Amz-Algorithm only supports %q.", algorithm)
+	if alg != algorithm && alg != algorithmV4A {
+		return "", "", newErr("IncompleteSignature", "X-Amz-Algorithm only supports %q and %q.", algorithm, algorithmV4A)
 	}
+	a.v4a = alg == algorithmV4A
 	t, err := time.Parse(amzDateLayout, date)
 	if err != nil {
 		return "", "", newErr("IncompleteSignature", "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\". Got '%s'.", date)
@@ -167,10 +186,17 @@ func (a *authParams) parseQuery(q []pair) (credential, signedHeaders string, e *
 	return credential, signedHeaders, nil
 }
 
-// parseCredential reads <AccessKeyID>/<YYYYMMDD>/<region>/<service>/aws4_request.
+// parseCredential reads <AccessKeyID>/<YYYYMMDD>/<region>/<service>/aws4_request,
+// or for SigV4a <AccessKeyID>/<YYYYMMDD>/<service>/aws4_request.
 func (a *authParams) parseCredential(credential string) *Error {
 	parts := strings.Split(credential, "/")
-	if len(parts) != 5 || parts[0] == "" || parts[2] == "" || parts[3] == "" {
+	if a.v4a {
+		if len(parts) != 4 || parts[0] == "" || parts[2] == "" {
+			return newErr("IncompleteSignature", "Credential must have the form <AccessKeyID>/<YYYYMMDD>/<service>/aws4_request with %s.", algorithmV4A)
+		}
+		parts = []string{parts[0], parts[1], "", parts[2], parts[3]}
+	}
+	if len(parts) != 5 || parts[0] == "" || parts[2] == "" && !a.v4a || parts[3] == "" {
 		return newErr("IncompleteSignature", "Credential must have the form <AccessKeyID>/<YYYYMMDD>/<region>/<service>/aws4_request.")
 	}
 	a.accessKeyID, a.scopeDate, a.region, a.service = parts[0], parts[1], parts[2], parts[3]
@@ -180,5 +206,21 @@ func (a *authParams) parseCredential(credential string) *Error {
 	if _, err := time.Parse(scopeDateLayout, a.scopeDate); err != nil {
 		return newErr("IncompleteSignature", "Credential scope date must be YYYYMMDD. Got '%s'.", a.scopeDate)
 	}
+	return nil
+}
+
+// parseRegionSet reads SigV4a's X-Amz-Region-Set: a header, or a query
+// parameter when presigned.
+func (a *authParams) parseRegionSet(r *http.Request, q []pair) *Error {
+	var set []string
+	if a.presigned {
+		set, _ = queryValues(q, "X-Amz-Region-Set")
+	} else {
+		set, _ = headerValues(r, "x-amz-region-set")
+	}
+	if len(set) != 1 || strings.TrimSpace(set[0]) == "" {
+		return newErr("IncompleteSignature", "A request signed with %s must carry one X-Amz-Region-Set, the regions it is signed for.", algorithmV4A)
+	}
+	a.region = strings.TrimSpace(set[0])
 	return nil
 }

@@ -16,6 +16,17 @@
 // presigned (query string) form, with session tokens that are signed or
 // added after signing, in a header or in the query.
 //
+// SigV4a (AWS4-ECDSA-P256-SHA256: S3 Multi-Region Access Points,
+// CloudFront KeyValueStore, EventBridge global endpoints) is checked the
+// same way, from the same canonical request: the credential scope names
+// no region, the signed X-Amz-Region-Set (a header, or a query parameter
+// when presigned) must cover the endpoint's region ([Verifier.Scope]),
+// and the ECDSA P-256 signature is verified with the public key derived
+// from the secret the [Secrets] give ([SigV4APublicKey]), by code of this
+// package's own, checked against aws-c-auth's vectors (testdata/sigv4a).
+// Its aws-chunked forms (STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD) are
+// not checked: such a request is rejected.
+//
 // # What is checked
 //
 //   - The canonical request is rebuilt from the wire: the path as received

@@ -127,8 +127,12 @@ type Record struct {
 	// X-Amz-Signature and X-Amz-Security-Token are replaced by "REDACTED".
 	Method, Path, RawQuery string
 	// Service, Region and AccessKeyID come from the credential scope; they
-	// are empty when the request carried no readable scope.
+	// are empty when the request carried no readable scope. For SigV4a,
+	// Region is the region set (X-Amz-Region-Set), such as "*".
 	Service, Region, AccessKeyID string
+	// Algorithm is the signature's: "AWS4-HMAC-SHA256" (SigV4) or
+	// "AWS4-ECDSA-P256-SHA256" (SigV4a); empty when unreadable.
+	Algorithm string
 	// Presigned is true for the query string (presigned URL) form.
 	Presigned bool
 	// Token says where the session token was and whether it was signed.
@@ -226,7 +230,11 @@ type Verifier struct {
 	// host (the request's Host, with its port) and path name, as an AWS
 	// endpoint knows its own: a request whose credential scope names
 	// another service or region is rejected with SignatureDoesNotMatch,
-	// naming both. An empty service or region is not checked. If nil,
+	// naming both. An empty service or region is not checked. A SigV4a
+	// request's region set must cover the region ("*", the region, or a
+	// pattern such as "us-*" that matches it); the region "*" is an
+	// endpoint of all regions, which only SigV4a signed for "*" reaches
+	// (an S3 Multi-Region Access Point). If nil,
 	// [HostScope]: AWS's endpoint data for AWS's hosts
 	// (sts.eu-west-2.amazonaws.com is sts in eu-west-2), nothing for any
 	// other host, such as the server's own address.

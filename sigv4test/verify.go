@@ -55,6 +55,9 @@ func (c *check) parse() *Error {
 	if a != nil {
 		c.rec.Presigned = a.presigned
 		c.rec.Service, c.rec.Region, c.rec.AccessKeyID = a.service, a.region, a.accessKeyID
+		if a.accessKeyID != "" {
+			c.rec.Algorithm = a.algorithm()
+		}
 		c.rec.SignedHeaders = a.signedHeaders
 	}
 	if e != nil {
@@ -92,7 +95,12 @@ func (c *check) checkScopeHost() *Error {
 	switch a := c.a; {
 	case service != "" && a.service != service:
 		return newErr("SignatureDoesNotMatch", "Credential should be scoped to correct service: '%s'. The host %s answers for %s, and the request was signed for %s.", service, host, service, a.service)
-	case region != "" && a.region != region:
+	case region == "":
+	case a.v4a && !regionSetCovers(a.region, region):
+		return newErr("SignatureDoesNotMatch", "The region set %q does not cover the host %s, which answers for %s.", a.region, host, region)
+	case !a.v4a && region == "*":
+		return newErr("SignatureDoesNotMatch", "The host %s answers for all regions and takes %s only; the request was signed with %s for %s.", host, algorithmV4A, algorithm, a.region)
+	case !a.v4a && a.region != region:
 		return newErr("SignatureDoesNotMatch", "Credential should be scoped to a valid region: '%s'. The host %s is in %s, and the request was signed for %s.", region, host, region, a.region)
 	}
 	return nil
@@ -275,9 +283,19 @@ func (c *check) trySignature(ph string, exclude []string, show bool) (ok bool, a
 	if err != nil {
 		return false, nil, newErr("SignatureDoesNotMatch", "The request could not be canonicalised: %v", err)
 	}
-	sts := StringToSign(a.amzDate, a.scope(), creq)
-	sig := Signature(c.creds.SecretAccessKey, a.scopeDate, a.region, a.service, sts)
-	ok = hmac.Equal([]byte(sig), []byte(a.signature))
+	var sts string
+	if a.v4a {
+		sts = a.algorithm() + "\n" + a.amzDate + "\n" + a.scope() + "\n" + hexSHA256([]byte(creq))
+		pub, err := v4aPublicKey(a.accessKeyID, c.creds.SecretAccessKey)
+		if err != nil {
+			return false, nil, newErr("SignatureDoesNotMatch", "No SigV4a key derives from the access key: %v", err)
+		}
+		ok = verifyV4A(pub, sts, a.signature)
+	} else {
+		sts = StringToSign(a.amzDate, a.scope(), creq)
+		sig := Signature(c.creds.SecretAccessKey, a.scopeDate, a.region, a.service, sts)
+		ok = hmac.Equal([]byte(sig), []byte(a.signature))
+	}
 	if show || ok {
 		red, _ := buildCanonical(c.r, c.rule, a.signedHeaders, ph, a.presigned, true, exclude)
 		attempt = &Error{CanonicalRequest: red, StringToSign: sts}
@@ -296,8 +314,10 @@ func (c *check) checkClaimedPayload(shown *Error, claimed []string, bodyHash str
 			continue
 		case h == unsignedPayload:
 			shown.Message = fmt.Sprintf("UNSIGNED-PAYLOAD is not accepted for service %q; the payload must be signed.", c.a.service)
-		case c.rule.AWSChunked && (h == streamingSigned || h == streamingSignedTrailer || h == streamingUnsigned):
+		case c.rule.AWSChunked && (h == streamingUnsigned || !c.a.v4a && (h == streamingSigned || h == streamingSignedTrailer)):
 			return c.decodeChunked(h)
+		case c.a.v4a && strings.HasPrefix(h, "STREAMING-"):
+			shown.Message = fmt.Sprintf("The payload signing mode %q (aws-chunked) is not one this verifier checks with %s.", h, algorithmV4A)
 		case strings.HasPrefix(h, "STREAMING-"):
 			shown.Message = fmt.Sprintf("The payload signing mode %q (aws-chunked) is not one S3 takes with SigV4.", h)
 		default:

@@ -2,6 +2,11 @@ package sigv4test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -49,6 +54,7 @@ type signer struct {
 	contentSHA          string         // X-Amz-Content-Sha256 value; "body" for the body's hash
 	presignPayload      string         // presign payload hash; default UNSIGNED-PAYLOAD
 	unsignedHeaders     []string       // header names left out of SignedHeaders
+	regionSet           string         // non-empty: SigV4a, for this region set
 }
 
 func defaultSigner() signer {
@@ -87,6 +93,13 @@ func (s signer) sign(t testing.TB, r *http.Request, body []byte) string {
 	}
 	amzDate := s.when.UTC().Format(amzDateLayout)
 	scope := amzDate[:8] + "/" + s.region + "/" + s.service + "/aws4_request"
+	alg := "AWS4-HMAC-SHA256"
+	if s.regionSet != "" {
+		scope, alg = amzDate[:8]+"/"+s.service+"/aws4_request", algorithmV4A
+		if !s.presign {
+			r.Header.Set("X-Amz-Region-Set", s.regionSet)
+		}
+	}
 	switch s.tokenAt {
 	case HeaderSigned, HeaderUnsigned:
 		r.Header.Set("X-Amz-Security-Token", s.token)
@@ -121,8 +134,11 @@ func (s signer) sign(t testing.TB, r *http.Request, body []byte) string {
 		if exp == 0 {
 			exp = 900
 		}
+		if s.regionSet != "" {
+			addQuery(r, "X-Amz-Region-Set", s.regionSet)
+		}
 		addQuery(r,
-			"X-Amz-Algorithm", "AWS4-HMAC-SHA256",
+			"X-Amz-Algorithm", alg,
 			"X-Amz-Credential", s.akid+"/"+scope,
 			"X-Amz-Date", amzDate,
 			"X-Amz-Expires", fmt.Sprint(exp),
@@ -140,11 +156,14 @@ func (s signer) sign(t testing.TB, r *http.Request, body []byte) string {
 		t.Fatal(err)
 	}
 	sig := Signature(s.secret, amzDate[:8], s.region, s.service, StringToSign(amzDate, scope, creq))
+	if s.regionSet != "" {
+		sig = signV4A(t, s.akid, s.secret, alg+"\n"+amzDate+"\n"+scope+"\n"+hexSHA256([]byte(creq)))
+	}
 	if s.presign {
 		addQuery(r, "X-Amz-Signature", sig)
 	} else {
-		r.Header.Set("Authorization", fmt.Sprintf("AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
-			s.akid, scope, strings.Join(signed, ";"), sig))
+		r.Header.Set("Authorization", fmt.Sprintf("%s Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+			alg, s.akid, scope, strings.Join(signed, ";"), sig))
 	}
 	if s.tokenAt == QueryUnsigned {
 		addQuery(r, "X-Amz-Security-Token", s.token)
@@ -946,4 +965,24 @@ func TestScopeOfTheHost(t *testing.T) {
 			}
 		})
 	}
+}
+
+// signV4A returns the hex ECDSA signature of sts under the access key's
+// SigV4a key.
+func signV4A(t testing.TB, akid, secret, sts string) string {
+	t.Helper()
+	d, err := v4aScalar(akid, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(sts))
+	sig, err := ecdsa.SignASN1(rand.Reader, priv, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(sig)
 }

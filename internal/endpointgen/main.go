@@ -6,7 +6,11 @@
 //   - the same modules' endpoint rules and auth scheme resolvers, which the
 //     SDK resolves with now and which name hosts the legacy data does not
 //     (efs.REGION.api.aws, route53.global.api.aws): sdkrules/ asks them
-//     for every region of every partition and every variant (rules.go);
+//     for every region of every partition and every variant (rules.go),
+//     and, with sample names, about the endpoints customers name that the
+//     rules sign with SigV4a (S3 Multi-Region Access Points, CloudFront
+//     KeyValueStore, EventBridge global endpoints, S3 on Outposts), whose
+//     forms it writes as sigv4aForms (sigv4a.go);
 //   - the core module's partitions (internal/endpoints/awsrulesfn/partitions.json);
 //   - for the services whose Go module the module proxy does not serve,
 //     botocore's endpoints.json and service models.
@@ -130,12 +134,14 @@ func main() {
 	if *rules {
 		var regions []string
 		for _, p := range parts {
-			regions = append(regions, p.regions...)
+			for _, r := range p.regions {
+				regions = append(regions, r+"@"+p.id)
+			}
 		}
 		if answers, ops, err = askSDKRules(mods, regions); err != nil {
 			log.Fatal(err)
 		}
-		sources = append(sources, fmt.Sprintf("the endpoint rules (EndpointResolverV2) and auth scheme resolvers of the Go service modules, asked for the %d regions of the partitions, 4 variants each (%s/)", len(regions), sdkRulesDir))
+		sources = append(sources, fmt.Sprintf("the endpoint rules (EndpointResolverV2) and auth scheme resolvers of the Go service modules, asked for the %d regions of the partitions, 4 variants each, and about customers' endpoints with sample names (%s/)", len(regions), sdkRulesDir))
 		log.Printf("%d answers from the endpoint rules", len(answers))
 	}
 

@@ -39,6 +39,9 @@ type ruleAnswer struct {
 	Name                  string
 	SigningRegion         string
 	DisableDoubleEncoding bool
+	RegionSet             []string // SigV4a's
+	AltSigV4              bool     // SigV4a's, SigV4 offered after it
+	Customer              string   // a sample's: the labels the customer names
 	Err                   string
 }
 

@@ -91,6 +91,7 @@ type table struct {
 	samples  []sample
 	notes    []string
 	leftOut  []string
+	v4a      []v4aForm
 	// replaced are the data's hosts that the rules resolve the same
 	// question to another host for: the rules' host is the SDK's.
 	replaced []string
@@ -131,7 +132,7 @@ func regionLabel(parts []*partition, mask uint16, label string) bool {
 // the payload hash in a header. A host whose rules say so
 // (disableDoubleEncoding) for another name is left out: kivuli would sign
 // it with the wrong rules, and a refusal says so at once.
-var escapeOnceNames = map[string]bool{"s3": true, "s3-object-lambda": true}
+var escapeOnceNames = map[string]bool{"s3": true, "s3-object-lambda": true, "s3-outposts": true}
 
 // dataFacts returns what the legacy endpoint data resolve, for every
 // service, partition, region and variant.
@@ -203,6 +204,8 @@ func (t *table) ruleFacts(answers []ruleAnswer, ops map[string][]operation) []fa
 	for _, a := range answers {
 		pi, ok := partOf[a.Region]
 		switch {
+		case a.Customer != "":
+			continue // a sample's: its SigV4a forms are v4aForms'
 		case a.Err != "":
 			continue // the rules refuse the question: nothing to learn
 		case !ok:
@@ -448,6 +451,13 @@ func build(services []*service, parts []*partition, answers []ruleAnswer, ops ma
 			t.hosts = append(t.hosts, hostEntry{h, sc.name, sc.region})
 		}
 	}
+	var err error
+	if t.v4a, err = t.v4aForms(answers); err != nil {
+		return nil, err
+	}
+	for _, f := range t.v4a {
+		names[f.name] = true
+	}
 	t.names = keys(names)
 	sort.Slice(t.prefixes, func(i, j int) bool { return t.prefixes[i].prefix < t.prefixes[j].prefix })
 	sort.Slice(t.hosts, func(i, j int) bool { return t.hosts[i].host < t.hosts[j].host })
@@ -601,6 +611,15 @@ func (t *table) emit(sources, goSources []string) ([]byte, error) {
 	fmt.Fprintf(&b, "var endpointHosts = [...]endpointHost{\n")
 	for _, h := range t.hosts {
 		fmt.Fprintf(&b, "\t{%q, %d, %q},\n", h.host, idx[h.name], h.region)
+	}
+	fmt.Fprintf(&b, "}\n\n")
+	fmt.Fprintf(&b, "// sigv4aForms are the forms of the hosts that the endpoint rules sign with\n")
+	fmt.Fprintf(&b, "// SigV4a, asked about with sample names (internal/endpointgen/sdkrules):\n")
+	fmt.Fprintf(&b, "// LABELS.MIDDLE[.REGION].DOMAIN, where the customer names the labels.\n")
+	fmt.Fprintf(&b, "var sigv4aForms = [...]sigv4aForm{\n")
+	for _, f := range t.v4a {
+		fmt.Fprintf(&b, "\t{middle: %q, labels: %d, regional: %v, dual: %v, parts: %#04x, name: %d, regionSet: %q, alt: %v}, // %s\n",
+			f.middle, f.labels, f.regional, f.dual, f.parts, idx[f.name], f.regionSet, f.alt, f.name)
 	}
 	fmt.Fprintf(&b, "}\n")
 	return format.Source(b.Bytes())

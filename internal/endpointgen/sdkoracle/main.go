@@ -1,11 +1,13 @@
 // Command sdkoracle writes what aws-sdk-go-v2 itself resolves and signs
 // for each service module of endpointgen's build list (svcs.txt): for 25
 // regions and pseudo-regions, the four variants, the global-endpoint
-// switch and S3's bucket and ARN forms, each module's
+// switch, S3's bucket and ARN forms and the customers' endpoints that
+// take SigV4a (EventBridge's EndpointId, CloudFront KeyValueStore's
+// KvsARN), each module's
 // NewDefaultEndpointResolverV2 and then its client's auth scheme
 // resolver, the endpoint's authSchemes laid over it. One JSON line per
 // question: the host and path, and the SigV4 signing name and region (or
-// SigV4A, or the rules' error).
+// SigV4A, its signing name and region set, or the rules' error).
 //
 // It was written for the project's second review, independently of
 // endpointgen and its sdkrules, so that TestSDKOracle checks the table
@@ -35,6 +37,7 @@ type result struct {
 	Host, Path, Scheme string
 	Service, Region    string // what the SDK signs with (SigV4); "" if no sigv4
 	SigV4A             bool
+	RegionSet          []string `json:",omitempty"` // SigV4a's
 	Err                string
 }
 
@@ -80,6 +83,7 @@ func resolve[P any](r resolver[P], p P, auth func(context.Context) (any, error))
 				res.SigV4A = true
 				n, _ := smithyhttp.GetSigV4ASigningName(&o.SignerProperties)
 				res.Service = n
+				res.RegionSet, _ = smithyhttp.GetSigV4ASigningRegions(&o.SignerProperties)
 			}
 		}
 		if res.SigV4A {
@@ -166,6 +170,13 @@ func main() {
 							emit(s.name, s.fn, map[string]any{"Region": rg, "UseFIPS": fips, "UseDualStack": dual, "Bucket": b, "Accelerate": true})
 							emit(s.name, s.fn, map[string]any{"Region": rg, "UseFIPS": fips, "UseDualStack": dual, "Bucket": b, "ForcePathStyle": true})
 						}
+					}
+					// Customers' endpoints that take SigV4a.
+					if s.name == "eventbridge" {
+						emit(s.name, s.fn, map[string]any{"Region": rg, "UseFIPS": fips, "UseDualStack": dual, "EndpointId": "abcde.veo"})
+					}
+					if s.name == "cloudfrontkeyvaluestore" {
+						emit(s.name, s.fn, map[string]any{"Region": rg, "UseFIPS": fips, "UseDualStack": dual, "KvsARN": "arn:aws:cloudfront::123456789012:key-value-store/a1b2c3d4-5678-90ab-cdef-example11111"})
 					}
 					if s.name == "s3control" {
 						emit(s.name, s.fn, map[string]any{"Region": rg, "UseFIPS": fips, "UseDualStack": dual, "AccountId": "123456789012", "RequiresAccountId": true})

@@ -7,6 +7,12 @@
 // SDK's resolveEndpointV2Middleware does. It writes one JSON line a
 // question to standard output.
 //
+// Its arguments are REGION@PARTITION: besides the questions every
+// service is asked, the services of samples are asked about endpoints
+// that customers name (an S3 Multi-Region Access Point, a CloudFront
+// KeyValueStore, an EventBridge global endpoint), with sample names, in
+// each partition; those are the hosts the rules sign with SigV4a.
+//
 // endpointgen writes services_gen.go (one entry per service module of the
 // build list) and runs this command; it is not meant to be run by hand.
 // These are the newer endpoint rule sets, which name hosts that the
@@ -21,6 +27,7 @@ import (
 	"log"
 	"os"
 	"reflect"
+	"strings"
 	"unsafe"
 
 	smithy "github.com/aws/smithy-go"
@@ -44,7 +51,10 @@ type service struct {
 // Answer is what the SDK resolves for one question. Scheme is the auth
 // scheme the SDK would sign with ("aws.auth#sigv4", "aws.auth#sigv4a",
 // "smithy.api#noAuth", a bearer scheme...); Name and SigningRegion are
-// SigV4's. Err is set when the rules refuse the question (a region or
+// SigV4's, or Name and RegionSet SigV4a's, and AltSigV4 says that the
+// scheme is SigV4a and SigV4 is offered after it (S3 on Outposts).
+// Customer is set on a sample's answer: the labels that the customer
+// names at the start of Host. Err is set when the rules refuse the question (a region or
 // variant the service does not have, a parameter it requires).
 type Answer struct {
 	Service       string
@@ -60,19 +70,65 @@ type Answer struct {
 	SigningRegion string         `json:",omitempty"`
 	// DisableDoubleEncoding: the endpoint's rules sign the path escaped
 	// once, as S3 does.
-	DisableDoubleEncoding bool   `json:",omitempty"`
-	Err                   string `json:",omitempty"`
+	DisableDoubleEncoding bool     `json:",omitempty"`
+	RegionSet             []string `json:",omitempty"`
+	AltSigV4              bool     `json:",omitempty"`
+	Customer              string   `json:",omitempty"`
+	Err                   string   `json:",omitempty"`
+}
+
+// sample is a question about an endpoint that a customer names: params,
+// in which {partition} and {region} stand for the question's, and the
+// labels that the customer's name gives the host.
+type sample struct {
+	params   map[string]any
+	customer string
+}
+
+// samples are the services' questions about the endpoints that customers
+// name, which the rules sign with SigV4a.
+var samples = map[string][]sample{
+	"s3": {
+		{map[string]any{"Bucket": "arn:{partition}:s3::123456789012:accesspoint/mfzwi23gnjvgw.mrap"}, "mfzwi23gnjvgw"},
+		{map[string]any{"Bucket": "arn:{partition}:s3-outposts:{region}:123456789012:outpost/op-01234567890123456/accesspoint/reports"}, "reports-123456789012.op-01234567890123456"},
+	},
+	"cloudfrontkeyvaluestore": {
+		{map[string]any{"KvsARN": "arn:{partition}:cloudfront::123456789012:key-value-store/a1b2c3d4-5678-90ab-cdef-example11111"}, "123456789012"},
+	},
+	"eventbridge": {
+		{map[string]any{"EndpointId": "abcde.veo"}, "abcde.veo"},
+	},
+}
+
+// instantiate returns the sample's parameters for region of partition.
+func (s sample) instantiate(region, partition string) map[string]any {
+	out := make(map[string]any, len(s.params))
+	for k, v := range s.params {
+		if str, ok := v.(string); ok {
+			v = strings.NewReplacer("{partition}", partition, "{region}", region).Replace(str)
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("sdkrules: ")
-	regions := os.Args[1:]
+	var regions, partitions []string
+	for _, arg := range os.Args[1:] {
+		region, partition, ok := strings.Cut(arg, "@")
+		if !ok {
+			log.Fatalf("%q: not REGION@PARTITION", arg)
+		}
+		regions, partitions = append(regions, region), append(partitions, partition)
+	}
 	if len(regions) == 0 {
-		log.Fatal("usage: sdkrules REGION...")
+		log.Fatal("usage: sdkrules REGION@PARTITION...")
 	}
 	enc := json.NewEncoder(os.Stdout)
 	for _, s := range services {
+		askSamples(enc, s, regions, partitions)
 		for _, static := range append([]map[string]any{nil}, s.static...) {
 			for _, region := range regions {
 				for _, global := range []bool{false, true} {
@@ -84,6 +140,24 @@ func main() {
 									log.Fatal(err)
 								}
 							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// askSamples asks s's samples for every region and variant.
+func askSamples(enc *json.Encoder, s service, regions, partitions []string) {
+	for _, smp := range samples[s.name] {
+		for i, region := range regions {
+			for _, fips := range []bool{false, true} {
+				for _, dual := range []bool{false, true} {
+					a := Answer{Service: s.name, Region: region, FIPS: fips, DualStack: dual, Params: smp.instantiate(region, partitions[i]), Customer: smp.customer}
+					if ask(s, &a) {
+						if err := enc.Encode(a); err != nil {
+							log.Fatal(err)
 						}
 					}
 				}
@@ -130,10 +204,25 @@ func ask(s service, a *Answer) (asked bool) {
 	for _, o := range epOpts {
 		props.SetAll(&o.SignerProperties)
 	}
-	if a.Scheme == smithyauth.SchemeIDSigV4 {
+	switch a.Scheme {
+	case smithyauth.SchemeIDSigV4:
 		a.Name, _ = smithyhttp.GetSigV4SigningName(&props)
 		a.SigningRegion, _ = smithyhttp.GetSigV4SigningRegion(&props)
 		a.DisableDoubleEncoding, _ = smithyhttp.GetDisableDoubleEncoding(&props)
+	case smithyauth.SchemeIDSigV4A:
+		a.Name, _ = smithyhttp.GetSigV4ASigningName(&props)
+		a.RegionSet, _ = smithyhttp.GetSigV4ASigningRegions(&props)
+		a.DisableDoubleEncoding, _ = smithyhttp.GetDisableDoubleEncoding(&props)
+		// SigV4 offered after it by the endpoint's own schemes, else by
+		// the service's (CloudFront KeyValueStore's model lists SigV4
+		// after SigV4a, where its endpoint's rules list SigV4a alone).
+		alts := authOpts
+		if len(epOpts) > 0 {
+			alts = epOpts
+		}
+		for _, o := range alts[1:] {
+			a.AltSigV4 = a.AltSigV4 || canonicalScheme(o.SchemeID) == smithyauth.SchemeIDSigV4
+		}
 	}
 	return true
 }
