@@ -44,8 +44,9 @@ type body struct {
 	file     *os.File // a file to stream, or nil
 	start    int64    // where the file's part to send starts
 	size     int64
-	name     string // the file's name
-	tempfile bool   // the file is a copy of standard input, removed at cleanup
+	name     string    // the file's name
+	tempfile bool      // the file is a copy of standard input, removed at cleanup
+	stream   io.Reader // standard input of the length --size gives: read once
 }
 
 // requestBody makes the body the flags describe.
@@ -101,6 +102,9 @@ func (f *curlFlags) fileBody(name, flag string) (*body, error) {
 }
 
 func (f *curlFlags) stdinBody() (*body, error) {
+	if f.size >= 0 {
+		return &body{stream: f.Stdin, size: f.size}, nil
+	}
 	if in, ok := f.Stdin.(*os.File); ok {
 		if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
 			if off, err := in.Seek(0, io.SeekCurrent); err == nil {
@@ -126,6 +130,13 @@ func (f *curlFlags) stdinBody() (*body, error) {
 // it again from the start, for redirects and retries.
 func (b *body) attach(req *http.Request) {
 	switch {
+	case b.stream != nil:
+		// Read once, as it comes: the signer sends it aws-chunked (S3)
+		// or buffers it to hash it (another service, up to its limit).
+		req.Body, req.GetBody, req.ContentLength = io.NopCloser(b.stream), nil, b.size
+		if b.size == 0 {
+			req.Body = http.NoBody
+		}
 	case b.file != nil:
 		// Section readers read at offsets of their own, so that the signer
 		// hashing one (from GetBody) leaves the one sent at its start.

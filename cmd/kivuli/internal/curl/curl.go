@@ -40,6 +40,8 @@ type curlFlags struct {
 	dryRun       bool
 	allowHosts   []string
 	awsRetry     bool
+	checksum     string
+	size         int64 // of -T -, when given
 	sf           base.SourceFlags
 }
 
@@ -78,8 +80,16 @@ and empty keys are signed as the service will read them.
 Bodies stream from files and standard input and are never held in memory:
 -T FILE and --data-binary @FILE send the file with its length (never
 chunked, which S3 refuses); standard input that is a pipe is first copied
-to a temporary file to learn its length. -d reads @FILE into memory and
-strips its newlines, as curl does.
+to a temporary file to learn its length, unless --size gives it, when it
+streams as it comes. -d reads @FILE into memory and strips its newlines,
+as curl does.
+
+To S3, an upload (-T, or a PUT of a key) goes in one pass over the body,
+aws-chunked: its chunks signed 64 KiB at a time and a checksum of it in
+the trailer, which S3 checks on arrival and keeps with the object
+(--checksum: crc32 by default, crc32c, crc64nvme, sha1, sha256, or none).
+The operations S3 refuses without an integrity header (DeleteObjects,
+bucket and object configuration writes) get the checksum in a header.
 
 -v prints to standard error the canonical request and the string to sign
 (as awscurl -v does), the request's headers and the answer's, with the
@@ -91,7 +101,8 @@ prints a presigned URL instead of sending: it carries the signature and
 the token, and grants the request to whoever holds it until it expires.`,
 		Annotations: map[string]string{
 			base.AnnSynopsis: `kivuli curl [-X METHOD] [-H 'K: V']... [-d DATA | --data-binary @FILE | @-]
-            [-T FILE] [-i] [-o FILE] [-L] [--fail | --fail-with-body] [-v]
+            [-T FILE [--size N]] [--checksum ALG] [-i] [-o FILE] [-L]
+            [--fail | --fail-with-body] [-v]
             [--service S] [--region R] [--presign [DUR]] [--dry-run]
             [--allow-host HOST]... [CREDENTIAL SOURCE options] URL`,
 			base.AnnExit: fmt.Sprintf(`%-4d with --fail or --fail-with-body, the answer's status was 400 or
@@ -161,6 +172,8 @@ kivuli imds -- kivuli curl --dry-run -v https://sts.amazonaws.com/`,
 	fl.Lookup("presign").NoOptDefVal = presignDefault
 	fl.BoolVar(&f.dryRun, "dry-run", false, "sign and print what -v prints, but send nothing")
 	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "also sign for `HOST` (host, host:port, [v6]:port, or *.domain); listed hosts may be reached over http:// (repeatable)")
+	fl.StringVar(&f.checksum, "checksum", "", "the S3 flexible checksum of an upload: `ALG` crc32 (default), crc32c, crc64nvme, sha1, sha256 or none")
+	fl.Int64Var(&f.size, "size", -1, "with -T -, standard input's length in `BYTES`: streamed as it comes, not copied to a temporary file first")
 	fl.BoolVar(&f.awsRetry, "aws-retry", false, "retry 5xx, 429 and throttling answers, and once after an expired token or a skewed clock, as the library's NewRetryingClient does (at most 3 attempts)")
 	base.AddSourceFlags(cmd, &f.sf, true)
 	return cmd
@@ -257,7 +270,29 @@ func (f *curlFlags) request(ctx context.Context, u *url.URL) (*http.Request, err
 	if err := f.setHeaders(req, f.headers); err != nil {
 		return nil, err
 	}
+	if err := f.checksumHeader(req); err != nil {
+		return nil, err
+	}
 	return req, nil
+}
+
+// checksumHeader asks the signer for the --checksum algorithm, as an SDK
+// asks it, in x-amz-sdk-checksum-algorithm; and checks --size.
+func (f *curlFlags) checksumHeader(req *http.Request) error {
+	switch {
+	case f.size < -1:
+		return base.UsageErrorf("--size %d: want the length of standard input in bytes", f.size)
+	case f.size >= 0 && f.upload != "-":
+		return base.UsageErrorf("--size gives the length of standard input: use it with -T -")
+	}
+	switch alg := strings.ToLower(f.checksum); alg {
+	case "":
+	case "crc32", "crc32c", "crc64nvme", "sha1", "sha256", "none":
+		req.Header.Set("X-Amz-Sdk-Checksum-Algorithm", strings.ToUpper(alg))
+	default:
+		return base.UsageErrorf("--checksum %q: want crc32, crc32c, crc64nvme, sha1, sha256 or none", f.checksum)
+	}
+	return nil
 }
 
 // signer is the library's Transport with creds, as the flags set it,
@@ -266,10 +301,17 @@ func (f *curlFlags) request(ctx context.Context, u *url.URL) (*http.Request, err
 func (f *curlFlags) signer(creds aws.CredentialsProvider) *kivuli.Transport {
 	pool := http.DefaultTransport.(*http.Transport).Clone()
 	pool.DisableCompression = true // as curl without --compressed: the body as sent
+	// S3 uploads in one pass, signed chunk by chunk (the file would be
+	// read twice to hash it first).
+	policies := kivuli.DefaultPolicies()
+	s3 := policies["s3"]
+	s3.Chunked = true
+	policies["s3"] = s3
 	return &kivuli.Transport{
 		Credentials:  creds,
 		Service:      f.service,
 		Region:       f.region,
+		Policies:     policies,
 		AllowedHosts: f.allowHosts,
 		Logger:       newSigningLogger(f.Stderr, f.verbose || f.dryRun),
 		Base:         &showingTransport{next: pool, w: f.Stderr, show: f.verbose || f.dryRun, dry: f.dryRun},
