@@ -99,12 +99,16 @@ func (p *Proxy) scope(ctx context.Context) (service, region string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("kivuli: reading the presigned scope: %w", err)
 	}
-	// AKID/DATE/REGION/SERVICE/aws4_request
-	parts := strings.Split(su.Query().Get("X-Amz-Credential"), "/")
-	if len(parts) != 5 {
-		return "", "", errors.New("kivuli: the signer gave no credential scope")
+	// SigV4: AKID/DATE/REGION/SERVICE/aws4_request; SigV4a:
+	// AKID/DATE/SERVICE/aws4_request, the regions in X-Amz-Region-Set.
+	q := su.Query()
+	switch parts := strings.Split(q.Get("X-Amz-Credential"), "/"); len(parts) {
+	case 5:
+		return parts[3], parts[2], nil
+	case 4:
+		return parts[2], q.Get("X-Amz-Region-Set"), nil
 	}
-	return parts[3], parts[2], nil
+	return "", "", errors.New("kivuli: the signer gave no credential scope")
 }
 
 // rewrite points the outgoing request at the upstream, whatever the

@@ -60,7 +60,10 @@ The signing service and region are inferred from the host, as the library
 does (search-x.eu-west-2.es.amazonaws.com is es in eu-west-2; S3, API
 Gateway, Lambda URLs and service.region.amazonaws.com likewise); --service
 and --region set them where the host does not tell. The session token goes
-where the service wants it (the library's policy table).
+where the service wants it (the library's policy table). The hosts that
+take only Signature Version 4a (S3 Multi-Region Access Points, CloudFront
+KeyValueStore, EventBridge global endpoints) are signed with it, for the
+region set "*": -v, --dry-run and --presign show and do the same.
 
 Where the request may go is the library's rule: to an AWS endpoint, or to
 a host given with --allow-host, and in clear (http://) only to loopback or

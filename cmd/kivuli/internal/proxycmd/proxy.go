@@ -80,7 +80,10 @@ data sources, Prometheus agents writing to Amazon Managed Prometheus,
 scripts, webhooks) talk to it as to the service itself. It replaces
 aws-sigv4-proxy: --name, --region and --host become --service, --region
 and --upstream, and the service and region come from the host when it
-tells them (set them for a custom domain or a tunnel). The proxy itself is
+tells them (set them for a custom domain or a tunnel). An upstream that
+takes only Signature Version 4a (an S3 Multi-Region Access Point,
+CloudFront KeyValueStore, an EventBridge global endpoint) is signed with
+it, for the region set "*". The proxy itself is
 the library's package github.com/kivuli-go/kivuli/proxy, which Go
 programs embed as an http.Handler; this command adds the flags, the
 listeners, TLS, draining, the admin endpoints and the log.
