@@ -60,8 +60,14 @@ Every flag it shares with curl means what it means to curl.
 The signing service and region are inferred from the host, as the library
 does (search-x.eu-west-2.es.amazonaws.com is es in eu-west-2; S3, API
 Gateway, Lambda URLs and service.region.amazonaws.com likewise); --service
-and --region set them where the host does not tell. The session token goes
-where the service wants it (the library's policy table).
+and --region set them where the host does not tell. A --service or --region
+that the host contradicts (--region eu-west2 for search-x.eu-west-2.es...)
+is a usage error, since the endpoint would refuse the signature; a host
+that names no region (s3.amazonaws.com, whose buckets may be anywhere),
+a tunnel, and a host listed with --allow-host are signed as the flags say.
+A host that takes SigV4a only (an S3 Multi-Region Access Point) is signed
+for the region set *, and refuses any other --region. The session token
+goes where the service wants it (the library's policy table).
 
 Where the request may go is the library's rule: to an AWS endpoint, or to
 a host given with --allow-host, and in clear (http://) only to loopback or
@@ -212,6 +218,9 @@ func (f *curlFlags) curl(ctx context.Context, args []string) error {
 	defer body.cleanup()
 	req, err := f.request(ctx, u)
 	if err != nil {
+		return err
+	}
+	if err := f.checkScope(req); err != nil {
 		return err
 	}
 	body.attach(req)
