@@ -82,7 +82,13 @@ host.
 The query string is sent exactly as given, byte for byte (only bytes that
 cannot appear in a URL, such as spaces, are percent-encoded): already
 encoded values (%3D, %2F), '=' and '+' in values, PromQL braces, repeated
-and empty keys are signed as the service will read them.
+and empty keys are signed as the service will read them. A URL whose
+query is signed already (X-Amz-Signature, X-Amz-Credential, X-Amz-Date,
+... in any letter case, or SigV2's AWSAccessKeyId and Signature: a
+presigned URL) carries its own authority: it is sent as it is, not signed
+again and without asking the source for credentials, and standard error
+says so. The flags that sign (--presign, --service, --region, --checksum,
+--aws-retry) are refused with it.
 
 Bodies stream from files and standard input and are never held in memory:
 -T FILE and --data-binary @FILE send the file with its length (never
@@ -211,6 +217,12 @@ func (f *curlFlags) curl(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	signedBy := signedParam(u.RawQuery) // a URL signed already: sent as it is
+	if signedBy != "" {
+		if err := f.checkSignedURL(signedBy); err != nil {
+			return err
+		}
+	}
 	body, err := f.requestBody()
 	if err != nil {
 		return err
@@ -224,6 +236,9 @@ func (f *curlFlags) curl(ctx context.Context, args []string) error {
 		return err
 	}
 	body.attach(req)
+	if signedBy != "" {
+		return f.sendAsIs(req, signedBy)
+	}
 	src, err := f.sf.Open(ctx, f.App, f.region, false)
 	if err != nil {
 		return err
@@ -316,8 +331,6 @@ func (f *curlFlags) checksumHeader(req *http.Request) error {
 // over a transport that shows (-v) or only shows (--dry-run) what it
 // sends.
 func (f *curlFlags) signer(creds aws.CredentialsProvider) *kivuli.Transport {
-	pool := http.DefaultTransport.(*http.Transport).Clone()
-	pool.DisableCompression = true // as curl without --compressed: the body as sent
 	// S3 uploads in one pass, signed chunk by chunk (the file would be
 	// read twice to hash it first).
 	policies := kivuli.DefaultPolicies()
@@ -331,8 +344,21 @@ func (f *curlFlags) signer(creds aws.CredentialsProvider) *kivuli.Transport {
 		Policies:     policies,
 		AllowedHosts: f.allowHosts,
 		Logger:       newSigningLogger(f.Stderr, f.verbose || f.dryRun),
-		Base:         &showingTransport{next: pool, w: f.Stderr, show: f.verbose || f.dryRun, dry: f.dryRun},
+		Base:         f.showing(f.pool()),
 	}
+}
+
+// pool is the HTTP transport requests go out by.
+func (f *curlFlags) pool() *http.Transport {
+	pool := http.DefaultTransport.(*http.Transport).Clone()
+	pool.DisableCompression = true // as curl without --compressed: the body as sent
+	return pool
+}
+
+// showing is next showing what it sends with -v, and sending nothing with
+// --dry-run.
+func (f *curlFlags) showing(next http.RoundTripper) *showingTransport {
+	return &showingTransport{next: next, w: f.Stderr, show: f.verbose || f.dryRun, dry: f.dryRun}
 }
 
 // send sends req signed by t, following redirects as -L says, and writes
@@ -342,6 +368,12 @@ func (f *curlFlags) send(t *kivuli.Transport, req *http.Request) error {
 	if f.awsRetry && !f.dryRun {
 		client = kivuli.NewRetryingClient(t)
 	}
+	return f.do(client, req)
+}
+
+// do sends req by client, following redirects as -L says, and writes the
+// answer.
+func (f *curlFlags) do(client *http.Client, req *http.Request) error {
 	client.CheckRedirect = redirectPolicy(f.location, f.maxRedirs)
 	resp, err := client.Do(req)
 	if err != nil {
