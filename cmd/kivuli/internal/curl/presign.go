@@ -90,7 +90,7 @@ func (f *curlFlags) presignArgs(args []string) ([]string, error) {
 func negativeValue(err error) error {
 	msg := err.Error()
 	if i := strings.LastIndex(msg, " in -"); i >= 0 && len(msg) > i+5 && msg[i+5] >= '0' && msg[i+5] <= '9' {
-		return fmt.Errorf("%s: not a flag, and not a lifetime either: --expires-in takes %s", msg[i+4:], lifetimeRange)
+		return fmt.Errorf("%s is not a flag; as a lifetime, it is out of range: --expires-in takes %s", msg[i+4:], lifetimeRange)
 	}
 	return err
 }
