@@ -54,7 +54,7 @@ func Execute(ctx context.Context, build Builder, args []string, stdin io.Reader,
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
 	}
@@ -64,7 +64,11 @@ func Execute(ctx context.Context, build Builder, args []string, stdin io.Reader,
 		pendingSignal.Store(ke.Sig)
 	}
 	if !silent(err) {
-		fmt.Fprintln(stderr, Message(err))
+		name := ""
+		if cmd != nil {
+			name = cmd.Name()
+		}
+		fmt.Fprintln(stderr, commandFlagWords(name, Message(err)))
 		if code == ExitUsage {
 			if c, _, ferr := root.Find(args); ferr == nil && c != nil {
 				fmt.Fprintf(stderr, "Run '%s --help' for the manual.\n", c.CommandPath())

@@ -24,7 +24,8 @@ const (
 // ExitStatusText is the EXIT STATUS section shared by every manual page.
 const ExitStatusText = `0    success.
 1    the request, the server or the command failed.
-2    a flag or an argument is wrong (the message says which).
+2    a flag, an argument or an environment variable is wrong (the
+     message says which).
 3    no credentials: the source did not give any (not on EC2, no role
      attached, IMDS failing, the chain or AssumeRole refused).
 4    the signer refused the request before sending it: a host that is
@@ -63,6 +64,9 @@ func ExitCode(err error) int {
 		return se.Code
 	case errors.As(err, &ee):
 		return ee.Code
+	case errors.Is(err, kivuli.ErrInvalidConfig):
+		// The command's configuration is its flags and environment.
+		return ExitUsage
 	case RefusedBySigner(err):
 		return ExitRefused
 	case noCredentials(err):

@@ -2,21 +2,45 @@ package base
 
 import (
 	"errors"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/kivuli-go/kivuli"
 )
 
-// fieldFlags are the Go fields the library's errors name, with the flags
-// that set them: the one place where the command turns the library's
-// words into its own.
-var fieldFlags = strings.NewReplacer(
+// The one place where the command turns the library's words into its
+// own: the Go fields, options and types its messages name, each with the
+// flag or environment variable that sets it. Execute puts every message
+// a command prints in these words; the proxy its answers and log too.
+// TestNoGoNames (internal/root) runs each command's refusals to check
+// that none is left.
+
+// libraryWords are the library's names as every command says them. A
+// name that is the prefix of another comes after it: a Replacer takes
+// the first that matches, in this order.
+var libraryWords = []string{
+	// kivuli.Transport
 	"Transport.AllowedHosts", "--allow-host",
-	"Request.Host", "--sign-host",
 	"Transport.Service", "--service",
 	"Transport.Region", "--region",
-	"URL.Host", "--upstream's host",
+	"Transport.MaxBufferedBody", "the limit on a body read once",
+	"Transport.Credentials", "the credentials",
+	"Transport.Policies", "the policy table",
+	"Transport.Base", "the HTTP transport",
+	// kivuli.Policy: every command signs with the default policies, so
+	// a policy is not the user's to change.
+	" (Policy.Algorithm is AlgorithmSigV4)", ", which kivuli signs with SigV4 only",
+	"Policy.Algorithm", "the service's signing algorithm",
+	"AlgorithmSigV4A", "SigV4a",
+	"AlgorithmSigV4", "SigV4",
+	" (kivuli.ProxyReporter)", "",
+	"kivuli.CheckRedirect", "the redirect rule",
+	"CheckRedirect", "the redirect rule",
+	// the proxy package's Config
 	"Config.UpstreamServerName", "--upstream-server-name",
+	"Config.Upstream's path", "--upstream's path",
+	"the Config.Upstream's path", "--upstream's path",
 	"Config.Upstream", "--upstream",
 	"Config.SignHost", "--sign-host",
 	"Config.Service", "--service",
@@ -38,11 +62,50 @@ var fieldFlags = strings.NewReplacer(
 	"Config.MaxIdleConns", "--max-idle-conns",
 	"Config.IdleConnTimeout", "--idle-conn-timeout",
 	"Config.ResponseHeaderTimeout", "--response-header-timeout",
+	"Config.MemoryBudget", "the memory for bodies",
+	"Config.Credentials", "the credentials",
+	// the request the proxy sends: its Host is --sign-host's
+	"Request.Host", "--sign-host",
+	"URL.Host", "--upstream's host",
+	// the library's options, as the credential-source flags set them
+	"role name: ", "--role ",
+	"invalid configuration: endpoint: ", "--imds-endpoint ",
+}
+
+// curlWords are kivuli curl's own words for the names that the proxy
+// sets with other flags: curl's request is the one of its command line.
+var curlWords = []string{
+	"Request.Host", "-H 'Host:'",
+	"URL.Host", "the URL's host",
+	"Request.ContentLength", "--size",
+	"ContentLength", "the length (of -T's file, or --size)",
+	"GetBody", "reopening the body",
+	"X-Amz-Sdk-Checksum-Algorithm", "--checksum (X-Amz-Sdk-Checksum-Algorithm)",
+}
+
+// commandWords are the words of each command that has its own, by name.
+var commandWords = map[string]*strings.Replacer{
+	"curl": strings.NewReplacer(append(slices.Clone(curlWords), libraryWords...)...),
+}
+
+var (
+	libraryReplacer = strings.NewReplacer(libraryWords...)
+	// goTypeRE is a Go type that a message prints with %T.
+	goTypeRE = regexp.MustCompile(`\bBase, an? \S+, cannot tell`)
 )
 
 // FlagWords is a message of the library in the words of the command's
-// flags.
-func FlagWords(msg string) string { return fieldFlags.Replace(msg) }
+// flags (kivuli proxy's, where the commands differ).
+func FlagWords(msg string) string { return commandFlagWords("", msg) }
+
+// commandFlagWords is msg in the words of the command named name.
+func commandFlagWords(name, msg string) string {
+	r, ok := commandWords[name]
+	if !ok {
+		r = libraryReplacer
+	}
+	return goTypeRE.ReplaceAllString(r.Replace(msg), "the HTTP transport cannot tell")
+}
 
 // ConfigError is an error of a configuration the flags made: a usage
 // error in the flags' words when it is the library's ErrInvalidConfig.

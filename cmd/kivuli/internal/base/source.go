@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -81,6 +82,9 @@ func (sf *SourceFlags) name() (string, error) {
 	if name != SourceIMDS && name != SourceChain {
 		return "", UsageErrorf("--%s %q: want %s or %s", sf.from, sf.Source, SourceIMDS, SourceChain)
 	}
+	if err := checkIMDSEndpoint(sf.IMDSEndpoint); err != nil {
+		return "", err
+	}
 	if sf.Profile != "" {
 		if set && name == SourceIMDS {
 			return "", UsageErrorf("--profile reads the shared config: it needs --%s chain, not --%s imds", sf.from, sf.from)
@@ -153,6 +157,9 @@ func (sf *SourceFlags) openIMDS(ctx context.Context, s *Source, needRegion bool)
 		opts = append(opts, kivuli.WithEndpoint(sf.IMDSEndpoint))
 	}
 	c, err := kivuli.New(ctx, opts...)
+	if errors.Is(err, kivuli.ErrInvalidConfig) {
+		return err // a flag or the environment: exit 2 (ExitCode)
+	}
 	if err != nil {
 		return &ExitError{Code: ExitNoCreds, Err: err}
 	}
@@ -228,6 +235,23 @@ func (sf *SourceFlags) configOptions(region string) []func(*config.LoadOptions) 
 		opts = append(opts, config.WithEC2IMDSEndpoint(sf.IMDSEndpoint))
 	}
 	return opts
+}
+
+// checkIMDSEndpoint refuses an --imds-endpoint that is not an http(s)
+// URL of a host, as the library and the SDK would, before either is
+// asked: a missing scheme is a wrong flag, not a missing IMDS.
+func checkIMDSEndpoint(endpoint string) error {
+	if endpoint == "" {
+		return nil
+	}
+	u, err := url.Parse(endpoint)
+	if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil && u.RawQuery == "" && u.Fragment == "" {
+		return nil
+	}
+	if !strings.Contains(endpoint, "://") {
+		return UsageErrorf("--imds-endpoint %q has no scheme: http://%s?", endpoint, endpoint)
+	}
+	return UsageErrorf("--imds-endpoint %q: want http://HOST[:PORT], such as http://169.254.169.254", endpoint)
 }
 
 // imdsRegion asks IMDS for the instance's region, briefly: it only fills

@@ -43,3 +43,22 @@ func TestSourceChainRecursion(t *testing.T) {
 		t.Errorf("exit %d %q", r.Code, r.Stderr)
 	}
 }
+
+// TestSourceIMDSEndpointFlag (issue 19, point 11): an --imds-endpoint that
+// is not a URL is a wrong flag (exit 2), with either source, not missing
+// credentials (exit 3).
+func TestSourceIMDSEndpointFlag(t *testing.T) {
+	testkit.ChainEnv(t)
+	for _, args := range [][]string{
+		{"--imds-endpoint", "127.0.0.1:1338"},
+		{"--imds-endpoint", "localhost"},
+		{"--imds-endpoint", "ftp://127.0.0.1:1338"},
+		{"--imds-endpoint", "http://"},
+		{"--source", "chain", "--imds-endpoint", "127.0.0.1:1338"},
+	} {
+		r := runCmd(t, "", append([]string{"creds"}, args...)...)
+		if r.Code != base.ExitUsage || !strings.Contains(r.Stderr, "--imds-endpoint") || r.Stdout != "" {
+			t.Errorf("%v: exit %d, %q; want %d naming --imds-endpoint", args, r.Code, r.Stderr, base.ExitUsage)
+		}
+	}
+}

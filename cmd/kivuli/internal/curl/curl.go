@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/kivuli-go/kivuli"
@@ -36,7 +35,9 @@ type curlFlags struct {
 	showError    bool
 	service      string
 	region       string
-	presign      optionalDuration
+	presign      presignFlag
+	expiresIn    lifetimeFlag
+	capToCreds   bool
 	dryRun       bool
 	allowHosts   []string
 	awsRetry     bool
@@ -59,11 +60,16 @@ Every flag it shares with curl means what it means to curl.
 The signing service and region are inferred from the host, as the library
 does (search-x.eu-west-2.es.amazonaws.com is es in eu-west-2; S3, API
 Gateway, Lambda URLs and service.region.amazonaws.com likewise); --service
-and --region set them where the host does not tell. The session token goes
-where the service wants it (the library's policy table). The hosts that
-take only Signature Version 4a (S3 Multi-Region Access Points, CloudFront
-KeyValueStore, EventBridge global endpoints) are signed with it, for the
-region set "*": -v, --dry-run and --presign show and do the same.
+and --region set them where the host does not tell. A --service or --region
+that the host contradicts (--region eu-west2 for search-x.eu-west-2.es...)
+is a usage error, since the endpoint would refuse the signature; a host
+that names no region (s3.amazonaws.com, whose buckets may be anywhere),
+a tunnel, and a host listed with --allow-host are signed as the flags say.
+The hosts that take only Signature Version 4a (S3 Multi-Region Access
+Points, CloudFront KeyValueStore, EventBridge global endpoints) are signed
+with it, for the region set "*", and refuse any other --region: -v,
+--dry-run and --presign show and do the same. The session token goes
+where the service wants it (the library's policy table).
 
 Where the request may go is the library's rule: to an AWS endpoint, or to
 a host given with --allow-host, and in clear (http://) only to loopback or
@@ -78,7 +84,13 @@ host.
 The query string is sent exactly as given, byte for byte (only bytes that
 cannot appear in a URL, such as spaces, are percent-encoded): already
 encoded values (%3D, %2F), '=' and '+' in values, PromQL braces, repeated
-and empty keys are signed as the service will read them.
+and empty keys are signed as the service will read them. A URL whose
+query is signed already (X-Amz-Signature, X-Amz-Credential, X-Amz-Date,
+... in any letter case, or SigV2's AWSAccessKeyId and Signature: a
+presigned URL) carries its own authority: it is sent as it is, not signed
+again and without asking the source for credentials, and standard error
+says so. The flags that sign (--presign, --service, --region, --checksum,
+--aws-retry) are refused with it.
 
 Bodies stream from files and standard input and are never held in memory:
 -T FILE and --data-binary @FILE send the file with its length (never
@@ -99,14 +111,24 @@ bucket and object configuration writes) get the checksum in a header.
 session token and the signature replaced by REDACTED; so is the access
 key ID of the request's headers and query (its scope is kept), but not in
 the canonical request, which stays as AWS quotes it when it refuses a
-signature. --dry-run prints the same without sending anything. --presign
-prints a presigned URL instead of sending: it carries the signature and
-the token, and grants the request to whoever holds it until it expires.`,
+signature. --dry-run prints the same without sending anything.
+
+--presign prints a presigned URL instead of sending: it carries the
+signature and the token, and grants the request to whoever holds it until
+it expires. --expires-in gives its lifetime, as aws s3 presign does: a
+number of seconds (3600) or a duration (90s, 15m, 1h, 7d, 1d12h), from 1s
+to 7d, which is all AWS accepts; 5 minutes without it. --presign=DUR and
+--presign DUR URL, the older spellings, still mean the same. The URL also
+stops working when the session token that signed it expires (AWS
+enforces it, whatever the URL says): kivuli says so on standard error when
+the URL is asked to live longer, and --cap-to-credentials makes the URL's
+own lifetime end then.`,
 		Annotations: map[string]string{
 			base.AnnSynopsis: `kivuli curl [-X METHOD] [-H 'K: V']... [-d DATA | --data-binary @FILE | @-]
             [-T FILE [--size N]] [--checksum ALG] [-i] [-o FILE] [-L]
             [--fail | --fail-with-body] [-v]
-            [--service S] [--region R] [--presign [DUR]] [--dry-run]
+            [--service S] [--region R] [--dry-run]
+            [--presign [--expires-in DUR] [--cap-to-credentials]]
             [--allow-host HOST]... [CREDENTIAL SOURCE options] URL`,
 			base.AnnExit: fmt.Sprintf(`%-4d with --fail or --fail-with-body, the answer's status was 400 or
      more (curl's 22).
@@ -134,7 +156,8 @@ W=https://aps-workspaces.eu-west-2.amazonaws.com/workspaces/ws-1
 kivuli curl --service aps "$W"'/api/v1/query?query=up{job="api"}'
 
 # a shareable link, valid for an hour
-kivuli curl --presign 1h https://my-bucket.s3.eu-west-2.amazonaws.com/report.pdf
+kivuli curl --presign --expires-in 1h \
+    https://my-bucket.s3.eu-west-2.amazonaws.com/report.pdf
 
 # through an SSH tunnel to a VPC-only OpenSearch domain
 kivuli curl --allow-host localhost:9200 \
@@ -171,14 +194,16 @@ kivuli imds -- kivuli curl --dry-run -v https://sts.amazonaws.com/`,
 	fl.BoolVarP(&f.showError, "show-error", "S", false, "with -s, print error messages all the same")
 	fl.StringVar(&f.service, "service", "", "the signing `SERVICE`, e.g. es, s3, execute-api (default: inferred from the host)")
 	fl.StringVar(&f.region, "region", "", "the signing `REGION`, e.g. eu-west-2 (default: inferred from the host)")
-	fl.Var(&f.presign, "presign", "print a URL presigned for `DUR` (1s to 7d, default 5m; e.g. 15m, 1h, 2d) instead of sending")
-	fl.Lookup("presign").NoOptDefVal = presignDefault
+	f.addPresignFlags(fl)
 	fl.BoolVar(&f.dryRun, "dry-run", false, "sign and print what -v prints, but send nothing")
 	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "also sign for `HOST` (host, host:port, [v6]:port, or *.domain); listed hosts may be reached over http:// (repeatable)")
 	fl.StringVar(&f.checksum, "checksum", "", "the S3 flexible checksum of an upload: `ALG` crc32 (default), crc32c, crc64nvme, sha1, sha256 or none")
 	fl.Int64Var(&f.size, "size", -1, "with -T -, standard input's length in `BYTES`: streamed as it comes, not copied to a temporary file first")
 	fl.BoolVar(&f.awsRetry, "aws-retry", false, "retry 5xx, 429 and throttling answers, and once after an expired token or a skewed clock, as the library's NewRetryingClient does (at most 3 attempts)")
 	base.AddSourceFlags(cmd, &f.sf, true)
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &base.ExitError{Code: base.ExitUsage, Err: negativeValue(err)}
+	})
 	return cmd
 }
 
@@ -186,9 +211,19 @@ kivuli imds -- kivuli curl --dry-run -v https://sts.amazonaws.com/`,
 var errDryRun = errors.New("kivuli: dry run: nothing sent")
 
 func (f *curlFlags) curl(ctx context.Context, args []string) error {
+	args, err := f.presignArgs(args)
+	if err != nil {
+		return err
+	}
 	u, err := f.target(args)
 	if err != nil {
 		return err
+	}
+	signedBy := signedParam(u.RawQuery) // a URL signed already: sent as it is
+	if signedBy != "" {
+		if err := f.checkSignedURL(signedBy); err != nil {
+			return err
+		}
 	}
 	body, err := f.requestBody()
 	if err != nil {
@@ -199,20 +234,21 @@ func (f *curlFlags) curl(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := f.checkScope(req); err != nil {
+		return err
+	}
 	body.attach(req)
+	if signedBy != "" {
+		return f.sendAsIs(req, signedBy)
+	}
 	src, err := f.sf.Open(ctx, f.App, f.region, false)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
 	t := f.signer(src.Creds)
-	if f.presign.set {
-		signed, err := t.Presign(req, f.presign.d)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(f.Stdout, signed)
-		return nil
+	if f.presign.on {
+		return f.presignURL(ctx, t, src.Creds, req)
 	}
 	return f.send(t, req)
 }
@@ -221,12 +257,7 @@ func (f *curlFlags) curl(ctx context.Context, args []string) error {
 // returns the URL to request.
 func (f *curlFlags) target(args []string) (*url.URL, error) {
 	if len(args) == 2 {
-		// "--presign 15m URL": pflag leaves an optional value apart.
-		d, err := parsePresign(args[0])
-		if !f.presign.set || f.presign.raw != presignDefault || err != nil {
-			return nil, base.UsageErrorf("one URL expected, got %q and %q", args[0], args[1])
-		}
-		f.presign.d, f.presign.raw = d, args[0]
+		return nil, base.UsageErrorf("one URL expected, got %q and %q", args[0], args[1])
 	}
 	if f.fail && f.failWithBody {
 		return nil, base.UsageErrorf("--fail and --fail-with-body exclude each other")
@@ -261,7 +292,7 @@ func (f *curlFlags) request(ctx context.Context, u *url.URL) (*http.Request, err
 		return nil, base.UsageErrorf("%v", err)
 	}
 	req.URL = u // as given: String and Parse would not keep every byte
-	if !f.presign.set {
+	if !f.presign.on {
 		// Not for a presigned URL: each header signed is one that
 		// whoever uses the URL must send.
 		req.Header.Set("User-Agent", "kivuli-curl")
@@ -302,8 +333,6 @@ func (f *curlFlags) checksumHeader(req *http.Request) error {
 // over a transport that shows (-v) or only shows (--dry-run) what it
 // sends.
 func (f *curlFlags) signer(creds aws.CredentialsProvider) *kivuli.Transport {
-	pool := http.DefaultTransport.(*http.Transport).Clone()
-	pool.DisableCompression = true // as curl without --compressed: the body as sent
 	// S3 uploads in one pass, signed chunk by chunk (the file would be
 	// read twice to hash it first).
 	policies := kivuli.DefaultPolicies()
@@ -317,8 +346,21 @@ func (f *curlFlags) signer(creds aws.CredentialsProvider) *kivuli.Transport {
 		Policies:     policies,
 		AllowedHosts: f.allowHosts,
 		Logger:       newSigningLogger(f.Stderr, f.verbose || f.dryRun),
-		Base:         &showingTransport{next: pool, w: f.Stderr, show: f.verbose || f.dryRun, dry: f.dryRun},
+		Base:         f.showing(f.pool()),
 	}
+}
+
+// pool is the HTTP transport requests go out by.
+func (f *curlFlags) pool() *http.Transport {
+	pool := http.DefaultTransport.(*http.Transport).Clone()
+	pool.DisableCompression = true // as curl without --compressed: the body as sent
+	return pool
+}
+
+// showing is next showing what it sends with -v, and sending nothing with
+// --dry-run.
+func (f *curlFlags) showing(next http.RoundTripper) *showingTransport {
+	return &showingTransport{next: next, w: f.Stderr, show: f.verbose || f.dryRun, dry: f.dryRun}
 }
 
 // send sends req signed by t, following redirects as -L says, and writes
@@ -328,6 +370,12 @@ func (f *curlFlags) send(t *kivuli.Transport, req *http.Request) error {
 	if f.awsRetry && !f.dryRun {
 		client = kivuli.NewRetryingClient(t)
 	}
+	return f.do(client, req)
+}
+
+// do sends req by client, following redirects as -L says, and writes the
+// answer.
+func (f *curlFlags) do(client *http.Client, req *http.Request) error {
 	client.CheckRedirect = redirectPolicy(f.location, f.maxRedirs)
 	resp, err := client.Do(req)
 	if err != nil {
@@ -509,52 +557,4 @@ func (f *curlFlags) readArg(name string) ([]byte, error) {
 		return io.ReadAll(f.Stdin)
 	}
 	return os.ReadFile(name)
-}
-
-// optionalDuration is --presign's value, which may be left out.
-type optionalDuration struct {
-	set bool
-	raw string
-	d   time.Duration
-}
-
-// presignDefault is --presign given without a value.
-const presignDefault = base.NoValue
-
-func (o *optionalDuration) String() string {
-	if !o.set || o.raw == presignDefault {
-		return ""
-	}
-	return o.raw
-}
-
-func (o *optionalDuration) Set(s string) error {
-	d := time.Duration(0)
-	if s != presignDefault {
-		var err error
-		if d, err = parsePresign(s); err != nil {
-			return err
-		}
-	}
-	o.set, o.raw, o.d = true, s, d
-	return nil
-}
-
-func (o *optionalDuration) Type() string { return "duration" }
-
-// parsePresign parses a presigned URL's lifetime: a Go duration, or a
-// number of days such as 7d.
-func parsePresign(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
-		d, err := time.ParseDuration(n + "h")
-		return d * 24, err
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration such as 90s, 15m, 1h or 7d", s)
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%q: a presigned URL must live a while", s)
-	}
-	return d, nil
 }

@@ -173,8 +173,8 @@ var signatureRE = regexp.MustCompile(`(?i)(Signature=)[0-9a-f]+`)
 func redactHeader(name, value string) string { return kivuli.RedactHeader(name, value) }
 
 // redactQuery hides the signature, the token and the access key ID of a
-// presigned query, as the library does.
-func redactQuery(raw string) string { return kivuli.RedactQuery(raw) }
+// presigned query, as the library does, SigV2's too.
+func redactQuery(raw string) string { return kivuli.RedactQuery(redactSigV2(raw)) }
 
 // redactText hides signatures in free text, such as a log message.
 func redactText(s string) string { return signatureRE.ReplaceAllString(s, "${1}REDACTED") }
