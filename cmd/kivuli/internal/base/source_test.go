@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/testkit"
@@ -59,6 +60,56 @@ func TestSourceIMDSEndpointFlag(t *testing.T) {
 		r := runCmd(t, "", append([]string{"creds"}, args...)...)
 		if r.Code != base.ExitUsage || !strings.Contains(r.Stderr, "--imds-endpoint") || r.Stdout != "" {
 			t.Errorf("%v: exit %d, %q; want %d naming --imds-endpoint", args, r.Code, r.Stderr, base.ExitUsage)
+		}
+	}
+}
+
+// TestSourceChainEnvExpiry (issue 19, point 14): credentials the chain
+// finds in the environment keep AWS_CREDENTIAL_EXPIRATION, as the AWS
+// CLI reads it, in every format; one that is not a time is a wrong
+// variable (exit 2).
+func TestSourceChainEnvExpiry(t *testing.T) {
+	testkit.ChainEnv(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", "ASIAFROMENVIRONMENT1")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "env/secret")
+	t.Setenv("AWS_SESSION_TOKEN", "env/token+AQ==")
+	exp := time.Now().Add(3 * time.Hour).UTC().Truncate(time.Second)
+	iso := base.Isoformat(exp)
+	want := map[string]string{
+		"process":       `"Expiration": "` + iso + `"`,
+		"json":          `"Expiration":"` + exp.Format(time.RFC3339) + `"`,
+		"env":           "export AWS_CREDENTIAL_EXPIRATION=" + iso + "\n",
+		"env-no-export": "\nAWS_CREDENTIAL_EXPIRATION=" + iso + "\n",
+		"powershell":    `$Env:AWS_CREDENTIAL_EXPIRATION="` + iso + `"`,
+		"windows-cmd":   "set AWS_CREDENTIAL_EXPIRATION=" + iso,
+		"fish":          `set -gx AWS_CREDENTIAL_EXPIRATION "` + iso + `"`,
+	}
+	// As the AWS CLI and kivuli exec write it, as the JavaScript SDK
+	// does, and in another zone.
+	for _, v := range []string{iso, exp.Format("2006-01-02T15:04:05.000Z"), exp.In(time.FixedZone("", 2*3600)).Format(time.RFC3339)} {
+		t.Setenv("AWS_CREDENTIAL_EXPIRATION", v)
+		for format, w := range want {
+			t.Setenv(base.DepthVar, "") // each run in process counts itself
+			r := runCmd(t, "", "creds", "--source", "chain", "--format", format)
+			if r.Code != 0 || !strings.Contains(r.Stdout, w) {
+				t.Errorf("%s from %s: exit %d %q %s; want %q", format, v, r.Code, r.Stdout, r.Stderr, w)
+			}
+		}
+	}
+	// Expired: refused, as botocore refuses them, not served a few
+	// minutes longer.
+	t.Setenv("AWS_CREDENTIAL_EXPIRATION", "2020-01-01T00:00:00Z")
+	t.Setenv(base.DepthVar, "")
+	r := runCmd(t, "", "creds", "--source", "chain")
+	if r.Code != base.ExitNoCreds || !strings.Contains(r.Stderr, "expired at 2020-01-01T00:00:00+00:00") || r.Stdout != "" {
+		t.Errorf("expired: exit %d %q %q", r.Code, r.Stdout, r.Stderr)
+	}
+	for _, v := range []string{"tomorrow", "2025-06-01T12:34:56", "1748781296"} {
+		t.Setenv("AWS_CREDENTIAL_EXPIRATION", v)
+		t.Setenv(base.DepthVar, "")
+		r := runCmd(t, "", "creds", "--source", "chain")
+		if r.Code != base.ExitUsage || !strings.Contains(r.Stderr, "AWS_CREDENTIAL_EXPIRATION") || r.Stdout != "" || strings.Contains(r.Stderr, "env/secret") {
+			t.Errorf("%q: exit %d %q %q; want %d naming AWS_CREDENTIAL_EXPIRATION", v, r.Code, r.Stdout, r.Stderr, base.ExitUsage)
 		}
 	}
 }
