@@ -161,7 +161,7 @@ func (sf *SourceFlags) openIMDS(ctx context.Context, s *Source, needRegion bool)
 		return err // a flag or the environment: exit 2 (ExitCode)
 	}
 	if err != nil {
-		return &ExitError{Code: ExitNoCreds, Err: err}
+		return &ExitError{Code: ExitNoCreds, Err: withChainHint(ctx, err)}
 	}
 	s.closers = append(s.closers, func() { c.Close() })
 	s.Creds = c

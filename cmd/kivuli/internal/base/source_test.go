@@ -113,3 +113,73 @@ func TestSourceChainEnvExpiry(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceIMDSChainHint (issue 19, point 12): IMDS refusing, the error
+// says that --source chain would use the credentials in the environment
+// or the shared files, naming where they are, never what they are; and
+// only when they are there.
+func TestSourceIMDSChainHint(t *testing.T) {
+	const closed = "http://127.0.0.1:1" // nothing listens on port 1
+	for _, c := range []struct {
+		name  string
+		env   []string // KEY=value
+		files map[string]string
+		want  []string // in the message; none: no hint
+	}{
+		{name: "nothing"},
+		{name: "environment", env: []string{"AWS_ACCESS_KEY_ID=AKIAENVKEY", "AWS_SECRET_ACCESS_KEY=env/secret"},
+			want: []string{"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set: --source chain would use them"}},
+		{name: "key ID alone", env: []string{"AWS_ACCESS_KEY_ID=AKIAENVKEY"}},
+		{name: "default profile", files: map[string]string{"credentials": "[default]\naws_access_key_id = AKIAFILEKEY\naws_secret_access_key = file/secret\n"},
+			want: []string{`the profile "default" in CREDS has credentials: --source chain would use them`}},
+		{name: "AWS_PROFILE", env: []string{"AWS_PROFILE=dev"}, files: map[string]string{"config": "[profile dev]\ncredential_process = /bin/false\n"},
+			want: []string{`the profile "dev" in CONFIG has credentials: --source chain (or --profile dev) would use them`}},
+		{name: "AWS_PROFILE elsewhere", env: []string{"AWS_PROFILE=dev"}, files: map[string]string{"credentials": "[default]\naws_access_key_id = AKIAFILEKEY\naws_secret_access_key = file/secret\n"}},
+		{name: "profile without credentials", files: map[string]string{"config": "[default]\nregion = eu-west-2\n"}},
+		{name: "both", env: []string{"AWS_ACCESS_KEY_ID=AKIAENVKEY", "AWS_SECRET_ACCESS_KEY=env/secret"},
+			files: map[string]string{"config": "[default]\nsso_session = corp\n[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-2\n"},
+			want:  []string{"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set", `the profile "default" in CONFIG has credentials`}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := testkit.ChainEnv(t)
+			for _, kv := range c.env {
+				k, v, _ := strings.Cut(kv, "=")
+				t.Setenv(k, v)
+			}
+			for name, text := range c.files {
+				os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600)
+			}
+			r := runCmd(t, "", "creds", "--imds-endpoint", closed)
+			if r.Code != base.ExitNoCreds || !strings.Contains(r.Stderr, "not running on EC2") {
+				t.Fatalf("exit %d %q", r.Code, r.Stderr)
+			}
+			if len(c.want) == 0 && strings.Contains(r.Stderr, "--source chain") {
+				t.Errorf("a hint with nothing to use: %q", r.Stderr)
+			}
+			for _, w := range c.want {
+				w = strings.NewReplacer("CREDS", filepath.Join(dir, "credentials"), "CONFIG", filepath.Join(dir, "config")).Replace(w)
+				if !strings.Contains(r.Stderr, w) {
+					t.Errorf("%q\nwant %q", r.Stderr, w)
+				}
+			}
+			for _, secret := range []string{"AKIAENVKEY", "env/secret", "AKIAFILEKEY", "file/secret", "/bin/false"} {
+				if strings.Contains(r.Stderr, secret) {
+					t.Errorf("the message shows %q: %q", secret, r.Stderr)
+				}
+			}
+		})
+	}
+	// The files where the SDK looks without AWS_CONFIG_FILE and
+	// AWS_SHARED_CREDENTIALS_FILE: under HOME.
+	testkit.ChainEnv(t)
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	os.Unsetenv("AWS_CONFIG_FILE")
+	os.Unsetenv("AWS_SHARED_CREDENTIALS_FILE")
+	os.MkdirAll(filepath.Join(home, ".aws"), 0o700)
+	os.WriteFile(filepath.Join(home, ".aws", "credentials"), []byte("[default]\naws_access_key_id = AKIAFILEKEY\naws_secret_access_key = file/secret\n"), 0o600)
+	r := runCmd(t, "", "creds", "--imds-endpoint", closed)
+	if want := `the profile "default" in ` + filepath.Join(home, ".aws", "credentials") + " has credentials"; r.Code != base.ExitNoCreds || !strings.Contains(r.Stderr, want) {
+		t.Errorf("HOME: exit %d %q, want %q", r.Code, r.Stderr, want)
+	}
+}

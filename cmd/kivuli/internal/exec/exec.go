@@ -76,7 +76,8 @@ Flags after CMD are CMD's: use -- before a command that starts with '-'.`,
 			base.AnnExitOnly: fmt.Sprintf(`The exit status of CMD; when a signal ended CMD, kivuli exec --serve ends
 by the same signal (a shell reports 128+N). Before CMD runs:
 2    a flag or an argument is wrong.
-3    no credentials: the source did not give any.
+3    no credentials: the source did not give any (when IMDS does not
+     answer, the message says where --source chain would find some).
 %d  CMD was found but could not be run.
 %d  CMD was not found.`, base.ExitCannotRun, base.ExitNotFound),
 			base.AnnSeeAlso: "kivuli creds --help, aws-vault exec, env(1)",
