@@ -12,21 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
-// CredentialVars are the environment variables that give an AWS SDK
-// credentials, or a way to get them, ahead of the ones kivuli exec sets:
-// none of the caller's reaches the command.
-var CredentialVars = []string{
-	"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
-	"AWS_CREDENTIAL_EXPIRATION",
-	"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-	"AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-	"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
-}
-
-// ProfileVars name a shared-config profile, which the SDKs read ahead of
-// container credentials: with --serve the command must not have them.
-var ProfileVars = []string{"AWS_PROFILE", "AWS_DEFAULT_PROFILE"}
-
 // WithCredentials sets v in env as the AWS SDKs read it.
 func WithCredentials(env Environ, v aws.Credentials) Environ {
 	env = env.With("AWS_ACCESS_KEY_ID", v.AccessKeyID).With("AWS_SECRET_ACCESS_KEY", v.SecretAccessKey)

@@ -27,7 +27,9 @@ const ExitStatusText = `0    success.
 2    a flag, an argument or an environment variable is wrong (the
      message says which).
 3    no credentials: the source did not give any (not on EC2, no role
-     attached, IMDS failing, the chain or AssumeRole refused).
+     attached, IMDS failing, the chain or AssumeRole refused). When IMDS
+     does not answer, the message says where --source chain would find
+     credentials: the variables or the profile's file, never the values.
 4    the signer refused the request before sending it: a host that is
      not an AWS endpoint nor given with --allow-host, plain http:// to a
      host that is not loopback, a service or region the host does not

@@ -161,7 +161,7 @@ func (sf *SourceFlags) openIMDS(ctx context.Context, s *Source, needRegion bool)
 		return err // a flag or the environment: exit 2 (ExitCode)
 	}
 	if err != nil {
-		return &ExitError{Code: ExitNoCreds, Err: err}
+		return &ExitError{Code: ExitNoCreds, Err: withChainHint(ctx, err)}
 	}
 	s.closers = append(s.closers, func() { c.Close() })
 	s.Creds = c
@@ -187,9 +187,9 @@ func (sf *SourceFlags) openChain(ctx context.Context, s *Source, region string) 
 	if cfg.Credentials == nil {
 		return &ExitError{Code: ExitNoCreds, Err: errors.New("kivuli: the default credential chain found no credentials")}
 	}
-	c, err := kivuli.New(ctx, kivuli.WithProvider(uncached(cfg.Credentials)))
+	c, err := kivuli.New(ctx, kivuli.WithProvider(withEnvExpiry(uncached(cfg.Credentials))))
 	if err != nil {
-		return &ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: the default credential chain: %w", err)}
+		return asUsage(&ExitError{Code: ExitNoCreds, Err: fmt.Errorf("kivuli: the default credential chain: %w", err)})
 	}
 	s.closers = append(s.closers, func() { c.Close() })
 	s.Creds = c

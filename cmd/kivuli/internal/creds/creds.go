@@ -48,7 +48,12 @@ the AWS CLI's output works with kivuli's:
 
 The session token is printed when the credentials have one, and the
 expiry (AWS_CREDENTIAL_EXPIRATION, Expiration) whenever they expire, in
-RFC 3339 with a +00:00 offset as the AWS CLI writes it.
+RFC 3339 with a +00:00 offset as the AWS CLI writes it. Credentials that
+--source chain finds in the environment expire when
+AWS_CREDENTIAL_EXPIRATION says, read as the AWS CLI reads it (ISO 8601
+with an offset), so that 'kivuli exec -- kivuli creds --source chain'
+keeps the expiry: a time already past is refused (exit 3), one that is
+not a time is a wrong variable (exit 2).
 
 The shell formats (env, env-no-export, powershell, windows-cmd, fish)
 print the values as the AWS CLI does: unquoted, or in double quotes that

@@ -35,10 +35,20 @@ by default) in its environment:
                               AWS_DEFAULT_REGION, else the profile's,
                               else IMDS's placement/region
 
-Variables that would give the command other credentials are removed
-(AWS_CONTAINER_*, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN, ...). kivuli
-exec then becomes CMD (execve), so that signals reach it directly and its
-exit status is kivuli's.
+The command's credentials are exactly kivuli's, with or without --serve:
+every variable that would give its SDK other credentials, or take
+precedence over kivuli's, is removed: the caller's AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_SECURITY_TOKEN,
+AWS_CREDENTIAL_EXPIRATION, AWS_ACCESS_KEY, AWS_SECRET_KEY, AWS_ACCOUNT_ID,
+AWS_PROFILE, AWS_DEFAULT_PROFILE, AWS_ROLE_ARN, AWS_ROLE_SESSION_NAME,
+AWS_WEB_IDENTITY_TOKEN_FILE, AWS_CONTAINER_CREDENTIALS_FULL_URI and
+_RELATIVE_URI, AWS_CONTAINER_AUTHORIZATION_TOKEN and _TOKEN_FILE,
+AWS_CREDENTIAL_FILE and AWS_BEARER_TOKEN_BEDROCK. AWS_CONFIG_FILE and
+AWS_SHARED_CREDENTIALS_FILE stay, for the other settings of those files:
+the credentials kivuli sets come first in every SDK's chain, and its
+AWS_REGION before a profile's region. kivuli exec then becomes CMD
+(execve), so that signals reach it directly and its exit status is
+kivuli's.
 
 Environment variables do not refresh: a command that outlives the
 credentials (an hour to six on EC2) gets refusals. For such commands use
@@ -53,12 +63,12 @@ token, and is not answered either: the endpoint answers only a Host that
 is an IP address or localhost (421 otherwise: a page that rebinds its own
 name to 127.0.0.1 sends that name), and refuses a request from a page of
 another origin (an Origin, or a Sec-Fetch-Site other than same-origin or
-none; 403). AWS_PROFILE is removed too, but a
-[default] profile with keys in ~/.aws/credentials still comes first in the
-SDKs' chain. With --serve, kivuli exec stays the command's parent: it
-passes every signal it can catch on to the command (a Ctrl-C in a
-terminal reaches the command from the terminal as well) and exits with the
-command's status, or by the signal that ended it.
+none; 403). A [default] profile with credentials in the shared files
+still comes before the endpoint in the SDKs' chains. With --serve, kivuli
+exec stays the command's parent: it passes every signal it can catch on to
+the command (a Ctrl-C in a terminal reaches the command from the terminal
+as well) and exits with the command's status, or by the signal that ended
+it.
 
 Flags after CMD are CMD's: use -- before a command that starts with '-'.`,
 		Annotations: map[string]string{
@@ -66,7 +76,8 @@ Flags after CMD are CMD's: use -- before a command that starts with '-'.`,
 			base.AnnExitOnly: fmt.Sprintf(`The exit status of CMD; when a signal ended CMD, kivuli exec --serve ends
 by the same signal (a shell reports 128+N). Before CMD runs:
 2    a flag or an argument is wrong.
-3    no credentials: the source did not give any.
+3    no credentials: the source did not give any (when IMDS does not
+     answer, the message says where --source chain would find some).
 %d  CMD was found but could not be run.
 %d  CMD was not found.`, base.ExitCannotRun, base.ExitNotFound),
 			base.AnnSeeAlso: "kivuli creds --help, aws-vault exec, env(1)",
@@ -107,12 +118,12 @@ func (o *execOptions) run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer src.Close()
-	env := o.Env.Without(base.CredentialVars...)
+	env := base.ChildEnviron(o.Env)
 	if src.Region != "" {
 		env = env.With("AWS_REGION", src.Region).With("AWS_DEFAULT_REGION", src.Region)
 	}
 	if o.serve {
-		return o.serveAndRun(ctx, src, env.Without(base.ProfileVars...), path, args)
+		return o.serveAndRun(ctx, src, env, path, args)
 	}
 	v, err := base.Retrieve(ctx, src.Creds)
 	if err != nil {

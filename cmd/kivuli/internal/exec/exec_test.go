@@ -23,36 +23,76 @@ import (
 	"github.com/kivuli-go/kivuli/internal/wiretest"
 )
 
+// otherSources are variables that would give the command's SDK other
+// credentials, or take precedence over kivuli's (issue 19, point 13):
+// none of them reaches the command, in either mode.
+var otherSources = []string{
+	"AWS_ACCESS_KEY_ID=AKIACALLER", "AWS_SECRET_ACCESS_KEY=caller", "AWS_SESSION_TOKEN=stale",
+	"AWS_SECURITY_TOKEN=stale", "AWS_CREDENTIAL_EXPIRATION=2000-01-01T00:00:00Z",
+	"AWS_ACCESS_KEY=AKIACALLER", "AWS_SECRET_KEY=caller", "AWS_ACCOUNT_ID=111122223333",
+	"AWS_PROFILE=foo", "AWS_DEFAULT_PROFILE=foo",
+	"AWS_ROLE_ARN=arn:aws:iam::111122223333:role/other", "AWS_WEB_IDENTITY_TOKEN_FILE=/nonexistent/token", "AWS_ROLE_SESSION_NAME=other",
+	"AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:9/", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/v2/other",
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN=other", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=/nonexistent/token",
+	"AWS_CREDENTIAL_FILE=/nonexistent/ec2", "AWS_BEARER_TOKEN_BEDROCK=other",
+}
+
+// TestExecEnvironment: the command's credential environment is exactly
+// kivuli's, in both modes; the settings that choose no credentials stay.
 func TestExecEnvironment(t *testing.T) {
 	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
-	c := testkit.Command(t, append([]string{"exec", "--imds-endpoint", f.IMDS.URL, "--region", "eu-west-2", "--"}, testkit.Child("env")...)...)
-	c.Env = append(c.Env, "AWS_SESSION_TOKEN=stale", "AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:9/", "AWS_PROFILE=keep")
-	out, err := c.Output()
-	if err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
 	cur := f.IMDS.Current()
-	got := map[string]string{}
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		k, v, _ := strings.Cut(l, "=")
-		got[k] = v
-	}
-	want := map[string]string{
-		"AWS_ACCESS_KEY_ID":         cur.AccessKeyID,
-		"AWS_SECRET_ACCESS_KEY":     cur.SecretAccessKey,
-		"AWS_SESSION_TOKEN":         cur.SessionToken,
-		"AWS_CREDENTIAL_EXPIRATION": base.Isoformat(cur.Expiration),
-		"AWS_REGION":                "eu-west-2",
-		"AWS_DEFAULT_REGION":        "eu-west-2",
-		"AWS_PROFILE":               "keep",
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %.30q, want %.30q", k, got[k], v)
+	for _, serve := range []bool{false, true} {
+		args := []string{"exec", "--imds-endpoint", f.IMDS.URL, "--region", "eu-west-2"}
+		want := map[string]string{
+			"AWS_ACCESS_KEY_ID":         cur.AccessKeyID,
+			"AWS_SECRET_ACCESS_KEY":     cur.SecretAccessKey,
+			"AWS_SESSION_TOKEN":         cur.SessionToken,
+			"AWS_CREDENTIAL_EXPIRATION": base.Isoformat(cur.Expiration),
+		}
+		if serve {
+			args = append(args, "--serve")
+			want = map[string]string{"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:", "AWS_CONTAINER_AUTHORIZATION_TOKEN": ""}
+		}
+		want["AWS_REGION"], want["AWS_DEFAULT_REGION"] = "eu-west-2", "eu-west-2"
+		want["AWS_MAX_ATTEMPTS"] = "7" // a setting, not a source
+		c := testkit.Command(t, append(append(args, "--"), testkit.Child("env")...)...)
+		c.Env = append(append(c.Env, otherSources...), "AWS_MAX_ATTEMPTS=7")
+		out, err := c.Output()
+		if err != nil {
+			t.Fatalf("--serve %v: %v: %s", serve, err, out)
+		}
+		got := map[string]string{}
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			k, v, _ := strings.Cut(l, "=")
+			got[k] = v
+		}
+		for _, kv := range otherSources {
+			k, _, _ := strings.Cut(kv, "=")
+			if _, kivuliSets := want[k]; kivuliSets {
+				continue // checked below: kivuli's value, not the caller's
+			}
+			if v, ok := got[k]; ok {
+				t.Errorf("--serve %v: the caller's %s=%.30q reached the command", serve, k, v)
+			}
+		}
+		for k, w := range want {
+			if v := got[k]; !strings.HasPrefix(v, w) || v == "" || strings.Contains(strings.Join(otherSources, " "), k+"="+v) {
+				t.Errorf("--serve %v: %s = %.30q, want %.30q", serve, k, v, w)
+			}
 		}
 	}
-	if _, ok := got["AWS_CONTAINER_CREDENTIALS_FULL_URI"]; ok {
-		t.Error("the caller's AWS_CONTAINER_CREDENTIALS_FULL_URI reached the command")
+}
+
+// AWS_PROFILE naming a profile the command's files lack no longer stops
+// its SDK (issue 19, point 13): it reads kivuli's credentials.
+func TestExecProfileNotPassed(t *testing.T) {
+	f := wiretest.NewFixture(t, imdstest.Config{}, nil)
+	c := testkit.Command(t, append([]string{"exec", "--imds-endpoint", f.IMDS.URL, "--region", "eu-west-2", "--"}, testkit.Child("sdk")...)...)
+	c.Env = append(c.Env, "AWS_PROFILE=foo")
+	out, err := c.CombinedOutput()
+	if want := "key " + f.IMDS.Current().AccessKeyID + " EnvConfigCredentials "; err != nil || !strings.Contains(string(out), want) {
+		t.Errorf("%v: the command said %q, want %q", err, out, want)
 	}
 }
 

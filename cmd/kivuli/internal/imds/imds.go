@@ -53,9 +53,10 @@ so that code written for EC2 runs unchanged on a laptop or in CI:
 
   AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1338/
 
-Given CMD, kivuli imds runs it with that variable set (and the credential
-variables that would come first removed), and exits with its status when
-it ends; otherwise it serves until interrupted.
+Given CMD, kivuli imds runs it with that variable set, without the
+variables that would come before IMDS in its SDK's chain (those kivuli
+exec removes: see kivuli exec --help), and exits with its status when it
+ends; otherwise it serves until interrupted.
 
 Any local process can read what kivuli imds serves, real credentials
 included: it listens on loopback by default, and with --from it refuses a
@@ -252,7 +253,7 @@ func (f *imdsFlags) runUnder(url string, args []string) error {
 	if err != nil {
 		return err
 	}
-	env := f.Env.Without(base.CredentialVars...).Without(base.ProfileVars...).Without("AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").
+	env := base.ChildEnviron(f.Env).Without("AWS_EC2_METADATA_DISABLED", "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").
 		With("AWS_EC2_METADATA_SERVICE_ENDPOINT", url+"/")
 	return f.RunChild(path, args, env)
 }

@@ -12,7 +12,7 @@ import (
 func ChainEnv(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, k := range append(append([]string{}, base.CredentialVars...), base.ProfileVars...) {
+	for _, k := range base.CredentialVars {
 		t.Setenv(k, "")
 		os.Unsetenv(k)
 	}

@@ -23,7 +23,8 @@ import (
 //	signals      print "ready", then "usr1" on SIGUSR1, and exit 42 on SIGTERM
 //	wait         print "ready" and wait to be killed
 //	sdk          read credentials as an AWS SDK does (config.LoadDefaultConfig)
-//	             and print the access key; then ask the endpoint without the
+//	             and print the access key; then ask the endpoint of
+//	             AWS_CONTAINER_CREDENTIALS_FULL_URI, if any, without the
 //	             token and print the status
 func ChildMain(args []string) int {
 	switch args[0] {
@@ -65,13 +66,15 @@ func ChildMain(args []string) int {
 			return 1
 		}
 		fmt.Println("key", v.AccessKeyID, v.Source, v.Expires.UTC().Format(time.RFC3339))
-		resp, err := http.Get(os.Getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI"))
-		if err != nil {
-			fmt.Println("error", err)
-			return 1
+		if uri := os.Getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI"); uri != "" {
+			resp, err := http.Get(uri)
+			if err != nil {
+				fmt.Println("error", err)
+				return 1
+			}
+			resp.Body.Close()
+			fmt.Println("without-token", resp.StatusCode)
 		}
-		resp.Body.Close()
-		fmt.Println("without-token", resp.StatusCode)
 		fmt.Println("region", cfg.Region)
 		return 0
 	}

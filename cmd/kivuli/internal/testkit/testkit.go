@@ -42,7 +42,7 @@ func Command(t *testing.T, args ...string) *exec.Cmd {
 	home := t.TempDir()
 	// The SDK in a child must read nothing of this machine's: no shared
 	// files, no real IMDS.
-	c.Env = append(base.Environ(os.Environ()).Without(base.CredentialVars...).Without(base.ProfileVars...),
+	c.Env = append(base.ChildEnviron(os.Environ()),
 		AsKivuli+"=1", "HOME="+home,
 		"GORACE=atexit_sleep_ms=0", // the race detector's second at every exit
 		"AWS_CONFIG_FILE="+filepath.Join(home, "config"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(home, "credentials"),
