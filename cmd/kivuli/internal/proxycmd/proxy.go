@@ -51,6 +51,7 @@ type proxyFlags struct {
 	logFormat             string
 	verbose               bool
 	sf                    base.SourceFlags
+	rf                    routeFlags // --route, --routes (routes.go)
 }
 
 // Defaults of the limits on connections (see limits.go); those of
@@ -265,6 +266,7 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.IntVar(&f.maxAttempts, "max-attempts", proxy.DefaultMaxAttempts, "send a request that can be sent again up to `N` times (1: never retry)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "write logs to standard error as `FORMAT`: text or json")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also log each canonical request and string to sign (token redacted)")
+	addRouteFlags(fl, &f.rf)
 	base.AddSourceFlags(cmd, &f.sf, true)
 	return cmd
 }
@@ -379,6 +381,9 @@ func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
 
 // run serves the proxy until ctx ends.
 func (f *proxyFlags) run(ctx context.Context) error {
+	if f.rf.given() {
+		return f.runRoutes(ctx)
+	}
 	cfg, err := f.config()
 	if err != nil {
 		return err
