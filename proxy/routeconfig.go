@@ -176,10 +176,6 @@ func checkPrefix(p string) error {
 func checkOverlaps(specs []routeSpec, serveHosts []string) error {
 	names := map[string]bool{}
 	for i, a := range specs {
-		if names[a.name] {
-			return invalid("RouterConfig.Routes: two routes are named %q", a.name)
-		}
-		names[a.name] = true
 		for _, b := range specs[:i] {
 			switch {
 			case a.host != b.host:
@@ -189,6 +185,10 @@ func checkOverlaps(specs []routeSpec, serveHosts []string) error {
 				return invalid("RouterConfig.Routes: the path prefixes %s (route %q) and %s (route %q) nest: give each upstream a prefix of its own", b.prefix, b.name, a.prefix, a.name)
 			}
 		}
+		if names[a.name] {
+			return invalid("RouterConfig.Routes: two routes are named %q", a.name)
+		}
+		names[a.name] = true
 	}
 	for _, n := range serveHosts {
 		h := n

@@ -76,7 +76,7 @@ func (o *proxyObserver) accessLog(r *http.Request, x proxy.Exchange) {
 		slog.String("remote", r.RemoteAddr),
 	}
 	if o.routed {
-		attrs = append(attrs, slog.String("route", x.Route))
+		attrs = append([]slog.Attr{slog.String("route", x.Route)}, attrs...)
 	}
 	if x.Err != nil {
 		attrs = append(attrs, slog.String("error", base.FlagWords(x.Err.Msg)))

@@ -209,6 +209,9 @@ func (sp routeSpec) limits(c *proxy.Config) error {
 		}
 		*s.dst = noneIfZero(f.N)
 	}
+	if sp.MaxBuffer == "" && c.MaxBody > 0 && c.MaxBuffer > c.MaxBody {
+		c.MaxBuffer = c.MaxBody // a route's small max-body under the default buffer
+	}
 	if sp.BodyIdleTimeout != "" {
 		d, err := time.ParseDuration(sp.BodyIdleTimeout)
 		if err != nil || d < 0 {
