@@ -34,7 +34,7 @@ type routeFlags struct {
 }
 
 func addRouteFlags(fl *pflag.FlagSet, rf *routeFlags) {
-	fl.StringArrayVar(&rf.specs, "route", nil, "serve `MATCH=URL[,KEY=VALUE]...`: requests whose Host is MATCH (es.localhost), or whose path is under it (/aps/, removed), go to URL; KEY: name, service, region, sign-host, role-arn, ... (repeatable; see ROUTES)")
+	fl.StringArrayVar(&rf.specs, "route", nil, "serve `ROUTE`, MATCH=URL[,KEY=VALUE]...: requests whose Host is MATCH (es.localhost), or whose path is under it (/aps/, removed), go to URL; KEY: name, service, region, sign-host, role-arn, ... (repeatable; see ROUTES)")
 	fl.StringVar(&rf.file, "routes", "", "serve the routes of the JSON `FILE` (a list of routes, each with the keys of --route, and match or host and path-prefix)")
 }
 
