@@ -196,7 +196,7 @@ func TestProxyRouteRoleARN(t *testing.T) {
 // STS refuses.
 func TestProxyRouteErrors(t *testing.T) {
 	f := wiretest.NewFixture(t, imdstest.Config{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, `<ErrorResponse><Error><Code>AccessDenied</Code><Message>no</Message></Error></ErrorResponse>`, 403)
+		http.Error(w, `<ErrorResponse><Error><Code>AccessDenied</Code><Message>no</Message></Error></ErrorResponse>`, http.StatusForbidden)
 	}))
 	dir := t.TempDir()
 	unknown := filepath.Join(dir, "unknown.json")
