@@ -35,7 +35,8 @@ type Route struct {
 	// Host never nest, but for "/".
 	PathPrefix string
 	// Config is the route's proxy: its upstream, credentials, scope,
-	// header rules, body limits and retries. The fields of what all
+	// header rules, body limits and retries. Routes without a Transport
+	// share an upstream connection pool where their pool settings agree. The fields of what all
 	// routes share are the RouterConfig's and must be left zero here:
 	// ServeHosts, AllowOrigins, MaxRequests, QueueTimeout, MemoryBudget,
 	// MaxSpool, Observer, ErrorHandler.

@@ -48,9 +48,13 @@ func NewRouter(ctx context.Context, cfg RouterConfig) (*Router, error) {
 	}
 	rt := &Router{sites: map[string]*site{}, guard: g, b: b, obs: cfg.Observer, onError: cfg.ErrorHandler}
 	via := viaToken()
+	pools := map[poolKey]*http.Transport{}
 	for i, sp := range specs {
 		c := cfg.Routes[i].Config
 		c.Observer, c.ErrorHandler = cfg.Observer, cfg.ErrorHandler
+		if c.Transport == nil {
+			c.Transport = sharedPool(pools, c, sp.s, cap(b.admit.slots))
+		}
 		p, err := newProxy(ctx, c, sp.s, b)
 		if err != nil {
 			rt.Close()
@@ -61,6 +65,28 @@ func NewRouter(ctx context.Context, cfg RouterConfig) (*Router, error) {
 		rt.add(sp, p)
 	}
 	return rt, nil
+}
+
+// poolKey is what an upstream connection pool is made of.
+type poolKey struct {
+	serverName                  string
+	maxIdle                     int
+	idleTimeout, headersTimeout time.Duration
+}
+
+// sharedPool is the upstream connection pool of a route with no
+// Transport of its own: one for all routes that would make the same,
+// holding no more idle connections, all hosts together, than requests
+// are served at once (maxRequests), as one Proxy's pool does: N routes
+// do not hold N pools of idle connections and their buffers.
+func sharedPool(pools map[poolKey]*http.Transport, c Config, s *settings, maxRequests int) *http.Transport {
+	k := poolKey{c.UpstreamServerName, s.maxIdle, s.idleConnTimer, c.ResponseHeaderTimeout}
+	if pools[k] == nil {
+		t := newUpstreamTransport(c, s)
+		t.MaxIdleConns = min(s.maxIdle, maxRequests)
+		pools[k] = t
+	}
+	return pools[k]
 }
 
 // add puts the route of sp, served by p, in its site.

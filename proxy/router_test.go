@@ -383,3 +383,63 @@ func TestRoutePick(t *testing.T) {
 		t.Errorf("no route: %+v", e)
 	}
 }
+
+// Routes without a Transport of their own share one upstream pool, which
+// keeps no more idle connections, all hosts together, than MaxRequests;
+// a route with other pool settings has its own.
+func TestRouterSharesUpstreamPool(t *testing.T) {
+	f := newProxyFixture(t, nil)
+	a, b, c := upstreamRoute(t, f.Fixture, "a", "", "/a/", "", esHost), upstreamRoute(t, f.Fixture, "b", "", "/b/", "", apsHost), upstreamRoute(t, f.Fixture, "c", "", "/c/", "", esHost)
+	c.Config.IdleConnTimeout = time.Second
+	rt, err := NewRouter(t.Context(), RouterConfig{MaxRequests: 8, Routes: []Route{a, b, c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	pool := func(i int) *http.Transport { return rt.routes[i].p.signer.Base.(*lastHop).next.(*http.Transport) }
+	if pool(0) != pool(1) || pool(0) == pool(2) {
+		t.Errorf("pools: %p %p %p", pool(0), pool(1), pool(2))
+	}
+	if pool(0).MaxIdleConns != 8 || pool(0).MaxIdleConnsPerHost != DefaultMaxIdleConns {
+		t.Errorf("the shared pool keeps %d idle connections, %d per host", pool(0).MaxIdleConns, pool(0).MaxIdleConnsPerHost)
+	}
+}
+
+// A route may have both a Host and a prefix. A request whose Host is a
+// route's takes that Host's routes only, never the routes without Host:
+// the Host chooses the set of routes, the path one of them.
+func TestRouterHostAndPrefix(t *testing.T) {
+	a, b := newProxyFixture(t, nil), newProxyFixture(t, nil)
+	r := startRouter(t, RouterConfig{Routes: []Route{
+		upstreamRoute(t, a.Fixture, "", "x.localhost", "/a/", "", esHost),
+		upstreamRoute(t, b.Fixture, "", "", "/a/", "", esHost),
+		upstreamRoute(t, b.Fixture, "", "", "/b/", "", esHost),
+	}})
+	for _, c := range []struct {
+		host, path string
+		status     int
+		to         *proxyFixture
+		uri        string
+	}{
+		{"x.localhost", "/a/q", 200, a, "/q"},
+		{"localhost", "/a/q", 200, b, "/q"},
+		{"x.localhost", "/b/q", 404, nil, ""},
+		{"x.localhost:8080", "/", 404, nil, ""},
+	} {
+		ba, bb := len(a.Requests()), len(b.Requests())
+		resp, body := wiretest.RawRequest(t, r.host(), "GET "+c.path+" HTTP/1.1\nHost: "+c.host+"\n\n")
+		if resp.StatusCode != c.status {
+			t.Errorf("%s%s: %d %s", c.host, c.path, resp.StatusCode, body)
+			continue
+		}
+		ga, gb := a.Requests()[ba:], b.Requests()[bb:]
+		switch {
+		case c.to == nil && len(ga)+len(gb) > 0, c.to == a && (len(ga) != 1 || ga[0].URI != c.uri || len(gb) > 0),
+			c.to == b && (len(gb) != 1 || gb[0].URI != c.uri || len(ga) > 0):
+			t.Errorf("%s%s reached a as %v and b as %v", c.host, c.path, ga, gb)
+		}
+	}
+	if got := r.obs.waitDone(t, 4); !slices.Contains(got, "x.localhost/a/ OK") || !slices.Contains(got, "/a/ OK") {
+		t.Errorf("the routes' default names: %q", got)
+	}
+}
