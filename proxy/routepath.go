@@ -74,6 +74,14 @@ func noRoute(raw string) *RequestError {
 // reads it: %2F, %5C and "\" separate, segments are decoded and cut at a
 // ";", dot segments and empty segments are removed; a trailing '/' kept.
 func canonicalPath(raw string) string {
+	if strings.HasPrefix(raw, "/") && !strings.ContainsAny(raw, "%\\;") && !strings.Contains(raw, "//") && !strings.Contains(raw, "/.") {
+		return raw // nothing to decode, no empty or dot segment: most paths
+	}
+	return decodeAndClean(raw)
+}
+
+// decodeAndClean is canonicalPath without its shortcut.
+func decodeAndClean(raw string) string {
 	var b strings.Builder
 	for seg := range strings.SplitSeq(raw, "/") {
 		for piece := range splitOptionalSeparators(seg) {

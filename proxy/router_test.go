@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"slices"
@@ -441,5 +442,36 @@ func TestRouterHostAndPrefix(t *testing.T) {
 	}
 	if got := r.obs.waitDone(t, 4); !slices.Contains(got, "x.localhost/a/ OK") || !slices.Contains(got, "/a/ OK") {
 		t.Errorf("the routes' default names: %q", got)
+	}
+}
+
+// canonicalPath's shortcut for paths with nothing to decode or clean
+// gives what the whole reading gives.
+func TestCanonicalPathShortcut(t *testing.T) {
+	parts := []string{"a", "aps", ".", "..", "", ".x", "x.", "%2e", "%2F", "%61", "\\", ";", "-", "~"}
+	rng := rand.New(rand.NewPCG(20, 3))
+	for range 20000 {
+		var b strings.Builder
+		for range 1 + rng.IntN(5) {
+			b.WriteString("/")
+			for range rng.IntN(3) {
+				b.WriteString(parts[rng.IntN(len(parts))])
+			}
+		}
+		if p := b.String(); canonicalPath(p) != decodeAndClean(p) {
+			t.Fatalf("%q: %q, the whole reading %q", p, canonicalPath(p), decodeAndClean(p))
+		}
+	}
+}
+
+// The cost of choosing a route for a request: the plain and canonical
+// readings of its path.
+func BenchmarkRoutePick(b *testing.B) {
+	s := &site{prefixes: []*routed{{name: "aps", prefix: "/aps/"}, {name: "s3", prefix: "/s3/"}}, all: &routed{name: "all", prefix: "/"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, e := s.pick("/aps/workspaces/ws-1/api/v1/query_range"); e != nil || r.name != "aps" {
+			b.Fatal(r, e)
+		}
 	}
 }
