@@ -120,7 +120,7 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return 
 // prepareBody replaces r's body by one the signer can hash or stream, as
 // described above. On error nothing needs releasing.
 func (p *Proxy) prepareBody(r *http.Request) (*proxyBody, error) {
-	b := &proxyBody{mode: bodyNone, mem: &p.mem, spool: &p.disk}
+	b := &proxyBody{mode: bodyNone, mem: p.mem, spool: p.disk}
 	if p.s3 && awsChunked(r.Header) {
 		var err error
 		if b.preEncoded, err = p.prepareAWSChunked(r); err != nil {

@@ -3,13 +3,17 @@ package proxy
 import (
 	"net/http"
 	"strings"
+
+	"github.com/kivuli-go/kivuli/internal/guard"
 )
 
 // check refuses a request that is not forwarded at all, before it takes a
 // turn or its body is read.
 func (p *Proxy) check(r *http.Request) *RequestError {
-	if rf := p.guard.Check(r); rf != nil {
-		return &RequestError{Status: rf.Status, Stage: "guard", Reason: rf.Reason, Msg: rf.Msg}
+	if p.guard != nil { // a Router's route: the Router checked
+		if rf := p.guard.Check(r); rf != nil {
+			return guardError(rf)
+		}
 	}
 	switch {
 	case seenBefore(r.Header, p.via):
@@ -18,7 +22,7 @@ func (p *Proxy) check(r *http.Request) *RequestError {
 		return &RequestError{Status: http.StatusMethodNotAllowed, Msg: "kivuli proxy: CONNECT is not forwarded: this is a reverse proxy to " + p.upstream.Host}
 	case r.RequestURI == "*":
 		return &RequestError{Status: http.StatusBadRequest, Msg: "kivuli proxy: a request for * is not forwarded"}
-	case p.prefixed && climbs(r.URL.EscapedPath()):
+	case p.prefixed && climbs(strings.TrimPrefix(r.URL.EscapedPath(), p.strip)):
 		return &RequestError{Status: http.StatusBadRequest, Msg: "kivuli proxy: the path climbs out of the Config.Upstream's path " + p.upstream.EscapedPath() + " (a '..' segment, or one encoded, above it): the client never chooses where a request goes"}
 	case awsChunked(r.Header) && !p.s3:
 		// aws-chunked framing is S3's (awschunked.go): forwarded as a
@@ -27,6 +31,11 @@ func (p *Proxy) check(r *http.Request) *RequestError {
 		return &RequestError{Status: http.StatusBadRequest, Msg: "kivuli proxy: the body is aws-chunked (X-Amz-Content-Sha256: STREAMING-...), which only S3 takes: configure the client to send a plain body, which the proxy signs"}
 	}
 	return nil
+}
+
+// guardError is the answer to a request the guard refuses.
+func guardError(rf *guard.Refusal) *RequestError {
+	return &RequestError{Status: rf.Status, Stage: "guard", Reason: rf.Reason, Msg: rf.Msg}
 }
 
 // upgradeType is the protocol a request asks to switch to, or "".

@@ -16,6 +16,13 @@
 //	defer p.Close()
 //	srv := &http.Server{Addr: "127.0.0.1:8080", Handler: p, ReadHeaderTimeout: 10 * time.Second}
 //
+// A [Router] serves several upstreams from one handler, each a route the
+// operator names: selected by the request's Host (es.localhost) or by a
+// path prefix (/aps/, removed before signing), each with a Config of its
+// own (scope, header rules, body limits, credentials), all sharing one
+// request, memory and spool budget. A request that matches no route gets
+// 404; nothing is signed or sent.
+//
 // Whoever reaches the handler makes requests as the credentials' role:
 // serve it on loopback, or behind authentication (see the examples).
 //

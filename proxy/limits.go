@@ -16,6 +16,18 @@ import (
 // dropped with 408, its spool file closed and the space freed). Its body's
 // bytes are body.go's budgets.
 
+// budgets are what requests share: their turns, and the bytes their
+// bodies hold in memory and spooled. A Proxy has its own; the routes of a
+// Router share the Router's, which is what bounds the process.
+type budgets struct {
+	admit     *admission
+	mem, disk *budget
+}
+
+func newBudgets(maxRequests int, queue time.Duration, memory, spool int64) *budgets {
+	return &budgets{admit: newAdmission(maxRequests, queue), mem: &budget{limit: memory}, disk: &budget{limit: spool}}
+}
+
 // admission bounds the requests served at once.
 type admission struct {
 	slots  chan struct{}

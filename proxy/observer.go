@@ -41,6 +41,10 @@ type Exchange struct {
 	// Err is why the proxy answered it itself, or nil when the upstream
 	// answered.
 	Err *RequestError
+	// Route is the name of the [Router]'s route that served it: "" for a
+	// Proxy of its own, and for a request the Router refused before
+	// choosing a route ([RouteOf] tells [Observer.Attempted] the same).
+	Route string
 }
 
 // RequestError is the answer the proxy gives itself to a request it does
@@ -55,6 +59,8 @@ type RequestError struct {
 	// why, short labels for metrics:
 	//
 	//	"guard"   "host" (a Host it does not answer to), "origin" (a web page of another origin)
+	//	"route"   a [Router]'s: "no_route" (404), "path" (400: a path read as
+	//	          another route's, or that climbs out of its route's prefix)
 	//	"limit"   "max_requests" (503), "max_spool" (503 or 413), "body_idle_timeout" (408)
 	//	"signer"  "body_too_large", "host_not_allowed", "plaintext", "unknown_scope",
 	//	          "bad_request" (a request it cannot sign as it is), "credentials" (none to sign with)

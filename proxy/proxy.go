@@ -44,13 +44,17 @@ type Proxy struct {
 
 	maxBody, maxBuffer int64
 	spoolDir           string
-	mem, disk          budget // the bytes of bodies in memory, and spooled
+	mem, disk          *budget // the bytes of bodies in memory, and spooled
 	headers            *headerRules
 	admit              *admission
 	bodyIdle           time.Duration
 	// prefixed: the upstream has a path, which a client's path must not
 	// climb out of.
 	prefixed bool
+	// route is the name of the Router's route this proxy serves, and strip
+	// the path prefix removed before the path is joined to the upstream's
+	// (without its last '/'): both "" for a proxy of its own.
+	route, strip string
 
 	signer   *kivuli.Transport
 	retrier  http.RoundTripper // nil without retries
@@ -75,6 +79,13 @@ func New(ctx context.Context, cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newProxy(ctx, cfg, s, newBudgets(s.maxRequests, s.queueTimeout, s.memory, s.maxSpool))
+}
+
+// newProxy makes the proxy of cfg, checked as s, whose requests take
+// their turns and body bytes from b: its own, or a Router's.
+func newProxy(ctx context.Context, cfg Config, s *settings, b *budgets) (*Proxy, error) {
+	var err error
 	if cfg.Credentials == nil {
 		return nil, invalid("Config.Credentials is required: the credentials that sign")
 	}
@@ -85,7 +96,9 @@ func New(ctx context.Context, cfg Config) (*Proxy, error) {
 		maxBuffer: s.maxBuffer,
 		spoolDir:  s.spoolDir,
 		headers:   s.headers,
-		admit:     newAdmission(s.maxRequests, s.queueTimeout),
+		admit:     b.admit,
+		mem:       b.mem,
+		disk:      b.disk,
 		bodyIdle:  s.bodyIdle,
 		prefixed:  hasPrefix(s.upstream),
 		guard:     s.guard,
@@ -93,7 +106,6 @@ func New(ctx context.Context, cfg Config) (*Proxy, error) {
 		obs:       cfg.Observer,
 		onError:   cfg.ErrorHandler,
 	}
-	p.mem.limit, p.disk.limit = s.memory, s.maxSpool
 	p.hardStop, p.stopHard = context.WithCancel(context.Background())
 	p.signer = newSigner(cfg, s, p)
 	if s.maxAttempts > 1 {
@@ -213,7 +225,7 @@ func (p *Proxy) finish(r *http.Request, rec *statusRecorder, st *requestState, b
 		return
 	}
 	x := Exchange{Status: rec.status, Body: bodyNone, BytesOut: rec.written, Attempts: int(st.attempts.Load()),
-		Duration: time.Since(start), Err: st.err()}
+		Duration: time.Since(start), Err: st.err(), Route: p.route}
 	if x.Status == 0 {
 		x.Status = http.StatusOK
 	}

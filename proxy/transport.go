@@ -117,6 +117,9 @@ func (p *Proxy) scope(ctx context.Context) (service, region string, err error) {
 // was sent: ReverseProxy re-encodes one it cannot parse, and the signer
 // refuses such a query with a clear error instead.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	if p.strip != "" {
+		stripPrefix(pr.Out.URL, p.strip)
+	}
 	pr.SetURL(p.upstream)
 	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 	pr.Out.URL.ForceQuery = false

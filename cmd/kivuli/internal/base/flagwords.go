@@ -37,6 +37,15 @@ var libraryWords = []string{
 	" (kivuli.ProxyReporter)", "",
 	"kivuli.CheckRedirect", "the redirect rule",
 	"CheckRedirect", "the redirect rule",
+	// the proxy package's Router (kivuli proxy --route, --routes)
+	"RouterConfig.Routes", "--route and --routes",
+	"RouterConfig.ServeHosts", "--serve-host",
+	"RouterConfig.AllowOrigins", "--allow-origin",
+	"RouterConfig.MaxRequests", "--max-requests",
+	"RouterConfig.MemoryBudget", "the memory for bodies",
+	"Route.PathPrefix", "the route's path prefix",
+	"Route.Host", "the route's host",
+	"Route.Name", "the route's name",
 	// the proxy package's Config
 	"Config.UpstreamServerName", "--upstream-server-name",
 	"Config.Upstream's path", "--upstream's path",

@@ -41,27 +41,35 @@ type proxyMetrics struct {
 }
 
 func newProxyMetrics(s *proxyServer) *proxyMetrics {
+	// With routes, the series of requests have a route label too: the
+	// operator's list of routes bounds them.
+	rl := func(labels ...string) []string {
+		if s.routes != nil {
+			return append(labels, "route")
+		}
+		return labels
+	}
 	m := &proxyMetrics{
 		requests: newCounterVec("kivuli_proxy_requests_total",
-			"Requests answered, by status code (499: the client went away) and method.", "code", "method"),
+			"Requests answered, by status code (499: the client went away) and method.", rl("code", "method")...),
 		duration: newHistogram("kivuli_proxy_request_duration_seconds",
 			"Time from a request's arrival to the end of its answer.", latencyBuckets),
 		upstreamSeconds: newHistogram("kivuli_proxy_upstream_response_seconds",
 			"Time from sending a request upstream to its answer's headers, per attempt.", latencyBuckets),
 		upstreamRequests: newCounterVec("kivuli_proxy_upstream_requests_total",
-			"Requests sent upstream (retries included), by the answer's status code, or error.", "code"),
+			"Requests sent upstream (retries included), by the answer's status code, or error.", rl("code")...),
 		signingErrors: newCounterVec("kivuli_proxy_signing_errors_total",
-			"Requests the signer refused or could not sign, by reason.", "reason"),
+			"Requests the signer refused or could not sign, by reason.", rl("reason")...),
 		bodies: newCounterVec("kivuli_proxy_request_bodies_total",
-			"Request bodies, by how they were sent: none, buffered (in memory), spooled (to a file) or streamed.", "mode"),
+			"Request bodies, by how they were sent: none, buffered (in memory), spooled (to a file) or streamed.", rl("mode")...),
 		bodyBytes: newCounterVec("kivuli_proxy_request_body_bytes_total",
-			"Bytes of request bodies received, by how they were sent.", "mode"),
+			"Bytes of request bodies received, by how they were sent.", rl("mode")...),
 		limited: newCounterVec("kivuli_proxy_limited_requests_total",
-			"Requests refused or dropped by a limit: max_requests (503), max_spool (503 or 413), body_idle_timeout (408).", "limit"),
+			"Requests refused or dropped by a limit: max_requests (503), max_spool (503 or 413), body_idle_timeout (408).", rl("limit")...),
 		refreshes: newCounterVec("kivuli_credentials_refreshes_total",
 			"Credential refreshes, by result (success or failure).", "result"),
 		refused: newCounterVec("kivuli_proxy_refused_requests_total",
-			"Requests refused before anything was signed: a Host the proxy does not serve (host), a web page of another origin (origin).", "reason"),
+			"Requests refused before anything was signed: a Host the proxy does not serve (host), a web page of another origin (origin); with routes, a request no route takes (no_route) or whose path reads as another route's (path).", "reason"),
 	}
 	// Series known in advance start at 0, so that a rate over them is
 	// defined before the first event.
@@ -69,8 +77,19 @@ func newProxyMetrics(s *proxyServer) *proxyMetrics {
 	m.refreshes.add(0, "failure")
 	m.refused.add(0, "host")
 	m.refused.add(0, "origin")
+	routes := [][]string{nil}
+	if s.routes != nil {
+		m.refused.add(0, "no_route")
+		m.refused.add(0, "path")
+		routes = routes[:0]
+		for _, r := range s.routes {
+			routes = append(routes, []string{r})
+		}
+	}
 	for _, l := range []string{"max_requests", "max_spool", "body_idle_timeout"} {
-		m.limited.add(0, l)
+		for _, r := range routes {
+			m.limited.add(0, append([]string{l}, r...)...)
+		}
 	}
 	m.register(s)
 	return m

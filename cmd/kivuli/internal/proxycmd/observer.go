@@ -16,34 +16,45 @@ import (
 type proxyObserver struct {
 	m   *proxyMetrics
 	log *slog.Logger
+	// routed: the proxy has routes, each request's a label of the
+	// metrics and a field of the access log.
+	routed bool
+}
+
+// labels are the label values vs, and the route's with routes.
+func (o *proxyObserver) labels(route string, vs ...string) []string {
+	if o.routed {
+		return append(vs, route)
+	}
+	return vs
 }
 
 // Attempted counts a request sent upstream, by its answer's status.
-func (o *proxyObserver) Attempted(_ *http.Request, status int, err error, d time.Duration) {
+func (o *proxyObserver) Attempted(r *http.Request, status int, err error, d time.Duration) {
 	o.m.upstreamSeconds.observe(d.Seconds())
 	if err != nil {
-		o.m.upstreamRequests.inc("error")
+		o.m.upstreamRequests.inc(o.labels(proxy.RouteOf(r), "error")...)
 		return
 	}
-	o.m.upstreamRequests.inc(strconv.Itoa(status))
+	o.m.upstreamRequests.inc(o.labels(proxy.RouteOf(r), strconv.Itoa(status))...)
 }
 
 // Done counts the request, and what refused it, and logs it.
 func (o *proxyObserver) Done(r *http.Request, x proxy.Exchange) {
 	m := o.m
-	m.requests.inc(strconv.Itoa(x.Status), methodLabel(r.Method))
+	m.requests.inc(o.labels(x.Route, strconv.Itoa(x.Status), methodLabel(r.Method))...)
 	m.duration.observe(x.Duration.Seconds())
-	m.bodies.inc(x.Body)
-	m.bodyBytes.add(uint64(x.BytesIn), x.Body)
+	m.bodies.inc(o.labels(x.Route, x.Body)...)
+	m.bodyBytes.add(uint64(x.BytesIn), o.labels(x.Route, x.Body)...)
 	m.responseBytes.Add(uint64(x.BytesOut))
 	if e := x.Err; e != nil {
 		switch e.Stage {
-		case "guard":
+		case "guard", "route":
 			m.refused.inc(e.Reason)
 		case "limit":
-			m.limited.inc(e.Reason)
+			m.limited.inc(o.labels(x.Route, e.Reason)...)
 		case "signer":
-			m.signingErrors.inc(e.Reason)
+			m.signingErrors.inc(o.labels(x.Route, e.Reason)...)
 		}
 	}
 	o.accessLog(r, x)
@@ -63,6 +74,9 @@ func (o *proxyObserver) accessLog(r *http.Request, x proxy.Exchange) {
 		slog.Int("attempts", x.Attempts),
 		slog.Duration("duration", x.Duration),
 		slog.String("remote", r.RemoteAddr),
+	}
+	if o.routed {
+		attrs = append([]slog.Attr{slog.String("route", x.Route)}, attrs...)
 	}
 	if x.Err != nil {
 		attrs = append(attrs, slog.String("error", base.FlagWords(x.Err.Msg)))

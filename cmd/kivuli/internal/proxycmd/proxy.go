@@ -51,6 +51,7 @@ type proxyFlags struct {
 	logFormat             string
 	verbose               bool
 	sf                    base.SourceFlags
+	rf                    routeFlags // --route, --routes (routes.go)
 }
 
 // Defaults of the limits on connections (see limits.go); those of
@@ -104,6 +105,37 @@ NO_PROXY exempts hosts) is refused at start, since the proxy would read
 the token and the signature. An upstream that is the proxy itself is
 refused at start; a request that comes back through the proxy anyway (its
 Via entry) is answered 508.
+
+ROUTES: one proxy for several upstreams. Instead of --upstream, give each
+as --route MATCH=URL[,KEY=VALUE]... (repeatable), or in --routes FILE.
+MATCH is a Host name the operator chooses (es.localhost; requests with
+that Host, whatever their port and letter case), a path prefix that
+begins and ends with '/' (/aps/; requests under it, the prefix removed
+before the path is joined to URL's), or both (es.localhost/aps/). A
+request whose Host is a route's takes one of that Host's routes, any
+other one of the routes without Host; the prefix / takes the paths no
+other prefix takes (/aps and /apsx/ are not under /aps/). A request no
+route takes gets 404; one whose path some reading puts under another
+route than its plain form (an encoded letter or slash, a backslash, a dot
+segment, a doubled slash, a ;parameter) or above its route's prefix gets
+400; nothing is signed or sent. The route's KEYs are those of the flags
+for one upstream: name (the route's label in metrics and the log;
+default: MATCH), service, region, sign-host, upstream-server-name,
+allow-host, header-allow, header-deny, unsigned-payload, max-body,
+max-buffer, body-idle-timeout, max-attempts, and role-arn: the route's
+requests are signed as that role, assumed once with the source's
+credentials through STS (AWS_ENDPOINT_URL_STS honoured) and kept fresh.
+--region, --allow-host, --header-allow, --header-deny,
+--unsigned-payload, --max-body, --max-buffer, --body-idle-timeout,
+--max-attempts and the upstream pool's flags are every route's defaults,
+which a route's KEY replaces; --upstream, --service, --sign-host and
+--upstream-server-name are one upstream's and are refused with routes.
+The limits below are the process's, shared by all routes. --routes FILE
+is JSON: {"routes": [{"match": "/aps/", "upstream": "https://...",
+"role-arn": "...", "header-allow": ["X-A", "X-B"]}, ...]} (or "host" and
+"path-prefix" instead of "match"), for lists and URLs with a comma. With
+routes, the request metrics have a route label and the access log a
+route field; a request refused before it has one has route "".
 
 Headers: the client's Authorization, X-Amz-Date, X-Amz-Security-Token and
 X-Amz-Content-Sha256 are dropped. Host, x-amz-*, Content-MD5 and
@@ -195,7 +227,8 @@ admin listener has the same Host and origin rules.`,
             [--admin 127.0.0.1:8081] [--tls-cert F --tls-key F] [--max-body SIZE]
             [--max-buffer SIZE] [--spool-dir DIR] [--unsigned-payload]
             [--header-allow NAME]... [--header-deny NAME]...
-            [CREDENTIAL SOURCE options]`,
+            [CREDENTIAL SOURCE options]
+kivuli proxy --route MATCH=URL[,KEY=VALUE]... [--routes FILE] [options]`,
 			base.AnnExitOnly: `0    stopped by SIGTERM or SIGINT, after draining.
 1    a listener failed (the address is in use, ...).
 2    a flag is wrong, or --upstream is the proxy itself.
@@ -230,13 +263,21 @@ kivuli proxy --upstream https://localhost:9200 --allow-host localhost:9200 \
 kivuli proxy --upstream https://aps-workspaces.eu-west-2.amazonaws.com \
     --listen 0.0.0.0:8080 --allow-remote --serve-host kivuli-proxy
 
+# one proxy for OpenSearch by Host and a Prometheus workspace by path, as another role
+ES=https://search-logs-abc.eu-west-2.es.amazonaws.com
+WS=https://aps-workspaces.eu-west-2.amazonaws.com/workspaces/ws-1
+ROLE=arn:aws:iam::123456789012:role/prom
+kivuli proxy --route es.localhost=$ES --route /aps/=$WS,role-arn=$ROLE
+curl http://es.localhost:8080/_cluster/health
+curl 'http://127.0.0.1:8080/aps/api/v1/query?query=up'
+
 # health and metrics
 curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 		Args: base.UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context()) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.upstream, "upstream", "", "forward every request to `URL` (https://HOST[:PORT][/PATH]); required")
+	fl.StringVar(&f.upstream, "upstream", "", "forward every request to `URL` (https://HOST[:PORT][/PATH]); required, unless routes are given")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "listen on `ADDR` (host:port; port 0 picks one)")
 	fl.BoolVar(&f.allowRemote, "allow-remote", false, "let --listen and --admin be addresses that are not loopback: whoever reaches --listen makes requests as the role")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:8081", "serve /healthz, /readyz and /metrics on `ADDR` ('' for none)")
@@ -268,6 +309,7 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.IntVar(&f.maxAttempts, "max-attempts", proxy.DefaultMaxAttempts, "send a request that can be sent again up to `N` times (1: never retry)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "write logs to standard error as `FORMAT`: text or json")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also log each canonical request and string to sign (token redacted)")
+	addRouteFlags(fl, &f.rf)
 	base.AddSourceFlags(cmd, &f.sf, true)
 	return cmd
 }
@@ -382,6 +424,9 @@ func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
 
 // run serves the proxy until ctx ends.
 func (f *proxyFlags) run(ctx context.Context) error {
+	if f.rf.given() {
+		return f.runRoutes(ctx)
+	}
 	cfg, err := f.config()
 	if err != nil {
 		return err

@@ -20,8 +20,10 @@ func (s *proxyServer) serve(ctx context.Context, f *proxyFlags, tlsConfig *tls.C
 		return err
 	}
 	defer tcp.Close()
-	if loopsToSelf(ctx, s.upstream, tcp.Addr()) {
-		return base.UsageErrorf("--upstream %s is this proxy's own address (%s): every request would be forwarded to itself again", s.upstream.Redacted(), tcp.Addr())
+	for flag, u := range s.upstreamURLs() {
+		if loopsToSelf(ctx, u, tcp.Addr()) {
+			return base.UsageErrorf("%s %s is this proxy's own address (%s): every request would be forwarded to itself again", flag, u.Redacted(), tcp.Addr())
+		}
 	}
 	srv := s.server(f, tlsConfig)
 	ln := limitConns(srv, tcp, f.maxConns)

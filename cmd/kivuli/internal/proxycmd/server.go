@@ -19,15 +19,19 @@ import (
 // metrics and access log (one proxy.Observer), its refusals in the words
 // of the flags, the admin endpoints, and the state of its drain.
 type proxyServer struct {
-	p        *proxy.Proxy
+	p        proxyHandler // a *proxy.Proxy, or a *proxy.Router (routeserver.go)
 	upstream *url.URL
-	creds    *kivuli.Credentials
-	log      *slog.Logger
-	m        *proxyMetrics
-	guard    *guard.Guard // the admin listener's, with the proxy's rules
-	conns    atomic.Pointer[connLimit]
-	draining atomic.Bool
-	stopSubs func()
+	// routes are the names of a Router's routes, and routeUpstreams their
+	// upstreams; both nil for one upstream.
+	routes         []string
+	routeUpstreams []*url.URL
+	creds          *kivuli.Credentials
+	log            *slog.Logger
+	m              *proxyMetrics
+	guard          *guard.Guard // the admin listener's, with the proxy's rules
+	conns          atomic.Pointer[connLimit]
+	draining       atomic.Bool
+	stopSubs       func()
 }
 
 // newProxyServer makes the proxy of cfg with creds, its observer and its
