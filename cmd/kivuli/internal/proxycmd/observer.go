@@ -49,6 +49,9 @@ func (o *proxyObserver) Done(r *http.Request, x proxy.Exchange) {
 	o.accessLog(r, x)
 }
 
+// accessLogMessage is the access log's message: its lines are batched.
+const accessLogMessage = "request"
+
 // accessLog writes the request's line: no header value, the query's
 // secrets redacted.
 func (o *proxyObserver) accessLog(r *http.Request, x proxy.Exchange) {
@@ -71,7 +74,7 @@ func (o *proxyObserver) accessLog(r *http.Request, x proxy.Exchange) {
 	if x.Status >= 500 {
 		level = slog.LevelWarn
 	}
-	o.log.LogAttrs(r.Context(), level, "request", attrs...)
+	o.log.LogAttrs(r.Context(), level, accessLogMessage, attrs...)
 }
 
 // methodLabel bounds the method label to the methods HTTP defines.

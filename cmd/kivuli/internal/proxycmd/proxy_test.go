@@ -75,7 +75,8 @@ func (l *lineLog) Write(p []byte) (int, error) {
 		l.listen = m[1]
 		l.once.Do(func() { close(l.started) })
 	}
-	if strings.Contains(s, "msg=request") {
+	// The access log comes in batches: a write may hold several lines.
+	for range strings.Count(s, "msg=request") {
 		l.logged++
 		for _, c := range l.waiters[l.logged] {
 			close(c)
