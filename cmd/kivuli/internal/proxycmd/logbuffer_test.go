@@ -3,11 +3,15 @@ package proxycmd
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http/httptest"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kivuli-go/kivuli/proxy"
 )
 
 // writeLog is standard error as the log buffer sees it: each write kept
@@ -88,5 +92,23 @@ func TestAccessLogDelay(t *testing.T) {
 	}
 	if got := out.all(); len(got) != 1 || !bytes.Contains([]byte(got[0]), []byte(`"path":"/x"`)) {
 		t.Fatalf("%q", got)
+	}
+}
+
+// BenchmarkAccessLog is one request's metrics and access log line, as
+// kivuli proxy writes them (the log batched, to io.Discard).
+func BenchmarkAccessLog(b *testing.B) {
+	for _, format := range []string{"text", "json"} {
+		b.Run("format="+format, func(b *testing.B) {
+			log, buf := newLogger(io.Discard, format, false)
+			defer buf.Flush()
+			o := &proxyObserver{m: newProxyMetrics(&proxyServer{}), log: log}
+			r := httptest.NewRequest("GET", "/logs-2026.12.01/_search?q=status:500&size=10", nil)
+			x := proxy.Exchange{Status: 200, Body: "none", BytesOut: 38, Attempts: 1, Duration: 412 * time.Microsecond}
+			b.ReportAllocs()
+			for b.Loop() {
+				o.Done(r, x)
+			}
+		})
 	}
 }
