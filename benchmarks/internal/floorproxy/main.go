@@ -19,6 +19,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,6 +47,7 @@ func main() {
 			r.Out.URL.Scheme, r.Out.URL.Host = up.Scheme, up.Host
 			r.Out.Host = *signHost
 		},
+		BufferPool: &bufferPool{},
 		Transport: &signer{
 			next:  &http.Transport{MaxIdleConnsPerHost: 100, DisableCompression: true},
 			v4:    v4.NewSigner(),
@@ -89,3 +91,16 @@ func (s *signer) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	return s.next.RoundTrip(r)
 }
+
+// bufferPool keeps the 32 KiB buffers that ReverseProxy copies answers
+// with, which it otherwise allocates per request.
+type bufferPool struct{ sync.Pool }
+
+func (p *bufferPool) Get() []byte {
+	if b, ok := p.Pool.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, 32<<10)
+}
+
+func (p *bufferPool) Put(b []byte) { p.Pool.Put(&b) }
