@@ -75,6 +75,7 @@ func main() {
 	extra := flag.String("kivuli-args", "", "more arguments for kivuli proxy, space-separated (for experiments)")
 	floorBin := flag.String("floor", os.Getenv("FLOOR_BIN"), "the floor proxy (internal/floorproxy) binary (default $FLOOR_BIN; none: left out)")
 	noise := flag.Bool("noise", false, "measure a second kivuli proxy too, the noise band: the two differ only by chance")
+	baseline := flag.String("baseline", "", "another kivuli binary to measure beside -kivuli, e.g. a build of the code before a change")
 	command := flag.String("command", strings.Join(os.Args, " "), "the command line to print in the report")
 	flag.Parse()
 	size, err := parseSize(*sizeFlag)
@@ -88,6 +89,9 @@ func main() {
 	proxies := []*proxyKind{{name: "kivuli proxy", bin: *kivuliBin, args: func(listen, upstream, signHost, service string) []string {
 		return append(kivuliArgs(listen, upstream, signHost, service), strings.Fields(*extra)...)
 	}}}
+	if *baseline != "" {
+		proxies = append(proxies, &proxyKind{name: "kivuli proxy (baseline)", bin: *baseline, args: kivuliArgs})
+	}
 	if *noise {
 		proxies = append(proxies, &proxyKind{name: kivuliAgain, bin: proxies[0].bin, args: proxies[0].args})
 	}
