@@ -25,6 +25,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,6 +72,11 @@ type workload struct {
 	body        []byte // nil: no body
 	hash        string // hex SHA-256 of body, precomputed for floor
 	service     string // the signing name: service unless set
+	// noHashHeader: nobody sends X-Amz-Content-Sha256, as prometheus/sigv4
+	// never does, so that the implementations sign the same headers.
+	noHashHeader bool
+	// impls limits the implementations run on it (nil: all).
+	impls []string
 }
 
 func (w *workload) signingName() string {
@@ -83,7 +89,15 @@ func (w *workload) signingName() string {
 // hashHeader reports whether the cheapest correct signing for w's service
 // sends X-Amz-Content-Sha256, as kivuli's policy for it does: OpenSearch
 // (es) does, the default (aps) does not.
-func (w *workload) hashHeader() bool { return w.signingName() == service }
+func (w *workload) hashHeader() bool { return w.signingName() == service && !w.noHashHeader }
+
+// transportKey is the kivuli.Transport of e.transport that w is sent with.
+func (w *workload) transportKey() string {
+	if w.noHashHeader {
+		return w.signingName() + "/nohash"
+	}
+	return w.signingName()
+}
 
 func newWorkload(name, method, url, contentType string, body []byte) *workload {
 	sum := sha256.Sum256(body)
@@ -116,7 +130,13 @@ var (
 		w.service = apsService
 		return w
 	}()
-	postDoc  = newWorkload("POST1KiB", http.MethodPost, postURL, "application/json", jsonDoc(1<<10))
+	postDoc = newWorkload("POST1KiB", http.MethodPost, postURL, "application/json", jsonDoc(1<<10))
+
+	// getSame and postSame are GET and POST1KiB with the headers that
+	// prometheus/sigv4 signs: no X-Amz-Content-Sha256 (floor, kivuli with
+	// an es policy of PayloadHash, prometheus/sigv4).
+	getSame  = sameHeaders(newWorkload("GETSameHeaders", http.MethodGet, getURL, "", nil))
+	postSame = sameHeaders(newWorkload("POST1KiBSameHeaders", http.MethodPost, postURL, "application/json", jsonDoc(1<<10)))
 	body1MiB = newWorkload("Body1MiB", http.MethodPost, bulkURL, "application/x-ndjson", ndjson(1<<20))
 
 	// body64MiB is built with the others, so every benchmark process
@@ -254,6 +274,12 @@ func newEnv(base http.RoundTripper) (*env, error) {
 	e.promCreds = credentialsEndpoint(creds, randomToken())
 	for _, svc := range []string{service, apsService} {
 		e.transport[svc] = &kivuli.Transport{Credentials: creds, Service: svc, Region: region, Base: base}
+		// The same, signing the body's hash without sending it as a header.
+		nohash := kivuli.DefaultPolicies()
+		p := nohash[svc]
+		p.Payload = kivuli.PayloadHash
+		nohash[svc] = p
+		e.transport[svc+"/nohash"] = &kivuli.Transport{Credentials: creds, Service: svc, Region: region, Base: base, Policies: nohash}
 		// opensearch-go users hand it an aws.Config; its credentials are
 		// the same kivuli.Credentials, so that only the signing differs.
 		if e.osSigner[svc], err = awsv2.NewSignerWithService(aws.Config{Region: region, Credentials: creds}, svc); err == nil {
@@ -309,7 +335,7 @@ func (e *env) kivuli(w *workload) error {
 	if err != nil {
 		return err
 	}
-	resp, err := e.transport[w.signingName()].RoundTrip(req)
+	resp, err := e.transport[w.transportKey()].RoundTrip(req)
 	if err != nil {
 		return err
 	}
@@ -416,6 +442,11 @@ func check(resp *http.Response) error {
 	return nil
 }
 
+func sameHeaders(w *workload) *workload {
+	w.noHashHeader, w.impls = true, []string{"floor", "kivuli", "prometheus"}
+	return w
+}
+
 // runImpls runs one sub-benchmark per implementation on w, and with
 // rawSHA256 a reference that only hashes the body with crypto/sha256.
 // With peakHeap, each also reports the extra heap of one request.
@@ -423,6 +454,9 @@ func runImpls(b *testing.B, w *workload, rawSHA256, peakHeap bool) {
 	e := getEnv(b)
 	warmUp(b, e, w)
 	for _, im := range rotation() {
+		if w.impls != nil && !slices.Contains(w.impls, im.name) {
+			continue
+		}
 		b.Run("impl="+im.name, func(b *testing.B) {
 			if w.body != nil {
 				b.SetBytes(int64(len(w.body)))
@@ -469,6 +503,9 @@ const warmUpTime = 50 * time.Millisecond
 // whichever one it was, for its whole timed run.
 func warmUp(b *testing.B, e *env, w *workload) {
 	for _, im := range implementations {
+		if w.impls != nil && !slices.Contains(w.impls, im.name) {
+			continue
+		}
 		for start := time.Now(); ; {
 			if err := im.do(e, w); err != nil {
 				b.Fatalf("warm-up, %s: %v", im.name, err)
@@ -497,6 +534,14 @@ func rotation() []implementation {
 
 // BenchmarkGET: a search GET with a query, no body.
 func BenchmarkGET(b *testing.B) { runImpls(b, getWorkload, false, false) }
+
+// BenchmarkGETSameHeaders and BenchmarkPOST1KiBSameHeaders are GET and
+// POST1KiB where floor, kivuli and prometheus/sigv4 sign the same headers
+// (prometheus/sigv4 sends no X-Amz-Content-Sha256, which kivuli's es
+// policy does).
+func BenchmarkGETSameHeaders(b *testing.B) { runImpls(b, getSame, false, false) }
+
+func BenchmarkPOST1KiBSameHeaders(b *testing.B) { runImpls(b, postSame, false, false) }
 
 // BenchmarkGETWildcard: an OpenSearch search of an index pattern, with a
 // '*' in the path, which the signer escapes in the canonical URI and Go

@@ -123,10 +123,14 @@ func newProxy(ctx context.Context, cfg Config, s *settings, b *budgets) (*Proxy,
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
 		Transport: splitter{p},
-		// Every write is flushed at once: server-sent events, event streams
-		// (Bedrock, Lambda response streaming) and chunked answers reach
-		// the client as they arrive; a download's writes are whole buffers.
-		FlushInterval: -1,
+		// No flushing of our own: ReverseProxy already flushes every write
+		// of an answer of unknown length (event streams of Bedrock, Lambda
+		// response streaming, S3 Select, anything chunked) and of
+		// text/event-stream. An answer of known length goes out as
+		// net/http buffers it: headers and a small body in one write,
+		// where flushing each (-1) cost a timer, a goroutine and two more
+		// writes per request, a quarter of the proxy's CPU on small GETs.
+		FlushInterval: 0,
 		BufferPool:    responseBuffers{},
 		ErrorHandler:  p.proxyError,
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),

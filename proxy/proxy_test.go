@@ -36,6 +36,16 @@ type proxyRun struct {
 // must hold no secret.
 func startProxy(t *testing.T, f *wiretest.Fixture, cfg Config) *proxyRun {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startProxyOn(t, f, cfg, ln)
+}
+
+// startProxyOn is startProxy, serving on ln.
+func startProxyOn(t *testing.T, f *wiretest.Fixture, cfg Config, ln net.Listener) *proxyRun {
+	t.Helper()
 	creds, err := kivuli.New(t.Context(), kivuli.WithEndpoint(f.IMDS.URL))
 	if err != nil {
 		t.Fatal(err)
@@ -51,10 +61,6 @@ func startProxy(t *testing.T, f *wiretest.Fixture, cfg Config) *proxyRun {
 		t.Fatal(err)
 	}
 	obs.p = p
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var http1 http.Protocols
 	http1.SetHTTP1(true)
 	srv := &http.Server{Handler: p, Protocols: &http1, ReadHeaderTimeout: 10 * time.Second}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,4 +194,64 @@ func TestProxyWebSocket(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSmallAnswerInOneWrite: an answer of known length leaves the proxy as
+// net/http buffers it, headers and body in one write to the client's
+// connection, where flushing each write (FlushInterval -1) took three.
+func TestSmallAnswerInOneWrite(t *testing.T) {
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "16")
+		io.WriteString(w, `{"status":"ok"}`+"\n")
+	})
+	f := wiretest.NewFixture(t, imdstestConfig(), upstream)
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &countingListener{Listener: inner}
+	p := startProxyOn(t, f, Config{SignHost: "search-x.eu-west-2.es.amazonaws.com"}, ln)
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	const n = 5
+	for range n {
+		resp, err := client.Get(p.url + "/_cluster/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(b) != `{"status":"ok"}`+"\n" {
+			t.Fatalf("%d %q", resp.StatusCode, b)
+		}
+	}
+	p.waitRequests(t, n)
+	if got := ln.writes.Load(); got != n {
+		t.Errorf("%d writes to the client's connection for %d small answers, want one each", got, n)
+	}
+}
+
+// countingListener counts the writes to the connections it accepts.
+type countingListener struct {
+	net.Listener
+	writes atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, writes: &l.writes}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
 }

@@ -73,6 +73,9 @@ func main() {
 	sizeFlag := flag.String("size", "1GiB", "the size of the upload and the download")
 	readme := flag.String("readme", "", "rewrite the proxy section of this README (between its markers)")
 	extra := flag.String("kivuli-args", "", "more arguments for kivuli proxy, space-separated (for experiments)")
+	floorBin := flag.String("floor", os.Getenv("FLOOR_BIN"), "the floor proxy (internal/floorproxy) binary (default $FLOOR_BIN; none: left out)")
+	noise := flag.Bool("noise", false, "measure a second kivuli proxy too, the noise band: the two differ only by chance")
+	baseline := flag.String("baseline", "", "another kivuli binary to measure beside -kivuli, e.g. a build of the code before a change")
 	command := flag.String("command", strings.Join(os.Args, " "), "the command line to print in the report")
 	flag.Parse()
 	size, err := parseSize(*sizeFlag)
@@ -86,8 +89,17 @@ func main() {
 	proxies := []*proxyKind{{name: "kivuli proxy", bin: *kivuliBin, args: func(listen, upstream, signHost, service string) []string {
 		return append(kivuliArgs(listen, upstream, signHost, service), strings.Fields(*extra)...)
 	}}}
+	if *baseline != "" {
+		proxies = append(proxies, &proxyKind{name: "kivuli proxy (baseline)", bin: *baseline, args: kivuliArgs})
+	}
+	if *noise {
+		proxies = append(proxies, &proxyKind{name: kivuliAgain, bin: proxies[0].bin, args: proxies[0].args})
+	}
 	if *aspBin != "" {
 		proxies = append(proxies, &proxyKind{name: "aws-sigv4-proxy", bin: *aspBin, args: aspArgs})
+	}
+	if *floorBin != "" {
+		proxies = append(proxies, &proxyKind{name: "floor", bin: *floorBin, args: floorArgs})
 	}
 	start := time.Now()
 	loadBefore := loadAverage()
@@ -190,6 +202,14 @@ type proxyKind struct {
 func kivuliArgs(listen, upstream, signHost, service string) []string {
 	return []string{"proxy", "--source", "chain", "--listen", listen, "--admin", "",
 		"--upstream", "http://" + upstream, "--allow-host", upstream,
+		"--sign-host", signHost, "--service", service, "--region", region}
+}
+
+// kivuliAgain is the name of the second kivuli proxy of a -noise run.
+const kivuliAgain = "kivuli proxy (again)"
+
+func floorArgs(listen, upstream, signHost, service string) []string {
+	return []string{"--listen", listen, "--upstream", "http://" + upstream,
 		"--sign-host", signHost, "--service", service, "--region", region}
 }
 
@@ -695,6 +715,7 @@ func (r *results) markdown(proxies []*proxyKind, info reportInfo) string {
 		}
 		b.WriteString("\n")
 	}
+	r.ratios(&b, proxies)
 	for _, p := range proxies {
 		for _, e := range r.errors[p.name] {
 			fmt.Fprintf(&b, "\n- %s failed a repetition: %s", p.name, e)
@@ -702,6 +723,49 @@ func (r *results) markdown(proxies []*proxyKind, info reportInfo) string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// ratios writes kivuli proxy's figures over each other proxy's, per
+// repetition (the proxies of a repetition ran one after the other, so a
+// change in the machine's load touches both), as their median and range.
+// Against "kivuli proxy (again)" the ratios are the noise band: what two
+// identical proxies differ by in this run.
+func (r *results) ratios(b *strings.Builder, proxies []*proxyKind) {
+	if len(proxies) < 2 {
+		return
+	}
+	kivuli := proxies[0].name
+	b.WriteString("\nkivuli proxy over each, per repetition: median (min–max). Requests/s: above 1 is kivuli ahead; latency and CPU: below 1 is.\n\n| workload |")
+	for _, p := range proxies[1:] {
+		b.WriteString(" ÷ " + p.name + " |")
+	}
+	b.WriteString("\n|---|")
+	for range proxies[1:] {
+		b.WriteString("---|")
+	}
+	b.WriteString("\n")
+	for _, row := range rows {
+		if !strings.HasPrefix(row.metric, "get") {
+			continue
+		}
+		fmt.Fprintf(b, "| %s |", row.label)
+		for _, p := range proxies[1:] {
+			k, o := r.m[kivuli][row.metric], r.m[p.name][row.metric]
+			var q []float64
+			for i := range min(len(k), len(o)) {
+				if o[i] > 0 {
+					q = append(q, k[i]/o[i])
+				}
+			}
+			med, lo, hi, ok := summary(q)
+			if !ok {
+				b.WriteString(" n/a |")
+				continue
+			}
+			fmt.Fprintf(b, " %.2fx (%.2f–%.2f) |", med, lo, hi)
+		}
+		b.WriteString("\n")
+	}
 }
 
 const (

@@ -95,16 +95,27 @@ type counterVec struct {
 	labels     []string
 
 	mu     sync.Mutex
-	series map[string]*atomic.Uint64 // by labelString
+	series map[labelValues]*atomic.Uint64
 }
 
+// labelValues are a series' label values, as a map key: counting a request
+// allocates nothing (a key made by joining them took a fifth of the
+// metrics' and access log's time).
+type labelValues [maxLabels]string
+
+const maxLabels = 3
+
 func newCounterVec(name, help string, labels ...string) *counterVec {
-	return &counterVec{name: name, help: help, labels: labels, series: map[string]*atomic.Uint64{}}
+	if len(labels) > maxLabels {
+		panic("counterVec " + name + ": more than maxLabels labels")
+	}
+	return &counterVec{name: name, help: help, labels: labels, series: map[labelValues]*atomic.Uint64{}}
 }
 
 // add adds n to the series of the label values (one per label name).
 func (c *counterVec) add(n uint64, values ...string) {
-	key := labelString(c.labels, values)
+	var key labelValues
+	copy(key[:], values)
 	c.mu.Lock()
 	s := c.series[key]
 	if s == nil {
@@ -120,15 +131,15 @@ func (c *counterVec) inc(values ...string) { c.add(1, values...) }
 func (c *counterVec) write(w *bufio.Writer) {
 	writeHead(w, c.name, c.help, "counter")
 	c.mu.Lock()
-	keys := make([]string, 0, len(c.series))
-	for k := range c.series {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		w.WriteString(c.name + k + " " + strconv.FormatUint(c.series[k].Load(), 10) + "\n")
+	lines := make([]string, 0, len(c.series))
+	for k, v := range c.series {
+		lines = append(lines, c.name+labelString(c.labels, k[:len(c.labels)])+" "+strconv.FormatUint(v.Load(), 10)+"\n")
 	}
 	c.mu.Unlock()
+	slices.Sort(lines)
+	for _, l := range lines {
+		w.WriteString(l)
+	}
 }
 
 // funcMetric is a gauge or a counter (kind) whose value is read when

@@ -411,15 +411,21 @@ func (f *proxyFlags) tlsConfig() (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
-func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
+// newLogger returns the proxy's log, on w, and the buffer that batches
+// its access log: Flush it before the process ends.
+func newLogger(w io.Writer, format string, verbose bool) (*slog.Logger, *logBuffer) {
 	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
 	if verbose {
 		opts.Level = slog.LevelDebug
 	}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+	b := newLogBuffer(w, accessLogDelay)
+	handler := func(w io.Writer) slog.Handler {
+		if format == "json" {
+			return slog.NewJSONHandler(w, opts)
+		}
+		return slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(accessHandler{batched: handler(b), direct: handler(b.direct())}), b
 }
 
 // run serves the proxy until ctx ends.
@@ -435,7 +441,8 @@ func (f *proxyFlags) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(f.Stderr, f.logFormat, f.verbose)
+	log, logs := newLogger(f.Stderr, f.logFormat, f.verbose)
+	defer logs.Flush()
 	if f.Env.Get("GOMEMLIMIT") == "" {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(f.memoryBound() - nonGoMemory))
 	}

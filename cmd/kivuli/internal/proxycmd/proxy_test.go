@@ -67,6 +67,8 @@ func newLineLog() *lineLog { return &lineLog{started: make(chan struct{})} }
 
 func (l *lineLog) Write(p []byte) (int, error) {
 	s := string(p)
+	// Kept before the waiters are woken: they read what was written.
+	n, err := l.SyncBuffer.Write(p)
 	l.mu.Lock()
 	if m := adminRE.FindStringSubmatch(s); m != nil && strings.Contains(s, "kivuli proxy: admin") {
 		l.admin = m[1]
@@ -75,7 +77,8 @@ func (l *lineLog) Write(p []byte) (int, error) {
 		l.listen = m[1]
 		l.once.Do(func() { close(l.started) })
 	}
-	if strings.Contains(s, "msg=request") {
+	// The access log comes in batches: a write may hold several lines.
+	for range strings.Count(s, "msg=request") {
 		l.logged++
 		for _, c := range l.waiters[l.logged] {
 			close(c)
@@ -83,7 +86,7 @@ func (l *lineLog) Write(p []byte) (int, error) {
 		delete(l.waiters, l.logged)
 	}
 	l.mu.Unlock()
-	return l.SyncBuffer.Write(p)
+	return n, err
 }
 
 // proxyArgs are the arguments that point a proxy at f: its IMDS for

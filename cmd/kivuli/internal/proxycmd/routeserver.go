@@ -93,7 +93,8 @@ func (f *proxyFlags) runRoutes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(f.Stderr, f.logFormat, f.verbose)
+	log, logs := newLogger(f.Stderr, f.logFormat, f.verbose)
+	defer logs.Flush()
 	if f.Env.Get("GOMEMLIMIT") == "" {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(f.memoryBound() - nonGoMemory))
 	}
