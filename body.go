@@ -132,16 +132,17 @@ func v4aChecksum(r *http.Request, alg ChecksumAlgorithm) ChecksumAlgorithm {
 // as an SDK sends an upload over TLS, to a proxy say): it is signed as it
 // is and sent untouched, the trailer guarding it, so it may go only over
 // TLS, to a service that takes unsigned payloads (S3), with its framing's
-// headers and length.
+// headers. Its encoded length may be unknown: botocore sends such a body
+// with Transfer-Encoding: chunked, which S3 takes.
 func preEncoded(r *http.Request, allowed bool) error {
 	switch {
 	case !allowed:
 		return invalid(ErrInvalidRequest, "X-Amz-Content-Sha256 is %s, which only S3 takes, and never presigned", streamingUnsigned)
 	case !strings.EqualFold(r.URL.Scheme, "https"):
 		return invalid(ErrPlaintext, "an aws-chunked body with unsigned chunks (%s) is guarded by its checksum trailer only: it goes over https alone", streamingUnsigned)
-	case r.ContentLength <= 0 || r.Header.Get(headerDecodedLength) == "" || r.Header.Get(headerTrailer) == "" ||
+	case r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody || r.Header.Get(headerDecodedLength) == "" || r.Header.Get(headerTrailer) == "" ||
 		!strings.Contains(strings.ToLower(r.Header.Get("Content-Encoding")), "aws-chunked"):
-		return invalid(ErrInvalidRequest, "an aws-chunked body (%s) needs its encoded length, Content-Encoding: aws-chunked, %s and %s", streamingUnsigned, headerDecodedLength, headerTrailer)
+		return invalid(ErrInvalidRequest, "an aws-chunked body (%s) needs a body, Content-Encoding: aws-chunked, %s and %s", streamingUnsigned, headerDecodedLength, headerTrailer)
 	}
 	return nil
 }

@@ -55,8 +55,11 @@ func hasAWSChunkedEncoding(h http.Header) bool {
 // checksum algorithm of its trailer asked for.
 func (p *Proxy) prepareAWSChunked(r *http.Request) (preEncoded bool, err error) {
 	decoded, err := strconv.ParseInt(r.Header.Get("X-Amz-Decoded-Content-Length"), 10, 64)
-	if err != nil || decoded < 0 || r.ContentLength < 0 || len(r.TransferEncoding) > 0 {
-		return false, &RequestError{Status: http.StatusLengthRequired, Msg: "kivuli proxy: an aws-chunked body needs its length (Content-Length) and X-Amz-Decoded-Content-Length"}
+	// The encoded length may be unknown (botocore sends Transfer-Encoding:
+	// chunked around the aws-chunked framing, as S3 takes); the decoded one
+	// may not.
+	if err != nil || decoded < 0 {
+		return false, &RequestError{Status: http.StatusLengthRequired, Msg: "kivuli proxy: an aws-chunked body needs the length of its data (X-Amz-Decoded-Content-Length)"}
 	}
 	if decoded > p.maxBody {
 		return false, &RequestError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("kivuli proxy: the object of %d bytes is over the limit (Config.MaxBody)", decoded)}
@@ -70,7 +73,7 @@ func (p *Proxy) prepareAWSChunked(r *http.Request) (preEncoded bool, err error) 
 		return true, nil
 	}
 	r.Body = readCloser{newChunkDecoder(r.Body, decoded, strings.ToUpper(alg)), r.Body}
-	r.ContentLength = decoded
+	r.ContentLength, r.TransferEncoding = decoded, nil
 	for _, k := range []string{"X-Amz-Decoded-Content-Length", "X-Amz-Trailer", "X-Amz-Content-Sha256"} {
 		r.Header.Del(k)
 	}

@@ -3,7 +3,10 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
+	"hash/crc32"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -86,5 +89,38 @@ func TestProxyAWSChunked(t *testing.T) {
 		if err == nil && resp.StatusCode < 400 || stored {
 			t.Errorf("%s: %v %v, stored %v", name, resp.StatusCode, err, stored)
 		}
+	}
+}
+
+// TestProxyAWSChunkedOfUnknownLength: botocore sends its aws-chunked
+// uploads inside Transfer-Encoding: chunked, with no Content-Length (S3
+// takes them); only the decoded length is known. The proxy takes them
+// too, where it answered 411.
+func TestProxyAWSChunkedOfUnknownLength(t *testing.T) {
+	store := &objectStore{objects: map[string][]byte{}}
+	f := wiretest.NewFixture(t, imdstestConfig(), store)
+	p := startProxy(t, f, Config{SignHost: "my-bucket.s3.eu-west-2.amazonaws.com"})
+	data := []byte("hello, botocore")
+	crc := crc32.ChecksumIEEE(data)
+	sum := base64.StdEncoding.EncodeToString([]byte{byte(crc >> 24), byte(crc >> 16), byte(crc >> 8), byte(crc)})
+	body := fmt.Sprintf("%x\r\n%s\r\n0\r\nx-amz-checksum-crc32:%s\r\n\r\n", len(data), data, sum)
+	// A reader of unknown length: net/http sends it chunked.
+	req, _ := http.NewRequest(http.MethodPut, p.url+"/botocore", io.MultiReader(strings.NewReader(body)))
+	req.Header.Set("X-Amz-Content-Sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+	req.Header.Set("Content-Encoding", "aws-chunked")
+	req.Header.Set("X-Amz-Decoded-Content-Length", fmt.Sprint(len(data)))
+	req.Header.Set("X-Amz-Trailer", "x-amz-checksum-crc32")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	recs := wiretest.Accepted(t, f.AWS)
+	store.mu.Lock()
+	got := store.objects["/botocore"]
+	store.mu.Unlock()
+	if resp.StatusCode != http.StatusOK || len(recs) != 1 || recs[0].Checksum != "CRC32" || !bytes.Equal(got, data) {
+		t.Errorf("%d %s: %+v, stored %q", resp.StatusCode, msg, recs, got)
 	}
 }

@@ -135,6 +135,14 @@ func (p *Proxy) prepareBody(r *http.Request) (*proxyBody, error) {
 	if !chunked && r.ContentLength > p.maxBody {
 		return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("kivuli proxy: the body of %d bytes is over the limit of %s (Config.MaxBody)", r.ContentLength, bytesize.Format(p.maxBody))}
 	}
+	if chunked && b.preEncoded {
+		// An SDK's aws-chunked upload of unknown encoded length: streamed
+		// as it comes, chunked, its trailer guarding it.
+		b.mode = bodyStreamed
+		b.counter = &countingReader{r: r.Body}
+		r.Body, r.GetBody, r.ContentLength, r.TransferEncoding = readCloser{b.counter, r.Body}, nil, -1, nil
+		return b, nil
+	}
 	if chunked && p.s3 {
 		return nil, &RequestError{Status: http.StatusLengthRequired, Msg: "kivuli proxy: S3 needs the length of the body: send it with Content-Length, not chunked (S3 refuses chunked uploads; use a multipart upload for a stream of unknown size)"}
 	}
