@@ -3,6 +3,7 @@ package proxycmd
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -51,6 +52,7 @@ type proxyFlags struct {
 	logFormat             string
 	verbose               bool
 	sf                    base.SourceFlags
+	peer                  *peerValues // aws-sigv4-proxy's flags, refused with their equivalents
 }
 
 // Defaults of the limits on connections (see limits.go); those of
@@ -80,7 +82,13 @@ data sources, Prometheus agents writing to Amazon Managed Prometheus,
 scripts, webhooks) talk to it as to the service itself. It replaces
 aws-sigv4-proxy: --name, --region and --host become --service, --region
 and --upstream, and the service and region come from the host when it
-tells them (set them for a custom domain or a tunnel). The proxy itself is
+tells them (set them for a custom domain or a tunnel); a region that
+neither the host, --region nor AWS_REGION names is the instance's (IMDS's
+placement/region), or the profile's with --source chain. Its other flags
+that kivuli names otherwise (--port, --strip, --upstream-url-scheme,
+--log-signing-process, ...) are refused with the kivuli flag to use. At
+start every wrong or missing flag is named at once, before the
+credentials are asked for. The proxy itself is
 the library's package github.com/kivuli-go/kivuli/proxy, which Go
 programs embed as an http.Handler; this command adds the flags, the
 listeners, TLS, draining, the admin endpoints and the log.
@@ -159,14 +167,16 @@ retried on 5xx, 429 and throttling answers with backoff, up to
 --max-attempts, signed anew each time; an expired-token answer refreshes
 the credentials and is retried once. Streamed bodies are sent once.
 
-The admin listener serves /healthz (alive), /readyz (200 while the
-credentials are valid and the proxy is not draining, else 503) and
-/metrics in the Prometheus text format. Each request is logged with
-log/slog (method, path, query with any signature, token or access key ID
-redacted, status, body mode, bytes, attempts, duration); no header value
-is logged. On SIGTERM or SIGINT the proxy stops accepting connections,
-answers 503 on /readyz and waits --drain-timeout for the requests in
-flight (WebSocket tunnels included) before it exits.
+With --admin ADDR, an admin listener serves /healthz (alive), /readyz
+(200 while the credentials are valid and the proxy is not draining, else
+503) and /metrics in the Prometheus text format. There is none by
+default, so that several proxies run on one machine with a --listen
+each. Each request is logged with log/slog (method, path, query with any
+signature, token or access key ID redacted, status, body mode, bytes,
+attempts, duration); no header value is logged. On SIGTERM or SIGINT
+the proxy stops accepting connections, answers 503 on /readyz and waits
+--drain-timeout for the requests in flight (WebSocket tunnels included)
+before it exits.
 
 Anyone who can reach the listener makes requests as the role: it listens
 on loopback by default, and on another address only with --allow-remote
@@ -189,17 +199,19 @@ admin listener has the same Host and origin rules.`,
 			base.AnnSynopsis: `kivuli proxy --upstream https://HOST [--listen 127.0.0.1:8080] [--service S]
             [--region R] [--sign-host H] [--allow-host HOST]...
             [--serve-host NAME]... [--allow-origin ORIGIN]... [--allow-remote]
-            [--admin 127.0.0.1:8081] [--tls-cert F --tls-key F] [--max-body SIZE]
+            [--admin ADDR] [--tls-cert F --tls-key F] [--max-body SIZE]
             [--max-buffer SIZE] [--spool-dir DIR] [--unsigned-payload]
             [--header-allow NAME]... [--header-deny NAME]...
             [CREDENTIAL SOURCE options]`,
 			base.AnnExitOnly: `0    stopped by SIGTERM or SIGINT, after draining.
 1    a listener failed (the address is in use, ...).
-2    a flag is wrong, or --upstream is the proxy itself.
+2    a flag is wrong, or --upstream is the proxy itself (every wrong flag
+     is named, the signer's refusals below too).
 3    no credentials: the source did not give any.
-4    the signer refuses the upstream: not an AWS endpoint nor given with
-     --allow-host, plain http:// to a host that is not loopback, a service
-     or region the host does not tell.`,
+4    the signer refuses the upstream, and no flag is wrong: not an AWS
+     endpoint nor given with --allow-host, plain http:// to a host that is
+     not loopback, a service or region that neither the host nor the
+     flags tell (nor, for the region, the credential source).`,
 			base.AnnSeeAlso: "aws-sigv4-proxy; kivuli curl --help, kivuli imds --help;\ngo doc github.com/kivuli-go/kivuli/proxy (the proxy as a Go package)",
 		},
 		Example: `# OpenSearch Dashboards or Grafana in front of an OpenSearch Service domain
@@ -227,7 +239,8 @@ kivuli proxy --upstream https://localhost:9200 --allow-host localhost:9200 \
 kivuli proxy --upstream https://aps-workspaces.eu-west-2.amazonaws.com \
     --listen 0.0.0.0:8080 --allow-remote --serve-host kivuli-proxy
 
-# health and metrics
+# health and metrics on an admin listener
+kivuli proxy --upstream https://sts.eu-west-2.amazonaws.com --admin 127.0.0.1:8081
 curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 		Args: base.UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context()) },
@@ -236,7 +249,7 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.StringVar(&f.upstream, "upstream", "", "forward every request to `URL` (https://HOST[:PORT][/PATH]); required")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "listen on `ADDR` (host:port; port 0 picks one)")
 	fl.BoolVar(&f.allowRemote, "allow-remote", false, "let --listen and --admin be addresses that are not loopback: whoever reaches --listen makes requests as the role")
-	fl.StringVar(&f.admin, "admin", "127.0.0.1:8081", "serve /healthz, /readyz and /metrics on `ADDR` ('' for none)")
+	fl.StringVar(&f.admin, "admin", "", "serve /healthz, /readyz and /metrics on `ADDR`, such as 127.0.0.1:8081 (default: none)")
 	fl.StringVar(&f.service, "service", "", "the signing `SERVICE`, e.g. es, s3, aps (default: inferred from the upstream's host)")
 	fl.StringVar(&f.region, "region", "", "the signing `REGION`, e.g. eu-west-2 (default: inferred from the host, else AWS_REGION)")
 	fl.StringVar(&f.signHost, "sign-host", "", "sign for, and send as Host, `HOST` instead of the upstream's (a tunnel)")
@@ -266,25 +279,24 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.StringVar(&f.logFormat, "log-format", "text", "write logs to standard error as `FORMAT`: text or json")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also log each canonical request and string to sign (token redacted)")
 	base.AddSourceFlags(cmd, &f.sf, true)
+	f.peer = addPeerFlags(cmd)
 	return cmd
 }
 
 // config checks the flags and makes the proxy's configuration, all but
-// its credentials, so that a wrong flag is refused before the credential
-// source is opened.
-func (f *proxyFlags) config() (proxy.Config, error) {
-	if err := f.checkLimits(); err != nil {
-		return proxy.Config{}, err
-	}
-	if err := base.CheckListen("--listen", f.listen, f.allowRemote, listenRisk); err != nil {
-		return proxy.Config{}, err
-	}
+// its credentials, and the listener's TLS, so that a wrong flag is
+// refused before the credential source is opened; every wrong flag is
+// named at once (startup.go). needRegion says that nothing names the
+// region yet: the credential source is to be asked.
+func (f *proxyFlags) config(ctx context.Context) (cfg proxy.Config, tlsConfig *tls.Config, needRegion bool, err error) {
+	var p problems
+	f.peer.check(&p)
+	f.checkLimits(&p)
+	p.add(base.CheckListen("--listen", f.listen, f.allowRemote, listenRisk))
 	if f.admin != "" {
-		if err := base.CheckListen("--admin", f.admin, f.allowRemote, adminRisk); err != nil {
-			return proxy.Config{}, err
-		}
+		p.add(base.CheckListen("--admin", f.admin, f.allowRemote, adminRisk))
 	}
-	cfg := proxy.Config{
+	cfg = proxy.Config{
 		Upstream: f.upstream, SignHost: f.signHost, Service: f.service, Region: f.region,
 		AllowedHosts: f.allowHosts, UpstreamServerName: f.serverName,
 		ServeHosts:   append(slices.Clip(f.serveHosts), listenNames(f.listen, f.admin)...),
@@ -296,34 +308,43 @@ func (f *proxyFlags) config() (proxy.Config, error) {
 		MaxAttempts:  f.maxAttempts,
 		MaxIdleConns: f.maxIdleConns, IdleConnTimeout: noneIfZero(f.idleConnTimeout), ResponseHeaderTimeout: f.responseHeaderTimeout,
 	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, base.ConfigError(err)
-	}
-	return cfg, nil
+	// The limits refused above are left to their defaults here, so that
+	// they are not named twice.
+	probe := cfg
+	probe.MaxIdleConns, probe.MaxAttempts, probe.MaxRequests = max(probe.MaxIdleConns, 0), max(probe.MaxAttempts, 0), max(probe.MaxRequests, 0)
+	needRegion = checkSigner(ctx, probe, &p)
+	tlsConfig, tlsErr := f.tlsConfig()
+	p.add(tlsErr)
+	return cfg, tlsConfig, needRegion, p.err()
 }
 
 // checkLimits checks the flags that the library's Config does not hold,
 // or holds with other zeros.
-func (f *proxyFlags) checkLimits() error {
-	switch {
-	case (f.tlsCert == "") != (f.tlsKey == ""):
-		return base.UsageErrorf("--tls-cert and --tls-key go together")
-	case f.maxIdleConns < 1:
-		return base.UsageErrorf("--max-idle-conns must be at least 1")
-	case f.maxAttempts < 1:
-		return base.UsageErrorf("--max-attempts must be at least 1")
-	case f.maxConns < 1 || f.maxRequests < 1:
-		return base.UsageErrorf("--max-conns and --max-requests must be at least 1")
-	case f.maxHeaders.N < 1<<10:
-		return base.UsageErrorf("--max-headers %s is under 1KiB: no client's request would fit", f.maxHeaders.Raw)
-	case f.maxHeaders.N > 1<<30:
-		return base.UsageErrorf("--max-headers %s is over 1GiB", f.maxHeaders.Raw)
-	case f.queueTimeout < 0 || f.bodyIdleTimeout < 0:
-		return base.UsageErrorf("--queue-timeout and --body-idle-timeout must not be negative")
-	case f.logFormat != "text" && f.logFormat != "json":
-		return base.UsageErrorf("--log-format %q: want text or json", f.logFormat)
+func (f *proxyFlags) checkLimits(p *problems) {
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		p.add(base.UsageErrorf("--tls-cert and --tls-key go together"))
 	}
-	return nil
+	if f.maxIdleConns < 1 {
+		p.add(base.UsageErrorf("--max-idle-conns must be at least 1"))
+	}
+	if f.maxAttempts < 1 {
+		p.add(base.UsageErrorf("--max-attempts must be at least 1"))
+	}
+	if f.maxConns < 1 || f.maxRequests < 1 {
+		p.add(base.UsageErrorf("--max-conns and --max-requests must be at least 1"))
+	}
+	switch {
+	case f.maxHeaders.N < 1<<10:
+		p.add(base.UsageErrorf("--max-headers %s is under 1KiB: no client's request would fit", f.maxHeaders.Raw))
+	case f.maxHeaders.N > 1<<30:
+		p.add(base.UsageErrorf("--max-headers %s is over 1GiB", f.maxHeaders.Raw))
+	}
+	if f.queueTimeout < 0 || f.bodyIdleTimeout < 0 {
+		p.add(base.UsageErrorf("--queue-timeout and --body-idle-timeout must not be negative"))
+	}
+	if f.logFormat != "text" && f.logFormat != "json" {
+		p.add(base.UsageErrorf("--log-format %q: want text or json", f.logFormat))
+	}
 }
 
 // noneIfZero is a flag's 0, which means none, as the library's Config
@@ -379,11 +400,7 @@ func newLogger(w io.Writer, format string, verbose bool) *slog.Logger {
 
 // run serves the proxy until ctx ends.
 func (f *proxyFlags) run(ctx context.Context) error {
-	cfg, err := f.config()
-	if err != nil {
-		return err
-	}
-	tlsConfig, err := f.tlsConfig()
+	cfg, tlsConfig, needRegion, err := f.config(ctx)
 	if err != nil {
 		return err
 	}
@@ -391,11 +408,17 @@ func (f *proxyFlags) run(ctx context.Context) error {
 	if f.Env.Get("GOMEMLIMIT") == "" {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(f.memoryBound() - nonGoMemory))
 	}
-	src, err := f.sf.Open(ctx, f.App, f.region, false)
+	src, err := f.sf.Open(ctx, f.App, f.region, needRegion)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	if needRegion {
+		if src.Region == "" {
+			return &base.ExitError{Code: base.ExitRefused, Err: fmt.Errorf("kivuli: --upstream %s: %q names no region, nor do --region, AWS_REGION or the credential source (IMDS's placement/region, the profile): set --region", redactedURL(cfg.Upstream), signedHost(cfg))}
+		}
+		cfg.Region = src.Region
+	}
 	s, err := newProxyServer(ctx, cfg, src.Creds, log)
 	if err != nil {
 		return err

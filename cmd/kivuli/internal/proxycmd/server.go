@@ -2,11 +2,9 @@ package proxycmd
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync/atomic"
 
 	"github.com/kivuli-go/kivuli"
@@ -47,10 +45,7 @@ func newProxyServer(ctx context.Context, cfg proxy.Config, creds *kivuli.Credent
 		return nil, base.UsageErrorf("--upstream %q: %v", cfg.Upstream, err)
 	}
 	if s.p, err = proxy.New(ctx, cfg); err != nil {
-		if base.RefusedBySigner(err) {
-			return nil, &base.ExitError{Code: base.ExitRefused, Err: fmt.Errorf("kivuli: --upstream %s: %s", s.upstream.Redacted(), base.FlagWords(strings.TrimPrefix(err.Error(), "kivuli: ")))}
-		}
-		return nil, base.ConfigError(err)
+		return nil, upstreamError(cfg.Upstream, err)
 	}
 	s.stopSubs = s.m.watchCredentials(creds)
 	return s, nil
