@@ -62,6 +62,13 @@ type Config struct {
 	// DropHeaders are headers removed from requests, as SignHeaders names
 	// them.
 	DropHeaders []string
+	// SetHeaders are set on every request sent upstream, in place of any
+	// the client sent under those names, and signed: a fixed header the
+	// upstream wants (an API version, a tenant). Hop-by-hop and other
+	// headers that are never signed, Host, Authorization and X-Amz-* (the
+	// signer's and the client's own) are refused. Their values are never
+	// logged.
+	SetHeaders http.Header
 	// UnsignedPayload signs every body as UNSIGNED-PAYLOAD, streaming the
 	// large ones, for services that accept it. Bodies to S3 always may.
 	UnsignedPayload bool
@@ -203,7 +210,7 @@ func (c Config) settings() (*settings, error) {
 	if s.guard, err = guard.New(c.ServeHosts, "Config.ServeHosts", c.AllowOrigins, "Config.AllowOrigins"); err != nil {
 		return nil, err
 	}
-	if s.headers, err = newHeaderRules(c.SignHeaders, c.DropHeaders); err != nil {
+	if s.headers, err = newHeaderRules(c.SignHeaders, c.DropHeaders, c.SetHeaders); err != nil {
 		return nil, err
 	}
 	s.spoolDir = cmp.Or(c.SpoolDir, os.TempDir())

@@ -3,6 +3,8 @@ package proxycmd
 import (
 	"fmt"
 	"net"
+	"net/http"
+	"strings"
 
 	"github.com/kivuli-go/kivuli/cmd/kivuli/internal/base"
 	"github.com/spf13/cobra"
@@ -106,4 +108,30 @@ func (pv *peerValues) check(p *problems) {
 			p.add(base.UsageErrorf("--%s %s is aws-sigv4-proxy's flag: %s", f.name, v, f.hint(v)))
 		}
 	}
+}
+
+// customHeaders parses --custom-headers as aws-sigv4-proxy does
+// (comma-separated NAME=VALUE), refusing what it would skip with a
+// warning: a header the operator asked for is not silently left out.
+// The library checks the names.
+func customHeaders(specs []string, p *problems) http.Header {
+	var h http.Header
+	n := 0
+	for _, spec := range specs {
+		for item := range strings.SplitSeq(spec, ",") {
+			n++
+			name, value, ok := strings.Cut(item, "=")
+			name = strings.TrimSpace(name)
+			if !ok || name == "" {
+				// Not shown: it may be a value, and a value a secret.
+				p.add(base.UsageErrorf("--custom-headers: entry %d is not NAME=VALUE (values cannot hold commas)", n))
+				continue
+			}
+			if h == nil {
+				h = http.Header{}
+			}
+			h[name] = append(h[name], strings.TrimSpace(value))
+		}
+	}
+	return h
 }

@@ -44,6 +44,7 @@ type proxyFlags struct {
 	unsignedPayload       bool
 	headerAllow           []string
 	headerDeny            []string
+	customHeaders         []string
 	maxIdleConns          int
 	idleConnTimeout       time.Duration
 	responseHeaderTimeout time.Duration
@@ -116,7 +117,11 @@ Content-Type are signed, with the headers named by --header-allow; every
 other header is sent unsigned, and hop-by-hop headers (and those the
 client names in Connection), X-Forwarded-*, Via, Accept-Encoding and
 tracing headers are never signed, since proxies on the way change them.
---header-deny drops headers. Nothing is removed after it is signed.
+--header-deny drops headers. --custom-headers (aws-sigv4-proxy's
+NAME=VALUE list) sets headers on every request, signed, in place of the
+client's; hop-by-hop and never-signed headers, Host, Authorization and
+X-Amz-* are refused, and the values are never logged. Nothing is removed
+after it is signed.
 
 Bodies, in bounded memory: up to --max-buffer in memory; larger ones (or
 of unknown length) are spooled to an unlinked temporary file in
@@ -271,6 +276,7 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.BoolVar(&f.unsignedPayload, "unsigned-payload", false, "sign every body as UNSIGNED-PAYLOAD, streaming large ones (only for services that accept it)")
 	fl.StringArrayVar(&f.headerAllow, "header-allow", nil, "also sign the header `NAME` (a prefix with a trailing *; comma lists; repeatable)")
 	fl.StringArrayVar(&f.headerDeny, "header-deny", nil, "drop the header `NAME` from requests (a prefix with a trailing *; comma lists; repeatable)")
+	fl.StringArrayVar(&f.customHeaders, "custom-headers", nil, "set the headers of `LIST` (NAME=VALUE,...) on every upstream request, signed, in place of the client's (repeatable; values are never logged)")
 	fl.IntVar(&f.maxIdleConns, "max-idle-conns", proxy.DefaultMaxIdleConns, "keep up to `N` idle connections to the upstream")
 	fl.DurationVar(&f.idleConnTimeout, "idle-conn-timeout", proxy.DefaultIdleConnTimeout, "close idle upstream connections after `DUR`")
 	fl.DurationVar(&f.responseHeaderTimeout, "response-header-timeout", 0, "give up on an upstream that sends no answer headers within `DUR` (default: no limit)")
@@ -301,8 +307,9 @@ func (f *proxyFlags) config(ctx context.Context) (cfg proxy.Config, tlsConfig *t
 		AllowedHosts: f.allowHosts, UpstreamServerName: f.serverName,
 		ServeHosts:   append(slices.Clip(f.serveHosts), listenNames(f.listen, f.admin)...),
 		AllowOrigins: f.allowOrigins,
-		SignHeaders:  f.headerAllow, DropHeaders: f.headerDeny, UnsignedPayload: f.unsignedPayload,
-		MaxBody: noneIfZero(f.maxBody.N), MaxBuffer: noneIfZero(f.maxBuffer.N), MaxSpool: noneIfZero(f.maxSpool.N),
+		SignHeaders:  f.headerAllow, DropHeaders: f.headerDeny, SetHeaders: customHeaders(f.customHeaders, &p),
+		UnsignedPayload: f.unsignedPayload,
+		MaxBody:         noneIfZero(f.maxBody.N), MaxBuffer: noneIfZero(f.maxBuffer.N), MaxSpool: noneIfZero(f.maxSpool.N),
 		SpoolDir:    f.spoolDir,
 		MaxRequests: f.maxRequests, QueueTimeout: noneIfZero(f.queueTimeout), BodyIdleTimeout: noneIfZero(f.bodyIdleTimeout),
 		MaxAttempts:  f.maxAttempts,
