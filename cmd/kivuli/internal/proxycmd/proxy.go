@@ -52,6 +52,7 @@ type proxyFlags struct {
 	maxAttempts           int
 	logFormat             string
 	verbose               bool
+	logFailedRequests     bool
 	sf                    base.SourceFlags
 	peer                  *peerValues // aws-sigv4-proxy's flags, refused with their equivalents
 }
@@ -178,7 +179,11 @@ With --admin ADDR, an admin listener serves /healthz (alive), /readyz
 default, so that several proxies run on one machine with a --listen
 each. Each request is logged with log/slog (method, path, query with any
 signature, token or access key ID redacted, status, body mode, bytes,
-attempts, duration); no header value is logged. On SIGTERM or SIGINT
+attempts, duration); no header value is logged. With --log-failed-requests
+(or -v), the first 8KiB of each upstream answer of 400 or more is logged
+too, with anything that looks like a key ID, a token or a signature
+redacted (S3's SignatureDoesNotMatch echoes them); the answer still
+reaches the client as it comes, unchanged. On SIGTERM or SIGINT
 the proxy stops accepting connections, answers 503 on /readyz and waits
 --drain-timeout for the requests in flight (WebSocket tunnels included)
 before it exits.
@@ -283,7 +288,8 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait up to `DUR` for the requests in flight")
 	fl.IntVar(&f.maxAttempts, "max-attempts", proxy.DefaultMaxAttempts, "send a request that can be sent again up to `N` times (1: never retry)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "write logs to standard error as `FORMAT`: text or json")
-	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also log each canonical request and string to sign (token redacted)")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also log each canonical request and string to sign (token redacted), and what --log-failed-requests logs")
+	fl.BoolVar(&f.logFailedRequests, "log-failed-requests", false, "log the start (8KiB) of the upstream's answers of 400 or more, secrets redacted")
 	base.AddSourceFlags(cmd, &f.sf, true)
 	f.peer = addPeerFlags(cmd)
 	return cmd
@@ -431,5 +437,8 @@ func (f *proxyFlags) run(ctx context.Context) error {
 		return err
 	}
 	defer s.close()
+	if f.logFailedRequests || f.verbose {
+		s.handler = s.logFailed(s.handler)
+	}
 	return s.serve(ctx, f, tlsConfig)
 }

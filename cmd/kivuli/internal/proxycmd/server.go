@@ -18,6 +18,7 @@ import (
 // of the flags, the admin endpoints, and the state of its drain.
 type proxyServer struct {
 	p        *proxy.Proxy
+	handler  http.Handler // p, or p wrapped by --log-failed-requests
 	upstream *url.URL
 	creds    *kivuli.Credentials
 	log      *slog.Logger
@@ -35,6 +36,7 @@ func newProxyServer(ctx context.Context, cfg proxy.Config, creds *kivuli.Credent
 	s.m = newProxyMetrics(s)
 	cfg.Credentials, cfg.Observer, cfg.Logger = creds, &proxyObserver{m: s.m, log: log}, log
 	cfg.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, e *proxy.RequestError) {
+		markOwn(w)
 		http.Error(w, base.FlagWords(e.Msg), e.Status)
 	}
 	var err error
@@ -47,6 +49,7 @@ func newProxyServer(ctx context.Context, cfg proxy.Config, creds *kivuli.Credent
 	if s.p, err = proxy.New(ctx, cfg); err != nil {
 		return nil, upstreamError(cfg.Upstream, err)
 	}
+	s.handler = s.p
 	s.stopSubs = s.m.watchCredentials(creds)
 	return s, nil
 }
