@@ -14,8 +14,10 @@ import (
 // proxyObserver is kivuli proxy's proxy.Observer: each request counted in
 // the metrics and written to the access log.
 type proxyObserver struct {
-	m   *proxyMetrics
-	log *slog.Logger
+	m         *proxyMetrics
+	log       *slog.Logger
+	access    slog.Level // the access log's level (--access-log); 5xx at WARN at least
+	accessOff bool       // --access-log off
 }
 
 // Attempted counts a request sent upstream, by its answer's status.
@@ -52,6 +54,13 @@ func (o *proxyObserver) Done(r *http.Request, x proxy.Exchange) {
 // accessLog writes the request's line: no header value, the query's
 // secrets redacted.
 func (o *proxyObserver) accessLog(r *http.Request, x proxy.Exchange) {
+	level := o.access
+	if x.Status >= 500 {
+		level = max(level, slog.LevelWarn)
+	}
+	if o.accessOff || !o.log.Enabled(r.Context(), level) {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.EscapedPath()),
@@ -66,10 +75,6 @@ func (o *proxyObserver) accessLog(r *http.Request, x proxy.Exchange) {
 	}
 	if x.Err != nil {
 		attrs = append(attrs, slog.String("error", base.FlagWords(x.Err.Msg)))
-	}
-	level := slog.LevelInfo
-	if x.Status >= 500 {
-		level = slog.LevelWarn
 	}
 	o.log.LogAttrs(r.Context(), level, "request", attrs...)
 }

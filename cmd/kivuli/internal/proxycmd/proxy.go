@@ -53,6 +53,7 @@ type proxyFlags struct {
 	logFormat             string
 	verbose               bool
 	logFailedRequests     bool
+	accessLog             string
 	sf                    base.SourceFlags
 	peer                  *peerValues // aws-sigv4-proxy's flags, refused with their equivalents
 }
@@ -179,10 +180,11 @@ With --admin ADDR, an admin listener serves /healthz (alive), /readyz
 default, so that several proxies run on one machine with a --listen
 each. Each request is logged with log/slog (method, path, query with any
 signature, token or access key ID redacted, status, body mode, bytes,
-attempts, duration); no header value is logged. With --log-failed-requests
-(or -v), the first 8KiB of each upstream answer of 400 or more is logged
-too, with anything that looks like a key ID, a token or a signature
-redacted (S3's SignatureDoesNotMatch echoes them); the answer still
+attempts, duration), at --access-log's level: info, debug (written only
+with -v) or off; an answer of 500 or more at warn, unless off. No header
+value is logged. With --log-failed-requests (or -v), the first 8KiB of
+each upstream answer of 400 or more is logged too, with anything that
+looks like a key ID, a token or a signature redacted (S3's SignatureDoesNotMatch echoes them); the answer still
 reaches the client as it comes, unchanged. On SIGTERM or SIGINT
 the proxy stops accepting connections, answers 503 on /readyz and waits
 --drain-timeout for the requests in flight (WebSocket tunnels included)
@@ -288,6 +290,7 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait up to `DUR` for the requests in flight")
 	fl.IntVar(&f.maxAttempts, "max-attempts", proxy.DefaultMaxAttempts, "send a request that can be sent again up to `N` times (1: never retry)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "write logs to standard error as `FORMAT`: text or json")
+	fl.StringVar(&f.accessLog, "access-log", "info", "log each request at `LEVEL`: info, debug (written with -v only) or off; answers of 500 or more at warn, unless off")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also log each canonical request and string to sign (token redacted), and what --log-failed-requests logs")
 	fl.BoolVar(&f.logFailedRequests, "log-failed-requests", false, "log the start (8KiB) of the upstream's answers of 400 or more, secrets redacted")
 	base.AddSourceFlags(cmd, &f.sf, true)
@@ -358,7 +361,13 @@ func (f *proxyFlags) checkLimits(p *problems) {
 	if f.logFormat != "text" && f.logFormat != "json" {
 		p.add(base.UsageErrorf("--log-format %q: want text or json", f.logFormat))
 	}
+	if _, ok := accessLevels[f.accessLog]; !ok && f.accessLog != "off" {
+		p.add(base.UsageErrorf("--access-log %q: want info, debug or off", f.accessLog))
+	}
 }
+
+// accessLevels are --access-log's levels, but off.
+var accessLevels = map[string]slog.Level{"info": slog.LevelInfo, "debug": slog.LevelDebug}
 
 // noneIfZero is a flag's 0, which means none, as the library's Config
 // says none: negative (its zero is the default).
@@ -437,6 +446,7 @@ func (f *proxyFlags) run(ctx context.Context) error {
 		return err
 	}
 	defer s.close()
+	s.obs.access, s.obs.accessOff = accessLevels[f.accessLog], f.accessLog == "off"
 	if f.logFailedRequests || f.verbose {
 		s.handler = s.logFailed(s.handler)
 	}

@@ -19,6 +19,7 @@ import (
 type proxyServer struct {
 	p        *proxy.Proxy
 	handler  http.Handler // p, or p wrapped by --log-failed-requests
+	obs      *proxyObserver
 	upstream *url.URL
 	creds    *kivuli.Credentials
 	log      *slog.Logger
@@ -34,7 +35,8 @@ type proxyServer struct {
 func newProxyServer(ctx context.Context, cfg proxy.Config, creds *kivuli.Credentials, log *slog.Logger) (*proxyServer, error) {
 	s := &proxyServer{creds: creds, log: log}
 	s.m = newProxyMetrics(s)
-	cfg.Credentials, cfg.Observer, cfg.Logger = creds, &proxyObserver{m: s.m, log: log}, log
+	s.obs = &proxyObserver{m: s.m, log: log}
+	cfg.Credentials, cfg.Observer, cfg.Logger = creds, s.obs, log
 	cfg.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, e *proxy.RequestError) {
 		markOwn(w)
 		http.Error(w, base.FlagWords(e.Msg), e.Status)
