@@ -184,11 +184,11 @@ attempts, duration), at --access-log's level: info, debug (written only
 with -v) or off; an answer of 500 or more at warn, unless off. No header
 value is logged. With --log-failed-requests (or -v), the first 8KiB of
 each upstream answer of 400 or more is logged too, with anything that
-looks like a key ID, a token or a signature redacted (S3's SignatureDoesNotMatch echoes them); the answer still
-reaches the client as it comes, unchanged. On SIGTERM or SIGINT
-the proxy stops accepting connections, answers 503 on /readyz and waits
---drain-timeout for the requests in flight (WebSocket tunnels included)
-before it exits.
+looks like a key ID, a token or a signature redacted (S3's
+SignatureDoesNotMatch echoes them); the answer still reaches the client
+as it comes, unchanged. On SIGTERM or SIGINT the proxy stops accepting
+connections, answers 503 on /readyz and waits --drain-timeout for the
+requests in flight (WebSocket tunnels included) before it exits.
 
 Anyone who can reach the listener makes requests as the role: it listens
 on loopback by default, and on another address only with --allow-remote
