@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"cmp"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -118,6 +119,12 @@ type Config struct {
 	// UpstreamServerName is the name the upstream's TLS certificate is
 	// verified for, when not its host (a tunnel). Only without Transport.
 	UpstreamServerName string
+	// UpstreamTLSConfig is the TLS configuration of the upstream
+	// connections, cloned: RootCAs for a private CA, or InsecureSkipVerify
+	// for a tunnel with a self-signed certificate (kivuli proxy allows it
+	// only for a host that is not AWS's). Nil: Go's defaults. Only without
+	// Transport.
+	UpstreamTLSConfig *tls.Config
 	// MaxIdleConns is the idle connections kept per upstream host. Zero:
 	// DefaultMaxIdleConns. Only without Transport.
 	MaxIdleConns int

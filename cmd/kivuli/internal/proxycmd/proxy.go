@@ -54,6 +54,7 @@ type proxyFlags struct {
 	verbose               bool
 	logFailedRequests     bool
 	accessLog             string
+	noVerifySSL           bool
 	sf                    base.SourceFlags
 	peer                  *peerValues // aws-sigv4-proxy's flags, refused with their equivalents
 }
@@ -104,7 +105,10 @@ or one percent-encoded, or after an encoded slash or backslash, as any
 server on the way might read it) gets 400, and nothing is sent. The
 upstream must be an AWS endpoint or a host given with --allow-host; a
 tunnel is a listed --upstream with the AWS name as --sign-host (and
---upstream-server-name, to verify the certificate for it). The upstream
+--upstream-server-name, to verify the certificate for it; or, for a
+tunnel with a self-signed certificate, --no-verify-ssl, which is refused
+for an AWS name and an http:// upstream, warned about at start and said
+by /readyz). The upstream
 is reached in clear (http://) only on loopback or a listed host, and
 never through an HTTP proxy: with HTTP_PROXY set, an http:// upstream
 that Go would send through it (app.localhost and LOCALHOST among them;
@@ -269,6 +273,7 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.StringArrayVar(&f.serveHosts, "serve-host", nil, "also answer requests whose Host is `NAME` (host or host:port; the port is not compared), such as a compose service's name (repeatable)")
 	fl.StringArrayVar(&f.allowOrigins, "allow-origin", nil, "let web pages of `ORIGIN` (scheme://host[:port]) send requests through the proxy (repeatable; no CORS headers are added)")
 	fl.StringVar(&f.serverName, "upstream-server-name", "", "verify the upstream's TLS certificate for `NAME` (a tunnel: the AWS name; default: the upstream's host)")
+	fl.BoolVar(&f.noVerifySSL, "no-verify-ssl", false, "do not verify the upstream's TLS certificate: only for an https --upstream that is not an AWS name (a tunnel with a self-signed certificate); loud")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with the certificate chain in PEM `FILE` (with --tls-key)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "the private key in PEM `FILE` for --tls-cert")
 	fl.Var(&f.maxBody, "max-body", "refuse request bodies over `SIZE` with 413 (e.g. 100MiB, 5GiB)")
@@ -323,6 +328,7 @@ func (f *proxyFlags) config(ctx context.Context) (cfg proxy.Config, tlsConfig *t
 		MaxRequests: f.maxRequests, QueueTimeout: noneIfZero(f.queueTimeout), BodyIdleTimeout: noneIfZero(f.bodyIdleTimeout),
 		MaxAttempts:  f.maxAttempts,
 		MaxIdleConns: f.maxIdleConns, IdleConnTimeout: noneIfZero(f.idleConnTimeout), ResponseHeaderTimeout: f.responseHeaderTimeout,
+		UpstreamTLSConfig: f.checkNoVerify(&p),
 	}
 	// The limits refused above are left to their defaults here, so that
 	// they are not named twice.
@@ -447,6 +453,10 @@ func (f *proxyFlags) run(ctx context.Context) error {
 	}
 	defer s.close()
 	s.obs.access, s.obs.accessOff = accessLevels[f.accessLog], f.accessLog == "off"
+	if cfg.UpstreamTLSConfig != nil && cfg.UpstreamTLSConfig.InsecureSkipVerify {
+		s.noVerify = true
+		log.Warn("kivuli proxy: --no-verify-ssl: the upstream's TLS certificate is NOT verified: whoever answers for it gets requests signed as the role", "upstream", redactedURL(cfg.Upstream))
+	}
 	if f.logFailedRequests || f.verbose {
 		s.handler = s.logFailed(s.handler)
 	}

@@ -20,6 +20,7 @@ type proxyServer struct {
 	p        *proxy.Proxy
 	handler  http.Handler // p, or p wrapped by --log-failed-requests
 	obs      *proxyObserver
+	noVerify bool // --no-verify-ssl: /readyz says so
 	upstream *url.URL
 	creds    *kivuli.Credentials
 	log      *slog.Logger
