@@ -17,7 +17,8 @@ import (
 // with every such flag's kivuli equivalent at once (exit 2), not with
 // "unknown flag" for the first. Those with the same name and meaning are
 // kivuli proxy's own: --region, --sign-host, --role-arn,
-// --unsigned-payload, -v/--verbose.
+// --unsigned-payload, -v/--verbose, and, with kivuli's safer rules,
+// --custom-headers, --log-failed-requests and --no-verify-ssl.
 
 // peerFlag is one of aws-sigv4-proxy's flags, and what to say instead.
 type peerFlag struct {
