@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"cmp"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -62,6 +63,13 @@ type Config struct {
 	// DropHeaders are headers removed from requests, as SignHeaders names
 	// them.
 	DropHeaders []string
+	// SetHeaders are set on every request sent upstream, in place of any
+	// the client sent under those names, and signed: a fixed header the
+	// upstream wants (an API version, a tenant). Hop-by-hop and other
+	// headers that are never signed, Host, Authorization and X-Amz-* (the
+	// signer's and the client's own) are refused. Their values are never
+	// logged.
+	SetHeaders http.Header
 	// UnsignedPayload signs every body as UNSIGNED-PAYLOAD, streaming the
 	// large ones, for services that accept it. Bodies to S3 always may.
 	UnsignedPayload bool
@@ -111,6 +119,12 @@ type Config struct {
 	// UpstreamServerName is the name the upstream's TLS certificate is
 	// verified for, when not its host (a tunnel). Only without Transport.
 	UpstreamServerName string
+	// UpstreamTLSConfig is the TLS configuration of the upstream
+	// connections, cloned: RootCAs for a private CA, or InsecureSkipVerify
+	// for a tunnel with a self-signed certificate (kivuli proxy allows it
+	// only for a host that is not AWS's). Nil: Go's defaults. Only without
+	// Transport.
+	UpstreamTLSConfig *tls.Config
 	// MaxIdleConns is the idle connections kept per upstream host. Zero:
 	// DefaultMaxIdleConns. Only without Transport.
 	MaxIdleConns int
@@ -203,7 +217,7 @@ func (c Config) settings() (*settings, error) {
 	if s.guard, err = guard.New(c.ServeHosts, "Config.ServeHosts", c.AllowOrigins, "Config.AllowOrigins"); err != nil {
 		return nil, err
 	}
-	if s.headers, err = newHeaderRules(c.SignHeaders, c.DropHeaders); err != nil {
+	if s.headers, err = newHeaderRules(c.SignHeaders, c.DropHeaders, c.SetHeaders); err != nil {
 		return nil, err
 	}
 	s.spoolDir = cmp.Or(c.SpoolDir, os.TempDir())

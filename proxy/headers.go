@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -84,16 +86,22 @@ func (p headerPattern) match(k string) bool {
 	return k == p.name
 }
 
-// headerRules is what SignHeaders and DropHeaders make of the split.
+// headerRules is what SignHeaders, DropHeaders and SetHeaders make of
+// the split.
 type headerRules struct {
 	allow, deny []headerPattern
+	set         http.Header // canonical names
 }
 
-// newHeaderRules checks the patterns of SignHeaders and DropHeaders.
-// A header that is never signed cannot be allowed: signing it would break
-// the signature the first time a proxy on the way touches it.
-func newHeaderRules(allow, deny []string) (*headerRules, error) {
+// newHeaderRules checks the patterns of SignHeaders and DropHeaders, and
+// SetHeaders. A header that is never signed cannot be allowed: signing it
+// would break the signature the first time a proxy on the way touches it.
+func newHeaderRules(allow, deny []string, set http.Header) (*headerRules, error) {
 	r := &headerRules{}
+	var err error
+	if r.set, err = setHeaders(set); err != nil {
+		return nil, err
+	}
 	parse := func(field string, specs []string) ([]headerPattern, error) {
 		var out []headerPattern
 		for _, spec := range specs {
@@ -108,7 +116,6 @@ func newHeaderRules(allow, deny []string) (*headerRules, error) {
 		}
 		return out, nil
 	}
-	var err error
 	if r.allow, err = parse("Config.SignHeaders", allow); err != nil {
 		return nil, err
 	}
@@ -124,6 +131,32 @@ func newHeaderRules(allow, deny []string) (*headerRules, error) {
 		}
 	}
 	return r, nil
+}
+
+// setHeaders checks SetHeaders and returns them under canonical names.
+func setHeaders(h http.Header) (http.Header, error) {
+	if len(h) == 0 {
+		return nil, nil
+	}
+	out := make(http.Header, len(h))
+	for k, vv := range h {
+		ck := http.CanonicalHeaderKey(k)
+		switch {
+		case !isHeaderToken(k):
+			return nil, invalid("Config.SetHeaders %q: not a header name", k)
+		case neverSigned(ck):
+			return nil, invalid("Config.SetHeaders %s: %s is never signed: proxies on the way remove or rewrite it", ck, ck)
+		case strippedHeaders[ck], ck == "Host", strings.HasPrefix(ck, "X-Amz-"):
+			return nil, invalid("Config.SetHeaders %s: the signer sets %s, or the client's request does", ck, ck)
+		}
+		for _, v := range vv {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				return nil, invalid("Config.SetHeaders %s: a value holds a line break or NUL", ck)
+			}
+		}
+		out[ck] = append(out[ck], vv...)
+	}
+	return out, nil
 }
 
 // canonicalPrefix is http.CanonicalHeaderKey for a name or a prefix of
@@ -178,7 +211,7 @@ func (r *headerRules) split(h http.Header) (signed, unsigned http.Header) {
 	for k, vv := range h {
 		ck := http.CanonicalHeaderKey(k) // no allocation when it is already
 		switch {
-		case strippedHeaders[ck], r.denied(ck):
+		case strippedHeaders[ck], r.denied(ck), r.set[ck] != nil:
 		case neverSigned(ck):
 			unsigned[k] = vv
 		case r.signs(ck):
@@ -186,6 +219,9 @@ func (r *headerRules) split(h http.Header) (signed, unsigned http.Header) {
 		default:
 			unsigned[k] = vv
 		}
+	}
+	for k, vv := range r.set {
+		signed[k] = vv
 	}
 	return signed, unsigned
 }
@@ -203,7 +239,12 @@ func (r *headerRules) String() string {
 		}
 		return strings.Join(s, ",")
 	}
-	return fmt.Sprintf("signed: Host,Content-Md5,Content-Type,X-Amz-*%s; dropped: %s", prefixComma(names(r.allow)), names(r.deny))
+	s := fmt.Sprintf("signed: Host,Content-Md5,Content-Type,X-Amz-*%s; dropped: %s", prefixComma(names(r.allow)), names(r.deny))
+	if len(r.set) > 0 {
+		set := slices.Sorted(maps.Keys(r.set))
+		s += "; set: " + strings.Join(set, ",")
+	}
+	return s
 }
 
 func prefixComma(s string) string {

@@ -99,3 +99,44 @@ func TestProxyHeaders(t *testing.T) {
 		t.Errorf("signed %v", signed)
 	}
 }
+
+// SetHeaders are set on every request, signed, in place of the client's
+// own under those names; the names that cannot be signed or are the
+// signer's are refused.
+func TestProxySetHeaders(t *testing.T) {
+	pf := newProxyFixture(t, nil)
+	p := startProxy(t, pf.Fixture, Config{SignHost: "search-logs-abc.eu-west-2.es.amazonaws.com",
+		SetHeaders: http.Header{"x-tenant": {"blue"}, "X-Api-Version": {"2024-01-01"}}})
+	req, _ := http.NewRequest("GET", "http://"+p.host()+"/logs/_search", nil)
+	req.Header.Set("X-Tenant", "red")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	recs := wiretest.Accepted(t, pf.AWS)
+	got := pf.Requests()
+	if resp.StatusCode != http.StatusOK || len(recs) != 1 || len(got) != 1 {
+		t.Fatalf("status %d, %d records, %d requests", resp.StatusCode, len(recs), len(got))
+	}
+	h := got[0].Header
+	if v := h.Values("X-Tenant"); !slices.Equal(v, []string{"blue"}) || h.Get("X-Api-Version") != "2024-01-01" {
+		t.Errorf("X-Tenant %q, X-Api-Version %q", v, h.Get("X-Api-Version"))
+	}
+	for _, k := range []string{"x-tenant", "x-api-version"} {
+		if !slices.Contains(recs[0].SignedHeaders, k) {
+			t.Errorf("%s not signed: %v", k, recs[0].SignedHeaders)
+		}
+	}
+	for _, bad := range []string{"Connection", "Transfer-Encoding", "Host", "Authorization", "X-Amz-Date", "x-amz-security-token",
+		"X-Amz-Acl", "Content-Length", "X-Forwarded-For", "Traceparent", "Accept-Encoding", "bad name"} {
+		cfg := Config{Upstream: "https://sts.eu-west-2.amazonaws.com", SetHeaders: http.Header{bad: {"v"}}}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "Config.SetHeaders") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	cfg := Config{Upstream: "https://sts.eu-west-2.amazonaws.com", SetHeaders: http.Header{"X-Tenant": {"a\r\nX-Evil: 1"}}}
+	if err := cfg.Validate(); err == nil {
+		t.Error("a value with a line break was let through")
+	}
+}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -61,8 +62,12 @@ func newRetrier(t *kivuli.Transport, attempts int) http.RoundTripper {
 // offers it.
 func newUpstreamTransport(cfg Config, s *settings) *http.Transport {
 	var tlsConfig *tls.Config
+	if cfg.UpstreamTLSConfig != nil {
+		tlsConfig = cfg.UpstreamTLSConfig.Clone()
+	}
 	if cfg.UpstreamServerName != "" {
-		tlsConfig = &tls.Config{ServerName: cfg.UpstreamServerName}
+		tlsConfig = cmp.Or(tlsConfig, &tls.Config{})
+		tlsConfig.ServerName = cfg.UpstreamServerName
 	}
 	return &http.Transport{
 		TLSClientConfig:       tlsConfig,

@@ -191,7 +191,7 @@ check_images() {
 		"${bah[@]}" pull --quiet --platform "linux/$arch" "docker-archive:$archive" >/dev/null
 		# shellcheck disable=SC2016 # a Go template, not the shell's
 		cfg=$("${bah[@]}" inspect --type image --format '{{.OCIv1.OS}}/{{.OCIv1.Architecture}} user={{.OCIv1.Config.User}} entrypoint={{printf "%q" .OCIv1.Config.Entrypoint}} cmd={{printf "%q" .OCIv1.Config.Cmd}} ports={{range $p, $_ := .OCIv1.Config.ExposedPorts}}{{$p}} {{end}}' "kivuli:${VERSION//[^A-Za-z0-9_.-]/}")
-		want="linux/$arch user=65532:65532 entrypoint=[\"/kivuli\"] cmd=[\"proxy\" \"--help\"] ports=8080/tcp 8081/tcp "
+		want="linux/$arch user=65532:65532 entrypoint=[\"/kivuli\"] cmd=[\"proxy\" \"--help\"] ports=8080/tcp "
 		[ "$cfg" = "$want" ] || fail "image linux/$arch: config $cfg, want $want"
 		fs=$work/check/fs-$arch
 		mkdir -p "$fs"

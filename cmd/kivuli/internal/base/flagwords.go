@@ -59,6 +59,7 @@ var libraryWords = []string{
 	"Config.AllowOrigins", "--allow-origin",
 	"Config.SignHeaders", "--header-allow",
 	"Config.DropHeaders", "--header-deny",
+	"Config.SetHeaders", "--custom-headers",
 	"Config.UnsignedPayload", "--unsigned-payload",
 	"Config.MaxBody", "--max-body",
 	"Config.MaxBuffer", "--max-buffer",

@@ -212,6 +212,10 @@ func (s *proxyServer) adminHandler() http.Handler {
 			w.Write([]byte("not ready: " + err.Error() + "\n"))
 			return
 		}
+		if s.noVerify {
+			w.Write([]byte("ready (--no-verify-ssl: the upstream's certificate is not verified)\n"))
+			return
+		}
 		w.Write([]byte("ready\n"))
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {

@@ -90,8 +90,9 @@ func (d directWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// accessHandler sends the access log's records (Info "request", as
-// proxyObserver writes them) to the batch, and the rest directly.
+// accessHandler sends the access log's records ("request" below WARN,
+// as proxyObserver writes them at --access-log's level) to the batch, and
+// the rest directly.
 type accessHandler struct {
 	batched, direct slog.Handler
 }
@@ -101,7 +102,7 @@ func (h accessHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h accessHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level == slog.LevelInfo && r.Message == accessLogMessage {
+	if r.Level < slog.LevelWarn && r.Message == accessLogMessage {
 		return h.batched.Handle(ctx, r)
 	}
 	return h.direct.Handle(ctx, r)

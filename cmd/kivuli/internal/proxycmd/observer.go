@@ -18,7 +18,9 @@ type proxyObserver struct {
 	log *slog.Logger
 	// routed: the proxy has routes, each request's a label of the
 	// metrics and a field of the access log.
-	routed bool
+	routed    bool
+	access    slog.Level // the access log's level (--access-log); 5xx at WARN at least
+	accessOff bool       // --access-log off
 }
 
 // labels are the label values vs, and the route's with routes.
@@ -66,12 +68,12 @@ const accessLogMessage = "request"
 // accessLog writes the request's line: no header value, the query's
 // secrets redacted.
 func (o *proxyObserver) accessLog(r *http.Request, x proxy.Exchange) {
-	level := slog.LevelInfo
+	level := o.access
 	if x.Status >= 500 {
-		level = slog.LevelWarn
+		level = max(level, slog.LevelWarn)
 	}
 	ctx, h := r.Context(), o.log.Handler()
-	if !h.Enabled(ctx, level) {
+	if o.accessOff || !h.Enabled(ctx, level) {
 		return
 	}
 	// A record of its own, without the caller's PC that Logger.LogAttrs

@@ -3,6 +3,7 @@ package proxycmd
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -43,6 +44,7 @@ type proxyFlags struct {
 	unsignedPayload       bool
 	headerAllow           []string
 	headerDeny            []string
+	customHeaders         []string
 	maxIdleConns          int
 	idleConnTimeout       time.Duration
 	responseHeaderTimeout time.Duration
@@ -50,8 +52,12 @@ type proxyFlags struct {
 	maxAttempts           int
 	logFormat             string
 	verbose               bool
+	logFailedRequests     bool
+	accessLog             string
+	noVerifySSL           bool
 	sf                    base.SourceFlags
-	rf                    routeFlags // --route, --routes (routes.go)
+	peer                  *peerValues // aws-sigv4-proxy's flags, refused with their equivalents
+	rf                    routeFlags  // --route, --routes (routes.go)
 }
 
 // Defaults of the limits on connections (see limits.go); those of
@@ -81,10 +87,16 @@ data sources, Prometheus agents writing to Amazon Managed Prometheus,
 scripts, webhooks) talk to it as to the service itself. It replaces
 aws-sigv4-proxy: --name, --region and --host become --service, --region
 and --upstream, and the service and region come from the host when it
-tells them (set them for a custom domain or a tunnel). An upstream that
-takes only Signature Version 4a (an S3 Multi-Region Access Point,
-CloudFront KeyValueStore, an EventBridge global endpoint) is signed with
-it, for the region set "*". The proxy itself is
+tells them (set them for a custom domain or a tunnel); a region that
+neither the host, --region nor AWS_REGION names is the instance's (IMDS's
+placement/region), or the profile's with --source chain. Its other flags
+that kivuli names otherwise (--port, --strip, --upstream-url-scheme,
+--log-signing-process, ...) are refused with the kivuli flag to use. At
+start every wrong or missing flag is named at once, before the
+credentials are asked for. An upstream that takes only Signature Version
+4a (an S3 Multi-Region Access Point, CloudFront KeyValueStore, an
+EventBridge global endpoint) is signed with it, for the region set "*".
+The proxy itself is
 the library's package github.com/kivuli-go/kivuli/proxy, which Go
 programs embed as an http.Handler; this command adds the flags, the
 listeners, TLS, draining, the admin endpoints and the log.
@@ -97,7 +109,10 @@ or one percent-encoded, or after an encoded slash or backslash, as any
 server on the way might read it) gets 400, and nothing is sent. The
 upstream must be an AWS endpoint or a host given with --allow-host; a
 tunnel is a listed --upstream with the AWS name as --sign-host (and
---upstream-server-name, to verify the certificate for it). The upstream
+--upstream-server-name, to verify the certificate for it; or, for a
+tunnel with a self-signed certificate, --no-verify-ssl, which is refused
+for an AWS name and an http:// upstream, warned about at start and said
+by /readyz). The upstream
 is reached in clear (http://) only on loopback or a listed host, and
 never through an HTTP proxy: with HTTP_PROXY set, an http:// upstream
 that Go would send through it (app.localhost and LOCALHOST among them;
@@ -143,7 +158,11 @@ Content-Type are signed, with the headers named by --header-allow; every
 other header is sent unsigned, and hop-by-hop headers (and those the
 client names in Connection), X-Forwarded-*, Via, Accept-Encoding and
 tracing headers are never signed, since proxies on the way change them.
---header-deny drops headers. Nothing is removed after it is signed.
+--header-deny drops headers. --custom-headers (aws-sigv4-proxy's
+NAME=VALUE list) sets headers on every request, signed, in place of the
+client's; hop-by-hop and never-signed headers, Host, Authorization and
+X-Amz-* are refused, and the values are never logged. Nothing is removed
+after it is signed.
 
 Bodies, in bounded memory: up to --max-buffer in memory; larger ones (or
 of unknown length) are spooled to an unlinked temporary file in
@@ -194,14 +213,21 @@ retried on 5xx, 429 and throttling answers with backoff, up to
 --max-attempts, signed anew each time; an expired-token answer refreshes
 the credentials and is retried once. Streamed bodies are sent once.
 
-The admin listener serves /healthz (alive), /readyz (200 while the
-credentials are valid and the proxy is not draining, else 503) and
-/metrics in the Prometheus text format. Each request is logged with
-log/slog (method, path, query with any signature, token or access key ID
-redacted, status, body mode, bytes, attempts, duration); no header value
-is logged. On SIGTERM or SIGINT the proxy stops accepting connections,
-answers 503 on /readyz and waits --drain-timeout for the requests in
-flight (WebSocket tunnels included) before it exits.
+With --admin ADDR, an admin listener serves /healthz (alive), /readyz
+(200 while the credentials are valid and the proxy is not draining, else
+503) and /metrics in the Prometheus text format. There is none by
+default, so that several proxies run on one machine with a --listen
+each. Each request is logged with log/slog (method, path, query with any
+signature, token or access key ID redacted, status, body mode, bytes,
+attempts, duration), at --access-log's level: info, debug (written only
+with -v) or off; an answer of 500 or more at warn, unless off. No header
+value is logged. With --log-failed-requests (or -v), the first 8KiB of
+each upstream answer of 400 or more is logged too, with anything that
+looks like a key ID, a token or a signature redacted (S3's
+SignatureDoesNotMatch echoes them); the answer still reaches the client
+as it comes, unchanged. On SIGTERM or SIGINT the proxy stops accepting
+connections, answers 503 on /readyz and waits --drain-timeout for the
+requests in flight (WebSocket tunnels included) before it exits.
 
 Anyone who can reach the listener makes requests as the role: it listens
 on loopback by default, and on another address only with --allow-remote
@@ -224,18 +250,20 @@ admin listener has the same Host and origin rules.`,
 			base.AnnSynopsis: `kivuli proxy --upstream https://HOST [--listen 127.0.0.1:8080] [--service S]
             [--region R] [--sign-host H] [--allow-host HOST]...
             [--serve-host NAME]... [--allow-origin ORIGIN]... [--allow-remote]
-            [--admin 127.0.0.1:8081] [--tls-cert F --tls-key F] [--max-body SIZE]
+            [--admin ADDR] [--tls-cert F --tls-key F] [--max-body SIZE]
             [--max-buffer SIZE] [--spool-dir DIR] [--unsigned-payload]
             [--header-allow NAME]... [--header-deny NAME]...
             [CREDENTIAL SOURCE options]
 kivuli proxy --route MATCH=URL[,KEY=VALUE]... [--routes FILE] [options]`,
 			base.AnnExitOnly: `0    stopped by SIGTERM or SIGINT, after draining.
 1    a listener failed (the address is in use, ...).
-2    a flag is wrong, or --upstream is the proxy itself.
+2    a flag is wrong, or --upstream is the proxy itself (every wrong flag
+     is named, the signer's refusals below too).
 3    no credentials: the source did not give any.
-4    the signer refuses the upstream: not an AWS endpoint nor given with
-     --allow-host, plain http:// to a host that is not loopback, a service
-     or region the host does not tell.`,
+4    the signer refuses the upstream, and no flag is wrong: not an AWS
+     endpoint nor given with --allow-host, plain http:// to a host that is
+     not loopback, a service or region that neither the host nor the
+     flags tell (nor, for the region, the credential source).`,
 			base.AnnSeeAlso: "aws-sigv4-proxy; kivuli curl --help, kivuli imds --help;\ngo doc github.com/kivuli-go/kivuli/proxy (the proxy as a Go package)",
 		},
 		Example: `# OpenSearch Dashboards or Grafana in front of an OpenSearch Service domain
@@ -271,7 +299,8 @@ kivuli proxy --route es.localhost=$ES --route /aps/=$WS,role-arn=$ROLE
 curl http://es.localhost:8080/_cluster/health
 curl 'http://127.0.0.1:8080/aps/api/v1/query?query=up'
 
-# health and metrics
+# health and metrics on an admin listener
+kivuli proxy --upstream https://sts.eu-west-2.amazonaws.com --admin 127.0.0.1:8081
 curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 		Args: base.UsageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error { return f.run(cmd.Context()) },
@@ -280,7 +309,7 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.StringVar(&f.upstream, "upstream", "", "forward every request to `URL` (https://HOST[:PORT][/PATH]); required, unless routes are given")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "listen on `ADDR` (host:port; port 0 picks one)")
 	fl.BoolVar(&f.allowRemote, "allow-remote", false, "let --listen and --admin be addresses that are not loopback: whoever reaches --listen makes requests as the role")
-	fl.StringVar(&f.admin, "admin", "127.0.0.1:8081", "serve /healthz, /readyz and /metrics on `ADDR` ('' for none)")
+	fl.StringVar(&f.admin, "admin", "", "serve /healthz, /readyz and /metrics on `ADDR`, such as 127.0.0.1:8081 (default: none)")
 	fl.StringVar(&f.service, "service", "", "the signing `SERVICE`, e.g. es, s3, aps (default: inferred from the upstream's host)")
 	fl.StringVar(&f.region, "region", "", "the signing `REGION`, e.g. eu-west-2 (default: inferred from the host, else AWS_REGION)")
 	fl.StringVar(&f.signHost, "sign-host", "", "sign for, and send as Host, `HOST` instead of the upstream's (a tunnel)")
@@ -288,6 +317,7 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.StringArrayVar(&f.serveHosts, "serve-host", nil, "also answer requests whose Host is `NAME` (host or host:port; the port is not compared), such as a compose service's name (repeatable)")
 	fl.StringArrayVar(&f.allowOrigins, "allow-origin", nil, "let web pages of `ORIGIN` (scheme://host[:port]) send requests through the proxy (repeatable; no CORS headers are added)")
 	fl.StringVar(&f.serverName, "upstream-server-name", "", "verify the upstream's TLS certificate for `NAME` (a tunnel: the AWS name; default: the upstream's host)")
+	fl.BoolVar(&f.noVerifySSL, "no-verify-ssl", false, "do not verify the upstream's TLS certificate: only for an https --upstream that is not an AWS name (a tunnel with a self-signed certificate); loud")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with the certificate chain in PEM `FILE` (with --tls-key)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "the private key in PEM `FILE` for --tls-cert")
 	fl.Var(&f.maxBody, "max-body", "refuse request bodies over `SIZE` with 413 (e.g. 100MiB, 5GiB)")
@@ -302,74 +332,88 @@ curl http://127.0.0.1:8081/readyz; curl http://127.0.0.1:8081/metrics`,
 	fl.BoolVar(&f.unsignedPayload, "unsigned-payload", false, "sign every body as UNSIGNED-PAYLOAD, streaming large ones (only for services that accept it)")
 	fl.StringArrayVar(&f.headerAllow, "header-allow", nil, "also sign the header `NAME` (a prefix with a trailing *; comma lists; repeatable)")
 	fl.StringArrayVar(&f.headerDeny, "header-deny", nil, "drop the header `NAME` from requests (a prefix with a trailing *; comma lists; repeatable)")
+	fl.StringArrayVar(&f.customHeaders, "custom-headers", nil, "set the headers of `LIST` (NAME=VALUE,...) on every upstream request, signed, in place of the client's (repeatable; values are never logged)")
 	fl.IntVar(&f.maxIdleConns, "max-idle-conns", proxy.DefaultMaxIdleConns, "keep up to `N` idle connections to the upstream")
 	fl.DurationVar(&f.idleConnTimeout, "idle-conn-timeout", proxy.DefaultIdleConnTimeout, "close idle upstream connections after `DUR`")
 	fl.DurationVar(&f.responseHeaderTimeout, "response-header-timeout", 0, "give up on an upstream that sends no answer headers within `DUR` (default: no limit)")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait up to `DUR` for the requests in flight")
 	fl.IntVar(&f.maxAttempts, "max-attempts", proxy.DefaultMaxAttempts, "send a request that can be sent again up to `N` times (1: never retry)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "write logs to standard error as `FORMAT`: text or json")
-	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also log each canonical request and string to sign (token redacted)")
+	fl.StringVar(&f.accessLog, "access-log", "info", "log each request at `LEVEL`: info, debug (written with -v only) or off; answers of 500 or more at warn, unless off")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "also log each canonical request and string to sign (token redacted), and what --log-failed-requests logs")
+	fl.BoolVar(&f.logFailedRequests, "log-failed-requests", false, "log the start (8KiB) of the upstream's answers of 400 or more, secrets redacted")
 	addRouteFlags(fl, &f.rf)
 	base.AddSourceFlags(cmd, &f.sf, true)
+	f.peer = addPeerFlags(cmd)
 	return cmd
 }
 
 // config checks the flags and makes the proxy's configuration, all but
-// its credentials, so that a wrong flag is refused before the credential
-// source is opened.
-func (f *proxyFlags) config() (proxy.Config, error) {
-	if err := f.checkLimits(); err != nil {
-		return proxy.Config{}, err
-	}
-	if err := base.CheckListen("--listen", f.listen, f.allowRemote, listenRisk); err != nil {
-		return proxy.Config{}, err
-	}
-	if f.admin != "" {
-		if err := base.CheckListen("--admin", f.admin, f.allowRemote, adminRisk); err != nil {
-			return proxy.Config{}, err
-		}
-	}
-	cfg := proxy.Config{
+// its credentials, and the listener's TLS, so that a wrong flag is
+// refused before the credential source is opened; every wrong flag is
+// named at once (startup.go). needRegion says that nothing names the
+// region yet: the credential source is to be asked.
+func (f *proxyFlags) config(ctx context.Context) (cfg proxy.Config, tlsConfig *tls.Config, needRegion bool, err error) {
+	var p problems
+	f.checkServing(&p)
+	cfg = proxy.Config{
 		Upstream: f.upstream, SignHost: f.signHost, Service: f.service, Region: f.region,
 		AllowedHosts: f.allowHosts, UpstreamServerName: f.serverName,
 		ServeHosts:   append(slices.Clip(f.serveHosts), listenNames(f.listen, f.admin)...),
 		AllowOrigins: f.allowOrigins,
-		SignHeaders:  f.headerAllow, DropHeaders: f.headerDeny, UnsignedPayload: f.unsignedPayload,
-		MaxBody: noneIfZero(f.maxBody.N), MaxBuffer: noneIfZero(f.maxBuffer.N), MaxSpool: noneIfZero(f.maxSpool.N),
+		SignHeaders:  f.headerAllow, DropHeaders: f.headerDeny, SetHeaders: customHeaders(f.customHeaders, &p),
+		UnsignedPayload: f.unsignedPayload,
+		MaxBody:         noneIfZero(f.maxBody.N), MaxBuffer: noneIfZero(f.maxBuffer.N), MaxSpool: noneIfZero(f.maxSpool.N),
 		SpoolDir:    f.spoolDir,
 		MaxRequests: f.maxRequests, QueueTimeout: noneIfZero(f.queueTimeout), BodyIdleTimeout: noneIfZero(f.bodyIdleTimeout),
 		MaxAttempts:  f.maxAttempts,
 		MaxIdleConns: f.maxIdleConns, IdleConnTimeout: noneIfZero(f.idleConnTimeout), ResponseHeaderTimeout: f.responseHeaderTimeout,
+		UpstreamTLSConfig: f.checkNoVerify(&p),
 	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, base.ConfigError(err)
-	}
-	return cfg, nil
+	// The limits refused above are left to their defaults here, so that
+	// they are not named twice.
+	probe := cfg
+	probe.MaxIdleConns, probe.MaxAttempts, probe.MaxRequests = max(probe.MaxIdleConns, 0), max(probe.MaxAttempts, 0), max(probe.MaxRequests, 0)
+	needRegion = checkSigner(ctx, probe, &p)
+	tlsConfig, tlsErr := f.tlsConfig()
+	p.add(tlsErr)
+	return cfg, tlsConfig, needRegion, p.err()
 }
 
 // checkLimits checks the flags that the library's Config does not hold,
 // or holds with other zeros.
-func (f *proxyFlags) checkLimits() error {
-	switch {
-	case (f.tlsCert == "") != (f.tlsKey == ""):
-		return base.UsageErrorf("--tls-cert and --tls-key go together")
-	case f.maxIdleConns < 1:
-		return base.UsageErrorf("--max-idle-conns must be at least 1")
-	case f.maxAttempts < 1:
-		return base.UsageErrorf("--max-attempts must be at least 1")
-	case f.maxConns < 1 || f.maxRequests < 1:
-		return base.UsageErrorf("--max-conns and --max-requests must be at least 1")
-	case f.maxHeaders.N < 1<<10:
-		return base.UsageErrorf("--max-headers %s is under 1KiB: no client's request would fit", f.maxHeaders.Raw)
-	case f.maxHeaders.N > 1<<30:
-		return base.UsageErrorf("--max-headers %s is over 1GiB", f.maxHeaders.Raw)
-	case f.queueTimeout < 0 || f.bodyIdleTimeout < 0:
-		return base.UsageErrorf("--queue-timeout and --body-idle-timeout must not be negative")
-	case f.logFormat != "text" && f.logFormat != "json":
-		return base.UsageErrorf("--log-format %q: want text or json", f.logFormat)
+func (f *proxyFlags) checkLimits(p *problems) {
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		p.add(base.UsageErrorf("--tls-cert and --tls-key go together"))
 	}
-	return nil
+	if f.maxIdleConns < 1 {
+		p.add(base.UsageErrorf("--max-idle-conns must be at least 1"))
+	}
+	if f.maxAttempts < 1 {
+		p.add(base.UsageErrorf("--max-attempts must be at least 1"))
+	}
+	if f.maxConns < 1 || f.maxRequests < 1 {
+		p.add(base.UsageErrorf("--max-conns and --max-requests must be at least 1"))
+	}
+	switch {
+	case f.maxHeaders.N < 1<<10:
+		p.add(base.UsageErrorf("--max-headers %s is under 1KiB: no client's request would fit", f.maxHeaders.Raw))
+	case f.maxHeaders.N > 1<<30:
+		p.add(base.UsageErrorf("--max-headers %s is over 1GiB", f.maxHeaders.Raw))
+	}
+	if f.queueTimeout < 0 || f.bodyIdleTimeout < 0 {
+		p.add(base.UsageErrorf("--queue-timeout and --body-idle-timeout must not be negative"))
+	}
+	if f.logFormat != "text" && f.logFormat != "json" {
+		p.add(base.UsageErrorf("--log-format %q: want text or json", f.logFormat))
+	}
+	if _, ok := accessLevels[f.accessLog]; !ok && f.accessLog != "off" {
+		p.add(base.UsageErrorf("--access-log %q: want info, debug or off", f.accessLog))
+	}
 }
+
+// accessLevels are --access-log's levels, but off.
+var accessLevels = map[string]slog.Level{"info": slog.LevelInfo, "debug": slog.LevelDebug}
 
 // noneIfZero is a flag's 0, which means none, as the library's Config
 // says none: negative (its zero is the default).
@@ -433,11 +477,7 @@ func (f *proxyFlags) run(ctx context.Context) error {
 	if f.rf.given() {
 		return f.runRoutes(ctx)
 	}
-	cfg, err := f.config()
-	if err != nil {
-		return err
-	}
-	tlsConfig, err := f.tlsConfig()
+	cfg, tlsConfig, needRegion, err := f.config(ctx)
 	if err != nil {
 		return err
 	}
@@ -446,15 +486,35 @@ func (f *proxyFlags) run(ctx context.Context) error {
 	if f.Env.Get("GOMEMLIMIT") == "" {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(f.memoryBound() - nonGoMemory))
 	}
-	src, err := f.sf.Open(ctx, f.App, f.region, false)
+	src, err := f.sf.Open(ctx, f.App, f.region, needRegion)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	if needRegion {
+		if src.Region == "" {
+			return &base.ExitError{Code: base.ExitRefused, Err: fmt.Errorf("kivuli: --upstream %s: %q names no region, nor do --region, AWS_REGION or the credential source (IMDS's placement/region, the profile): set --region", redactedURL(cfg.Upstream), signedHost(cfg))}
+		}
+		cfg.Region = src.Region
+	}
 	s, err := newProxyServer(ctx, cfg, src.Creds, log)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	if cfg.UpstreamTLSConfig != nil && cfg.UpstreamTLSConfig.InsecureSkipVerify {
+		s.noVerify = true
+		log.Warn("kivuli proxy: --no-verify-ssl: the upstream's TLS certificate is NOT verified: whoever answers for it gets requests signed as the role", "upstream", redactedURL(cfg.Upstream))
+	}
+	f.dress(s)
 	return s.serve(ctx, f, tlsConfig)
+}
+
+// dress applies to a server, of one upstream or of routes, the flags of
+// its log: the access log's level, --log-failed-requests.
+func (f *proxyFlags) dress(s *proxyServer) {
+	s.obs.access, s.obs.accessOff = accessLevels[f.accessLog], f.accessLog == "off"
+	if f.logFailedRequests || f.verbose {
+		s.handler = s.logFailed(s.handler)
+	}
 }

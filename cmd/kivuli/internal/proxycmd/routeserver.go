@@ -31,21 +31,27 @@ type proxyHandler interface {
 // role-arn.
 func (f *proxyFlags) routerConfig() (proxy.RouterConfig, []string, error) {
 	var rc proxy.RouterConfig
-	if err := f.checkServing(); err != nil {
-		return rc, nil, err
+	var p problems
+	f.checkServing(&p)
+	if f.upstream != "" {
+		p.add(base.UsageErrorf("--upstream and --route (or --routes) do not go together: give every upstream as a route (--route /=URL for all other paths)"))
 	}
-	switch {
-	case f.upstream != "":
-		return rc, nil, base.UsageErrorf("--upstream and --route (or --routes) do not go together: give every upstream as a route (--route /=URL for all other paths)")
-	case f.service != "" || f.signHost != "" || f.serverName != "":
-		return rc, nil, base.UsageErrorf("--service, --sign-host and --upstream-server-name are one upstream's: give them to its route (--route MATCH=URL,service=S,sign-host=H)")
+	if f.service != "" || f.signHost != "" || f.serverName != "" {
+		p.add(base.UsageErrorf("--service, --sign-host and --upstream-server-name are one upstream's: give them to its route (--route MATCH=URL,service=S,sign-host=H)"))
+	}
+	if f.noVerifySSL {
+		p.add(base.UsageErrorf("--no-verify-ssl is for one upstream, a tunnel's: it does not go with routes"))
+	}
+	setHeaders := customHeaders(f.customHeaders, &p)
+	if err := p.err(); err != nil {
+		return rc, nil, err
 	}
 	specs, err := f.rf.routeSpecs()
 	if err != nil {
 		return rc, nil, err
 	}
 	def := proxy.Config{Region: f.region, AllowedHosts: f.allowHosts,
-		SignHeaders: f.headerAllow, DropHeaders: f.headerDeny, UnsignedPayload: f.unsignedPayload,
+		SignHeaders: f.headerAllow, DropHeaders: f.headerDeny, SetHeaders: setHeaders, UnsignedPayload: f.unsignedPayload,
 		MaxBody: noneIfZero(f.maxBody.N), MaxBuffer: noneIfZero(f.maxBuffer.N), SpoolDir: f.spoolDir,
 		BodyIdleTimeout: noneIfZero(f.bodyIdleTimeout), MaxAttempts: f.maxAttempts,
 		MaxIdleConns: f.maxIdleConns, IdleConnTimeout: noneIfZero(f.idleConnTimeout), ResponseHeaderTimeout: f.responseHeaderTimeout,
@@ -69,18 +75,14 @@ func (f *proxyFlags) routerConfig() (proxy.RouterConfig, []string, error) {
 }
 
 // checkServing checks the flags of the server's own limits and
-// listeners, as for one upstream.
-func (f *proxyFlags) checkServing() error {
-	if err := f.checkLimits(); err != nil {
-		return err
+// listeners, and aws-sigv4-proxy's, as for one upstream.
+func (f *proxyFlags) checkServing(p *problems) {
+	f.peer.check(p)
+	f.checkLimits(p)
+	p.add(base.CheckListen("--listen", f.listen, f.allowRemote, listenRisk))
+	if f.admin != "" {
+		p.add(base.CheckListen("--admin", f.admin, f.allowRemote, adminRisk))
 	}
-	if err := base.CheckListen("--listen", f.listen, f.allowRemote, listenRisk); err != nil {
-		return err
-	}
-	if f.admin == "" {
-		return nil
-	}
-	return base.CheckListen("--admin", f.admin, f.allowRemote, adminRisk)
 }
 
 // runRoutes serves the routes until ctx ends.
@@ -114,6 +116,7 @@ func (f *proxyFlags) runRoutes(ctx context.Context) error {
 		return err
 	}
 	defer s.close()
+	f.dress(s)
 	return s.serve(ctx, f, tlsConfig)
 }
 
@@ -135,10 +138,8 @@ func newRouterServer(ctx context.Context, rc proxy.RouterConfig, creds *kivuli.C
 		}
 	}
 	s.m = newProxyMetrics(s)
-	rc.Observer = &proxyObserver{m: s.m, log: log, routed: true}
-	rc.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, e *proxy.RequestError) {
-		http.Error(w, base.FlagWords(e.Msg), e.Status)
-	}
+	s.obs = &proxyObserver{m: s.m, log: log, routed: true}
+	rc.Observer, rc.ErrorHandler = s.obs, s.errorAnswer
 	var err error
 	if s.guard, err = guard.New(rc.ServeHosts, "--serve-host", rc.AllowOrigins, "--allow-origin"); err != nil {
 		return nil, base.ConfigError(err)
@@ -150,7 +151,7 @@ func newRouterServer(ctx context.Context, rc proxy.RouterConfig, creds *kivuli.C
 		}
 		return nil, base.ConfigError(err)
 	}
-	s.p = rt
+	s.p, s.handler = rt, rt
 	s.stopSubs = s.m.watchCredentials(creds)
 	return s, nil
 }

@@ -2,11 +2,9 @@ package proxycmd
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync/atomic"
 
 	"github.com/kivuli-go/kivuli"
@@ -20,6 +18,9 @@ import (
 // of the flags, the admin endpoints, and the state of its drain.
 type proxyServer struct {
 	p        proxyHandler // a *proxy.Proxy, or a *proxy.Router (routeserver.go)
+	handler  http.Handler // p, or p wrapped by --log-failed-requests
+	obs      *proxyObserver
+	noVerify bool // --no-verify-ssl: /readyz says so
 	upstream *url.URL
 	// routes are the names of a Router's routes, and routeUpstreams their
 	// upstreams; both nil for one upstream.
@@ -39,10 +40,9 @@ type proxyServer struct {
 func newProxyServer(ctx context.Context, cfg proxy.Config, creds *kivuli.Credentials, log *slog.Logger) (*proxyServer, error) {
 	s := &proxyServer{creds: creds, log: log}
 	s.m = newProxyMetrics(s)
-	cfg.Credentials, cfg.Observer, cfg.Logger = creds, &proxyObserver{m: s.m, log: log}, log
-	cfg.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, e *proxy.RequestError) {
-		http.Error(w, base.FlagWords(e.Msg), e.Status)
-	}
+	s.obs = &proxyObserver{m: s.m, log: log}
+	cfg.Credentials, cfg.Observer, cfg.Logger = creds, s.obs, log
+	cfg.ErrorHandler = s.errorAnswer
 	var err error
 	if s.guard, err = guard.New(cfg.ServeHosts, "--serve-host", cfg.AllowOrigins, "--allow-origin"); err != nil {
 		return nil, base.ConfigError(err)
@@ -50,14 +50,20 @@ func newProxyServer(ctx context.Context, cfg proxy.Config, creds *kivuli.Credent
 	if s.upstream, err = url.Parse(cfg.Upstream); err != nil {
 		return nil, base.UsageErrorf("--upstream %q: %v", cfg.Upstream, err)
 	}
-	if s.p, err = proxy.New(ctx, cfg); err != nil {
-		if base.RefusedBySigner(err) {
-			return nil, &base.ExitError{Code: base.ExitRefused, Err: fmt.Errorf("kivuli: --upstream %s: %s", s.upstream.Redacted(), base.FlagWords(strings.TrimPrefix(err.Error(), "kivuli: ")))}
-		}
-		return nil, base.ConfigError(err)
+	p, err := proxy.New(ctx, cfg)
+	if err != nil {
+		return nil, upstreamError(cfg.Upstream, err)
 	}
+	s.p, s.handler = p, p
 	s.stopSubs = s.m.watchCredentials(creds)
 	return s, nil
+}
+
+// errorAnswer is the proxy's own answer to a request it refuses, in the
+// flags' words, kept out of --log-failed-requests.
+func (s *proxyServer) errorAnswer(w http.ResponseWriter, _ *http.Request, e *proxy.RequestError) {
+	markOwn(w)
+	http.Error(w, base.FlagWords(e.Msg), e.Status)
 }
 
 // close ends the tunnels left and stops counting refreshes.

@@ -1,6 +1,8 @@
 package root
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -33,6 +35,16 @@ func TestNoGoNames(t *testing.T) {
 	proxy := func(args ...string) []string {
 		return append(append([]string{"proxy", "--admin", "", "--listen", "127.0.0.1:0"}, imds...), args...)
 	}
+	// An IMDS that does not tell the region, which kivuli proxy asks for
+	// when nothing else names it.
+	regionless := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/placement/") || strings.Contains(r.URL.Path, "/instance-identity/") {
+			http.NotFound(w, r)
+			return
+		}
+		f.IMDS.ServeHTTP(w, r)
+	}))
+	t.Cleanup(regionless.Close)
 	for _, c := range []struct {
 		args  []string
 		stdin string
@@ -59,7 +71,7 @@ func TestNoGoNames(t *testing.T) {
 		{proxy(), "", "--upstream"},
 		{proxy("--upstream", "https://search.example.com"), "", "--allow-host"},
 		{proxy("--upstream", "https://search.example.com", "--allow-host", "search.example.com"), "", "--service"},
-		{proxy("--upstream", "https://search.example.com", "--allow-host", "search.example.com", "--service", "es"), "", "--region"},
+		{proxy("--upstream", "https://search.example.com", "--allow-host", "search.example.com", "--service", "es", "--imds-endpoint", regionless.URL), "", "--region"},
 		{proxy("--upstream", "https://sqs.eu-west-2.amazonaws.com", "--max-buffer", "2GiB", "--max-body", "1GiB"), "", "--max-buffer"},
 		{proxy("--upstream", "https://sqs.eu-west-2.amazonaws.com", "--header-allow", "Connection"), "", "--header-allow"},
 		{proxy("--upstream", "https://sqs.eu-west-2.amazonaws.com", "--sign-host", "a b"), "", "--sign-host"},
