@@ -481,11 +481,8 @@ func (f *proxyFlags) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log, logs := newLogger(f.Stderr, f.logFormat, f.verbose)
-	defer logs.Flush()
-	if f.Env.Get("GOMEMLIMIT") == "" {
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(f.memoryBound() - nonGoMemory))
-	}
+	log, done := f.startProcess()
+	defer done()
 	src, err := f.sf.Open(ctx, f.App, f.region, needRegion)
 	if err != nil {
 		return err
@@ -508,6 +505,21 @@ func (f *proxyFlags) run(ctx context.Context) error {
 	}
 	f.dress(s)
 	return s.serve(ctx, f, tlsConfig)
+}
+
+// startProcess makes the process's log and sets its soft memory limit
+// (unless GOMEMLIMIT does); done flushes the log and puts the limit back.
+func (f *proxyFlags) startProcess() (log *slog.Logger, done func()) {
+	log, logs := newLogger(f.Stderr, f.logFormat, f.verbose)
+	restore := func() {}
+	if f.Env.Get("GOMEMLIMIT") == "" {
+		prev := debug.SetMemoryLimit(f.memoryBound() - nonGoMemory)
+		restore = func() { debug.SetMemoryLimit(prev) }
+	}
+	return log, func() {
+		restore()
+		logs.Flush()
+	}
 }
 
 // dress applies to a server, of one upstream or of routes, the flags of

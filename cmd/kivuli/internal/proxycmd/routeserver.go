@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"runtime/debug"
 	"slices"
 	"strings"
 
@@ -95,11 +94,8 @@ func (f *proxyFlags) runRoutes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log, logs := newLogger(f.Stderr, f.logFormat, f.verbose)
-	defer logs.Flush()
-	if f.Env.Get("GOMEMLIMIT") == "" {
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(f.memoryBound() - nonGoMemory))
-	}
+	log, done := f.startProcess()
+	defer done()
 	needRegion := slices.ContainsFunc(roles, func(r string) bool { return r != "" })
 	src, err := f.sf.Open(ctx, f.App, f.region, needRegion)
 	if err != nil {
