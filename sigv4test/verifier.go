@@ -260,21 +260,28 @@ func AnyScope(host, path string) (service, region string) { return "", "" }
 // r.URL the way net/http's client would send it. The host is r.Host, or
 // r.URL.Host when r.Host is empty.
 func (v *Verifier) Verify(r *http.Request) Record {
-	rec := Record{
-		Method:   requestMethod(r),
-		Path:     wirePath(r),
-		RawQuery: redactQuery(wireQuery(r)),
-		Chunked:  isChunked(r),
-	}
-	_, rec.ContentSHA256 = headerValues(r, headerSHA256)
-	body, err := v.readBody(r)
-	rec.BodyLen = int64(len(body))
+	raw, err := v.readBody(r)
 	if err != nil {
-		rec.Err = err
+		rec := wireRecord(r)
+		rec.BodyLen, rec.Err = int64(len(raw)), err
 		return rec
 	}
-	if e := v.verify(r, body, &rec); e != nil {
-		rec.Err = e
+	// The checks are the Stream's, over the body held.
+	s := v.newStream(r, io.NopCloser(bytes.NewReader(raw)), noChunkLimit)
+	var data bytes.Buffer
+	if s.err == nil && s.dec != nil {
+		data.Grow(int(min(s.c.decodedLen, int64(len(raw)))))
+		data.ReadFrom(s)
+	} else if s.err == nil {
+		io.Copy(io.Discard, s)
+	}
+	rec := s.Record()
+	rec.BodyLen = int64(len(raw))
+	if rec.Err == nil && s.dec != nil {
+		b := data.Bytes()
+		decodedHead(r, int64(len(b)))
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	}
 	return rec
 }
@@ -302,10 +309,7 @@ func (v *Verifier) readBody(r *http.Request) ([]byte, *Error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
-	limit := v.MaxBody
-	if limit <= 0 {
-		limit = defaultMaxBody
-	}
+	limit := v.maxBody()
 	orig := r.Body
 	// Size the buffer from Content-Length when it is known, so that a large
 	// body is read without repeated growth.
