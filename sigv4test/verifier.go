@@ -223,9 +223,16 @@ type Verifier struct {
 	// Rules holds service rules, keyed by signing service name; a service
 	// not in the map uses DefaultRule. A nil map means DefaultRules().
 	Rules map[string]Rule
-	// MaxBody is the most body bytes read to hash the body; default 256 MiB.
-	// A longer body is rejected with RequestEntityTooLarge.
+	// MaxBody is the most body bytes Verify reads to hash the body, and the
+	// largest aws-chunked chunk VerifyStream holds to check it; default
+	// 256 MiB. A longer body, or chunk, is rejected with
+	// RequestEntityTooLarge. VerifyStream holds no more of a plain body
+	// than a Read asks for, and so sets no limit on its length.
 	MaxBody int64
+	// Stream makes a [Server] check each request with VerifyStream rather
+	// than Verify: its handler reads the data as it arrives, checked as
+	// it is read, instead of a copy of the whole body checked before.
+	Stream bool
 	// Scope returns the signing service and region of the endpoint that
 	// host (the request's Host, with its port) and path name, as an AWS
 	// endpoint knows its own: a request whose credential scope names
