@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"hash"
 	"hash/crc32"
 	"io"
@@ -99,7 +100,12 @@ func (g *awsChunks) fill() {
 // decodedLen bytes handed out by next, with a CRC32 trailer unless mode
 // has none, and the encoder of its body, which is r.Body.
 func chunkedUpload(t testing.TB, mode string, decodedLen int64, next func() []byte) (*http.Request, *awsChunks) {
-	r := httptest.NewRequest(http.MethodPut, "http://example.com/bucket/key", nil)
+	return chunkedUploadTo(t, "http://example.com/bucket/key", mode, decodedLen, next)
+}
+
+// chunkedUploadTo is chunkedUpload to the URL target.
+func chunkedUploadTo(t testing.TB, target, mode string, decodedLen int64, next func() []byte) (*http.Request, *awsChunks) {
+	r := httptest.NewRequest(http.MethodPut, target, nil)
 	r.Header.Set("Content-Encoding", "aws-chunked")
 	r.Header.Set("X-Amz-Decoded-Content-Length", strconv.FormatInt(decodedLen, 10))
 	g := &awsChunks{signed: mode != streamingUnsigned, next: next}
@@ -366,5 +372,154 @@ func TestVerifyStreamGiB(t *testing.T) {
 	}
 	if alloc := m.TotalAlloc - before.TotalAlloc; alloc > total/10 {
 		t.Errorf("%d MiB allocated reading a GiB", alloc>>20)
+	}
+}
+
+// TestServerStream: a Server whose Verifier streams passes an upload's
+// head to its handler at once, and the checked data as it arrives over
+// the wire; a chunk that fails reaches the handler as an *Error, and the
+// server answers it with S3's error when the handler did not; the Record
+// holds the verdict on the whole body.
+func TestServerStream(t *testing.T) {
+	data := bytes.Repeat([]byte("stream me "), 10<<10)
+	type seen struct {
+		n    int
+		code string
+	}
+	got := make(chan seen, 1)
+	srv := NewServer(nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		var e *Error
+		if errors.As(err, &e) {
+			got <- seen{len(b), e.Code}
+			return // the server answers
+		}
+		got <- seen{len(b), ""}
+		if !bytes.Equal(b, data) || r.ContentLength != int64(len(data)) {
+			w.WriteHeader(http.StatusTeapot)
+		}
+	}))
+	defer srv.Close()
+	srv.Verifier = streamVerifier()
+	srv.Verifier.Stream = true
+	for _, tc := range []struct {
+		name   string
+		edit   func(*awsChunks)
+		status int
+		seen   seen
+	}{
+		{"whole", nil, http.StatusOK, seen{len(data), ""}},
+		{"a bad chunk signature in the middle", func(g *awsChunks) {
+			next, n := g.next, 0
+			g.next = func() []byte {
+				if n++; n == 4 {
+					g.prev = strings.Repeat("0", 64)
+				}
+				return next()
+			}
+		}, http.StatusForbidden, seen{3 * 16 << 10, "SignatureDoesNotMatch"}},
+		{"a bad trailer", func(g *awsChunks) { g.badSum = true }, http.StatusForbidden, seen{len(data), "BadDigest"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.Reset()
+			r, g := chunkedUploadTo(t, srv.URL+"/bucket/key", streamingSignedTrailer, int64(len(data)), pieces(data, 16<<10))
+			if tc.edit != nil {
+				tc.edit(g)
+			}
+			r.RequestURI = "" // sent as a client sends it: Transfer-Encoding: chunked
+			resp, err := srv.Client().Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if s := <-got; resp.StatusCode != tc.status || s != tc.seen {
+				t.Errorf("status %d, the handler read %+v; want %d, %+v\n%s", resp.StatusCode, s, tc.status, tc.seen, body)
+			}
+			recs := srv.Records()
+			if len(recs) != 1 || errCode(recs[0].Err) != tc.seen.code || !recs[0].Chunked || tc.seen.code == "" && recs[0].Checksum != "CRC32" {
+				t.Errorf("records %+v", recs)
+			}
+			if tc.seen.code != "" && !strings.Contains(string(body), "<Code>"+tc.seen.code+"</Code>") {
+				t.Errorf("answer %s", body)
+			}
+		})
+	}
+	t.Run("a rejected head does not reach the handler", func(t *testing.T) {
+		srv.Reset()
+		r, g := chunkedUploadTo(t, srv.URL+"/bucket/key", streamingSignedTrailer, int64(len(data)), pieces(data, 16<<10))
+		r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "Signature="+g.prev, "Signature="+strings.Repeat("1", 64), 1))
+		r.RequestURI = ""
+		resp, err := srv.Client().Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if recs := srv.Records(); resp.StatusCode != http.StatusForbidden || len(recs) != 1 || errCode(recs[0].Err) != "SignatureDoesNotMatch" || len(got) != 0 {
+			t.Errorf("status %d, records %+v", resp.StatusCode, recs)
+		}
+	})
+	t.Run("without a handler", func(t *testing.T) {
+		plain := NewServer(streamVerifier(), nil)
+		defer plain.Close()
+		plain.Verifier.Stream = true
+		r, _ := chunkedUploadTo(t, plain.URL+"/bucket/key", streamingUnsigned, int64(len(data)), pieces(data, 16<<10))
+		r.RequestURI = ""
+		resp, err := plain.Client().Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"ok":true`) {
+			t.Errorf("status %d: %s", resp.StatusCode, body)
+		}
+	})
+}
+
+// benchUpload is a 64 MiB S3 upload in signed chunks of 64 KiB with a
+// signed CRC32 trailer (as kivuli's proxy sends them), encoded, and a
+// request for each run.
+func benchUpload(b *testing.B) (func() *http.Request, int64) {
+	const total = 64 << 20
+	data := bytes.Repeat([]byte("0123456789abcdef"), total/16)
+	r, g := chunkedUpload(b, streamingSignedTrailer, total, pieces(data, 64<<10))
+	enc, _ := io.ReadAll(g)
+	return func() *http.Request {
+		c := r.Clone(r.Context())
+		c.Body = io.NopCloser(bytes.NewReader(enc))
+		return c
+	}, total
+}
+
+// BenchmarkVerify: Verify of a 64 MiB signed-chunked upload, held whole.
+func BenchmarkVerify(b *testing.B) {
+	req, n := benchUpload(b)
+	v := streamVerifier()
+	b.SetBytes(n)
+	for b.Loop() {
+		r := req()
+		if rec := v.Verify(r); rec.Err != nil {
+			b.Fatal(rec.Err)
+		}
+		io.Copy(io.Discard, r.Body)
+	}
+}
+
+// BenchmarkVerifyStream: the same upload through VerifyStream, read in
+// 256 KiB reads as a handler copying it on would.
+func BenchmarkVerifyStream(b *testing.B) {
+	req, n := benchUpload(b)
+	v := streamVerifier()
+	buf := make([]byte, 256<<10)
+	b.SetBytes(n)
+	for b.Loop() {
+		s, err := v.VerifyStream(req())
+		if err == nil {
+			_, err = io.CopyBuffer(io.Discard, struct{ io.Reader }{s}, buf)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }
