@@ -66,7 +66,9 @@ type chunkReader struct {
 	lastSize int64
 	decoded  int64
 	maxChunk int64
-	chunk    bytes.Buffer // the chunk being handed on
+	chunk    bytes.Buffer // the signed chunk being handed on
+	size     int64        // the size of the chunk read last
+	left     int64        // what is left to pass on of an unsigned chunk
 }
 
 func newChunkReader(c *check, body io.Reader, maxChunk int64) *chunkReader {
@@ -87,9 +89,11 @@ func newChunkReader(c *check, body io.Reader, maxChunk int64) *chunkReader {
 
 // Read hands on the data of the chunk read last, and reads the next one
 // when it is spent; it returns io.EOF after the final chunk and every
-// check of the body's end, and a *Error at the first problem.
+// check of the body's end, and a *Error at the first problem. An unsigned
+// chunk, which has nothing to check before its data goes on, is not held
+// but passed on as it is read.
 func (d *chunkReader) Read(p []byte) (int, error) {
-	for d.chunk.Len() == 0 {
+	for d.chunk.Len() == 0 && d.left == 0 {
 		final, e := d.next()
 		if e != nil {
 			return 0, e
@@ -98,7 +102,23 @@ func (d *chunkReader) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 	}
-	return d.chunk.Read(p)
+	if d.left == 0 {
+		return d.chunk.Read(p)
+	}
+	n, err := d.br.Read(p[:min(int64(len(p)), d.left)])
+	d.left -= int64(n)
+	if d.sum != nil {
+		d.sum.Write(p[:n])
+	}
+	switch {
+	case n == 0 && err != nil:
+		return 0, newErr("IncompleteBody", "The aws-chunked body ends inside a chunk of %d bytes.", d.size)
+	case d.left == 0:
+		if e := d.chunkEnd(); e != nil {
+			return n, e
+		}
+	}
+	return n, nil
 }
 
 // line returns the next line of the framing, without its CRLF (a bare LF
@@ -119,8 +139,8 @@ func (d *chunkReader) line() (string, error) {
 	}
 }
 
-// next reads and checks the next chunk; after the final, empty one, it
-// checks the body's end.
+// next reads the next chunk's header, and a signed chunk whole, which
+// it checks; after the final, empty chunk, it checks the body's end.
 func (d *chunkReader) next() (final bool, e *Error) {
 	head, err := d.line()
 	switch {
@@ -133,39 +153,64 @@ func (d *chunkReader) next() (final bool, e *Error) {
 	if e != nil {
 		return false, e
 	}
-	if size > d.maxChunk {
-		return false, newErr("RequestEntityTooLarge", "A chunk of %d bytes is larger than the %d bytes this verifier holds to check it.", size, d.maxChunk)
-	}
-	d.chunk.Reset()
-	if n, _ := io.CopyN(&d.chunk, d.br, size); n < size {
-		return false, newErr("IncompleteBody", "The aws-chunked body ends inside a chunk of %d bytes.", size)
-	}
-	d.n++
+	d.size = size
 	if d.signed {
-		if e := d.checkChunk(d.chunk.Bytes(), sig); e != nil {
-			d.chunk.Reset()
+		if e := d.readSigned(sig); e != nil {
 			return false, e
 		}
+	} else {
+		d.n++
+		d.c.rec.Chunks = d.n
 	}
-	d.c.rec.Chunks = d.n
 	if d.lastSize >= 0 && d.lastSize < minChunk && size > 0 {
 		d.chunk.Reset()
 		return false, newErr("InvalidChunkSizeError", "Only the last chunk is allowed to have a size less than 8192 bytes.")
 	}
 	d.decoded += size
+	switch {
+	case size == 0:
+		return true, d.end()
+	case !d.signed:
+		d.left = size
+		return false, nil
+	}
 	if d.sum != nil {
 		d.sum.Write(d.chunk.Bytes())
 	}
-	if size == 0 {
-		return true, d.end()
-	}
-	if b, err := d.br.Peek(2); err != nil || string(b) != "\r\n" {
+	if e := d.chunkEnd(); e != nil {
 		d.chunk.Reset()
-		return false, newErr("IncompleteBody", "A chunk's data is not followed by CRLF.")
+		return false, e
+	}
+	return false, nil
+}
+
+// readSigned reads a signed chunk of d.size bytes whole, and checks its
+// signature.
+func (d *chunkReader) readSigned(sig string) *Error {
+	if d.size > d.maxChunk {
+		return newErr("RequestEntityTooLarge", "A chunk of %d bytes is larger than the %d bytes this verifier holds to check it.", d.size, d.maxChunk)
+	}
+	d.chunk.Reset()
+	if n, _ := io.CopyN(&d.chunk, d.br, d.size); n < d.size {
+		return newErr("IncompleteBody", "The aws-chunked body ends inside a chunk of %d bytes.", d.size)
+	}
+	d.n++
+	if e := d.checkChunk(d.chunk.Bytes(), sig); e != nil {
+		d.chunk.Reset()
+		return e
+	}
+	d.c.rec.Chunks = d.n
+	return nil
+}
+
+// chunkEnd checks the CRLF that ends a chunk's data.
+func (d *chunkReader) chunkEnd() *Error {
+	if b, err := d.br.Peek(2); err != nil || string(b) != "\r\n" {
+		return newErr("IncompleteBody", "A chunk's data is not followed by CRLF.")
 	}
 	d.br.Discard(2)
-	d.lastSize = size
-	return false, nil
+	d.lastSize = d.size
+	return nil
 }
 
 // parseHead reads "hex-size;chunk-signature=SIG" (signed) or "hex-size".

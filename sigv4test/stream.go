@@ -15,11 +15,12 @@ import (
 //
 // Read returns the data, and io.EOF only once everything is checked; at
 // the first problem it returns an *[Error] (S3's codes, as
-// [Verifier.Verify] reports them), and again on every later call. An
-// aws-chunked chunk's data is handed on only once its signature holds, so
-// the data read before an error is the data of the chunks that held; a
-// plain body's hash (and the signature, when it covers that hash), and
-// its checksums, are known only at its end.
+// [Verifier.Verify] reports them), and again on every later call. A
+// signed aws-chunked chunk's data is handed on only once its signature
+// holds, so the data read before an error is the data of the chunks that
+// held; an unsigned chunk's data goes on as it comes. A plain body's hash
+// (and the signature, when it covers that hash), and its checksums, in
+// headers or an aws-chunked trailer, are known only at its end.
 //
 // Read and Record must not be called at the same time from different
 // goroutines.
@@ -65,8 +66,8 @@ func (c *countReader) Read(p []byte) (int, error) {
 //
 // The Stream is never nil. When the head is rejected, err is the *[Error]
 // (Read returns it too), r is left as it was, and Stream.Record says
-// why. [Verifier.MaxBody] bounds the aws-chunked chunk held at once, not
-// the body.
+// why. [Verifier.MaxBody] bounds the signed aws-chunked chunk held at
+// once, not the body.
 func (v *Verifier) VerifyStream(r *http.Request) (*Stream, error) {
 	s := v.newStream(r, r.Body, v.maxBody())
 	if s.err != nil {

@@ -224,10 +224,11 @@ type Verifier struct {
 	// not in the map uses DefaultRule. A nil map means DefaultRules().
 	Rules map[string]Rule
 	// MaxBody is the most body bytes Verify reads to hash the body, and the
-	// largest aws-chunked chunk VerifyStream holds to check it; default
-	// 256 MiB. A longer body, or chunk, is rejected with
-	// RequestEntityTooLarge. VerifyStream holds no more of a plain body
-	// than a Read asks for, and so sets no limit on its length.
+	// largest signed aws-chunked chunk VerifyStream holds to check its
+	// signature; default 256 MiB. A longer body, or chunk, is rejected
+	// with RequestEntityTooLarge. VerifyStream holds no more of a plain
+	// body, or of an unsigned chunk, than a Read asks for, and so sets no
+	// limit on their length.
 	MaxBody int64
 	// Stream makes a [Server] check each request with VerifyStream rather
 	// than Verify: its handler reads the data as it arrives, checked as
@@ -261,6 +262,7 @@ func HostScope(host, path string) (service, region string) {
 func AnyScope(host, path string) (service, region string) { return "", "" }
 
 // Verify checks r (as a server received it; r.Body is read fully and replaced by a re-readable copy so handlers can still read it) and returns its Record; rec.Err describes the first problem as an *Error.
+// To check a large body without holding it, use [Verifier.VerifyStream].
 //
 // Verify uses r.RequestURI (set by net/http servers) for the wire path and
 // query; when it is empty, as on a request built for a client, it uses
