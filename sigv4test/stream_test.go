@@ -141,19 +141,19 @@ func streamVerifier() *Verifier {
 }
 
 // readStream verifies r with VerifyStream and reads all of its data.
-func readStream(t testing.TB, v *Verifier, r *http.Request) (data []byte, readErr error, rec Record) {
+func readStream(t testing.TB, v *Verifier, r *http.Request) (data []byte, rec Record, readErr error) {
 	s, err := v.VerifyStream(r)
 	if err != nil {
 		if _, rerr := s.Read(make([]byte, 1)); rerr != err {
 			t.Errorf("Read after a rejected head: %v, want %v", rerr, err)
 		}
-		return nil, err, s.Record()
+		return nil, s.Record(), err
 	}
 	if r.Body != s {
 		t.Errorf("r.Body is not the Stream")
 	}
 	data, err = io.ReadAll(r.Body)
-	return data, err, s.Record()
+	return data, s.Record(), err
 }
 
 // TestVerifyStreamTampering: every request of TestVerifyTampering gets
@@ -173,7 +173,7 @@ func TestVerifyStreamTampering(t *testing.T) {
 			if r2, _ := c.mutate(t, testVerifier()); r2.Body != nil {
 				body, _ = io.ReadAll(r2.Body)
 			}
-			data, err, rec := readStream(t, v, r)
+			data, rec, err := readStream(t, v, r)
 			if got := errCode(rec.Err); got != want {
 				t.Fatalf("code %q, want %q (%v)", got, want, rec.Err)
 			}
@@ -210,7 +210,7 @@ func checksumRequest(t *testing.T, alg, value, named string) *http.Request {
 func TestVerifyStreamChecksumHeaders(t *testing.T) {
 	for _, tc := range checksumCases {
 		t.Run(tc.alg+" "+tc.value, func(t *testing.T) {
-			data, err, rec := readStream(t, streamVerifier(), checksumRequest(t, tc.alg, tc.value, tc.named))
+			data, rec, err := readStream(t, streamVerifier(), checksumRequest(t, tc.alg, tc.value, tc.named))
 			if got := errCode(rec.Err); got != tc.code {
 				t.Fatalf("code %q, want %q (%v)", got, tc.code, rec.Err)
 			}
@@ -228,14 +228,14 @@ func TestVerifyStreamChecksumHeaders(t *testing.T) {
 // stream: the example's decoded data, and each tampering's code.
 func TestVerifyStreamChunkedExample(t *testing.T) {
 	v, r, want := chunkedExample(t, nil)
-	data, err, rec := readStream(t, v, r)
+	data, rec, err := readStream(t, v, r)
 	if err != nil || !bytes.Equal(data, want) || rec.Chunks != 3 || r.ContentLength != int64(len(want)) || r.Header.Get("Content-Encoding") != "" {
 		t.Errorf("%v: %d bytes, %d chunks, Content-Length %d, Content-Encoding %q", err, len(data), rec.Chunks, r.ContentLength, r.Header.Get("Content-Encoding"))
 	}
 	for _, tc := range chunkedEdits {
 		t.Run(tc.name, func(t *testing.T) {
 			v, r, _ := chunkedExample(t, tc.edit)
-			_, err, rec := readStream(t, v, r)
+			_, rec, err := readStream(t, v, r)
 			if errCode(rec.Err) != tc.code || err != rec.Err {
 				t.Errorf("got %v (read: %v), want %s", rec.Err, err, tc.code)
 			}
@@ -303,7 +303,7 @@ func TestVerifyStreamChunkModes(t *testing.T) {
 					return r
 				}
 				v := streamVerifier()
-				got, err, rec := readStream(t, v, build())
+				got, rec, err := readStream(t, v, build())
 				if errCode(rec.Err) != code || (code != "" && err != rec.Err) || (code == "" && err != nil) {
 					t.Fatalf("stream: %v (read: %v), want %q", rec.Err, err, code)
 				}
@@ -537,7 +537,7 @@ func TestVerifyStreamChunkLimit(t *testing.T) {
 		r, _ := chunkedUpload(t, mode, int64(len(data)), pieces(data, len(data)))
 		v := streamVerifier()
 		v.MaxBody = 32 << 10
-		got, _, rec := readStream(t, v, r)
+		got, rec, _ := readStream(t, v, r)
 		if errCode(rec.Err) != code || code == "" && !bytes.Equal(got, data) || code != "" && len(got) != 0 {
 			t.Errorf("%s: %v, %d bytes handed on", mode, rec.Err, len(got))
 		}
