@@ -231,11 +231,13 @@ func (d *chunkReader) parseHead(head string) (size int64, sig string, e *Error) 
 }
 
 // checkChunk checks a chunk's signature, chained from the previous one.
+// A rejection shows the string to sign with that signature REDACTED, as
+// an Error holds no signature.
 func (d *chunkReader) checkChunk(chunk []byte, sig string) *Error {
 	a := d.c.a
 	sts := "AWS4-HMAC-SHA256-PAYLOAD\n" + a.amzDate + "\n" + a.scope() + "\n" + d.prev + "\n" + emptySHA256 + "\n" + hexSHA256(chunk)
 	if hex.EncodeToString(hmacSHA256(d.key, sts)) != sig {
-		return &Error{Code: "SignatureDoesNotMatch", Message: "The chunk signature we calculated does not match the signature you provided (chunk " + strconv.Itoa(d.n) + ").", StringToSign: sts}
+		return &Error{Code: "SignatureDoesNotMatch", Message: "The chunk signature we calculated does not match the signature you provided (chunk " + strconv.Itoa(d.n) + ").", StringToSign: strings.Replace(sts, d.prev, redacted, 1)}
 	}
 	d.prev = sig
 	return nil
@@ -315,7 +317,7 @@ func (d *chunkReader) checkTrailer(lines, sig string) *Error {
 	sum := sha256.Sum256([]byte(lines))
 	sts := "AWS4-HMAC-SHA256-TRAILER\n" + a.amzDate + "\n" + a.scope() + "\n" + d.prev + "\n" + hex.EncodeToString(sum[:])
 	if !hmac.Equal([]byte(hex.EncodeToString(hmacSHA256(d.key, sts))), []byte(sig)) {
-		return &Error{Code: "SignatureDoesNotMatch", Message: "The trailer signature we calculated does not match the signature you provided.", StringToSign: sts}
+		return &Error{Code: "SignatureDoesNotMatch", Message: "The trailer signature we calculated does not match the signature you provided.", StringToSign: strings.Replace(sts, d.prev, redacted, 1)}
 	}
 	return nil
 }
