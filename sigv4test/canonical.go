@@ -87,11 +87,16 @@ func StringToSign(amzDate, scope, canonicalRequest string) string {
 // Signature returns the hex HMAC-SHA256 of stringToSign under the SigV4
 // signing key derived from secret for date (YYYYMMDD), region and service.
 func Signature(secret, date, region, service, stringToSign string) string {
+	return hex.EncodeToString(hmacSHA256(signingKey(secret, date, region, service), stringToSign))
+}
+
+// signingKey derives the SigV4 signing key of secret for date, region and
+// service.
+func signingKey(secret, date, region, service string) []byte {
 	k := hmacSHA256([]byte("AWS4"+secret), date)
 	k = hmacSHA256(k, region)
 	k = hmacSHA256(k, service)
-	k = hmacSHA256(k, terminator)
-	return hex.EncodeToString(hmacSHA256(k, stringToSign))
+	return hmacSHA256(k, terminator)
 }
 
 func hmacSHA256(key []byte, data string) []byte {

@@ -51,6 +51,24 @@ func chunkedExample(t *testing.T, edit func(chunks [][]byte) [][]byte) (*Verifie
 	return ver, r, data
 }
 
+// chunkedEdits are tamperings of chunkedExample's body and S3's verdicts.
+var chunkedEdits = []struct {
+	name string
+	edit func([][]byte) [][]byte
+	code string
+}{
+	{"a byte of data changed", func(c [][]byte) [][]byte { c[1][100] = 'b'; return c }, "SignatureDoesNotMatch"},
+	{"chunks swapped", func(c [][]byte) [][]byte { c[0], c[1] = c[1], c[0]; return c }, "SignatureDoesNotMatch"},
+	{"no final chunk", func(c [][]byte) [][]byte { return c[:2] }, "IncompleteBody"},
+	{"a signature missing", func(c [][]byte) [][]byte {
+		c[1] = bytes.Replace(c[1], []byte(";chunk-signature="), []byte(";x="), 1)
+		return c
+	}, "IncompleteSignature"},
+	{"a size not hex", func(c [][]byte) [][]byte { c[1] = append([]byte("z"), c[1][3:]...); return c }, "InvalidChunkSizeError"},
+	{"bytes after the end", func(c [][]byte) [][]byte { return append(c, []byte("junk")) }, "IncompleteSignature"},
+	{"data cut short", func(c [][]byte) [][]byte { c[1] = c[1][:500]; return c[:2] }, "IncompleteBody"},
+}
+
 // TestAWSChunked (issue 21, point 2): the documentation's example is
 // accepted, its chunks counted and its decoded body handed on; every
 // tampering is refused with S3's code.
@@ -64,29 +82,16 @@ func TestAWSChunked(t *testing.T) {
 	if rec.Chunks != 3 || !bytes.Equal(got, data) || r.Header.Get("Content-Encoding") != "" {
 		t.Errorf("chunks %d, decoded body %d bytes, Content-Encoding %q", rec.Chunks, len(got), r.Header.Get("Content-Encoding"))
 	}
-	for _, tc := range []struct {
-		name string
-		edit func([][]byte) [][]byte
-		code string
-	}{
-		{"a byte of data changed", func(c [][]byte) [][]byte { c[1][100] = 'b'; return c }, "SignatureDoesNotMatch"},
-		{"chunks swapped", func(c [][]byte) [][]byte { c[0], c[1] = c[1], c[0]; return c }, "SignatureDoesNotMatch"},
-		{"no final chunk", func(c [][]byte) [][]byte { return c[:2] }, "IncompleteBody"},
-		{"a signature missing", func(c [][]byte) [][]byte {
-			c[1] = bytes.Replace(c[1], []byte(";chunk-signature="), []byte(";x="), 1)
-			return c
-		}, "IncompleteSignature"},
-		{"a size not hex", func(c [][]byte) [][]byte { c[1] = append([]byte("z"), c[1][3:]...); return c }, "InvalidChunkSizeError"},
-		{"bytes after the end", func(c [][]byte) [][]byte { return append(c, []byte("junk")) }, "IncompleteSignature"},
-		{"data cut short", func(c [][]byte) [][]byte { c[1] = c[1][:500]; return c[:2] }, "IncompleteBody"},
-	} {
+	for _, tc := range chunkedEdits {
 		t.Run(tc.name, func(t *testing.T) {
 			v, r, _ := chunkedExample(t, tc.edit)
+			_, seed, _ := strings.Cut(r.Header.Get("Authorization"), "Signature=")
 			rec := v.Verify(r)
 			var e *Error
 			if !errors.As(rec.Err, &e) || e.Code != tc.code {
 				t.Errorf("got %v, want %s", rec.Err, tc.code)
 			}
+			noLeak(t, rec, seed) // a chunk's string to sign holds the signature before it
 		})
 	}
 	t.Run("decoded length", func(t *testing.T) {
@@ -98,18 +103,22 @@ func TestAWSChunked(t *testing.T) {
 	})
 }
 
+// checksumCases are x-amz-checksum-* headers of the body "hello world"
+// and S3's verdicts.
+var checksumCases = []struct {
+	alg, value, named, code string
+}{
+	{"crc32", "DUoRhQ==", "", ""},          // crc32("hello world")
+	{"crc32c", "yZRlqg==", "CRC32C", ""},   // crc32c("hello world")
+	{"crc32", "AAAAAA==", "", "BadDigest"}, // wrong
+	{"sha256", "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=", "SHA256", ""},
+	{"crc32", "DUoRhQ==", "SHA256", "InvalidRequest"}, // names one not sent
+	{"md4", "AAAAAA==", "", "InvalidRequest"},
+}
+
 // TestChecksumHeaders: a plain body's x-amz-checksum-* is checked.
 func TestChecksumHeaders(t *testing.T) {
-	for _, tc := range []struct {
-		alg, value, named, code string
-	}{
-		{"crc32", "DUoRhQ==", "", ""},          // crc32("hello world")
-		{"crc32c", "yZRlqg==", "CRC32C", ""},   // crc32c("hello world")
-		{"crc32", "AAAAAA==", "", "BadDigest"}, // wrong
-		{"sha256", "uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=", "SHA256", ""},
-		{"crc32", "DUoRhQ==", "SHA256", "InvalidRequest"}, // names one not sent
-		{"md4", "AAAAAA==", "", "InvalidRequest"},
-	} {
+	for _, tc := range checksumCases {
 		t.Run(tc.alg+" "+tc.value, func(t *testing.T) {
 			v := testVerifier()
 			v.Scope = AnyScope

@@ -57,8 +57,25 @@
 //     no such header the body is hashed. A presigned URL without one is
 //     checked against UNSIGNED-PAYLOAD and, for services other than S3, also
 //     against the SHA-256 of the body and of an empty body (IoT, Transcribe
-//     and MSK sign sha256("")). aws-chunked streaming payloads
-//     (STREAMING-*) are not supported.
+//     and MSK sign sha256("")). Where the rule allows it (S3), an
+//     aws-chunked payload (STREAMING-AWS4-HMAC-SHA256-PAYLOAD, its -TRAILER
+//     form, STREAMING-UNSIGNED-PAYLOAD-TRAILER) is decoded as S3 decodes
+//     it: every chunk's signature chained from the request's, the final
+//     chunk, the decoded length, the trailer's signature and checksum.
+//   - x-amz-checksum-* headers (S3) must be the body's checksums.
 //   - A session token in the query is tried first as part of the canonical
 //     query, then without it (a token appended after signing).
+//
+// # Large bodies
+//
+// [Verifier.Verify] reads the whole body (up to [Verifier.MaxBody]) before
+// it checks anything, and hands the handler a copy. [Verifier.VerifyStream]
+// checks the request's head at once and returns a [Stream] of the body's
+// data that checks the rest as it is read: an aws-chunked upload chunk by
+// chunk, each chunk's data handed on once its signature holds; a hashed
+// body's hash and its checksums at its end. A body of any length is then
+// checked in the memory of one chunk, so that an upstream measuring a
+// proxy's upload throughput measures the proxy. Both share one
+// implementation, and give the same verdicts; a [Server] uses the stream
+// when [Verifier.Stream] is set.
 package sigv4test

@@ -26,7 +26,16 @@ import (
 //   - AccessDenied: an expired presigned URL ("Request has expired"), or
 //     x-amz-* headers that are not signed.
 //   - InvalidRequest: a required X-Amz-Content-Sha256 header is missing.
-//   - RequestEntityTooLarge: the body exceeds [Verifier.MaxBody].
+//   - RequestEntityTooLarge: the body (for Verify) or an aws-chunked chunk
+//     (for VerifyStream) exceeds [Verifier.MaxBody].
+//   - IncompleteBody: the body ends early (inside an aws-chunked chunk, or
+//     short of Content-Length or x-amz-decoded-content-length) or could
+//     not be read.
+//   - BadDigest: an x-amz-checksum-* value, in a header or a trailer, is
+//     not the body's checksum.
+//   - InvalidChunkSizeError, MalformedTrailerError, InvalidArgument,
+//     MissingContentLength: aws-chunked framing, trailer or headers S3
+//     does not take.
 //
 // No field ever holds a secret key, a session token or a signature.
 type Error struct {

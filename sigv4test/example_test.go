@@ -101,6 +101,53 @@ func ExampleVerifier_Verify() {
 	// X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20150830%2Fus-east-1%2Fservice%2Faws4_request&X-Amz-Date=20150830T123600Z&X-Amz-SignedHeaders=host&X-Amz-Expires=3600&X-Amz-Signature=REDACTED
 }
 
+// ExampleVerifier_VerifyStream checks uploads in a handler as they
+// arrive: the head at once, the body as the handler reads it. This body's
+// hash is in the signature itself (no X-Amz-Content-Sha256), so a body
+// changed on the way fails at its end.
+func ExampleVerifier_VerifyStream() {
+	v := &sigv4test.Verifier{
+		Secrets: sigv4test.Static(sigv4test.Credentials{
+			AccessKeyID:     "AKIDEXAMPLE",
+			SecretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+		}),
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := v.VerifyStream(r) // the signature, scope, date, key and token
+		if err == nil {
+			// r.Body is s: the data, checked as it is read; io.EOF
+			// only once everything held.
+			var n int64
+			if n, err = io.Copy(io.Discard, r.Body); err == nil {
+				fmt.Fprintf(w, "stored %d bytes, %s", n, s.Record().Service)
+				return
+			}
+		}
+		var e *sigv4test.Error
+		errors.As(err, &e)
+		http.Error(w, e.Code, http.StatusForbidden)
+	}))
+	defer srv.Close()
+
+	send := func(signedBody, sentBody string) {
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+"/doc", strings.NewReader(sentBody))
+		req.Header.Set("Content-Type", "text/plain")
+		sign(req, []byte(signedBody), "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "us-east-1", "execute-api", time.Now())
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			panic(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println(resp.StatusCode, strings.TrimSpace(string(out)))
+	}
+	send("a document of 25 bytes...", "a document of 25 bytes...")
+	send("a document of 25 bytes...", "a document of 25 bytes!!!")
+	// Output:
+	// 200 stored 25 bytes, execute-api
+	// 403 SignatureDoesNotMatch
+}
+
 // ExampleServer_RoundTripper points a kivuli Transport at AWS's own URL
 // and has the server answer for it: the code under test is the code that
 // runs on AWS. The server checks the scope against the name: a request to

@@ -3,6 +3,7 @@ package sigv4test
 import (
 	"encoding/json"
 	"encoding/xml"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -29,6 +30,15 @@ type Server struct {
 // With next nil the server answers 200 with a small JSON body
 // {"ok":true,"service":...,"bytes":N,"method":...,"path":...}.
 //
+// With [Verifier.Stream] set, a request's head is checked before next is
+// called and its body as next reads it ([Verifier.VerifyStream]): r.Body
+// is the [Stream], which returns an *[Error] where the body fails a check
+// (a handler should then answer with an error, or return without
+// answering: the server then answers it with the error below). After next
+// returns, the server reads what next left of the body, so that the
+// request's [Record], added to Records then, holds the verdict on all of
+// it. Without a handler, the server reads the body before it answers.
+//
 // A rejected request gets 403 with the header X-Amzn-ErrorType: Code and an
 // AWS-style JSON error body {"__type": Code, "message": Message}, or, when the
 // signing service is "s3", the S3 XML error form
@@ -50,12 +60,13 @@ func NewServer(v *Verifier, next http.Handler) *Server {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	rec := s.Verifier.Verify(r)
-	s.mu.Lock()
-	s.records = append(s.records, rec)
-	s.mu.Unlock()
-
 	w.Header().Set("Date", s.Verifier.now().UTC().Format(http.TimeFormat))
+	if s.Verifier.Stream {
+		s.serveStream(w, r, next)
+		return
+	}
+	rec := s.Verifier.Verify(r)
+	s.record(rec)
 	if rec.Err != nil {
 		writeError(w, rec)
 		return
@@ -64,6 +75,45 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 		next.ServeHTTP(w, r)
 		return
 	}
+	writeOK(w, rec)
+}
+
+// serveStream checks the request's head, then passes it on with the
+// checked body as r.Body. After the handler, it reads what is left so
+// that the Record holds the verdict on the whole body, and answers a
+// rejection the handler did not.
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	st, err := s.Verifier.VerifyStream(r)
+	if err != nil {
+		rec := st.Record()
+		s.record(rec)
+		writeError(w, rec)
+		return
+	}
+	tw := &trackingWriter{ResponseWriter: w}
+	if next != nil {
+		next.ServeHTTP(tw, r)
+	}
+	io.Copy(io.Discard, st)
+	rec := st.Record()
+	s.record(rec)
+	switch {
+	case tw.wrote:
+	case rec.Err != nil:
+		writeError(w, rec)
+	case next == nil:
+		writeOK(w, rec)
+	}
+}
+
+func (s *Server) record(rec Record) {
+	s.mu.Lock()
+	s.records = append(s.records, rec)
+	s.mu.Unlock()
+}
+
+// writeOK is the answer of a Server without a handler to an accepted request.
+func writeOK(w http.ResponseWriter, rec Record) {
 	writeJSON(w, http.StatusOK, struct {
 		OK      bool   `json:"ok"`
 		Service string `json:"service"`
@@ -72,6 +122,31 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, next http.Handler
 		Path    string `json:"path"`
 	}{true, rec.Service, rec.BodyLen, rec.Method, rec.Path})
 }
+
+// trackingWriter notes whether the handler began its answer.
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (t *trackingWriter) WriteHeader(code int) {
+	t.wrote = true
+	t.ResponseWriter.WriteHeader(code)
+}
+
+func (t *trackingWriter) Write(p []byte) (int, error) {
+	t.wrote = true
+	return t.ResponseWriter.Write(p)
+}
+
+// Flush lets a handler that streams its answer flush it.
+func (t *trackingWriter) Flush() {
+	t.wrote = true
+	http.NewResponseController(t.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 func writeError(w http.ResponseWriter, rec Record) {
 	e, ok := rec.Err.(*Error)

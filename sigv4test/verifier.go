@@ -223,9 +223,17 @@ type Verifier struct {
 	// Rules holds service rules, keyed by signing service name; a service
 	// not in the map uses DefaultRule. A nil map means DefaultRules().
 	Rules map[string]Rule
-	// MaxBody is the most body bytes read to hash the body; default 256 MiB.
-	// A longer body is rejected with RequestEntityTooLarge.
+	// MaxBody is the most body bytes Verify reads to hash the body, and the
+	// largest signed aws-chunked chunk VerifyStream holds to check its
+	// signature; default 256 MiB. A longer body, or chunk, is rejected
+	// with RequestEntityTooLarge. VerifyStream holds no more of a plain
+	// body, or of an unsigned chunk, than a Read asks for, and so sets no
+	// limit on their length.
 	MaxBody int64
+	// Stream makes a [Server] check each request with VerifyStream rather
+	// than Verify: its handler reads the data as it arrives, checked as
+	// it is read, instead of a copy of the whole body checked before.
+	Stream bool
 	// Scope returns the signing service and region of the endpoint that
 	// host (the request's Host, with its port) and path name, as an AWS
 	// endpoint knows its own: a request whose credential scope names
@@ -254,27 +262,35 @@ func HostScope(host, path string) (service, region string) {
 func AnyScope(host, path string) (service, region string) { return "", "" }
 
 // Verify checks r (as a server received it; r.Body is read fully and replaced by a re-readable copy so handlers can still read it) and returns its Record; rec.Err describes the first problem as an *Error.
+// To check a large body without holding it, use [Verifier.VerifyStream].
 //
 // Verify uses r.RequestURI (set by net/http servers) for the wire path and
 // query; when it is empty, as on a request built for a client, it uses
 // r.URL the way net/http's client would send it. The host is r.Host, or
 // r.URL.Host when r.Host is empty.
 func (v *Verifier) Verify(r *http.Request) Record {
-	rec := Record{
-		Method:   requestMethod(r),
-		Path:     wirePath(r),
-		RawQuery: redactQuery(wireQuery(r)),
-		Chunked:  isChunked(r),
-	}
-	_, rec.ContentSHA256 = headerValues(r, headerSHA256)
-	body, err := v.readBody(r)
-	rec.BodyLen = int64(len(body))
+	raw, err := v.readBody(r)
 	if err != nil {
-		rec.Err = err
+		rec := wireRecord(r)
+		rec.BodyLen, rec.Err = int64(len(raw)), err
 		return rec
 	}
-	if e := v.verify(r, body, &rec); e != nil {
-		rec.Err = e
+	// The checks are the Stream's, over the body held.
+	s := v.newStream(r, io.NopCloser(bytes.NewReader(raw)), noChunkLimit)
+	var data bytes.Buffer
+	if s.err == nil && s.dec != nil {
+		data.Grow(int(min(s.c.decodedLen, int64(len(raw)))))
+		data.ReadFrom(s)
+	} else if s.err == nil {
+		io.Copy(io.Discard, s)
+	}
+	rec := s.Record()
+	rec.BodyLen = int64(len(raw))
+	if rec.Err == nil && s.dec != nil {
+		b := data.Bytes()
+		decodedHead(r, int64(len(b)))
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 	}
 	return rec
 }
@@ -302,10 +318,7 @@ func (v *Verifier) readBody(r *http.Request) ([]byte, *Error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
-	limit := v.MaxBody
-	if limit <= 0 {
-		limit = defaultMaxBody
-	}
+	limit := v.maxBody()
 	orig := r.Body
 	// Size the buffer from Content-Length when it is known, so that a large
 	// body is read without repeated growth.

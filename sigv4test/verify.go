@@ -15,7 +15,6 @@ import (
 type check struct {
 	v      *Verifier
 	r      *http.Request
-	body   []byte
 	rec    *Record
 	q      []pair          // the query, decoded
 	a      *authParams     // what the request says of its signature
@@ -24,12 +23,21 @@ type check struct {
 	creds  Credentials     // the key's
 	now    time.Time
 	qTok   bool // a session token is in the query
+
+	// What the head leaves to the body's end, or to the aws-chunked decoder.
+	claimed    []string    // the payload hashes the request states
+	shown      *Error      // what a payload rejection shows of the signature
+	sigLater   bool        // the signature covers the body's hash
+	hashLater  bool        // a stated hash is compared with the body's
+	sums       []headerSum // x-amz-checksum-* headers, checked at the end
+	chunkMode  string      // the aws-chunked payload mode, or "" for a plain body
+	decodedLen int64       // x-amz-decoded-content-length, for aws-chunked
 }
 
-// verify checks r step by step, in the order AWS reports problems, and
-// returns the first problem found.
-func (v *Verifier) verify(r *http.Request, body []byte, rec *Record) *Error {
-	c := &check{v: v, r: r, body: body, rec: rec}
+// checkHead checks r's head step by step, in the order AWS reports
+// problems, and returns the first problem found; what depends on the body
+// is left to [check.checkEnd] or the aws-chunked decoder.
+func (c *check) checkHead() *Error {
 	for _, step := range []func() *Error{
 		c.parse,
 		c.checkScopeDate,
@@ -39,7 +47,7 @@ func (v *Verifier) verify(r *http.Request, body []byte, rec *Record) *Error {
 		c.checkKey,
 		c.checkToken,
 		c.checkTime,
-		c.checkSignature,
+		c.checkSignatureHead,
 	} {
 		if e := step(); e != nil {
 			return e
@@ -205,6 +213,7 @@ func (c *check) checkTime() *Error {
 
 // payloadHashes returns the payload hashes a valid signature may have
 // used, and those the request states, which the body must then match.
+// The body's hash is bodyHash, or "" while the body is unread.
 func (c *check) payloadHashes(bodyHash string) (candidates, claimed []string, e *Error) {
 	hdrSHA, _ := headerValues(c.r, headerSHA256)
 	if len(hdrSHA) > 0 {
@@ -234,16 +243,34 @@ func (c *check) payloadHashes(bodyHash string) (candidates, claimed []string, e 
 	return dedupe(candidates), claimed, nil
 }
 
+// checkSignatureHead checks the signature before the body is read, with
+// the payload hashes that do not depend on it; when only the body's hash
+// can make it hold, the signature is checked at the body's end instead.
+// Then the payload hashes stated are checked as far as the head allows.
+func (c *check) checkSignatureHead() *Error {
+	if e := c.checkSignature(""); e != nil {
+		return e
+	}
+	if c.sigLater {
+		if c.rule.Checksums {
+			c.watchChecksums()
+		}
+		return nil
+	}
+	return c.checkClaimed("")
+}
+
 // checkSignature recomputes the signature with each candidate payload
 // hash, and with a query token first in the canonical query and then
-// without it (a token added after signing); then the body must match the
-// hash the request states.
-func (c *check) checkSignature() *Error {
-	bodyHash := hexSHA256(c.body)
+// without it (a token added after signing). With bodyHash "" (the body
+// unread) a candidate that is the body's hash is skipped, and if none
+// other holds, the check is left to the body's end (c.sigLater).
+func (c *check) checkSignature(bodyHash string) *Error {
 	candidates, claimed, e := c.payloadHashes(bodyHash)
 	if e != nil {
 		return e
 	}
+	c.claimed, c.sigLater = claimed, false
 	excludes := [][]string{nil}
 	if c.qTok {
 		excludes = append(excludes, []string{queryToken})
@@ -251,6 +278,10 @@ func (c *check) checkSignature() *Error {
 	var shown *Error // what a rejection shows: the first attempt, or the match
 	for i, ex := range excludes {
 		for _, ph := range candidates {
+			if ph == "" {
+				c.sigLater = true
+				continue
+			}
 			ok, attempt, e := c.trySignature(ph, ex, shown == nil)
 			if e != nil {
 				return e
@@ -263,9 +294,14 @@ func (c *check) checkSignature() *Error {
 				if i == 1 {
 					c.rec.Token = QueryUnsigned
 				}
-				return c.checkClaimedPayload(shown, claimed, bodyHash)
+				c.shown, c.sigLater = shown, false
+				return nil
 			}
 		}
+	}
+	if c.sigLater {
+		c.rec.PayloadHash = ""
+		return nil
 	}
 	shown.Code = "SignatureDoesNotMatch"
 	shown.Message = "The request signature we calculated does not match the signature you provided. " +
@@ -303,30 +339,59 @@ func (c *check) trySignature(ph string, exclude []string, show bool) (ok bool, a
 	return ok, attempt, nil
 }
 
-// checkClaimedPayload: once the signature holds, the body must match the
-// payload hash the request states.
-func (c *check) checkClaimedPayload(shown *Error, claimed []string, bodyHash string) *Error {
-	for _, h := range claimed {
+// checkClaimed: once the signature holds, the body must match the payload
+// hashes the request states. With bodyHash "" (the body unread) it decides
+// what it can: a stated hash is left to the body's end (c.hashLater), as
+// are the checksum headers; an aws-chunked mode starts the decoder.
+func (c *check) checkClaimed(bodyHash string) *Error {
+	shown := c.shown
+	for _, h := range c.claimed {
 		switch {
-		case h == bodyHash:
+		case bodyHash != "" && h == bodyHash:
 			continue
 		case h == unsignedPayload && (c.a.presigned || c.rule.AllowUnsignedPayload):
 			continue
 		case h == unsignedPayload:
 			shown.Message = fmt.Sprintf("UNSIGNED-PAYLOAD is not accepted for service %q; the payload must be signed.", c.a.service)
 		case c.rule.AWSChunked && (h == streamingUnsigned || !c.a.v4a && (h == streamingSigned || h == streamingSignedTrailer)):
-			return c.decodeChunked(h)
+			return c.startChunked(h, bodyHash != "")
 		case c.a.v4a && strings.HasPrefix(h, "STREAMING-"):
 			shown.Message = fmt.Sprintf("The payload signing mode %q (aws-chunked) is not one this verifier checks with %s.", h, algorithmV4A)
 		case strings.HasPrefix(h, "STREAMING-"):
 			shown.Message = fmt.Sprintf("The payload signing mode %q (aws-chunked) is not one S3 takes with SigV4.", h)
+		case bodyHash == "":
+			c.hashLater = true
+			continue
 		default:
 			shown.Message = fmt.Sprintf("The provided 'x-amz-content-sha256' header does not match what was computed: ClientComputedContentSHA256 %s, S3ComputedContentSHA256 %s.", h, bodyHash)
 		}
 		shown.Code = "XAmzContentSHA256Mismatch"
 		return shown
 	}
-	if c.rule.Checksums {
+	switch {
+	case !c.rule.Checksums:
+	case bodyHash == "":
+		c.watchChecksums()
+	default:
+		return c.checkChecksumHeaders()
+	}
+	return nil
+}
+
+// checkEnd checks, at a plain body's end, what depends on it: the
+// signature, when it covers the body's hash (bodyHash, taken only then or
+// when a stated hash needs it), then the stated payload hashes and the
+// checksum headers.
+func (c *check) checkEnd(bodyHash string) *Error {
+	switch {
+	case c.sigLater:
+		if e := c.checkSignature(bodyHash); e != nil {
+			return e
+		}
+		return c.checkClaimed(bodyHash)
+	case c.hashLater:
+		return c.checkClaimed(bodyHash)
+	case c.rule.Checksums:
 		return c.checkChecksumHeaders()
 	}
 	return nil

@@ -196,15 +196,23 @@ func noLeak(t *testing.T, rec Record, sig string) {
 	}
 }
 
-func TestVerifyTampering(t *testing.T) {
-	const body = "hello, world"
-	type tc struct {
-		name string
-		// mutate builds the signed request; it may sign and then tamper.
-		mutate func(t *testing.T, v *Verifier) (*http.Request, string)
-		code   string // "" = accepted
-		check  func(t *testing.T, rec Record)
-	}
+// tamperBody is the body of tamperingCases' requests.
+const tamperBody = "hello, world"
+
+// tamperCase is a request, signed then perhaps tampered with, and the
+// verdict on it.
+type tamperCase struct {
+	name string
+	// mutate builds the signed request; it may sign and then tamper.
+	mutate func(t *testing.T, v *Verifier) (*http.Request, string)
+	code   string // "" = accepted
+	check  func(t *testing.T, rec Record)
+}
+
+// tamperingCases are the requests TestVerifyTampering and
+// TestVerifyStreamTampering check.
+func tamperingCases() []tamperCase {
+	const body = tamperBody
 	// build returns a server-style PUT with a query and a body, signed by s.
 	build := func(t *testing.T, s signer, target string) (*http.Request, string) {
 		r := httptest.NewRequest(http.MethodPut, target, strings.NewReader(body))
@@ -217,7 +225,7 @@ func TestVerifyTampering(t *testing.T) {
 		s.akid, s.token, s.tokenAt = tempAKID, testToken, at
 		return s
 	}
-	cases := []tc{
+	return []tamperCase{
 		{name: "header-signed ok", mutate: func(t *testing.T, v *Verifier) (*http.Request, string) {
 			return build(t, defaultSigner(), target)
 		}, check: func(t *testing.T, rec Record) {
@@ -518,6 +526,10 @@ func TestVerifyTampering(t *testing.T) {
 			return r, sig
 		}},
 	}
+}
+
+func TestVerifyTampering(t *testing.T) {
+	cases := tamperingCases()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			v := testVerifier()
