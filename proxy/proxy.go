@@ -145,8 +145,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &requestState{req: r}
 	p.inFlight.Add(1)
 	var b *proxyBody
+	noBody := r.Body == nil || r.Body == http.NoBody
 	defer func() {
 		p.inFlight.Add(-1)
+		if noBody {
+			p.sendNow(rec)
+		}
 		p.finish(r, rec, st, b, start)
 	}()
 	// net/http reads the rest of an unread body after the handler by its
@@ -224,6 +228,20 @@ func (p *Proxy) takeTurn(rec *statusRecorder, r *http.Request, st *requestState)
 }
 
 // finish tells the observer what happened to the request.
+// sendNow flushes an answer that the ReverseProxy has written, so that it
+// leaves before the observer's work (the metrics, the access log) rather
+// than when the handler returns: that work then overlaps the client's next
+// request instead of delaying this answer. Only for a request without a
+// body (net/http may yet have to drain a body's rest, or close the
+// connection on it, which headers already sent could not say), and never
+// for a connection that was upgraded.
+func (p *Proxy) sendNow(rec *statusRecorder) {
+	if p.obs == nil || rec.status == 0 || rec.status == http.StatusSwitchingProtocols {
+		return
+	}
+	http.NewResponseController(rec.ResponseWriter).Flush()
+}
+
 func (p *Proxy) finish(r *http.Request, rec *statusRecorder, st *requestState, b *proxyBody, start time.Time) {
 	if p.obs == nil {
 		return

@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/kivuli-go/kivuli"
 	"github.com/kivuli-go/kivuli/internal/wiretest"
 	"github.com/kivuli-go/kivuli/sigv4test"
 )
@@ -254,4 +256,54 @@ type countingConn struct {
 func (c *countingConn) Write(p []byte) (int, error) {
 	c.writes.Add(1)
 	return c.Conn.Write(p)
+}
+
+// blockingObserver holds Done until released.
+type blockingObserver struct{ release chan struct{} }
+
+func (blockingObserver) Attempted(*http.Request, int, error, time.Duration) {}
+func (o blockingObserver) Done(*http.Request, Exchange)                     { <-o.release }
+
+// TestAnswerBeforeObserver: a GET's answer reaches the client before the
+// observer is told of it, so that the metrics and the access log never
+// delay it (net/http sends a buffered answer only when the handler
+// returns, which is after Done).
+func TestAnswerBeforeObserver(t *testing.T) {
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"status":"green"}`)
+	})
+	f := wiretest.NewFixture(t, imdstestConfig(), upstream)
+	creds, err := kivuli.New(t.Context(), kivuli.WithEndpoint(f.IMDS.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer creds.Close()
+	obs := blockingObserver{release: make(chan struct{})}
+	p, err := New(t.Context(), Config{Upstream: "http://" + f.Host(), AllowedHosts: []string{f.Host()},
+		SignHost: "search-x.eu-west-2.es.amazonaws.com", Credentials: creds, Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	defer close(obs.release) // before srv.Close, which waits for the handler
+	got := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(srv.URL + "/_cluster/health")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(b)
+	}()
+	select {
+	case b := <-got:
+		if b != `{"status":"green"}` {
+			t.Fatalf("got %q", b)
+		}
+	case <-time.After(wiretest.FailAfter):
+		t.Fatal("the answer waited for the observer")
+	}
 }
