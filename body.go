@@ -94,18 +94,18 @@ func (t *Transport) payload(r *http.Request, rt *route, presign bool) (payloadPl
 
 // chunking returns how r, an S3 upload, is sent aws-chunked, or nil when
 // it is not: with signed chunks when the policy says so (Chunked); and a
-// body that can be read only once, of known length, that is to carry a
-// checksum, with the checksum in the trailer, as the SDKs send it: its
-// chunks unsigned over TLS (the trailer guards the body, TLS the
-// trailer), signed in clear. Other bodies are hashed, the checksum
-// computed in the same pass.
+// body of known length that is to carry a checksum and either can be read
+// only once or is not to be hashed (Payload: PayloadUnsigned), with the
+// checksum in the trailer, as the SDKs send it: its chunks unsigned over
+// TLS (the trailer guards the body, TLS the trailer), signed in clear.
+// Other bodies are hashed, the checksum computed in the same pass.
 func chunking(r *http.Request, pol Policy, presign bool, alg ChecksumAlgorithm) *chunkPlan {
 	if presign || !pol.Chunked && alg == "" || !s3Upload(r, signedHost(r)) {
 		return nil
 	}
 	_, seeker := r.Body.(io.Seeker)
 	oneShot := r.GetBody == nil && !seeker
-	if !pol.Chunked && !oneShot || r.ContentLength <= 0 && !seekLength(r) {
+	if !pol.Chunked && !oneShot && pol.Payload != PayloadUnsigned || r.ContentLength <= 0 && !seekLength(r) {
 		return nil
 	}
 	tls := strings.EqualFold(r.URL.Scheme, "https") || strings.EqualFold(r.URL.Scheme, "wss")

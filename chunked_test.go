@@ -36,6 +36,10 @@ func TestS3Uploads(t *testing.T) {
 	pol := chunked["s3"]
 	pol.Chunked = true
 	chunked["s3"] = pol
+	unsigned := kivuli.DefaultPolicies() // the SDKs' trade: no hash of the body
+	pol = unsigned["s3"]
+	pol.Payload = kivuli.PayloadUnsigned
+	unsigned["s3"] = pol
 	const signedTrailer, unsignedTrailer = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 	for _, n := range []int{1, 8 << 10, 64<<10 - 1, 64 << 10, 64<<10 + 1, 3<<20 + 17} {
 		data := bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n]
@@ -53,10 +57,16 @@ func TestS3Uploads(t *testing.T) {
 			{"rewindable", "https", chunked, signedTrailer},
 			{"file", "http", chunked, signedTrailer},
 			{"one-shot", "https", chunked, signedTrailer},
+			{"rewindable", "https", unsigned, unsignedTrailer},
+			{"file", "http", unsigned, signedTrailer},
 		} {
 			name := fmt.Sprintf("%d bytes, %s, %s", n, tc.body, tc.url)
-			if tc.policies != nil {
+			switch {
+			case tc.policies == nil:
+			case tc.policies["s3"].Chunked:
 				name += ", Chunked"
+			default:
+				name += ", PayloadUnsigned"
 			}
 			t.Run(name, func(t *testing.T) {
 				stored = nil

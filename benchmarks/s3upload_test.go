@@ -25,6 +25,8 @@ import (
 //	                 (rewindable); aws-chunked, a CRC32 trailer, unsigned chunks over TLS (one-shot)
 //	kivuli-chunked   Policy.Chunked: aws-chunked with signed chunks and a CRC32 trailer, one pass
 //	kivuli-before    before issue 21: hashed, then sent (rewindable); UNSIGNED-PAYLOAD, unchecked (one-shot)
+//	kivuli-unsigned  Payload: PayloadUnsigned, the SDKs' trade: aws-chunked, a CRC32 trailer, unsigned
+//	                 chunks over TLS, for both kinds of body (no SHA-256 of the body)
 //	sdk-putobject    aws-sdk-go-v2's s3.PutObject with its default checksum (CRC32; aws-chunked with an
 //	                 unsigned trailer over TLS)
 //	sha256           crypto/sha256 over the body alone: the speed to compare with
@@ -73,6 +75,7 @@ func BenchmarkS3Upload(b *testing.B) {
 	}
 	before := policy(func(p *kivuli.Policy) { p.Checksum = "" })
 	chunked := policy(func(p *kivuli.Policy) { p.Chunked = true })
+	unsigned := policy(func(p *kivuli.Policy) { p.Payload = kivuli.PayloadUnsigned })
 	kivuliPut := func(policies kivuli.Policies) func(body []byte, oneShot bool) error {
 		t := &kivuli.Transport{Credentials: e.creds, Service: "s3", Region: "us-east-1", AllowedHosts: []string{host},
 			Base: srv.Client().Transport, Policies: policies}
@@ -115,6 +118,7 @@ func BenchmarkS3Upload(b *testing.B) {
 		{"kivuli", kivuliPut(nil)},
 		{"kivuli-chunked", kivuliPut(chunked)},
 		{"kivuli-before", kivuliPut(before)},
+		{"kivuli-unsigned", kivuliPut(unsigned)},
 		{"sdk-putobject", sdkPut},
 		{"sha256", func(body []byte, _ bool) error { sha256.Sum256(body); return nil }},
 	}
