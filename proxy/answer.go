@@ -99,6 +99,9 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 			rec.status = statusClientClosed
 		}
 		st.setErr(&RequestError{Status: statusClientClosed, Msg: "the client went away: " + err.Error()})
+	case errors.Is(err, errFramingTooLong):
+		w.Header().Set("Connection", "close") // the rest is not read
+		p.answer(w, r, st, &RequestError{Status: http.StatusRequestEntityTooLarge, Msg: err.Error()})
 	case !st.sent.Load():
 		p.answer(w, r, st, signerError(err))
 	default:

@@ -220,3 +220,35 @@ func (d *chunkDecoder) crlf() error {
 	}
 	return nil
 }
+
+// errFramingTooLong is an aws-chunked body streamed through as it is that
+// is longer than its X-Amz-Decoded-Content-Length allows.
+var errFramingTooLong = errors.New("kivuli proxy: the aws-chunked body is longer than its X-Amz-Decoded-Content-Length allows")
+
+// framingLimit is the most an aws-chunked body of decoded bytes can take:
+// the data, a line of at most maxChunkLine and its CRLFs for each chunk
+// (S3 takes none under 8 KiB but the last), the final chunk, and a
+// trailer. It bounds a body streamed through without being decoded, whose
+// decoded length has been checked against MaxBody.
+func framingLimit(decoded int64) int64 {
+	const minChunk, lineAndCRLFs, trailer = 8 << 10, maxChunkLine + 4, 16 << 10
+	return decoded + (decoded/minChunk+2)*lineAndCRLFs + trailer
+}
+
+// framedBody reads a body up to left bytes, and fails past them.
+type framedBody struct {
+	r    io.Reader
+	left int64
+}
+
+func (f *framedBody) Read(p []byte) (int, error) {
+	if int64(len(p)) > f.left+1 {
+		p = p[:f.left+1]
+	}
+	n, err := f.r.Read(p)
+	f.left -= int64(n)
+	if f.left < 0 {
+		return n + int(f.left), errFramingTooLong // the byte past the limit is not passed on
+	}
+	return n, err
+}

@@ -3,12 +3,16 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -122,5 +126,54 @@ func TestProxyAWSChunkedOfUnknownLength(t *testing.T) {
 	store.mu.Unlock()
 	if resp.StatusCode != http.StatusOK || len(recs) != 1 || recs[0].Checksum != "CRC32" || !bytes.Equal(got, data) {
 		t.Errorf("%d %s: %+v, stored %q", resp.StatusCode, msg, recs, got)
+	}
+}
+
+// TestProxyAWSChunkedFramingBound: an aws-chunked upload of unknown encoded
+// length, streamed through to an https upstream as it is, is cut where its
+// framing would have to exceed what any body of its stated decoded length
+// takes: X-Amz-Decoded-Content-Length says 15 bytes (under MaxBody), the
+// body carries 8 MiB. Before, all of it went upstream, signed as the role.
+func TestProxyAWSChunkedFramingBound(t *testing.T) {
+	var got atomic.Int64
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		got.Store(n)
+	}))
+	defer up.Close()
+	f := wiretest.NewFixture(t, imdstestConfig(), http.NotFoundHandler())
+	creds, err := kivuli.New(t.Context(), kivuli.WithEndpoint(f.IMDS.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer creds.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(up.Certificate())
+	host := strings.TrimPrefix(up.URL, "https://")
+	p, err := New(t.Context(), Config{Upstream: up.URL, AllowedHosts: []string{host}, SignHost: "my-bucket.s3.eu-west-2.amazonaws.com",
+		Credentials: creds, MaxBody: 1 << 20, UpstreamTLSConfig: &tls.Config{RootCAs: pool}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	chunk := strings.Repeat("x", 1<<20)
+	var sb strings.Builder
+	for range 8 {
+		fmt.Fprintf(&sb, "%x\r\n%s\r\n", len(chunk), chunk)
+	}
+	sb.WriteString("0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n")
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/big", io.MultiReader(strings.NewReader(sb.String())))
+	req.Header.Set("X-Amz-Content-Sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+	req.Header.Set("Content-Encoding", "aws-chunked")
+	req.Header.Set("X-Amz-Decoded-Content-Length", "15")
+	req.Header.Set("X-Amz-Trailer", "x-amz-checksum-crc32")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || got.Load() > framingLimit(15) {
+		t.Errorf("%d, and the upstream received %d bytes of a body that says it holds 15", resp.StatusCode, got.Load())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -137,9 +138,11 @@ func (p *Proxy) prepareBody(r *http.Request) (*proxyBody, error) {
 	}
 	if chunked && b.preEncoded {
 		// An SDK's aws-chunked upload of unknown encoded length: streamed
-		// as it comes, chunked, its trailer guarding it.
+		// as it comes, chunked, its trailer guarding it, and cut where its
+		// framing would have to be longer than any of its decoded length.
+		decoded, _ := strconv.ParseInt(r.Header.Get("X-Amz-Decoded-Content-Length"), 10, 64)
 		b.mode = bodyStreamed
-		b.counter = &countingReader{r: r.Body}
+		b.counter = &countingReader{r: &framedBody{r: r.Body, left: framingLimit(decoded)}}
 		r.Body, r.GetBody, r.ContentLength, r.TransferEncoding = readCloser{b.counter, r.Body}, nil, -1, nil
 		return b, nil
 	}

@@ -227,7 +227,6 @@ func (p *Proxy) takeTurn(rec *statusRecorder, r *http.Request, st *requestState)
 	return false
 }
 
-// finish tells the observer what happened to the request.
 // sendNow flushes an answer that the ReverseProxy has written, so that it
 // leaves before the observer's work (the metrics, the access log) rather
 // than when the handler returns: that work then overlaps the client's next
@@ -242,6 +241,7 @@ func (p *Proxy) sendNow(rec *statusRecorder) {
 	http.NewResponseController(rec.ResponseWriter).Flush()
 }
 
+// finish tells the observer what happened to the request.
 func (p *Proxy) finish(r *http.Request, rec *statusRecorder, st *requestState, b *proxyBody, start time.Time) {
 	if p.obs == nil {
 		return

@@ -78,8 +78,16 @@ type poolKey struct {
 // Transport of its own: one for all routes that would make the same,
 // holding no more idle connections, all hosts together, than requests
 // are served at once (maxRequests), as one Proxy's pool does: N routes
-// do not hold N pools of idle connections and their buffers.
+// do not hold N pools of idle connections and their buffers. A route with
+// a TLS configuration of its own (UpstreamTLSConfig: its roots, or no
+// verification for a tunnel) has a pool of its own: shared, another
+// route's certificates would be checked by its rules.
 func sharedPool(pools map[poolKey]*http.Transport, c Config, s *settings, maxRequests int) *http.Transport {
+	if c.UpstreamTLSConfig != nil {
+		t := newUpstreamTransport(c, s)
+		t.MaxIdleConns = min(s.maxIdle, maxRequests)
+		return t
+	}
 	k := poolKey{c.UpstreamServerName, s.maxIdle, s.idleConnTimer, c.ResponseHeaderTimeout}
 	if pools[k] == nil {
 		t := newUpstreamTransport(c, s)

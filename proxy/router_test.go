@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -473,5 +474,32 @@ func BenchmarkRoutePick(b *testing.B) {
 		if r, e := s.pick("/aps/workspaces/ws-1/api/v1/query_range"); e != nil || r.name != "aps" {
 			b.Fatal(r, e)
 		}
+	}
+}
+
+// TestRouterPoolOfItsOwn: a route with a TLS configuration of its own
+// (here no verification, a tunnel's) does not share its connection pool
+// with a route that verifies, in either order: a shared pool checked the
+// later route's certificates by the first one's rules.
+func TestRouterPoolOfItsOwn(t *testing.T) {
+	pools := map[poolKey]*http.Transport{}
+	insecure := Config{Upstream: "https://tunnel.example:8443", UpstreamTLSConfig: &tls.Config{InsecureSkipVerify: true}}
+	strict := Config{Upstream: "https://es.us-east-1.es.amazonaws.com"}
+	s1, err := insecure.settings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := strict.settings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := sharedPool(pools, insecure, s1, 100)
+	b := sharedPool(pools, strict, s2, 100)
+	c := sharedPool(pools, insecure, s1, 100)
+	if a == b || c == b || b.TLSClientConfig != nil && b.TLSClientConfig.InsecureSkipVerify {
+		t.Fatalf("the verifying route shares a pool that does not verify")
+	}
+	if !a.TLSClientConfig.InsecureSkipVerify {
+		t.Fatalf("the tunnel's pool lost its TLS configuration")
 	}
 }
