@@ -89,7 +89,9 @@ query is signed already (X-Amz-Signature, X-Amz-Credential, X-Amz-Date,
 ... in any letter case, or SigV2's AWSAccessKeyId and Signature: a
 presigned URL) carries its own authority: it is sent as it is, not signed
 again and without asking the source for credentials, and standard error
-says so. The flags that sign (--presign, --service, --region, --checksum,
+says so. It goes where it says, as with curl (through HTTP_PROXY if set):
+the rules above guard the signatures kivuli makes, and this one is the
+URL's. The flags that sign (--presign, --service, --region, --checksum,
 --aws-retry) are refused with it.
 
 Bodies stream from files and standard input and are never held in memory:
