@@ -70,6 +70,11 @@ func (p *Proxy) prepareAWSChunked(r *http.Request) (preEncoded bool, err error) 
 		return false, &RequestError{Status: http.StatusBadRequest, Msg: "kivuli proxy: X-Amz-Trailer names no checksum S3 takes"}
 	}
 	if r.Header.Get("X-Amz-Content-Sha256") == streamingUnsigned && hasTrailer && p.upstream.Scheme == "https" {
+		if r.ContentLength < 0 {
+			// Streamed through as it is, undecoded: cut where its framing
+			// would be longer than any body of its decoded length's.
+			r.Body = readCloser{&framedBody{r: r.Body, left: framingLimit(decoded)}, r.Body}
+		}
 		return true, nil
 	}
 	r.Body = readCloser{newChunkDecoder(r.Body, decoded, strings.ToUpper(alg)), r.Body}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -138,11 +137,10 @@ func (p *Proxy) prepareBody(r *http.Request) (*proxyBody, error) {
 	}
 	if chunked && b.preEncoded {
 		// An SDK's aws-chunked upload of unknown encoded length: streamed
-		// as it comes, chunked, its trailer guarding it, and cut where its
-		// framing would have to be longer than any of its decoded length.
-		decoded, _ := strconv.ParseInt(r.Header.Get("X-Amz-Decoded-Content-Length"), 10, 64)
+		// as it comes, chunked, its trailer guarding it (and its length
+		// bounded by prepareAWSChunked).
 		b.mode = bodyStreamed
-		b.counter = &countingReader{r: &framedBody{r: r.Body, left: framingLimit(decoded)}}
+		b.counter = &countingReader{r: r.Body}
 		r.Body, r.GetBody, r.ContentLength, r.TransferEncoding = readCloser{b.counter, r.Body}, nil, -1, nil
 		return b, nil
 	}
