@@ -439,33 +439,17 @@ func setEscapedPath(u *url.URL, p string) error {
 	return nil
 }
 
+// strictEscapePath is the canonical URI of an escaped path escaped once:
+// decoded, then every byte but the unreserved ones and '/' escaped.
 func strictEscapePath(p string) string {
-	clean := true
-	for i := 0; i < len(p); i++ {
-		if c := p[i]; c != '/' && !unreserved(c) {
-			clean = false
-			break
-		}
-	}
-	if clean {
+	if plainPath(p) {
 		return p
 	}
 	dec, err := url.PathUnescape(p)
 	if err != nil {
 		dec = p
 	}
-	var b strings.Builder
-	b.Grow(len(dec) + 16)
-	for i := 0; i < len(dec); i++ {
-		if c := dec[i]; c == '/' || unreserved(c) {
-			b.WriteByte(c)
-		} else {
-			b.WriteByte('%')
-			b.WriteByte(upperhex[c>>4])
-			b.WriteByte(upperhex[c&15])
-		}
-	}
-	return b.String()
+	return escapePath(dec)
 }
 
 const upperhex = "0123456789ABCDEF"

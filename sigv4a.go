@@ -278,14 +278,21 @@ func stripExcessSpaces(s string) string {
 	return string(b)
 }
 
+// plainPath reports whether p holds only unreserved bytes and '/', which
+// no escaping changes.
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c != '/' && !unreserved(c) {
+			return false
+		}
+	}
+	return true
+}
+
 // escapePath escapes every byte of an escaped path but the unreserved
 // ones and '/': the canonical URI of the services that escape it twice.
 func escapePath(p string) string {
-	clean := true
-	for i := 0; i < len(p) && clean; i++ {
-		clean = p[i] == '/' || unreserved(p[i])
-	}
-	if clean {
+	if plainPath(p) {
 		return p
 	}
 	var b strings.Builder
