@@ -75,7 +75,12 @@ func main() {
 	noise := flag.Bool("noise", false, "measure a second kivuli proxy too, the noise band: the two differ only by chance")
 	baseline := flag.String("baseline", "", "another kivuli binary to measure beside -kivuli, e.g. a build of the code before a change")
 	command := flag.String("command", strings.Join(os.Args, " "), "the command line to print in the report")
+	only := flag.String("only", "", "measure only these workloads, comma-separated: get1, get16, get64, upload, download, stream (for experiments; default all)")
 	flag.Parse()
+	wanted, err := parseWorkloads(*only)
+	if err != nil {
+		log.Fatalf("proxybench: -only: %v", err)
+	}
 	size, err := parseSize(*sizeFlag)
 	if err != nil || *kivuliBin == "" || *reps < 1 {
 		log.Fatalf("proxybench: -kivuli PATH required, -size a size (%v), -reps at least 1", err)
@@ -109,7 +114,7 @@ func main() {
 		}
 		for _, p := range order {
 			log.Printf("rep %d/%d: %s (load %s)", rep+1, *reps, p.name, loadAverage())
-			if err := runAll(p, up, res, *duration, size); err != nil {
+			if err := runAll(p, up, res, *duration, size, wanted); err != nil {
 				log.Printf("%s: %v", p.name, err)
 				res.failed(p.name, err)
 			}
@@ -131,14 +136,38 @@ func main() {
 	}
 }
 
-// runAll runs every workload once against a proxy of kind p.
-func runAll(p *proxyKind, up *upstream, res *results, d time.Duration, size int64) error {
+// workloads are the names -only takes.
+var workloads = []string{"get1", "get16", "get64", "upload", "download", "stream"}
+
+// parseWorkloads reads -only: a set of workloads, all of them when empty.
+func parseWorkloads(only string) (map[string]bool, error) {
+	wanted := make(map[string]bool)
+	if only == "" {
+		for _, w := range workloads {
+			wanted[w] = true
+		}
+		return wanted, nil
+	}
+	for w := range strings.SplitSeq(only, ",") {
+		if !slices.Contains(workloads, w) {
+			return nil, fmt.Errorf("%q is not one of %s", w, strings.Join(workloads, ", "))
+		}
+		wanted[w] = true
+	}
+	return wanted, nil
+}
+
+// runAll runs every wanted workload once against a proxy of kind p.
+func runAll(p *proxyKind, up *upstream, res *results, d time.Duration, size int64, wanted map[string]bool) error {
 	// Small GETs: one process for the three concurrencies.
 	proc, err := p.start(up, esHost, "es")
 	if err != nil {
 		return err
 	}
 	for _, c := range []int{1, 16, 64} {
+		if !wanted[fmt.Sprintf("get%d", c)] {
+			continue
+		}
 		cpu0 := proc.cpuSeconds()
 		rps, p50, p99, n, err := smallGETs(proc.url+"/logs-2026.12.01/_search?q=status:500&size=10", c, d)
 		if err != nil {
@@ -154,6 +183,9 @@ func runAll(p *proxyKind, up *upstream, res *results, d time.Duration, size int6
 
 	// The upload and the download, each in a fresh process for its peak RSS.
 	for _, w := range []string{"upload", "download"} {
+		if !wanted[w] {
+			continue
+		}
 		proc, err := p.start(up, s3Host, "s3")
 		if err != nil {
 			return err
@@ -176,6 +208,9 @@ func runAll(p *proxyKind, up *upstream, res *results, d time.Duration, size int6
 		}
 	}
 
+	if !wanted["stream"] {
+		return nil
+	}
 	proc, err = p.start(up, bedrockHost, "bedrock")
 	if err != nil {
 		return err
