@@ -61,6 +61,7 @@ type Proxy struct {
 	rp       *httputil.ReverseProxy
 	guard    *guard.Guard
 	via      string // this process's pseudonym in Via headers
+	viaEntry string // "1.1 " + via: what lastHop adds to Via
 	obs      Observer
 	onError  func(http.ResponseWriter, *http.Request, *RequestError)
 	inFlight atomic.Int64
@@ -102,10 +103,10 @@ func newProxy(ctx context.Context, cfg Config, s *settings, b *budgets) (*Proxy,
 		bodyIdle:  s.bodyIdle,
 		prefixed:  hasPrefix(s.upstream),
 		guard:     s.guard,
-		via:       viaToken(),
 		obs:       cfg.Observer,
 		onError:   cfg.ErrorHandler,
 	}
+	p.setVia(viaToken())
 	p.hardStop, p.stopHard = context.WithCancel(context.Background())
 	p.signer = newSigner(cfg, s, p)
 	if s.maxAttempts > 1 {
@@ -181,6 +182,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.preEncoded = b.preEncoded
 	p.forward(rec, r, st)
 }
+
+// setVia sets the pseudonym p gives itself in Via headers.
+func (p *Proxy) setVia(via string) { p.via, p.viaEntry = via, "1.1 "+via }
 
 // forward hands r to the ReverseProxy, with its state in its context.
 func (p *Proxy) forward(rec *statusRecorder, r *http.Request, st *requestState) {

@@ -60,7 +60,8 @@ func NewRouter(ctx context.Context, cfg RouterConfig) (*Router, error) {
 			rt.Close()
 			return nil, inRoute(i, cfg.Routes[i], err)
 		}
-		p.guard, p.via, p.route = nil, via, sp.name
+		p.guard, p.route = nil, sp.name
+		p.setVia(via)
 		p.strip = strings.TrimSuffix(sp.prefix, "/")
 		rt.add(sp, p)
 	}

@@ -192,33 +192,31 @@ func (l *lastHop) ProxyURL(req *http.Request) (*url.URL, error) {
 	return kivuli.ProxyURLOf(l.next, req)
 }
 
+// RoundTrip adds to req in place: req is the signer's clone of this
+// attempt, made with room for more headers, and nothing reads it after
+// the attempt (each attempt is signed from a fresh clone). Copying it
+// again cost a request and a header map per attempt.
 func (l *lastHop) RoundTrip(req *http.Request) (*http.Response, error) {
 	h, _ := req.Context().Value(hopKey{}).(*hop)
-	out := *req // the signer's own clone, shallow-copied: its header map is not changed
-	out.Header = make(http.Header, len(req.Header)+8)
-	for k, vv := range req.Header {
-		out.Header[k] = vv
-	}
 	if h != nil {
 		for k, vv := range h.unsigned {
-			if _, ok := out.Header[k]; !ok {
-				out.Header[k] = vv
+			if _, ok := req.Header[k]; !ok {
+				req.Header[k] = vv
 			}
 		}
 		if h.scheme != "" {
-			u := *req.URL
-			u.Scheme = h.scheme
-			out.URL = &u
+			req.URL.Scheme = h.scheme
 		}
 		h.state.sent.Store(true)
 		h.state.attempts.Add(1)
 	}
-	out.Header["Via"] = append(slices.Clip(out.Header["Via"]), "1.1 "+l.p.via)
+	// Clipped: the clone's header values share one backing array.
+	req.Header["Via"] = append(slices.Clip(req.Header["Via"]), l.p.viaEntry)
 	if l.p.obs == nil || h == nil {
-		return l.next.RoundTrip(&out)
+		return l.next.RoundTrip(req)
 	}
 	start := time.Now()
-	resp, err := l.next.RoundTrip(&out)
+	resp, err := l.next.RoundTrip(req)
 	status := 0
 	if err == nil {
 		status = resp.StatusCode
