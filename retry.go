@@ -99,7 +99,12 @@ func (rt *RetryingTransport) RoundTrip(req *http.Request) (*http.Response, error
 		}
 		return nil, invalidRequest("nil URL", nil)
 	}
-	r := &retryablehttp.Request{Request: req.Clone(req.Context())}
+	// A shallow copy, whose Body each attempt sets: nothing on the way
+	// changes its header map or URL in place (net/http's Client copies a
+	// request before it changes one, and the Transport signs a clone), so
+	// Clone's copies of them were work for nothing.
+	out := *req
+	r := &retryablehttp.Request{Request: &out}
 	switch {
 	case req.Body == nil || req.Body == http.NoBody:
 	case req.GetBody != nil:

@@ -3,6 +3,7 @@ package kivuli_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -179,4 +180,37 @@ func TestRetryOptions(t *testing.T) {
 		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 		assert.Equal(t, int32(tc.want), calls.Load(), "MaxAttempts %d", tc.attempts)
 	}
+}
+
+// TestRetryingTransportLeavesRequest: RoundTrip, through retries, changes
+// nothing of the caller's request (http.RoundTripper's contract): its
+// header map and values, URL, Host and body fields are as they were.
+func TestRetryingTransportLeavesRequest(t *testing.T) {
+	var fails atomic.Int32
+	fails.Store(2)
+	r := newRig(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if fails.Add(-1) >= 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	rt := kivuli.NewRetryingTransport(r.transport("es"), func(o *kivuli.RetryOptions) { o.MinWait, o.MaxWait = time.Millisecond, time.Millisecond })
+	req, err := http.NewRequest(http.MethodPost, r.endpoint.URL+"/idx/_doc?refresh=true", strings.NewReader(`{"a":1}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header["X-Multi"] = []string{"a", "b"}
+	header, url, host, getBody := req.Header.Clone(), req.URL.String(), req.Host, req.GetBody
+	resp, err := rt.RoundTrip(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, int32(-1), fails.Load(), "three attempts")
+	assert.Equal(t, header, req.Header)
+	assert.Equal(t, url, req.URL.String())
+	assert.Equal(t, host, req.Host)
+	assert.Equal(t, int64(7), req.ContentLength)
+	assert.NotNil(t, req.GetBody)
+	assert.Equal(t, fmt.Sprintf("%p", getBody), fmt.Sprintf("%p", req.GetBody))
+	assert.Same(t, req, resp.Request)
 }
