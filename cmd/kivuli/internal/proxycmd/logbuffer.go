@@ -38,13 +38,19 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.buf = append(b.buf, p...)
+	return len(p), b.queuedLocked()
+}
+
+// queuedLocked is called with lines just added to the batch: it writes a
+// full batch, or makes sure that a timer will.
+func (b *logBuffer) queuedLocked() error {
 	if len(b.buf) >= accessLogBatch {
-		return len(p), b.flushLocked(nil)
+		return b.flushLocked(nil)
 	}
 	if b.timer == nil {
 		b.timer = time.AfterFunc(b.delay, b.Flush)
 	}
-	return len(p), nil
+	return nil
 }
 
 // Flush writes what waits.

@@ -463,13 +463,11 @@ func newLogger(w io.Writer, format string, verbose bool) (*slog.Logger, *logBuff
 		opts.Level = slog.LevelDebug
 	}
 	b := newLogBuffer(w, accessLogDelay)
-	handler := func(w io.Writer) slog.Handler {
-		if format == "json" {
-			return slog.NewJSONHandler(w, opts)
-		}
-		return slog.NewTextHandler(w, opts)
+	if format == "json" {
+		return slog.New(accessHandler{batched: slog.NewJSONHandler(b, opts), direct: slog.NewJSONHandler(b.direct(), opts)}), b
 	}
-	return slog.New(accessHandler{batched: handler(b), direct: handler(b.direct())}), b
+	batched := textAccess{b: b, slow: slog.NewTextHandler(b, opts)}
+	return slog.New(accessHandler{batched: batched, direct: slog.NewTextHandler(b.direct(), opts)}), b
 }
 
 // run serves the proxy until ctx ends.
