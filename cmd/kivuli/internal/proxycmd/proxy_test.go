@@ -2,6 +2,7 @@ package proxycmd
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"io"
 	"net/http"
@@ -111,9 +112,10 @@ func startRaw(t *testing.T, f *wiretest.Fixture, args []string) *proxyRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLineLog()
 	p := &proxyRun{logs: logs, stop: cancel, done: make(chan int, 1)}
-	// GOMEMLIMIT set: a proxy in this process leaves its soft memory limit
-	// alone, which is the process's, and parallel tests share.
-	env := append(os.Environ(), "GOMEMLIMIT=off")
+	// GOMEMLIMIT and GOGC set: a proxy in this process leaves its soft
+	// memory limit and GC percent alone, which are the process's, and
+	// parallel tests share.
+	env := append(os.Environ(), "GOMEMLIMIT=off", "GOGC="+cmp.Or(os.Getenv("GOGC"), "100"))
 	go func() {
 		p.done <- runContext(ctx, args, strings.NewReader(""), io.Discard, logs, env)
 	}()
