@@ -206,7 +206,7 @@ whatever its clients do; with other limits, under 24MiB + 32MiB +
 runtime's soft memory limit is set to that bound less 16MiB, unless
 GOMEMLIMIT is set, and GOGC to 400 unless GOGC is set: the proxy's heap
 is small, and collecting it four times less often shortens the slowest
-requests, for a few MiB. /metrics counts the requests each limit refused.
+requests, for up to 12MiB. /metrics counts the requests each limit refused.
 
 WebSocket upgrades are passed through, the handshake signed as the
 service wants it (Neptune in headers; Transcribe and IoT presigned).
@@ -534,10 +534,10 @@ func (f *proxyFlags) startProcess() (log *slog.Logger, done func()) {
 // at one client, 13 collections a second, each slowing the requests it
 // overlaps (1.3% of them: the p99). At 400 it collects every 16 MiB, four
 // times less often: p99 0.80-0.86x and CPU per request 0.95x in
-// benchmarks/run-proxy.sh, for 4-9 MiB more resident memory (a 1 GiB
-// upload 22 MiB instead of 18; TestProxyMemoryUnderAttack's lighter
-// attack 32 instead of 23). The soft memory limit, set from the limits,
-// still bounds the heap under load.
+// benchmarks/run-proxy.sh, for up to 12 MiB more resident memory (a 1 GiB
+// upload 30 MiB instead of 18; TestProxyMemoryUnderAttack's lighter attack
+// 32 instead of 23). The soft memory limit, set from the limits, still
+// bounds the heap under load.
 const gcPercent = 400
 
 // dress applies to a server, of one upstream or of routes, the flags of
