@@ -74,7 +74,7 @@ func (s *proxyServer) server(f *proxyFlags, tlsConfig *tls.Config) *http.Server 
 	http1.SetHTTP1(true)
 	return &http.Server{
 		Protocols:         &http1,
-		Handler:           s.handler,
+		Handler:           f.procs.wrap(s.handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// net/http reads up to 4 KiB more before it answers 431.
