@@ -40,15 +40,43 @@ func TestHasCTL(t *testing.T) {
 	}
 }
 
-// BenchmarkHasCTL: the check of a session token's length, as every request
-// makes it.
-func BenchmarkHasCTL(b *testing.B) {
-	token := strings.Repeat("IQoJb3JpZ2luX2VjEDoaCXVzLWVhc3QtMSJHMEUCIQ+/", 1200/44)
-	for b.Loop() {
-		if hasCTL(token) {
-			b.Fatal("control byte")
+// TestTokenHasCTL: the memo of the last clean token passes only that
+// token: one with a control byte is refused each time, also after a
+// clean one of the same length, and a clean one is checked once.
+func TestTokenHasCTL(t *testing.T) {
+	clean := strings.Repeat("IQoJb3JpZ2luX2VjEDoaCXVzLWVhc3QtMSJHMEUCIQ+/", 10)
+	bad := clean[:100] + "\n" + clean[101:]
+	for i, c := range []struct {
+		token string
+		want  bool
+	}{{clean, false}, {bad, true}, {clean, false}, {bad, true}, {bad, true}, {"", false}, {bad, true}, {clean, false}} {
+		if got := tokenHasCTL(c.token); got != c.want {
+			t.Errorf("%d: tokenHasCTL = %v, want %v", i, got, c.want)
 		}
 	}
+	if p := cleanToken.Load(); p == nil || *p != clean {
+		t.Error("the clean token is not remembered")
+	}
+}
+
+// BenchmarkHasCTL: the check of a session token's length, and of the
+// same token again, as every request makes it.
+func BenchmarkHasCTL(b *testing.B) {
+	token := strings.Repeat("IQoJb3JpZ2luX2VjEDoaCXVzLWVhc3QtMSJHMEUCIQ+/", 1200/44)
+	b.Run("read", func(b *testing.B) {
+		for b.Loop() {
+			if hasCTL(token) {
+				b.Fatal("control byte")
+			}
+		}
+	})
+	b.Run("again", func(b *testing.B) {
+		for b.Loop() {
+			if tokenHasCTL(token) {
+				b.Fatal("control byte")
+			}
+		}
+	})
 }
 
 // BenchmarkSignerFor: finding the signer of the credentials in hand, as
