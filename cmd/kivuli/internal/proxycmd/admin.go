@@ -140,6 +140,7 @@ func (m *proxyMetrics) register(s *proxyServer) {
 // registerProcess adds the Go runtime's and the process's memory gauges.
 func registerProcess(r *registry) {
 	r.add(gaugeFunc("go_goroutines", "Number of goroutines that currently exist.", func() float64 { return float64(runtime.NumGoroutine()) }))
+	r.add(gaugeFunc("go_sched_gomaxprocs_threads", "The current runtime.GOMAXPROCS setting: 1 while kivuli proxy serves one request at a time, unless GOMAXPROCS is set.", func() float64 { return float64(runtime.GOMAXPROCS(0)) }))
 	r.add(gaugeFunc("go_memstats_heap_alloc_bytes", "Bytes of allocated heap objects.", func() float64 { return runtimeMetric("/memory/classes/heap/objects:bytes") }))
 	r.add(gaugeFunc("go_memstats_sys_bytes", "Bytes of memory obtained from the OS by the Go runtime.", func() float64 { return runtimeMetric("/memory/classes/total:bytes") }))
 	if _, ok := procStatus("VmHWM"); ok {

@@ -225,6 +225,7 @@ func TestProxyMetrics(t *testing.T) {
 		`kivuli_credentials_refreshes_total{result="success"}`:         -1, // present; the count depends on timing
 		`kivuli_credentials_expiry_timestamp_seconds`:                  -1,
 		`go_goroutines`:                                                -1,
+		`go_sched_gomaxprocs_threads`:                                  -1,
 		`kivuli_proxy_response_body_bytes_total`:                       -1,
 		`kivuli_proxy_request_duration_seconds_bucket{le="+Inf"}`:      7,
 		`kivuli_proxy_upstream_response_seconds_bucket{le="0.001"}`:    -1,
