@@ -510,7 +510,8 @@ func tokenHasCTL(token string) bool {
 	if hasCTL(token) {
 		return true
 	}
-	cleanToken.Store(&token)
+	clean := token // allocated here, not on every call as &token would be
+	cleanToken.Store(&clean)
 	return false
 }
 
