@@ -18,17 +18,17 @@ func gcPercentNow() int {
 // TestProxyGCPercent: kivuli proxy collects its small heap at GOGC 400
 // unless the environment's GOGC says otherwise, and puts the process's
 // percent back when it stops. (GOMEMLIMIT=off keeps the soft memory limit
-// out of it; the other tests' proxies set GOGC, so leave the percent
-// alone.)
+// out of it, and GOMAXPROCS the processor governor; the other tests'
+// proxies set GOGC, so leave the percent alone.)
 func TestProxyGCPercent(t *testing.T) {
 	before := gcPercentNow()
 	for _, c := range []struct {
 		env  []string
 		want int
 	}{
-		{[]string{"GOMEMLIMIT=off"}, gcPercent},
-		{[]string{"GOMEMLIMIT=off", "GOGC=50"}, before},
-		{[]string{"GOMEMLIMIT=off", "GOGC=off"}, before},
+		{[]string{"GOMEMLIMIT=off", "GOMAXPROCS=2"}, gcPercent},
+		{[]string{"GOMEMLIMIT=off", "GOMAXPROCS=2", "GOGC=50"}, before},
+		{[]string{"GOMEMLIMIT=off", "GOMAXPROCS=2", "GOGC=off"}, before},
 	} {
 		f := &proxyFlags{App: &base.App{Stderr: io.Discard, Env: base.NewEnviron(c.env)}}
 		_, done := f.startProcess()

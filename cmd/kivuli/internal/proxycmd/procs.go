@@ -25,13 +25,15 @@ import (
 // second, which is why it is only for requests that do not overlap.
 //
 // Going to one processor waits for a tick (window) in which no two
-// requests overlapped, so a busy proxy does not flap; going back is asked
-// for by the request that makes two, and takes effect at the next
-// goroutine switch (the governor's own goroutine makes the change, as it
-// stops the world for a moment and waits for a collection in progress).
+// requests were in flight at once, so a busy proxy does not flap; going
+// back is asked for by the request that makes two, and takes effect once
+// the governor's own goroutine runs and any collection in progress has
+// finished marking (the change stops the world, which waits for that).
+// A request that ends while another is in flight marks its window too: a
+// tick between two overlapping uploads' ends is not a quiet one.
 type procGovernor struct {
 	inFlight   atomic.Int64
-	overlapped atomic.Bool // two requests overlapped since the last tick
+	overlapped atomic.Bool // two requests were in flight at once since the last tick
 	single     atomic.Bool // on one processor, or going there
 	wake       chan struct{}
 	stop       chan struct{}
@@ -72,7 +74,7 @@ func (g *procGovernor) wrap(h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.enter()
-		defer g.inFlight.Add(-1)
+		defer g.leave()
 		h.ServeHTTP(w, r)
 	})
 }
@@ -91,6 +93,14 @@ func (g *procGovernor) enter() {
 		case g.wake <- struct{}{}:
 		default: // asked already
 		}
+	}
+}
+
+// leave uncounts a request. One that ends while another is in flight
+// overlapped it in this window, whenever the two began.
+func (g *procGovernor) leave() {
+	if g.inFlight.Add(-1) > 0 && !g.overlapped.Load() {
+		g.overlapped.Store(true)
 	}
 }
 

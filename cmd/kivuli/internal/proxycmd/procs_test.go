@@ -140,6 +140,49 @@ func TestProcGovernor(t *testing.T) {
 	}
 }
 
+// handled returns once the governor has taken what was sent to it
+// before: the second send waits until it took the first. Only while on
+// all processors, where a wake changes nothing.
+func handled(g *procGovernor) { g.wake <- struct{}{}; g.wake <- struct{}{} }
+
+// TestProcGovernorStaysWide: requests in flight together across ticks keep
+// all the processors, and so does the window in which they end; only a
+// whole window after goes back to one.
+func TestProcGovernorStaysWide(t *testing.T) {
+	rec := newProcsRecorder()
+	ticks := make(chan time.Time)
+	g := newProcGovernor(ticks, rec.setProcs)
+	defer g.close()
+	rec.next(t)
+	gt := newGate()
+	h := g.wrap(gt)
+	d1, d2 := serveOne(h), serveOne(h)
+	<-gt.in
+	<-gt.in
+	if n := rec.next(t); n != 0 {
+		t.Fatalf("set %d when two requests overlapped, want 0", n)
+	}
+	// Two long requests, held across windows.
+	ticks <- time.Time{}
+	ticks <- time.Time{}
+	handled(g)
+	gt.release <- struct{}{}
+	gt.release <- struct{}{}
+	<-d1
+	<-d2
+	ticks <- time.Time{} // the window they ended in
+	handled(g)
+	select {
+	case n := <-rec.ch:
+		t.Fatalf("set %d at the end of a window with two requests in flight", n)
+	default:
+	}
+	ticks <- time.Time{}
+	if n := rec.next(t); n != 1 {
+		t.Fatalf("set %d after a quiet window, want 1", n)
+	}
+}
+
 // TestProcGovernorRace: requests that overlap while the governor goes to
 // one processor bring it back at once, whichever of the two sides sees
 // the other (TestProcGovernor covers the plain cases).
@@ -157,16 +200,37 @@ func TestProcGovernorRace(t *testing.T) {
 	}
 	g.inFlight.Add(-2)
 	ticks <- time.Time{} // ends the overlap's window
-	// The next tick narrows, and two requests arrive while it does.
-	rec.mu.Lock()
-	rec.during = func() { g.enter(); g.enter() }
-	rec.mu.Unlock()
-	ticks <- time.Time{}
-	if n := rec.next(t); n != 1 {
-		t.Fatalf("set %d, want 1", n)
-	}
-	if n := rec.next(t); n != 0 {
-		t.Fatalf("set %d with two requests in flight, want 0 (the default)", n)
+	// The next tick narrows, and two requests arrive while it does: in
+	// the first case they see it narrowing and wake the governor; in the
+	// second they looked before it began, and only marked the overlap,
+	// which the governor sees once narrowed.
+	for _, during := range []func(){
+		func() { g.enter(); g.enter() },
+		func() {
+			select { // no wake left over from before: this case is the other side's
+			case <-g.wake:
+			default:
+			}
+			g.inFlight.Add(2)
+			g.overlapped.Store(true)
+		},
+	} {
+		rec.mu.Lock()
+		rec.during = during
+		rec.mu.Unlock()
+		ticks <- time.Time{}
+		if n := rec.next(t); n != 1 {
+			t.Fatalf("set %d, want 1", n)
+		}
+		if n := rec.next(t); n != 0 {
+			t.Fatalf("set %d with two requests in flight, want 0 (the default)", n)
+		}
+		rec.mu.Lock()
+		rec.during = nil
+		rec.mu.Unlock()
+		g.inFlight.Add(-2)
+		handled(g)
+		ticks <- time.Time{} // ends the overlap's window
 	}
 }
 

@@ -212,7 +212,7 @@ requests, for up to 12MiB. /metrics counts the requests each limit refused.
 
 Unless GOMAXPROCS is set, the proxy runs on one processor while its
 requests come one at a time, and on all of them (GOMAXPROCS's default)
-from the moment two overlap until a second passes without overlap: a
+as soon as two overlap, until a second passes without overlap: a
 lone client's request passes between goroutines several times, and on
 one processor no hand-off wakes another thread (about a quarter less CPU
 a request, and a shorter wait).

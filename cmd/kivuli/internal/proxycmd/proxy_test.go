@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,11 +112,10 @@ func startRaw(t *testing.T, f *wiretest.Fixture, args []string) *proxyRun {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := newLineLog()
 	p := &proxyRun{logs: logs, stop: cancel, done: make(chan int, 1)}
-	// GOMEMLIMIT, GOGC and GOMAXPROCS set: a proxy in this process leaves
-	// its soft memory limit, GC percent and processors alone, which are
-	// the process's, and parallel tests share.
-	env := append(os.Environ(), "GOMEMLIMIT=off", "GOGC="+cmp.Or(os.Getenv("GOGC"), "100"),
-		"GOMAXPROCS="+cmp.Or(os.Getenv("GOMAXPROCS"), strconv.Itoa(runtime.GOMAXPROCS(0))))
+	// GOMEMLIMIT and GOGC set: a proxy in this process leaves its soft
+	// memory limit and GC percent alone, which are the process's, and
+	// parallel tests share (runContext sets GOMAXPROCS).
+	env := append(os.Environ(), "GOMEMLIMIT=off", "GOGC="+cmp.Or(os.Getenv("GOGC"), "100"))
 	go func() {
 		p.done <- runContext(ctx, args, strings.NewReader(""), io.Discard, logs, env)
 	}()
