@@ -54,6 +54,10 @@ var signers struct {
 type keyedSigner struct {
 	key signerKey
 	s   *v4.Signer
+	// cleanToken is the last session token signed with this key that
+	// tokenHasCTL passed: one per key, so that a process signing for
+	// several roles in turn (the proxy's routes) keeps each one's.
+	cleanToken atomic.Pointer[string]
 }
 
 // maxSigners bounds the signers kept: a program signs with a few sets of
@@ -62,10 +66,10 @@ type keyedSigner struct {
 const maxSigners = 64
 
 // signerFor returns the signer of creds' secret.
-func signerFor(creds aws.Credentials) *v4.Signer {
+func signerFor(creds aws.Credentials) *keyedSigner {
 	k := signerKey{creds.AccessKeyID, creds.SecretAccessKey}
 	if e := signers.last.Load(); e != nil && e.key == k {
-		return e.s
+		return e
 	}
 	signers.mu.RLock()
 	e := signers.m[k]
@@ -74,7 +78,7 @@ func signerFor(creds aws.Credentials) *v4.Signer {
 		e = newSigner(k)
 	}
 	signers.last.Store(e)
-	return e.s
+	return e
 }
 
 // newSigner returns the signer of k, made if there is none.
@@ -154,7 +158,7 @@ func (s *signing) headerValue(i int, v string) []string {
 // signature query parameters.
 func sign(ctx context.Context, r *http.Request, s *signing) error {
 	stripSigning(r)
-	if err := checkHeaders(r.Method, r.Header, s.creds.SessionToken); err != nil {
+	if err := checkHeaders(r.Method, r.Header, s.creds); err != nil {
 		return err
 	}
 	// AWS does not separate parameters at ';' (S3's documented
@@ -274,7 +278,7 @@ func (s *signing) signerOptions(ctx context.Context) (*captureLogger, []func(*v4
 // sdkSign signs r with the SDK signer: in the Authorization header, or in
 // the query when presigning.
 func (s *signing) sdkSign(ctx context.Context, r *http.Request, optFns []func(*v4.SignerOptions)) error {
-	signer := signerFor(s.creds)
+	signer := signerFor(s.creds).s
 	if s.presign {
 		signed, _, err := signer.PresignHTTP(ctx, s.creds, r, s.payloadHash, s.service, s.region, s.time, optFns...)
 		if err != nil {
@@ -468,11 +472,11 @@ func unreserved(c byte) bool {
 // ...): the SDK signer trims it with strings.TrimSpace, while servers trim
 // only spaces and tabs, so the signature could never match. No error
 // quotes a value.
-func checkHeaders(method string, h http.Header, token string) error {
+func checkHeaders(method string, h http.Header, creds aws.Credentials) error {
 	if method != "" && !isToken(method) {
 		return invalidRequest("the method is not an HTTP token", nil)
 	}
-	if tokenHasCTL(token) {
+	if tokenHasCTL(&signerFor(creds).cleanToken, creds.SessionToken) {
 		return invalidRequest("the session token holds a control character", nil)
 	}
 	for k, vs := range h {
@@ -495,23 +499,22 @@ func checkHeaders(method string, h http.Header, token string) error {
 	return nil
 }
 
-// cleanToken is the last session token that tokenHasCTL passed.
-var cleanToken atomic.Pointer[string]
-
-// tokenHasCTL is hasCTL for a session token. The same token signs every
-// request until the credentials change, and its string is the same one
-// each time, so comparing it with the last clean token ends at once (the
-// runtime's comparison sees the same bytes at the same address), where
-// reading it again cost 2% of a small GET.
-func tokenHasCTL(token string) bool {
-	if p := cleanToken.Load(); p != nil && *p == token {
+// tokenHasCTL is hasCTL for a session token, with memo the last clean
+// one of its key. The same token signs every request until the
+// credentials change, and its string is the same one each time, so
+// comparing it with the last clean token ends at once (the runtime's
+// comparison sees the same bytes at the same address), where reading it
+// again cost 2% of a small GET. A token with a control byte is never
+// remembered.
+func tokenHasCTL(memo *atomic.Pointer[string], token string) bool {
+	if p := memo.Load(); p != nil && *p == token {
 		return false
 	}
 	if hasCTL(token) {
 		return true
 	}
 	clean := token // allocated here, not on every call as &token would be
-	cleanToken.Store(&clean)
+	memo.Store(&clean)
 	return false
 }
 

@@ -1,7 +1,9 @@
 package kivuli
 
 import (
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,16 +48,32 @@ func TestHasCTL(t *testing.T) {
 func TestTokenHasCTL(t *testing.T) {
 	clean := strings.Repeat("IQoJb3JpZ2luX2VjEDoaCXVzLWVhc3QtMSJHMEUCIQ+/", 10)
 	bad := clean[:100] + "\n" + clean[101:]
+	var memo atomic.Pointer[string]
 	for i, c := range []struct {
 		token string
 		want  bool
 	}{{clean, false}, {bad, true}, {clean, false}, {bad, true}, {bad, true}, {"", false}, {bad, true}, {clean, false}} {
-		if got := tokenHasCTL(c.token); got != c.want {
+		if got := tokenHasCTL(&memo, c.token); got != c.want {
 			t.Errorf("%d: tokenHasCTL = %v, want %v", i, got, c.want)
 		}
 	}
-	if p := cleanToken.Load(); p == nil || *p != clean {
+	if p := memo.Load(); p == nil || *p != clean {
 		t.Error("the clean token is not remembered")
+	}
+	// Each key keeps its own: two roles in turn both stay remembered.
+	a := aws.Credentials{AccessKeyID: "AKIDA", SecretAccessKey: "a", SessionToken: clean}
+	b := aws.Credentials{AccessKeyID: "AKIDB", SecretAccessKey: "b", SessionToken: clean[1:]}
+	for range 2 {
+		for _, c := range []aws.Credentials{a, b} {
+			if err := checkHeaders("GET", http.Header{}, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, c := range []aws.Credentials{a, b} {
+		if p := signerFor(c).cleanToken.Load(); p == nil || *p != c.SessionToken {
+			t.Errorf("%s: its token is not remembered", c.AccessKeyID)
+		}
 	}
 }
 
@@ -71,8 +89,9 @@ func BenchmarkHasCTL(b *testing.B) {
 		}
 	})
 	b.Run("again", func(b *testing.B) {
+		var memo atomic.Pointer[string]
 		for b.Loop() {
-			if tokenHasCTL(token) {
+			if tokenHasCTL(&memo, token) {
 				b.Fatal("control byte")
 			}
 		}
