@@ -84,6 +84,13 @@
 // [Proxy.Shutdown], after http.Server.Shutdown, waits for the WebSocket
 // tunnels that Server.Shutdown does not track.
 //
+// The process's runtime settings are the program's too. The kivuli proxy
+// command, which serves this handler, sets GOGC to 400 (its live heap is
+// a few MiB) and runs at GOMAXPROCS 1 while its requests come one at a
+// time, and at the default as soon as two overlap: a lone request passes
+// between goroutines several times, and with more processors each
+// hand-off wakes another thread (a quarter of the CPU of a small GET).
+//
 // # Watching it
 //
 // The proxy logs nothing and counts nothing itself: an [Observer] is told
