@@ -67,7 +67,8 @@ func (g *gate) ServeHTTP(http.ResponseWriter, *http.Request) {
 	<-g.release
 }
 
-// serveOne sends a request to h in a goroutine, and returns when it is done.
+// serveOne sends a request to h in a goroutine; done is closed once h
+// has answered it.
 func serveOne(h http.Handler) (done chan struct{}) {
 	done = make(chan struct{})
 	go func() {
