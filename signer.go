@@ -158,7 +158,8 @@ func (s *signing) headerValue(i int, v string) []string {
 // signature query parameters.
 func sign(ctx context.Context, r *http.Request, s *signing) error {
 	stripSigning(r)
-	if err := checkHeaders(r.Method, r.Header, s.creds); err != nil {
+	ks := signerFor(s.creds)
+	if err := checkHeaders(r.Method, r.Header, &ks.cleanToken, s.creds.SessionToken); err != nil {
 		return err
 	}
 	// AWS does not separate parameters at ';' (S3's documented
@@ -191,7 +192,7 @@ func sign(ctx context.Context, r *http.Request, s *signing) error {
 		return nil
 	}
 	capture, optFns := s.signerOptions(ctx)
-	if err := s.sdkSign(ctx, r, optFns); err != nil {
+	if err := s.sdkSign(ctx, r, ks.s, optFns); err != nil {
 		return err
 	}
 	s.placeToken(r, place, false)
@@ -275,10 +276,10 @@ func (s *signing) signerOptions(ctx context.Context) (*captureLogger, []func(*v4
 	return capture, append(optFns[:1:1], func(o *v4.SignerOptions) { o.LogSigning, o.Logger = true, capture })
 }
 
-// sdkSign signs r with the SDK signer: in the Authorization header, or in
+// sdkSign signs r with signer, the SDK signer of s.creds: in the
+// Authorization header, or in
 // the query when presigning.
-func (s *signing) sdkSign(ctx context.Context, r *http.Request, optFns []func(*v4.SignerOptions)) error {
-	signer := signerFor(s.creds).s
+func (s *signing) sdkSign(ctx context.Context, r *http.Request, signer *v4.Signer, optFns []func(*v4.SignerOptions)) error {
 	if s.presign {
 		signed, _, err := signer.PresignHTTP(ctx, s.creds, r, s.payloadHash, s.service, s.region, s.time, optFns...)
 		if err != nil {
@@ -472,11 +473,11 @@ func unreserved(c byte) bool {
 // ...): the SDK signer trims it with strings.TrimSpace, while servers trim
 // only spaces and tabs, so the signature could never match. No error
 // quotes a value.
-func checkHeaders(method string, h http.Header, creds aws.Credentials) error {
+func checkHeaders(method string, h http.Header, cleanToken *atomic.Pointer[string], token string) error {
 	if method != "" && !isToken(method) {
 		return invalidRequest("the method is not an HTTP token", nil)
 	}
-	if tokenHasCTL(&signerFor(creds).cleanToken, creds.SessionToken) {
+	if tokenHasCTL(cleanToken, token) {
 		return invalidRequest("the session token holds a control character", nil)
 	}
 	for k, vs := range h {

@@ -65,7 +65,7 @@ func TestTokenHasCTL(t *testing.T) {
 	b := aws.Credentials{AccessKeyID: "AKIDB", SecretAccessKey: "b", SessionToken: clean[1:]}
 	for range 2 {
 		for _, c := range []aws.Credentials{a, b} {
-			if err := checkHeaders("GET", http.Header{}, c); err != nil {
+			if err := checkHeaders("GET", http.Header{}, &signerFor(c).cleanToken, c.SessionToken); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -101,7 +101,7 @@ func TestCheckHeadersWhiteSpace(t *testing.T) {
 		{"X-Amz-Meta-A", " \u2003x\t", true},
 		{"User-Agent", "a\u00a0 ", false},
 	} {
-		err := checkHeaders("GET", http.Header{c.name: {c.value}}, creds)
+		err := checkHeaders("GET", http.Header{c.name: {c.value}}, &signerFor(creds).cleanToken, creds.SessionToken)
 		if got := err != nil; got != c.refused {
 			t.Errorf("%s: %q: refused %v, want %v (%v)", c.name, c.value, got, c.refused, err)
 		}
