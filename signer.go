@@ -277,8 +277,7 @@ func (s *signing) signerOptions(ctx context.Context) (*captureLogger, []func(*v4
 }
 
 // sdkSign signs r with signer, the SDK signer of s.creds: in the
-// Authorization header, or in
-// the query when presigning.
+// Authorization header, or in the query when presigning.
 func (s *signing) sdkSign(ctx context.Context, r *http.Request, signer *v4.Signer, optFns []func(*v4.SignerOptions)) error {
 	if s.presign {
 		signed, _, err := signer.PresignHTTP(ctx, s.creds, r, s.payloadHash, s.service, s.region, s.time, optFns...)
