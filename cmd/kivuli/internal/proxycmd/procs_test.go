@@ -50,6 +50,29 @@ func (p *procsRecorder) next(t *testing.T) int {
 	}
 }
 
+// startGovernor starts a governor on a recorder and a tick channel of the
+// test's, and waits for its first change, to one processor.
+func startGovernor(t *testing.T) (*procsRecorder, chan time.Time, *procGovernor) {
+	t.Helper()
+	rec := newProcsRecorder()
+	ticks := make(chan time.Time)
+	g := newProcGovernor(ticks, rec.setProcs)
+	if n := rec.next(t); n != 1 {
+		t.Fatalf("set %d at start, want 1", n)
+	}
+	return rec, ticks, g
+}
+
+// none fails the test if the governor changed anything yet.
+func (p *procsRecorder) none(t *testing.T, when string) {
+	t.Helper()
+	select {
+	case n := <-p.ch:
+		t.Fatalf("set %d %s", n, when)
+	default:
+	}
+}
+
 // settle proves the governor has handled everything sent before: a tick
 // is taken only after what came before it.
 func settle(ticks chan time.Time) { ticks <- time.Time{}; ticks <- time.Time{} }
@@ -82,12 +105,7 @@ func serveOne(h http.Handler) (done chan struct{}) {
 // one at a time; all of them as soon as two overlap, and for a whole
 // tick without overlap after; the default again when it stops.
 func TestProcGovernor(t *testing.T) {
-	rec := newProcsRecorder()
-	ticks := make(chan time.Time)
-	g := newProcGovernor(ticks, rec.setProcs)
-	if n := rec.next(t); n != 1 {
-		t.Fatalf("set %d at start, want 1", n)
-	}
+	rec, ticks, g := startGovernor(t)
 	gt := newGate()
 	h := g.wrap(gt)
 
@@ -113,15 +131,8 @@ func TestProcGovernor(t *testing.T) {
 	// The tick that ends the window of the overlap keeps them; the next,
 	// after a window of one request at a time, goes back to one.
 	ticks <- time.Time{}
-	// A wake while on all processors changes nothing; the second send
-	// returns once the governor took the first, so after the tick.
-	g.wake <- struct{}{}
-	g.wake <- struct{}{}
-	select {
-	case n := <-rec.ch:
-		t.Fatalf("set %d at the tick that ends the overlap's window, want it kept for another", n)
-	default:
-	}
+	handled(g)
+	rec.none(t, "at the tick that ends the overlap's window, want it kept for another")
 	d := serveOne(h)
 	<-gt.in
 	gt.release <- struct{}{}
@@ -150,11 +161,8 @@ func handled(g *procGovernor) { g.wake <- struct{}{}; g.wake <- struct{}{} }
 // all the processors, and so does the window in which they end; only a
 // whole window after goes back to one.
 func TestProcGovernorStaysWide(t *testing.T) {
-	rec := newProcsRecorder()
-	ticks := make(chan time.Time)
-	g := newProcGovernor(ticks, rec.setProcs)
+	rec, ticks, g := startGovernor(t)
 	defer g.close()
-	rec.next(t)
 	gt := newGate()
 	h := g.wrap(gt)
 	d1, d2 := serveOne(h), serveOne(h)
@@ -173,11 +181,7 @@ func TestProcGovernorStaysWide(t *testing.T) {
 	<-d2
 	ticks <- time.Time{} // the window they ended in
 	handled(g)
-	select {
-	case n := <-rec.ch:
-		t.Fatalf("set %d at the end of a window with two requests in flight", n)
-	default:
-	}
+	rec.none(t, "at the end of a window with two requests in flight")
 	ticks <- time.Time{}
 	if n := rec.next(t); n != 1 {
 		t.Fatalf("set %d after a quiet window, want 1", n)
@@ -188,11 +192,8 @@ func TestProcGovernorStaysWide(t *testing.T) {
 // one processor bring it back at once, whichever of the two sides sees
 // the other (TestProcGovernor covers the plain cases).
 func TestProcGovernorRace(t *testing.T) {
-	rec := newProcsRecorder()
-	ticks := make(chan time.Time)
-	g := newProcGovernor(ticks, rec.setProcs)
+	rec, ticks, g := startGovernor(t)
 	defer g.close()
-	rec.next(t)
 	// Widen first: two requests overlap.
 	g.enter()
 	g.enter()
